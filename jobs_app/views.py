@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from project.teams.access import TeamRequest, team_view
+
+
+@team_view()
+def finetune_list(request: TeamRequest) -> HttpResponse:
+    return render(request, "jobs_app/finetune_list.html")
+
+
+@team_view()
+def batch_list(request: TeamRequest) -> HttpResponse:
+    return render(request, "jobs_app/batch_list.html")

@@ -1,0 +1,183 @@
+"""The one place that builds an `openai` client for a connection and turns SDK
+errors into the project's own, with a message a person can act on.
+
+Everything that talks to a provider goes through `client_for` and
+`provider_call`: timeouts and retries are set here, and the caller only ever
+sees `ProviderError` (and its subclasses), never an SDK exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+import httpx2
+import openai
+
+from project.providers.models import ProviderConnection, ProviderKind
+
+# Connect quickly or fail; reading may take long for streamed or big replies.
+DEFAULT_TIMEOUT = httpx2.Timeout(60.0, connect=5.0)
+DEFAULT_MAX_RETRIES = 2
+# Sandbox and local servers need a key to be sent, but do not check it.
+PLACEHOLDER_KEY = "sk-no-key-needed"
+
+
+class ProviderError(Exception):
+    """A provider call failed. `message` is written for the person on the page."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, status_code: int | None = None, request_id: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+
+class ProviderAuthError(ProviderError):
+    kind = "auth"
+
+
+class ProviderUnreachable(ProviderError):
+    kind = "unreachable"
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+class ProviderTimeout(ProviderError):
+    kind = "timeout"
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+class ProviderRateLimited(ProviderError):
+    kind = "rate_limited"
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+class ProviderNotFound(ProviderError):
+    kind = "not_found"
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request as invalid (400/409/422)."""
+
+    kind = "rejected"
+
+
+class ProviderServerError(ProviderError):
+    kind = "server"
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    timeout: float | httpx2.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    max_retries: int = DEFAULT_MAX_RETRIES
+
+
+def client_for(connection: ProviderConnection, options: ClientOptions | None = None) -> openai.OpenAI:
+    options = options or ClientOptions()
+    api_key = connection.get_api_key() or PLACEHOLDER_KEY
+    webhook_secret = connection.get_webhook_secret() or None
+    if connection.kind == ProviderKind.AZURE:
+        return openai.AzureOpenAI(
+            azure_endpoint=connection.base_url,
+            api_version=connection.api_version or "2024-10-21",
+            api_key=api_key,
+            webhook_secret=webhook_secret,
+            timeout=options.timeout,
+            max_retries=options.max_retries,
+        )
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=connection.base_url,
+        organization=connection.organization or None,
+        project=connection.project or None,
+        webhook_secret=webhook_secret,
+        timeout=options.timeout,
+        max_retries=options.max_retries,
+    )
+
+
+class _ErrorIds(TypedDict):
+    status_code: int
+    request_id: str | None
+
+
+def _provider_message(error: openai.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+    return error.message
+
+
+def _retry_after(error: openai.APIStatusError) -> float | None:
+    raw = error.response.headers.get("retry-after")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def translate_error(error: openai.OpenAIError) -> ProviderError:
+    """Map an SDK exception to the project's error with a plain-words message."""
+    if isinstance(error, openai.APITimeoutError):
+        return ProviderTimeout("The provider did not answer in time (timeout). Try again, or check the base URL.")
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__
+        detail = f" ({cause})" if cause else ""
+        return ProviderUnreachable(f"Could not reach the provider: the host is unreachable{detail}.")
+    if isinstance(error, openai.APIStatusError):
+        message = _provider_message(error)
+        ids: _ErrorIds = {"status_code": error.status_code, "request_id": error.request_id}
+        if isinstance(error, openai.AuthenticationError):
+            return ProviderAuthError(f"The provider rejected the API key (401): {message}", **ids)
+        if isinstance(error, openai.PermissionDeniedError):
+            return ProviderAuthError(f"The key is not allowed to do this (403): {message}", **ids)
+        if isinstance(error, openai.NotFoundError):
+            return ProviderNotFound(f"Not found on the provider (404): {message}", **ids)
+        if isinstance(error, openai.RateLimitError):
+            return ProviderRateLimited(
+                f"Rate limited by the provider (429): {message}", retry_after=_retry_after(error), **ids
+            )
+        if error.status_code >= 500:
+            return ProviderServerError(f"The provider failed ({error.status_code}): {message}", **ids)
+        return ProviderRejected(f"The provider refused the request ({error.status_code}): {message}", **ids)
+    return ProviderError(f"Provider call failed: {error}")
+
+
+@contextmanager
+def provider_errors() -> Iterator[None]:
+    """Turn SDK exceptions raised inside the block into ProviderError."""
+    try:
+        yield
+    except openai.OpenAIError as error:
+        raise translate_error(error) from error
+
+
+def provider_call[T](connection: ProviderConnection, call: Callable[[openai.OpenAI], T],
+                  options: ClientOptions | None = None) -> T:
+    with provider_errors():
+        return call(client_for(connection, options))

@@ -1,0 +1,74 @@
+"""Provider connections: where a team's API calls go, with secrets encrypted at rest."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from project import crypto
+from project.teams.models import Team
+
+
+class ProviderKind(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    AZURE = "azure", "Azure OpenAI"
+    COMPATIBLE = "compatible", "OpenAI-compatible (llama.cpp, vLLM, proxy…)"
+    SANDBOX = "sandbox", "Sandbox (built in, no key needed)"
+
+
+DEFAULT_BASE_URLS: dict[str, str] = {ProviderKind.OPENAI: "https://api.openai.com/v1"}
+
+
+class ProviderConnection(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="connections")
+    # Public id used in webhook URLs, so the numeric id sequence is not exposed.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=20, choices=ProviderKind.choices)
+    name = models.CharField(max_length=120)
+    base_url = models.URLField(max_length=500)
+    api_version = models.CharField(max_length=40, blank=True, help_text="Azure OpenAI only, e.g. 2024-10-21.")
+    organization = models.CharField(max_length=120, blank=True)
+    project = models.CharField(max_length=120, blank=True)
+    api_key_encrypted = models.TextField(blank=True)
+    api_key_last4 = models.CharField(max_length=4, blank=True)
+    webhook_secret_encrypted = models.TextField(blank=True)
+    is_default = models.BooleanField(default=False)
+    last_test_ok = models.BooleanField(null=True)
+    last_test_message = models.TextField(blank=True)
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="connection_unique_name_per_team"),
+            models.UniqueConstraint(
+                fields=["team"], condition=models.Q(is_default=True), name="connection_one_default_per_team"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    # Secrets: stored encrypted, never rendered back whole.
+    def set_api_key(self, api_key: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(api_key) if api_key else ""
+        self.api_key_last4 = api_key[-4:] if api_key else ""
+
+    def get_api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+
+    def set_webhook_secret(self, secret: str) -> None:
+        self.webhook_secret_encrypted = crypto.encrypt(secret) if secret else ""
+
+    def get_webhook_secret(self) -> str:
+        return crypto.decrypt(self.webhook_secret_encrypted) if self.webhook_secret_encrypted else ""
+
+    @property
+    def masked_api_key(self) -> str:
+        return f"••••{self.api_key_last4}" if self.api_key_encrypted else "(none)"
+
+    @property
+    def has_webhook_secret(self) -> bool:
+        return bool(self.webhook_secret_encrypted)

@@ -1,0 +1,102 @@
+"""Writes for provider connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from project.providers.client import ClientOptions, ProviderError, provider_call
+from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
+from project.teams.models import Team
+from project.teams.services import audit_record
+
+
+def _test_options() -> ClientOptions:
+    # "Test connection" should answer quickly; one retry is enough to ride out a blip.
+    return ClientOptions(timeout=settings.PROVIDER_TEST_TIMEOUT_SECONDS, max_retries=1)
+
+
+@dataclass(frozen=True)
+class ConnectionTestResult:
+    ok: bool
+    message: str
+    model_ids: list[str]
+
+
+@transaction.atomic
+def connection_save(
+    *,
+    team: Team,
+    actor: User | None,
+    kind: str,
+    name: str,
+    base_url: str = "",
+    api_key: str = "",
+    webhook_secret: str = "",
+    organization: str = "",
+    project: str = "",
+    api_version: str = "",
+    make_default: bool = False,
+    connection: ProviderConnection | None = None,
+) -> ProviderConnection:
+    """Create a connection, or update one. A blank api_key / webhook_secret on an
+    update keeps the stored one (the form never shows it back)."""
+    creating = connection is None
+    if connection is None:
+        connection = ProviderConnection(team=team)
+    connection.kind = kind
+    connection.name = name.strip()
+    connection.base_url = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
+    connection.organization = organization.strip()
+    connection.project = project.strip()
+    connection.api_version = api_version.strip()
+    if api_key or creating:
+        connection.set_api_key(api_key.strip())
+    if webhook_secret or creating:
+        connection.set_webhook_secret(webhook_secret.strip())
+    has_other_default = ProviderConnection.objects.filter(team=team, is_default=True).exclude(pk=connection.pk).exists()
+    if make_default or not has_other_default:
+        ProviderConnection.objects.filter(team=team, is_default=True).exclude(pk=connection.pk).update(is_default=False)
+        connection.is_default = True
+    connection.save()
+    audit_record(
+        team=team, actor=actor, action="connection.created" if creating else "connection.updated",
+        target=connection.name, kind=kind,
+    )
+    return connection
+
+
+def connection_delete(*, connection: ProviderConnection, actor: User) -> None:
+    audit_record(team=connection.team, actor=actor, action="connection.deleted", target=connection.name)
+    connection.delete()
+
+
+def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
+    """List the provider's models through the SDK and remember the outcome."""
+    try:
+        page = provider_call(connection, lambda client: client.models.list(), _test_options())
+        model_ids = sorted(model.id for model in page)
+        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} models available.", model_ids)
+    except ProviderError as error:
+        result = ConnectionTestResult(False, error.message, [])
+    connection.last_test_ok = result.ok
+    connection.last_test_message = result.message
+    connection.last_tested_at = timezone.now()
+    connection.save(update_fields=["last_test_ok", "last_test_message", "last_tested_at"])
+    return result
+
+
+def sandbox_connection_ensure(*, team: Team, sandbox_url: str) -> ProviderConnection:
+    """Give a team a connection to the built-in sandbox (used on first start)."""
+    existing = ProviderConnection.objects.filter(team=team, kind=ProviderKind.SANDBOX).first()
+    if existing is not None:
+        if existing.base_url != sandbox_url.rstrip("/"):
+            existing.base_url = sandbox_url.rstrip("/")
+            existing.save(update_fields=["base_url"])
+        return existing
+    return connection_save(team=team, actor=None, kind=ProviderKind.SANDBOX, name="Sandbox",
+                           base_url=sandbox_url, api_key="sk-sandbox", make_default=True)

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from project.teams.selectors import memberships_for_user
+
+
+def current_team(request: HttpRequest) -> dict[str, Any]:
+    if not request.user.is_authenticated:
+        return {}
+    return {
+        "current_team": getattr(request, "team", None),
+        "current_membership": getattr(request, "membership", None),
+        # Lazy: only pages that render the team switcher run this query.
+        "my_memberships": lambda: list(memberships_for_user(user=request.user)),
+    }

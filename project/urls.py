@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from project.health import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", include("project.teams.urls")),
+    path("", include("project.providers.urls")),
+    path("", include("project.files.urls")),
+    path("", include("assistants_app.urls")),
+    path("", include("jobs_app.urls")),
+]

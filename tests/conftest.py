@@ -1,0 +1,85 @@
+"""Shared fixtures. Tests use the real PostgreSQL and Redis named by DATABASE_URL /
+REDIS_URL (make test provides them) and reach the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from django.conf import settings
+from django.test import Client
+
+from tests import factories
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls made
+# by the same tests are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis() -> None:
+    redis_lib.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The sandbox provider over real HTTP, fast clock, no stream pacing."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(tmp_path_factory.mktemp("sandbox"), time_scale=2000.0, ttft_ms=0,
+                         tokens_per_second=0) as url:
+        yield url
+
+
+@pytest.fixture
+def owner(db: None) -> factories.User:
+    return factories.make_user("olivia")
+
+
+@pytest.fixture
+def team(owner: factories.User) -> factories.Team:
+    return factories.make_team("Acme", owner=owner)
+
+
+@pytest.fixture
+def other_team(db: None) -> factories.Team:
+    return factories.make_team("Globex")
+
+
+def client_for(user: factories.User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def owner_client(owner: factories.User, team: factories.Team) -> Client:
+    return client_for(owner)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"Chromium not found at {executable}: install Debian's chromium package (see .ci/run).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()

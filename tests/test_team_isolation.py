@@ -1,0 +1,79 @@
+"""Every view that takes an id answers 404 for another team's object.
+
+The table below names, for each such URL, how to make an object of another
+team; `test_every_id_view_is_covered` fails when a view with an id is added
+without a row here, so isolation is checked for new views too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from project.teams.models import Invitation, Membership, Role, Team
+from tests.conftest import client_for
+from tests.factories import add_member, make_connection
+
+MakeObject = Callable[[Team], object]
+
+
+def _connection(team: Team) -> object:
+    return make_connection(team)
+
+
+def _membership(team: Team) -> object:
+    return add_member(team, role=Role.MEMBER)
+
+
+def _invitation(team: Team) -> object:
+    _, token_hash = Invitation.new_token()
+    return Invitation.objects.create(team=team, email="x@example.com", token_hash=token_hash)
+
+
+# url name -> (factory of another team's object, methods to try)
+ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
+    "connection_edit": (_connection, ["get", "post"]),
+    "connection_delete": (_connection, ["post"]),
+    "connection_test": (_connection, ["post"]),
+    "member_role": (_membership, ["post"]),
+    "member_remove": (_membership, ["post"]),
+    "invitation_revoke": (_invitation, ["post"]),
+}
+
+# Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).
+NOT_TEAM_SCOPED = {"invitation_accept", "webhook_receive"}
+
+
+def _walk(patterns: list[URLPattern | URLResolver], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if getattr(pattern, "namespace", None) == "admin":
+                continue
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif pattern.name:
+            yield pattern.name, prefix + str(pattern.pattern)
+
+
+def test_every_id_view_is_covered() -> None:
+    with_ids = {name for name, route in _walk(get_resolver().url_patterns) if "<" in route}
+    assert with_ids - NOT_TEAM_SCOPED <= set(ID_VIEWS), f"add rows to ID_VIEWS for: {with_ids - NOT_TEAM_SCOPED - set(ID_VIEWS)}"
+
+
+@pytest.mark.parametrize("url_name", sorted(ID_VIEWS))
+def test_another_teams_object_is_a_404(url_name: str, team, owner, other_team) -> None:
+    from django.urls import reverse
+
+    make, methods = ID_VIEWS[url_name]
+    foreign = make(other_team)
+    url = reverse(url_name, args=[foreign.pk])  # type: ignore[attr-defined]
+    client = client_for(owner)
+    for method in methods:
+        response = getattr(client, method)(url)
+        assert response.status_code == 404, f"{method.upper()} {url} gave {response.status_code}"
+    # And nothing was changed or removed.
+    assert type(foreign).objects.filter(pk=foreign.pk).exists()  # type: ignore[attr-defined]
+    if isinstance(foreign, Membership):
+        foreign.refresh_from_db()
+        assert foreign.role == Role.MEMBER
