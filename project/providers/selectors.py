@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -19,6 +21,6 @@ def team_default_connection(*, team: Team) -> ProviderConnection | None:
     return team_connections(team=team).first()
 
 
-def connection_by_public_id(*, public_id: str) -> ProviderConnection | None:
+def connection_by_public_id(*, public_id: UUID) -> ProviderConnection | None:
     """For webhook deliveries, which carry no session: the signature is the proof."""
     return ProviderConnection.objects.filter(public_id=public_id).select_related("team").first()
