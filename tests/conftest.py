@@ -83,3 +83,20 @@ def page(browser: object) -> Iterator[object]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(django_db_setup: None, django_db_blocker: object) -> Iterator[object]:
+    """A real Celery worker in this process, consuming both queues from the real
+    Redis broker. Tests that use it need `django_db(transaction=True)` so the
+    worker's threads see their rows."""
+    from celery.contrib.testing.worker import start_worker
+
+    from project.celery import app
+
+    with (
+        django_db_blocker.unblock(),  # type: ignore[attr-defined]
+        start_worker(app, pool="threads", concurrency=8, perform_ping_check=False, queues=["io", "cpu"],
+                     shutdown_timeout=30) as worker,
+    ):
+        yield worker
