@@ -229,6 +229,14 @@ def _ts(times: dict[str, float], key: str) -> int | None:
 
 
 def render(batch: Document, clock: Clock) -> dict[str, Any]:
+    """The batch object. The live API sends unset timestamps as null, but the published
+    schema types them as plain integers; leaving them out satisfies both the schema and
+    the SDK (whose fields are Optional)."""
+    body = _render_all(batch, clock)
+    return {k: v for k, v in body.items() if v is not None or k == "metadata"}
+
+
+def _render_all(batch: Document, clock: Clock) -> dict[str, Any]:
     p = phase(batch, clock)
     verdict = batch["verdict"]
     counts = batch["final_counts"] if batch["settled"] and batch["final_counts"] else {

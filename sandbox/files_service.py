@@ -17,7 +17,8 @@ OUTPUT_PURPOSES = ("batch_output", "fine-tune-results", "assistants_output")
 
 
 def public(doc: Document) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+    # Private bookkeeping starts with "_"; absent optional fields stay absent, as the real API omits them.
+    return {k: v for k, v in doc.items() if not k.startswith("_") and v is not None}
 
 
 def new_file_doc(filename: str, purpose: str, size: int, created_at: int | None = None) -> Document:
@@ -29,8 +30,6 @@ def new_file_doc(filename: str, purpose: str, size: int, created_at: int | None 
         "filename": filename,
         "purpose": purpose,
         "status": "processed",
-        "status_details": None,
-        "expires_at": None,
     }
 
 
