@@ -17,4 +17,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Periodic work is added by the apps that need it (job and batch sync).
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # One list call per connection with active batches; finished batches are not polled.
+    "batches-sync": {"task": "jobs_app.batches.tasks.batches_sync_tick", "schedule": 15.0},
+}
