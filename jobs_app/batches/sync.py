@@ -131,8 +131,8 @@ def batches_sync_connection(*, connection: ProviderConnection) -> int:
     after: str | None = None
     try:
         while wanted:
-            page = _list_page(connection, after)
             calls += 1
+            page = _list_page(connection, after)
             for remote in page.data:
                 batch = wanted.pop(remote.id, None)
                 if batch is not None:
