@@ -32,6 +32,12 @@ def _invitation(team: Team) -> object:
     return Invitation.objects.create(team=team, email="x@example.com", token_hash=token_hash)
 
 
+def _batch_group(team: Team) -> object:
+    from tests.factories import make_batch_group
+
+    return make_batch_group(team)
+
+
 # url name -> (factory of another team's object, methods to try)
 ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
@@ -40,6 +46,14 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "member_role": (_membership, ["post"]),
     "member_remove": (_membership, ["post"]),
     "invitation_revoke": (_invitation, ["post"]),
+    "batch_detail": (_batch_group, ["get"]),
+    "batch_submit": (_batch_group, ["post"]),
+    "batch_discard": (_batch_group, ["post"]),
+    "batch_cancel": (_batch_group, ["post"]),
+    "batch_retry_failed": (_batch_group, ["post"]),
+    "batch_results": (_batch_group, ["get"]),
+    "batch_download_csv": (_batch_group, ["get"]),
+    "batch_download_jsonl": (_batch_group, ["get"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).

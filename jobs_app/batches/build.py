@@ -21,6 +21,9 @@ from jobs_app.models_batches import BatchEndpoint
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 
 INPUT_TEXT_LIMIT = 2000
+# A prompt cell can be a whole document; the csv module's default cap (128 KB) is for safety
+# against runaway quoting, and a single request is bounded by the batch byte limit anyway.
+csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
 
 
 @dataclass(frozen=True)
