@@ -15,7 +15,6 @@ from django.utils import timezone
 from jobs_app.batches.build import RequestItem, items_from_rows, request_line
 from jobs_app.batches.estimate import estimate_cost
 from jobs_app.batches.validation import (
-    BatchInputInvalid,
     InputProblems,
     max_bytes_per_batch,
     max_parts_per_group,

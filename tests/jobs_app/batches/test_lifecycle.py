@@ -8,7 +8,12 @@ from decimal import Decimal
 import pytest
 
 from jobs_app.batches.results import batch_results_collect
-from jobs_app.batches.services import batch_group_cancel, batch_group_mark_submitting, batch_group_retry_failed, batch_group_submit
+from jobs_app.batches.services import (
+    batch_group_cancel,
+    batch_group_mark_submitting,
+    batch_group_retry_failed,
+    batch_group_submit,
+)
 from jobs_app.batches.sync import batches_sync_connection
 from jobs_app.models_batches import Batch, BatchGroup, BatchRequest, BatchStatus, RequestStatus, ResultsState
 from project.files.models import File
@@ -105,7 +110,8 @@ def test_an_expired_batch_marks_unrun_rows_expired_and_they_can_be_retried(team:
 
 def test_a_batch_the_provider_refuses_ends_failed_with_its_errors(team: Team, sandbox_conn) -> None:
     # The sandbox validates /v1/responses batches as unsupported: the provider-side validation failure path.
-    line = {"custom_id": "r1", "method": "POST", "url": "/v1/responses", "body": {"model": "gpt-4o-mini", "input": "hi"}}
+    line: dict[str, object] = {"custom_id": "r1", "method": "POST", "url": "/v1/responses",
+                               "body": {"model": "gpt-4o-mini", "input": "hi"}}
     group = make_batch_group(team, sandbox_conn, lines=[line], endpoint="/v1/responses")
     assert isinstance(group, BatchGroup)
     submit(group)
