@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -147,7 +148,8 @@ def create_batch(store: Store, body: dict[str, Any], api_key: str, now: float, m
         verdict = validate_input(store, file_doc["id"], endpoint, model_exists)
     return {
         "id": random_id("batch_", 24),
-        "created_at": now,
+        # Validation above may take a while on a big file; the batch starts when it is stored.
+        "created_at": max(now, time.time()),
         "endpoint": endpoint,
         "input_file_id": file_doc["id"],
         "completion_window": "24h",

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from . import batches, fine_tuning
+from . import batches, fine_tuning, tokens
 from .chat_simulator import ChatSimulator
 from .clock import Clock
 from .config import SandboxConfig
@@ -35,6 +35,9 @@ class SandboxState:
         self.active_batches = {b["id"] for b in self.store.batches.values() if not b["webhook_sent"]}
         self.active_jobs = {j["id"] for j in self.store.jobs.values() if not j["webhook_sent"]}
         self._ticker: asyncio.Task[None] | None = None
+        # Load the BPE tables now, not inside the first request that needs them.
+        for spec in {m.encoding for m in BASE_MODELS_BY_ID.values()}:
+            tokens.encoding(spec)
 
     # -- models -------------------------------------------------------------------
     def resolve_model(self, name: Any) -> ModelSpec:
