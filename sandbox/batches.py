@@ -185,7 +185,7 @@ def phase(batch: Document, clock: Clock) -> Phase:
             times["failed"] = real(VALIDATING_SECONDS)
             return Phase("failed", 0, 0, times)
         return Phase("validating", 0, 0, times)
-    total = verdict["total"]
+    total: int = verdict["total"]
     run = _run_seconds(batch)
     expire_at = WINDOW_SECONDS
     if str((batch.get("metadata") or {}).get("sandbox_expire", "")).lower() == "true":
@@ -283,7 +283,7 @@ def settle(store: Store, batch: Document, clock: Clock, execute: Executor) -> st
         return p.status
     outputs: list[bytes] = []
     errors: list[bytes] = []
-    usage = {"input_tokens": 0, "cached": 0, "output_tokens": 0, "reasoning": 0}
+    usage: dict[str, int] = {"input_tokens": 0, "cached": 0, "output_tokens": 0, "reasoning": 0}
     index = 0
     with store.blob_path(batch["input_file_id"]).open("rb") as fh:
         for raw in fh:
@@ -304,7 +304,7 @@ def settle(store: Store, batch: Document, clock: Clock, execute: Executor) -> st
                         "response": {"status_code": status, "request_id": request_id, "body": result},
                         "error": None}
                 if status == 200:
-                    u = result.get("usage") or {}
+                    u: dict[str, Any] = result.get("usage") or {}
                     usage["input_tokens"] += int(u.get("prompt_tokens", 0))
                     usage["cached"] += int((u.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
                     usage["output_tokens"] += int(u.get("completion_tokens", 0))

@@ -41,10 +41,12 @@ CONTINUATIONS = (
     "Let me know what you would like to do next.",
     "The sandbox understood your message and answered it.",
 )
+# Single-token English words, so "write N words" costs about N tokens.
 WORDS = (
-    "the quick brown fox jumps over a lazy dog while river light falls on green hills and "
-    "small boats drift past old stone walls under clear blue sky with warm wind from the sea"
-).split()
+    "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "river", "light",
+    "falls", "on", "green", "hills", "and", "small", "boats", "drift", "past", "old", "stone", "walls",
+    "under", "clear", "blue", "sky", "with", "warm", "wind", "from", "the", "sea",
+)
 _WRITE_N_WORDS = re.compile(r"\bwrite\s+(\d{1,6})\s+words\b", re.IGNORECASE)
 _VALID_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 REASONING_BY_EFFORT = {"minimal": 0, "none": 0, "low": 64, "medium": 192, "high": 512}
@@ -125,7 +127,7 @@ class PromptCache:
         if len(token_ids) < CACHE_MIN_TOKENS:
             return 0
         raw = array.array("I", token_ids).tobytes()
-        h = hashlib.sha1(model.encode())
+        h = hashlib.sha1(model.encode(), usedforsecurity=False)
         cached, pos = 0, 0
         for boundary in range(CACHE_MIN_TOKENS, len(token_ids) + 1, CACHE_STEP):
             h.update(raw[pos * 4 : boundary * 4])
@@ -359,7 +361,7 @@ class ChatSimulator:
                     url = image.get("url") if isinstance(image, dict) else None
                     if not isinstance(url, str) or not url:
                         raise invalid(
-                            "Missing required parameter: 'messages[{}].content[].image_url.url'.".format(i),
+                            f"Missing required parameter: 'messages[{i}].content[].image_url.url'.",
                             param=f"messages[{i}].content",
                             code="missing_required_parameter",
                         )
@@ -416,7 +418,7 @@ class ChatSimulator:
             id="chatcmpl-" + stable_id("", seed_material, time.time_ns(), length=29),
             created=created,
             model=model_name,
-            system_fingerprint="fp_" + hashlib.md5(spec.id.encode()).hexdigest()[:10],
+            system_fingerprint="fp_" + hashlib.md5(spec.id.encode(), usedforsecurity=False).hexdigest()[:10],
             choices=choices,
             prompt_tokens=prompt_tokens,
             cached_tokens=cached,

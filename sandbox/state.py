@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -89,10 +90,9 @@ class SandboxState:
         doc["webhook_sent"].append(status)
         (self.store.batches if prefix == "batch" else self.store.jobs).put(doc)
         active.discard(doc["id"])
-        try:
+        # RuntimeError: no running loop (a synchronous caller); there is nothing to send from there.
+        with contextlib.suppress(RuntimeError):
             self.webhooks.emit(doc["_api_key"], f"{prefix}.{status}", doc["id"])
-        except RuntimeError:
-            pass  # no running loop (a synchronous caller); nothing to send from here
 
     async def _tick_forever(self) -> None:
         while True:
