@@ -104,3 +104,33 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert again.fine_tuned_model in {m.id for m in client.models.list()}
         done = wait_for(lambda: client.batches.retrieve(batch.id), lambda b: b.status == "completed")
         assert done.output_file_id and len(client.files.content(done.output_file_id).text.splitlines()) == 3
+
+
+def test_python_dash_m_sandbox_serves_on_the_given_port(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "SANDBOX_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port)], cwd=root, env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert f"http://127.0.0.1:{port}/v1" in proc.stdout.readline()
+        models = wait_for(lambda: _try_models(f"http://127.0.0.1:{port}/v1"), lambda m: m is not None)
+        assert "gpt-5" in models
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _try_models(base: str) -> list[str] | None:
+    try:
+        return [m.id for m in openai.OpenAI(base_url=base, api_key="sk-cli", max_retries=0).models.list()]
+    except openai.APIConnectionError:
+        return None
