@@ -238,8 +238,17 @@ def render(batch: Document, clock: Clock) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None or k == "metadata"}
 
 
-def _render_all(batch: Document, clock: Clock) -> dict[str, Any]:
+def visible_phase(batch: Document, clock: Clock) -> Phase:
+    """A batch shows "completed" only once its output files exist; until then it is finalizing."""
     p = phase(batch, clock)
+    if p.status == "completed" and not batch["settled"]:
+        times = {k: v for k, v in p.times.items() if k != "completed"}
+        return Phase("finalizing", p.done, p.failed, times)
+    return p
+
+
+def _render_all(batch: Document, clock: Clock) -> dict[str, Any]:
+    p = visible_phase(batch, clock)
     verdict = batch["verdict"]
     counts = batch["final_counts"] if batch["settled"] and batch["final_counts"] else {
         "total": verdict.get("total", 0), "completed": p.done - p.failed, "failed": p.failed}

@@ -50,6 +50,15 @@ WORDS = (
 _WRITE_N_WORDS = re.compile(r"\bwrite\s+(\d{1,6})\s+words\b", re.IGNORECASE)
 _VALID_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 REASONING_BY_EFFORT = {"minimal": 0, "none": 0, "low": 64, "medium": 192, "high": 512}
+# Every property of CreateChatCompletionRequest in the official spec; anything else is refused.
+KNOWN_PARAMS = frozenset((
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+    "max_tokens", "messages", "metadata", "modalities", "model", "moderation", "n", "parallel_tool_calls",
+    "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
+    "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
+    "web_search_options",
+))
 CACHE_MIN_TOKENS = 1024
 CACHE_STEP = 128
 
@@ -214,6 +223,18 @@ class ChatSimulator:
 
     # -- validation -------------------------------------------------------------
     def _check(self, body: dict[str, Any], spec: ModelSpec) -> None:
+        unknown = sorted(set(body) - KNOWN_PARAMS)
+        if unknown:
+            raise invalid(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0],
+                          code="unknown_parameter")
+        if spec.kind != "chat":
+            raise ApiError(
+                404,
+                "This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+                "Did you mean to use v1/completions?",
+                param="model",
+                code=None,
+            )
         messages = body.get("messages")
         if messages is None:
             raise invalid("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter")

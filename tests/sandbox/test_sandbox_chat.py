@@ -336,3 +336,12 @@ def test_it_breaks_a_stream_off_on_demand(client: openai.OpenAI) -> None:
         for _ in stream:
             received += 1
     assert received <= 3
+
+
+def test_it_rejects_unknown_arguments_and_non_chat_models(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="gpt-4o", messages=user("x"), extra_body={"temperatur": 1})
+    assert exc.value.param == "temperatur"
+    with pytest.raises(openai.NotFoundError) as not_chat:
+        client.chat.completions.create(model="text-embedding-3-small", messages=user("x"))
+    assert "not a chat model" in not_chat.value.message
