@@ -20,7 +20,7 @@ from .ids import random_id, stable_id
 from .store import Document, Store
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions")
-SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
+SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses")
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 WINDOW_SECONDS = 24 * 3600.0
@@ -314,10 +314,15 @@ def settle(store: Store, batch: Document, clock: Clock, execute: Executor) -> st
                         "error": None}
                 if status == 200:
                     u: dict[str, Any] = result.get("usage") or {}
-                    usage["input_tokens"] += int(u.get("prompt_tokens", 0))
-                    usage["cached"] += int((u.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
-                    usage["output_tokens"] += int(u.get("completion_tokens", 0))
-                    usage["reasoning"] += int((u.get("completion_tokens_details") or {}).get("reasoning_tokens", 0))
+                    # Chat and embeddings say prompt/completion; Responses says input/output.
+                    inp = u.get("prompt_tokens", u.get("input_tokens", 0))
+                    out = u.get("completion_tokens", u.get("output_tokens", 0))
+                    in_details = u.get("prompt_tokens_details") or u.get("input_tokens_details") or {}
+                    out_details = u.get("completion_tokens_details") or u.get("output_tokens_details") or {}
+                    usage["input_tokens"] += int(inp)
+                    usage["cached"] += int(in_details.get("cached_tokens", 0))
+                    usage["output_tokens"] += int(out)
+                    usage["reasoning"] += int(out_details.get("reasoning_tokens", 0))
                     outputs.append(json.dumps(line).encode())
                 else:
                     errors.append(json.dumps(line).encode())

@@ -17,6 +17,7 @@ from .embeddings import embed
 from .errors import ApiError, model_not_found
 from .models_data import BASE_MODELS_BY_ID, ModelSpec
 from .ratelimit import RateLimiter
+from .responses_adapter import respond
 from .store import Store
 from .webhooks import Endpoint, WebhookSender
 
@@ -78,6 +79,8 @@ class SandboxState:
             spec = self.resolve_model(body.get("model"))
             if endpoint == "/v1/embeddings":
                 return 200, embed(body, spec, body["model"])
+            if endpoint == "/v1/responses":
+                return 200, respond(simulator, body, spec)
             body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
             return 200, simulator.complete(body, spec, body["model"]).to_completion()
         except ApiError as exc:
