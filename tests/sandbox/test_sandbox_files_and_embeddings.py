@@ -7,6 +7,7 @@ import hashlib
 import io
 import math
 import struct
+from typing import Any, cast
 
 import httpx2
 import openai
@@ -40,7 +41,7 @@ def test_it_pages_files_with_after_and_limit(client: openai.OpenAI) -> None:
 
 def test_it_rejects_an_unknown_purpose(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
-        client.files.create(file=("a.txt", io.BytesIO(b"x")), purpose="nonsense")  # type: ignore[arg-type]
+        client.files.create(file=("a.txt", io.BytesIO(b"x")), purpose=cast(Any, "nonsense"))
     assert exc.value.param == "purpose"
 
 

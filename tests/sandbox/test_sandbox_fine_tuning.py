@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
@@ -14,7 +14,7 @@ from sandbox_helpers import Spec, wait_for
 
 
 def training_file(client: openai.OpenAI, examples: int = 12, broken: bool = False, dpo: bool = False) -> str:
-    lines = []
+    lines: list[Any] = []
     for i in range(examples):
         if dpo:
             lines.append({"input": {"messages": [{"role": "user", "content": f"q{i}"}]},
@@ -80,7 +80,7 @@ def test_it_reports_metric_events_newest_first_and_checkpoints(client: openai.Op
     assert everything[-1].message.startswith("Created fine-tuning job")
     metrics = [e for e in everything if e.type == "metrics"]
     assert len(metrics) == 8  # 12 examples / batch 3 = 4 steps per epoch, 2 epochs
-    assert {"step", "train_loss", "train_mean_token_accuracy", "valid_loss"} <= set(metrics[0].data)
+    assert {"step", "train_loss", "train_mean_token_accuracy", "valid_loss"} <= set(cast(dict[str, Any], metrics[0].data))
     ckpts = api.get(f"/fine_tuning/jobs/{job.id}/checkpoints").json()
     spec.validate("ListFineTuningJobCheckpointsResponse", ckpts)
     assert [c["step_number"] for c in ckpts["data"]] == [8, 4]

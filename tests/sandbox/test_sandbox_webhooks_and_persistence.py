@@ -7,6 +7,7 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import openai
@@ -59,7 +60,7 @@ def test_it_sends_signed_events_the_sdk_unwraps(sandbox_url: str, webhook_receiv
     wait_for(lambda: {(e["type"], e["data"]["id"]) for e in webhook_receiver.events()}, lambda got: wanted <= got)
     time.sleep(0.3)  # anything sent twice would arrive by now
     for headers, body in webhook_receiver.received:
-        event = client.webhooks.unwrap(body, headers)
+        event: Any = client.webhooks.unwrap(body, headers)
         assert (event.type, event.data.id) in wanted
         assert headers["webhook-signature"].startswith("v1,")
     seen = [(e["type"], e["data"]["id"]) for e in webhook_receiver.events()]
