@@ -132,3 +132,17 @@ def test_the_sdk_retry_gets_through_a_fault_limited_to_the_first_attempt(sandbox
     raw = c.models.with_raw_response.list(extra_headers={"X-Sandbox-Fault": "500:1"})
     assert raw.retries_taken == 1
     assert raw.parse().data
+
+
+def test_it_refuses_bad_settings_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.config import ConfigError, SandboxConfig
+
+    monkeypatch.setenv("SANDBOX_RPM", "lots")
+    with pytest.raises(ConfigError, match="SANDBOX_RPM"):
+        SandboxConfig.from_env()
+    monkeypatch.setenv("SANDBOX_RPM", "10")
+    monkeypatch.setenv("SANDBOX_TIME_SCALE", "0")
+    with pytest.raises(ConfigError, match="SANDBOX_TIME_SCALE"):
+        SandboxConfig.from_env()
+    monkeypatch.setenv("SANDBOX_TIME_SCALE", "250")
+    assert SandboxConfig.from_env().time_scale == 250
