@@ -109,18 +109,31 @@ def test_an_expired_batch_marks_unrun_rows_expired_and_they_can_be_retried(team:
 
 
 def test_a_batch_the_provider_refuses_ends_failed_with_its_errors(team: Team, sandbox_conn) -> None:
-    # The sandbox validates /v1/responses batches as unsupported: the provider-side validation failure path.
-    line: dict[str, object] = {"custom_id": "r1", "method": "POST", "url": "/v1/responses",
-                               "body": {"model": "gpt-4o-mini", "input": "hi"}}
-    group = make_batch_group(team, sandbox_conn, lines=[line], endpoint="/v1/responses")
+    group = make_batch_group(team, sandbox_conn)
     assert isinstance(group, BatchGroup)
+    # The sandbox accepts /v1/completions batches at create time but fails them in validation:
+    # the provider-side "failed" path, which our own validation otherwise keeps us from reaching.
+    Batch.objects.filter(group=group).update(endpoint="/v1/completions")
     submit(group)
     sync_until_terminal(group)
     collect(group)
     part = group.parts.get()
     assert part.status == BatchStatus.FAILED and part.failed_at
-    assert part.errors and "responses" in part.errors[0]["message"]
-    assert BatchRequest.objects.get(batch=part).status == RequestStatus.NOT_RUN
+    assert part.errors and "/v1/completions" in part.errors[0]["message"]
+    assert set(BatchRequest.objects.filter(batch=part).values_list("status", flat=True)) == {RequestStatus.NOT_RUN}
+
+
+def test_a_responses_batch_runs_and_its_output_text_is_read(team: Team, sandbox_conn) -> None:
+    lines: list[dict[str, object]] = [
+        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/responses",
+         "body": {"model": "gpt-4o-mini", "input": f"echo: reply {i}", "instructions": "Be exact."}} for i in range(2)]
+    group = make_batch_group(team, sandbox_conn, lines=lines, endpoint="/v1/responses")
+    assert isinstance(group, BatchGroup)
+    submit(group)
+    sync_until_terminal(group)
+    collect(group)
+    rows = dict(BatchRequest.objects.filter(batch__group=group).values_list("custom_id", "output_text"))
+    assert rows == {"r0": "reply 0", "r1": "reply 1"}
 
 
 def test_a_running_batch_can_be_cancelled(team: Team, slow_sandbox_url: str) -> None:
