@@ -17,4 +17,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Periodic work is added by the apps that need it (job and batch sync).
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # Files made or deleted elsewhere show up (imported / missing) within the hour.
+    "files-sync-all": {"task": "project.files.tasks.files_sync_all_task", "schedule": 60 * 60},
+}
