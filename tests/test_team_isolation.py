@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from project.teams.models import Invitation, Membership, Role, Team
 from tests.conftest import client_for
-from tests.factories import add_member, make_connection
+from tests.factories import add_member, make_connection, make_file
 
 MakeObject = Callable[[Team], object]
 
@@ -25,6 +25,10 @@ def _connection(team: Team) -> object:
 
 def _membership(team: Team) -> object:
     return add_member(team, role=Role.MEMBER)
+
+
+def _file(team: Team) -> object:
+    return make_file(team)
 
 
 def _invitation(team: Team) -> object:
@@ -40,6 +44,11 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "member_role": (_membership, ["post"]),
     "member_remove": (_membership, ["post"]),
     "invitation_revoke": (_invitation, ["post"]),
+    "file_detail": (_file, ["get"]),
+    "file_fetch": (_file, ["post"]),
+    "file_image": (_file, ["get"]),
+    "file_download": (_file, ["get"]),
+    "file_delete": (_file, ["get", "post"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).
