@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User

@@ -25,13 +25,14 @@ def test_upload_a_file_see_its_preview_and_delete_it(live_server, page, owner, t
     assert "line 2: not valid JSON" in page.wait_for_selector("[data-upload-error]:not([hidden])").inner_text()
     assert not File.objects.exists()
 
-    lines = b"".join(b'{"custom_id": "req-%d", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n' % i for i in range(3))
+    line = '{"custom_id": "req-%s", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
+    lines = "".join(line.replace("%s", str(i)) for i in range(3)).encode()
     page.set_input_files("input[type=file]", files=[{"name": "input.jsonl", "mimeType": "application/jsonl", "buffer": lines}])
     # Keep what the progress text showed; sessionStorage outlives the redirect to the file's page.
     page.evaluate("""() => {
       const text = document.querySelector('[data-progress-text]');
-      new MutationObserver(() => sessionStorage.setItem('progress', (sessionStorage.getItem('progress') || '') + '|' + text.textContent))
-        .observe(text, {childList: true, characterData: true, subtree: true});
+      const keep = () => sessionStorage.setItem('progress', (sessionStorage.getItem('progress') || '') + '|' + text.textContent);
+      new MutationObserver(keep).observe(text, {childList: true, characterData: true, subtree: true});
     }""")
     page.click("button:has-text('Upload')")
 

@@ -85,7 +85,7 @@ def test_it_shows_a_text_excerpt(team, connection, owner_client) -> None:
 
 def test_an_image_is_served_inline_with_its_sniffed_type(team, connection, owner_client) -> None:
     record = _upload(team, connection, PNG, "cat.png", "vision")
-    assert 'src="/files/%d/image/"' % record.pk in owner_client.get(reverse("file_detail", args=[record.pk])).content.decode()
+    assert f'src="/files/{record.pk}/image/"' in owner_client.get(reverse("file_detail", args=[record.pk])).content.decode()
 
     response = owner_client.get(reverse("file_image", args=[record.pk]))
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import openai
 import pytest
@@ -79,7 +79,7 @@ def test_it_deletes_a_file_on_the_provider_and_here(team, connection, provider, 
     assert record.state == FileState.DELETED and not record.has_local_copy
     with pytest.raises(openai.NotFoundError):
         provider.files.retrieve(record.remote_id)
-    assert not os.path.exists(local_path)
+    assert not Path(local_path).exists()
     listing = owner_client.get(reverse("file_list")).content.decode()
     assert "Deleted notes.txt here and on the provider." in listing
     assert f'id="file-{record.pk}"' not in listing
@@ -116,7 +116,8 @@ def test_a_file_used_by_an_active_job_cannot_be_deleted(team, connection, provid
     assert "Fine-tune job ftjob-42" in owner_client.get(reverse("file_list")).content.decode()
 
 
-def test_a_file_used_by_a_finished_job_can_be_deleted_after_saying_so(team, connection, owner_client, used_by_a_running_job) -> None:
+def test_a_file_used_by_a_finished_job_can_be_deleted_after_saying_so(team, connection, owner_client,
+                                                                     used_by_a_running_job) -> None:
     record = _upload(team, connection)
     used_by_a_running_job[record.pk] = False
 

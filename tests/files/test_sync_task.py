@@ -13,7 +13,8 @@ from project.files.models import File, FileOrigin
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_sync_button_imports_files_through_the_worker(celery_worker_session, team, connection, provider, owner_client) -> None:
+def test_the_sync_button_imports_files_through_the_worker(celery_worker_session, team, connection, provider,
+                                                          owner_client) -> None:
     remote = provider.files.create(file=("made-elsewhere.txt", io.BytesIO(b"x")), purpose="user_data")
 
     response = owner_client.post(reverse("file_sync"), headers={"HX-Request": "true"})
