@@ -20,4 +20,5 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Files made or deleted elsewhere show up (imported / missing) within the hour.
     "files-sync-all": {"task": "project.files.tasks.files_sync_all_task", "schedule": 60 * 60},
+    "files-reap-uploads": {"task": "project.files.tasks.files_reap_uploads_task", "schedule": 30 * 60},
 }

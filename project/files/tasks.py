@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from project.files.services import files_sync_team
+from project.files.uploads import uploads_reap_stale
 from project.teams.models import Team
 
 SYNC_STATUS_SECONDS = 60 * 60
@@ -46,3 +47,9 @@ def files_sync_all_task() -> None:
     """Periodic: one sync per team that has a connection, each its own task."""
     for team_id in Team.objects.filter(connections__isnull=False).distinct().values_list("pk", flat=True):
         files_sync_task.delay(team_id)
+
+
+@shared_task(queue="io")
+def files_reap_uploads_task() -> int:
+    """Periodic: cancel multi-part uploads abandoned by a crashed process."""
+    return uploads_reap_stale()

@@ -14,9 +14,11 @@ import hashlib
 import io
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import IO, Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from project.files.models import FileUpload, UploadStatus
 from project.providers.client import ClientOptions, ProviderError, provider_call
@@ -105,3 +107,20 @@ def upload_in_parts(
     upload.status = UploadStatus.COMPLETED
     upload.save(update_fields=["status", "updated_at"])
     return upload, completed.file
+
+
+def uploads_reap_stale(*, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Cancel multi-part uploads left pending by a process that died mid-way, so neither side
+    keeps half a file. A pending row is touched after every part, so only abandoned ones are this old."""
+    reaped = 0
+    stale = FileUpload.objects.filter(status=UploadStatus.PENDING, updated_at__lt=timezone.now() - older_than)
+    for upload in stale.select_related("connection"):
+        try:
+            provider_call(upload.connection, lambda client, upload_id=upload.upload_id: client.uploads.cancel(upload_id))
+        except ProviderError as error:
+            if error.transient:
+                continue  # try again on the next round
+            # Otherwise it is already cancelled, completed or expired there: nothing left to undo.
+        upload.delete()
+        reaped += 1
+    return reaped

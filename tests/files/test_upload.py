@@ -146,3 +146,25 @@ def test_a_provider_error_leaves_nothing_here(team, files_sandbox) -> None:
     with pytest.raises(ProviderError):
         _upload(team, dead, TRAINING)
     assert not File.objects.exists()
+
+
+def test_an_upload_abandoned_by_a_dead_process_is_cancelled_on_the_provider(team, connection, provider) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from project.files.uploads import uploads_reap_stale
+
+    remote = provider.uploads.create(bytes=10, filename="half.jsonl", mime_type="application/jsonl", purpose="batch")
+    abandoned = FileUpload.objects.create(team=team, connection=connection, upload_id=remote.id, name="half.jsonl",
+                                          purpose="batch", bytes=10, sha256="0" * 64, part_bytes=5, part_ids=[])
+    recent_remote = provider.uploads.create(bytes=10, filename="busy.jsonl", mime_type="application/jsonl", purpose="batch")
+    FileUpload.objects.create(team=team, connection=connection, upload_id=recent_remote.id, name="busy.jsonl",
+                              purpose="batch", bytes=10, sha256="1" * 64, part_bytes=5, part_ids=[])
+    FileUpload.objects.filter(pk=abandoned.pk).update(updated_at=timezone.now() - timedelta(hours=2))
+
+    assert uploads_reap_stale() == 1
+
+    assert list(FileUpload.objects.values_list("upload_id", flat=True)) == [recent_remote.id]
+    with pytest.raises(openai.BadRequestError, match="cancelled"):
+        provider.uploads.complete(remote.id, part_ids=[])
