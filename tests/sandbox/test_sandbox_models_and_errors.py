@@ -123,6 +123,5 @@ def test_it_slows_a_response_on_demand(client: openai.OpenAI) -> None:
 
 
 def test_it_injects_faults_at_a_configured_rate(tmp_path: Path) -> None:
-    with running_sandbox(tmp_path, fault_rate_500=1.0) as url:
-        with pytest.raises(openai.InternalServerError):
-            openai.OpenAI(base_url=url, api_key="sk-x", max_retries=0).models.list()
+    with running_sandbox(tmp_path, fault_rate_500=1.0) as url, pytest.raises(openai.InternalServerError):
+        openai.OpenAI(base_url=url, api_key="sk-x", max_retries=0).models.list()
