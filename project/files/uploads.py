@@ -15,10 +15,12 @@ import io
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import IO, Any
 
 from django.conf import settings
 from django.utils import timezone
+from openai import OpenAI
 
 from project.files.models import FileUpload, UploadStatus
 from project.providers.client import ClientOptions, ProviderError, provider_call
@@ -42,7 +44,42 @@ def _backoff(error: ProviderError, attempt: int) -> float:
     return min(0.25 * 2**attempt, _MAX_BACKOFF_SECONDS)
 
 
-def _send_part(upload: FileUpload, index: int, data: bytes, part_headers: PartHeaders | None) -> str:
+class _PartReader(io.RawIOBase):
+    """A window [start, start+length) of the spooled file, read lazily: the HTTP client streams
+    a part from disk instead of holding it (up to 64 MB) in memory. It has no fileno(), so the
+    client measures it by seeking, not by the size of the whole spool file."""
+
+    def __init__(self, spool: IO[bytes], start: int, length: int) -> None:
+        super().__init__()
+        self._spool, self._start, self._length, self._pos = spool, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, min(self._length, base + offset))
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._length - self._pos)
+        if wanted <= 0:
+            return 0
+        self._spool.seek(self._start + self._pos)
+        data = self._spool.read(wanted)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _send_part(upload: FileUpload, index: int, spool: IO[bytes], start: int, length: int,
+               part_headers: PartHeaders | None) -> str:
     attempts: int = settings.FILES_PART_ATTEMPTS
     for attempt in range(attempts):
         headers = dict(part_headers(index, attempt)) if part_headers else None
@@ -52,7 +89,7 @@ def _send_part(upload: FileUpload, index: int, data: bytes, part_headers: PartHe
             part = provider_call(
                 upload.connection,
                 lambda client, headers=headers: client.uploads.parts.create(  # type: ignore[misc]
-                    upload.upload_id, data=(f"part-{index}", io.BytesIO(data)), extra_headers=headers),
+                    upload.upload_id, data=(f"part-{index}", _PartReader(spool, start, length)), extra_headers=headers),
                 _NO_SDK_RETRIES,
             )
         except ProviderError as error:
@@ -87,13 +124,12 @@ def upload_in_parts(
     try:
         md5 = hashlib.md5(usedforsecurity=False)
         spool.seek(0)
-        index = 0
-        while data := spool.read(part_bytes):
-            md5.update(data)
-            part_id = _send_part(upload, index, data, part_headers)
+        while chunk := spool.read(1024 * 1024):
+            md5.update(chunk)
+        for index, start in enumerate(range(0, size, part_bytes)):
+            part_id = _send_part(upload, index, spool, start, min(part_bytes, size - start), part_headers)
             upload.part_ids.append(part_id)
             upload.save(update_fields=["part_ids", "updated_at"])
-            index += 1
         completed = provider_call(
             connection, lambda client: client.uploads.complete(upload.upload_id, part_ids=upload.part_ids, md5=md5.hexdigest())
         )
@@ -109,6 +145,10 @@ def upload_in_parts(
     return upload, completed.file
 
 
+def _cancel(client: OpenAI, *, upload_id: str) -> object:
+    return client.uploads.cancel(upload_id)
+
+
 def uploads_reap_stale(*, older_than: timedelta = timedelta(hours=1)) -> int:
     """Cancel multi-part uploads left pending by a process that died mid-way, so neither side
     keeps half a file. A pending row is touched after every part, so only abandoned ones are this old."""
@@ -116,7 +156,7 @@ def uploads_reap_stale(*, older_than: timedelta = timedelta(hours=1)) -> int:
     stale = FileUpload.objects.filter(status=UploadStatus.PENDING, updated_at__lt=timezone.now() - older_than)
     for upload in stale.select_related("connection"):
         try:
-            provider_call(upload.connection, lambda client, upload_id=upload.upload_id: client.uploads.cancel(upload_id))
+            provider_call(upload.connection, partial(_cancel, upload_id=upload.upload_id))
         except ProviderError as error:
             if error.transient:
                 continue  # try again on the next round
