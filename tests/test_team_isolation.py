@@ -31,6 +31,13 @@ def _file(team: Team) -> object:
     return make_file(team)
 
 
+def _upload_request(team: Team) -> object:
+    from project.files.models import UploadRequest
+
+    return UploadRequest.objects.create(team=team, connection=make_connection(team), purpose="user_data", name="big.bin",
+                                        bytes=1)
+
+
 def _invitation(team: Team) -> object:
     _, token_hash = Invitation.new_token()
     return Invitation.objects.create(team=team, email="x@example.com", token_hash=token_hash)
@@ -49,6 +56,7 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "file_image": (_file, ["get"]),
     "file_download": (_file, ["get"]),
     "file_delete": (_file, ["get", "post"]),
+    "upload_request_status": (_upload_request, ["get"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).

@@ -126,3 +126,44 @@ class FileUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.upload_id}, {len(self.part_ids)} parts)"
+
+
+class UploadRequestStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting for a worker"
+    SENDING = "sending", "Sending to the provider"
+    DONE = "done", "Uploaded"
+    FAILED = "failed", "Failed"
+
+
+def _staging_path(instance: UploadRequest, filename: str) -> str:
+    return f"files/staging/team-{instance.team_id}/{filename}"
+
+
+class UploadRequest(models.Model):
+    """A big file the browser has sent here, waiting for a worker to send it to the provider.
+
+    The page's request ends once the bytes are here; the provider upload (in parts, which can
+    take minutes) runs on the io queue. The staged copy is removed when the request ends
+    either way; `error` says why it failed.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=30, choices=FilePurpose.choices)
+    name = models.CharField(max_length=255)
+    bytes = models.BigIntegerField()
+    staged = models.FileField(upload_to=_staging_path, max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=UploadRequestStatus.choices, default=UploadRequestStatus.QUEUED)
+    error = models.TextField(blank=True)
+    file = models.ForeignKey(File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (UploadRequestStatus.DONE, UploadRequestStatus.FAILED)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from project.files.models import File, FilePurpose, FileState
+from project.files.models import File, FilePurpose, FileState, UploadRequest, UploadRequestStatus
 from project.teams.models import Team
 
 # Sort keys a page may ask for -> ORDER BY; anything else falls back to newest first.
@@ -66,3 +68,14 @@ def team_storage(*, team: Team) -> TeamStorage:
             .annotate(count=Count("pk"), total=Sum("bytes")).order_by("-total"))
     by_purpose = [PurposeStorage(r["purpose"], labels.get(r["purpose"], r["purpose"]), r["count"], r["total"] or 0) for r in rows]
     return TeamStorage(count=sum(p.count for p in by_purpose), bytes=sum(p.bytes for p in by_purpose), by_purpose=by_purpose)
+
+
+def team_upload_request_get(*, team: Team, request_id: int) -> UploadRequest:
+    return get_object_or_404(UploadRequest, team=team, pk=request_id)
+
+
+def team_upload_requests_recent(*, team: Team, within: timedelta = timedelta(minutes=30)) -> QuerySet[UploadRequest]:
+    """Big uploads still on their way to the provider, and those that ended lately (to say how)."""
+    recent = Q(updated_at__gte=timezone.now() - within)
+    unfinished = Q(status__in=[UploadRequestStatus.QUEUED, UploadRequestStatus.SENDING])
+    return UploadRequest.objects.filter(Q(team=team) & (unfinished | recent)).select_related("file").order_by("-created_at")

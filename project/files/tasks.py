@@ -51,5 +51,15 @@ def files_sync_all_task() -> None:
 
 @shared_task(queue="io")
 def files_reap_uploads_task() -> int:
-    """Periodic: cancel multi-part uploads abandoned by a crashed process."""
-    return uploads_reap_stale()
+    """Periodic: cancel multi-part uploads abandoned by a crashed process, fail their staged requests."""
+    from project.files.staging import upload_requests_reap_stale
+
+    return uploads_reap_stale() + upload_requests_reap_stale()
+
+
+# Not acks_late: a request claimed by a worker that then died is failed by the reaper, not re-run half-way.
+@shared_task(queue="io")
+def upload_request_task(request_id: int) -> None:
+    from project.files.staging import upload_request_run
+
+    upload_request_run(request_id=request_id)

@@ -18,9 +18,17 @@ from django_htmx.http import HttpResponseStopPolling
 from project.files.forms import FileFilterForm, UploadForm
 from project.files.models import IMAGE_MIME_TYPES, FileState
 from project.files.preview import build_preview, kind_for
-from project.files.selectors import team_file_get, team_files, team_storage
+from project.files.selectors import (
+    team_file_get,
+    team_files,
+    team_storage,
+    team_upload_request_get,
+    team_upload_requests_recent,
+)
 from project.files.services import FileInUse, FileRejected, file_blockers, file_delete, file_open, file_upload
+from project.files.staging import upload_request_create
 from project.files.tasks import files_sync_enqueue, sync_status
+from project.files.uploads import use_parts
 from project.files.usage import file_usages
 from project.providers.client import ProviderError
 from project.teams.access import TeamRequest, team_view
@@ -54,6 +62,7 @@ def file_list(request: TeamRequest) -> HttpResponse:
         "upload_form": UploadForm(team=request.team),
         "storage": team_storage(team=request.team),
         "sync": sync_status(request.team.pk),
+        "upload_requests": team_upload_requests_recent(team=request.team),
         "max_bytes": settings.FILES_MAX_BYTES,
     }
     return render(request, "files/file_list.html#file_table" if request.htmx else "files/file_list.html", context)
@@ -78,6 +87,15 @@ def file_upload_view(request: TeamRequest) -> HttpResponse:
     if not form.is_valid():
         return refuse(" ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()))
     upload = form.cleaned_data["file"]
+    if use_parts(upload.size or 0):
+        # Minutes of sending in parts: a worker does it; the page follows the request's status.
+        staged = upload_request_create(team=request.team, connection=form.cleaned_data["connection"],
+                                       purpose=form.cleaned_data["purpose"], uploaded=upload, actor=request.user)
+        status_url = reverse("upload_request_status", args=[staged.pk])
+        if as_json:
+            return JsonResponse({"ok": True, "pending": True, "status_url": status_url})
+        messages.info(request, f"{staged.name} is here; it is being sent to the provider.")
+        return redirect("file_list")
     try:
         record = file_upload(team=request.team, connection=form.cleaned_data["connection"],
                              purpose=form.cleaned_data["purpose"], name=upload.name, chunks=upload.chunks(),
@@ -194,3 +212,14 @@ def file_sync_status(request: TeamRequest) -> HttpResponse:
         stop = HttpResponseStopPolling(response.content)
         return stop
     return response
+
+
+@team_view()
+def upload_request_status(request: TeamRequest, request_id: int) -> HttpResponse:
+    """Where a big upload is: JSON for the upload script, a fragment (polling until it ends) for htmx."""
+    staged = team_upload_request_get(team=request.team, request_id=request_id)
+    if _wants_json(request):
+        return JsonResponse({"status": staged.status, "finished": staged.finished, "error": staged.error,
+                             "url": reverse("file_detail", args=[staged.file_id]) if staged.file_id else None})
+    response = render(request, "files/file_list.html#upload_request", {"staged": staged})
+    return HttpResponseStopPolling(response.content) if staged.finished and request.htmx else response

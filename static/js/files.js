@@ -26,6 +26,24 @@
     button.disabled = false;
   };
 
+  // A big file goes on to the provider from a worker: ask how it is going until it ends.
+  const follow = (statusUrl) => {
+    fetch(statusUrl, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
+      .then((response) => response.json())
+      .then((status) => {
+        if (status.finished && status.url) {
+          window.location.assign(status.url);
+        } else if (status.finished) {
+          button.disabled = false;
+          bar.hidden = true;
+          showError(status.error || "The upload failed.");
+        } else {
+          window.setTimeout(() => follow(statusUrl), 1000);
+        }
+      })
+      .catch(() => window.setTimeout(() => follow(statusUrl), 3000));
+  };
+
   ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
     event.preventDefault();
     zone.classList.add("dragging");
@@ -66,6 +84,11 @@
     xhr.addEventListener("load", () => {
       let reply = null;
       try { reply = JSON.parse(xhr.responseText); } catch (_) { reply = null; }
+      if (reply && reply.ok && reply.pending) {
+        barText.textContent = "Here; sending it on to the provider in parts…";
+        follow(reply.status_url);
+        return;
+      }
       if (reply && reply.ok) {
         window.location.assign(reply.url);
         return;

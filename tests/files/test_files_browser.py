@@ -54,3 +54,22 @@ def test_upload_a_file_see_its_preview_and_delete_it(live_server, page, owner, t
     assert page.query_selector(f"#file-{record.pk}") is None
     record.refresh_from_db()
     assert record.state == FileState.DELETED
+
+
+def test_a_big_upload_follows_the_worker_to_the_file_page(celery_worker_session, live_server, page, owner, team, connection,
+                                                          provider, small_parts) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", owner.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/files/")
+    data = b"".join(b'{"messages": [{"role": "user", "content": "%d"}]}\n' % i for i in range(80))  # > 1000 bytes: parts
+
+    page.select_option("select[name=purpose]", "fine-tune")
+    page.set_input_files("input[type=file]", files=[{"name": "train.jsonl", "mimeType": "application/jsonl", "buffer": data}])
+    page.click("button:has-text('Upload')")
+
+    page.wait_for_selector("[data-preview-jsonl]")
+    record = File.objects.get()
+    assert page.url.endswith(f"/files/{record.pk}/")
+    assert provider.files.content(record.remote_id).read() == data
