@@ -90,6 +90,7 @@ def test_an_image_is_served_inline_with_its_sniffed_type(team, connection, owner
     response = owner_client.get(reverse("file_image", args=[record.pk]))
 
     assert response["Content-Type"] == "image/png" and response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert b"".join(response.streaming_content) == PNG
 
 
@@ -150,3 +151,15 @@ def test_an_oversize_body_is_refused_before_it_is_read(team, connection, owner_c
     response = owner_client.post(reverse("file_upload"), {"connection": connection.pk, "purpose": "user_data", "file": upload},
                                  headers={"Accept": "application/json"})
     assert response.status_code == 413 and "too large" in response.json()["error"]
+
+
+def test_a_viewer_sees_the_files_but_no_upload_or_delete(team, connection) -> None:
+    from project.teams.models import Role
+    from tests.conftest import client_for
+    from tests.factories import add_member
+
+    make_file(team, connection=connection, name="shared.txt")
+    viewer = client_for(add_member(team, role=Role.VIEWER).user)
+    page = viewer.get(reverse("file_list")).content.decode()
+    assert "shared.txt" in page
+    assert 'id="upload-form"' not in page and ">Delete<" not in page and "Sync with provider" not in page
