@@ -464,7 +464,9 @@ class ChatSimulator:
             wanted = [choice["function"]["name"]]
         else:
             after_tools = messages[-1].get("role") == "tool"
-            positions = sorted((text.find(name), name) for name in by_name if name in text)
+            # A whole-word mention, so "get_time" is not found inside "get_timezone".
+            found = ((re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text), name) for name in by_name)
+            positions = sorted((m.start(), name) for m, name in found if m)
             wanted = [] if after_tools and choice != "required" else [name for _, name in positions]
             if choice == "required" and not wanted:
                 wanted = [tools[0]["function"]["name"]]

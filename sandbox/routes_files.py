@@ -78,11 +78,27 @@ async def create_file(request: Request) -> Response:
         if purpose in ("batch", "fine-tune") and not filename.endswith(".jsonl"):
             api = "Batch API" if purpose == "batch" else "Fine-Tuning API"
             raise invalid(f"Invalid file format for {api}. Must be .jsonl", param="file")
+        expires_after = _expires_after(form.get("expires_after[anchor]"), form.get("expires_after[seconds]"))
         path, _, _ = await _spool_to_disk(request, upload, limit)
-
-
     doc = files_service.create_from_path(state.store, Path(path), filename, str(purpose))
+    if expires_after is not None:
+        doc["expires_at"] = doc["created_at"] + expires_after
+        state.store.files.put(doc)
     return json_response(files_service.public(doc))
+
+
+def _expires_after(anchor: object, seconds: object) -> int | None:
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at":
+        raise invalid("Invalid value for 'expires_after.anchor': expected 'created_at'.", param="expires_after.anchor")
+    value = int(seconds) if isinstance(seconds, str) and seconds.isdigit() else -1
+    if not 3600 <= value <= 2_592_000:
+        raise invalid(
+            "Invalid 'expires_after.seconds': expected a value between 3600 and 2592000.",
+            param="expires_after.seconds",
+        )
+    return value
 
 
 async def list_files(request: Request) -> Response:

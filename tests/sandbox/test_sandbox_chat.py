@@ -345,3 +345,32 @@ def test_it_rejects_unknown_arguments_and_non_chat_models(client: openai.OpenAI)
     with pytest.raises(openai.NotFoundError) as not_chat:
         client.chat.completions.create(model="text-embedding-3-small", messages=user("x"))
     assert "not a chat model" in not_chat.value.message
+
+
+def test_it_matches_tool_names_as_whole_words(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="gpt-4o", messages=user("what is get_timezone?"), tools=[TIME_TOOL])
+    assert reply.choices[0].message.tool_calls is None
+
+
+def test_it_rejects_a_strict_tool_whose_schema_strict_mode_refuses(client: openai.OpenAI) -> None:
+    loose: Any = {"type": "function", "function": {"name": "f", "strict": True, "parameters": {
+        "type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}}}
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="gpt-4o", messages=user("use f"), tools=[loose])
+    assert exc.value.param == "tools"
+
+
+def test_a_paced_stream_arrives_token_by_token(tmp_path: Any) -> None:
+    import time
+
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(tmp_path, ttft_ms=150, tokens_per_second=100) as url:
+        c = openai.OpenAI(base_url=url, api_key="sk-paced", max_retries=0)
+        started = time.monotonic()
+        arrivals = [time.monotonic() - started
+                    for chunk in c.chat.completions.create(model="gpt-4o", messages=user("please write 20 words"),
+                                                           stream=True)
+                    if chunk.choices and chunk.choices[0].delta.content]
+    assert arrivals[0] >= 0.15
+    assert arrivals[-1] - arrivals[0] >= 0.15  # 19 gaps of 10 ms

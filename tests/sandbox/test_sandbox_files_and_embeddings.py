@@ -114,3 +114,12 @@ def test_it_rejects_bad_embedding_requests(client: openai.OpenAI) -> None:
     assert exc.value.param == "dimensions"
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="text-embedding-9", input="x")
+
+
+def test_it_sets_expires_at_from_expires_after(client: openai.OpenAI) -> None:
+    f = client.files.create(file=("e.txt", io.BytesIO(b"x")), purpose="user_data",
+                            expires_after={"anchor": "created_at", "seconds": 7200})
+    assert f.expires_at == f.created_at + 7200
+    with pytest.raises(openai.BadRequestError):
+        client.files.create(file=("e.txt", io.BytesIO(b"x")), purpose="user_data",
+                            expires_after={"anchor": "created_at", "seconds": 5})

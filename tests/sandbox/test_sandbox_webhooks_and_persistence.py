@@ -52,10 +52,16 @@ def test_it_sends_signed_events_the_sdk_unwraps(sandbox_url: str, webhook_receiv
     job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=train.id)
     bad = client.files.create(file=("bad.jsonl", jsonl([{"nope": 1}] * 10)), purpose="fine-tune")
     failed_job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=bad.id)
+    cancelled_job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=train.id)
+    client.fine_tuning.jobs.cancel(cancelled_job.id)
+    failed_batch = client.batches.create(
+        input_file_id=client.files.create(file=("f.jsonl", io.BytesIO(b"{broken\n")), purpose="batch").id,
+        endpoint="/v1/chat/completions", completion_window="24h")
 
     wanted = {
         ("batch.completed", completed.id), ("batch.cancelled", cancelled.id),
         ("fine_tuning.job.succeeded", job.id), ("fine_tuning.job.failed", failed_job.id),
+        ("fine_tuning.job.cancelled", cancelled_job.id), ("batch.failed", failed_batch.id),
     }
     wait_for(lambda: {(e["type"], e["data"]["id"]) for e in webhook_receiver.events()}, lambda got: wanted <= got)
     time.sleep(0.3)  # anything sent twice would arrive by now
@@ -65,6 +71,9 @@ def test_it_sends_signed_events_the_sdk_unwraps(sandbox_url: str, webhook_receiv
         assert headers["webhook-signature"].startswith("v1,")
     seen = [(e["type"], e["data"]["id"]) for e in webhook_receiver.events()]
     assert sorted(seen) == sorted(wanted)  # each state change delivered exactly once
+    log = httpx2.get(sandbox_url.removesuffix("/v1") + "/sandbox/webhooks/deliveries",
+                     headers={"Authorization": f"Bearer {key}"}).json()["data"]
+    assert max(d["attempts"] for d in log) == 2 and all(d["status"] == 200 for d in log)
 
 
 def test_it_rejects_a_registration_without_a_secret(sandbox_url: str) -> None:
