@@ -1,9 +1,8 @@
 """Batch speed: build+validate a 50,000-request batch from a CSV, and parse a 50,000-line
 output file into request rows. Each must take under 10 s and 300 MB peak memory.
 
-Run against a migrated database (e.g. the test database pytest made):
-  DATABASE_URL=postgres://postgres@127.0.0.1:5432/test_sb_batch REDIS_URL=redis://127.0.0.1:6379/6 \\
-  SECRET_KEY=x FIELD_ENCRYPTION_KEYS=<fernet key> ALLOWED_HOSTS=* /work/main/.venv/bin/python bench/batch_bench.py
+`make bench ARGS=batch_bench` or `python -m project.testrun --bench batch_bench` (needs DATABASE_URL /
+REDIS_URL like the tests; the database is migrated first).
 
 Everything it writes is rolled back at the end. Time and RSS are measured in a plain
 run; Python's peak allocation (tracemalloc) in a second run, since tracing slows code down.
@@ -15,30 +14,17 @@ import csv
 import json
 import os
 import resource
-import sys
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-
-import django
-
-django.setup()
-
-from django.db import transaction  # noqa: E402
-
-from jobs_app.batches.build import BodySpec, items_from_csv  # noqa: E402
-from jobs_app.batches.results import join_results, parse_result_lines  # noqa: E402
-from jobs_app.batches.services import batch_group_build  # noqa: E402
-from jobs_app.batches.validation import InputProblems  # noqa: E402
-from jobs_app.models_batches import BatchGroup, BatchRequest, RequestStatus  # noqa: E402
-from project.providers.models import ProviderConnection  # noqa: E402
-from project.teams.models import Team  # noqa: E402
+if TYPE_CHECKING:
+    from jobs_app.models_batches import BatchGroup
+    from project.providers.models import ProviderConnection
+    from project.teams.models import Team
 
 N = 50_000
 TOPICS = ["tides", "volcanoes", "bread", "jazz", "orbits", "moss", "glass", "rivers"]
@@ -77,6 +63,10 @@ def write_output(path: Path) -> None:
 
 
 def build(csv_path: Path, team: Team, connection: ProviderConnection) -> BatchGroup:
+    from jobs_app.batches.build import BodySpec, items_from_csv
+    from jobs_app.batches.services import batch_group_build
+    from jobs_app.batches.validation import InputProblems
+
     spec = BodySpec(model="gpt-4.1-mini", instructions="You write short, friendly notes.",
                     response_format={"type": "json_schema", "json_schema": {"name": "note", "schema": {
                         "type": "object", "properties": {"summary": {"type": "string"}, "score": {"type": "integer"}},
@@ -90,6 +80,8 @@ def build(csv_path: Path, team: Team, connection: ProviderConnection) -> BatchGr
 
 
 def parse(output_path: Path, group: BatchGroup) -> int:
+    from jobs_app.batches.results import join_results, parse_result_lines
+
     part = group.parts.get()
     with output_path.open("rb") as fh:
         return join_results(batch=part, rows=parse_result_lines(fh, endpoint=part.endpoint, structured=True))
@@ -116,12 +108,19 @@ def measure(label: str, run: Callable[[], Any], traced: bool) -> Any:
 
 
 def one_pass(traced: bool, csv_path: Path, output_path: Path) -> None:
-    from tests.factories import make_connection, make_team
+    from django.contrib.auth.models import User
+    from django.db import transaction
+
+    from jobs_app.models_batches import BatchRequest, RequestStatus
+    from project.providers.services import connection_save
+    from project.teams.services import team_create
 
     try:
         with transaction.atomic():
-            team = make_team(f"Bench {time.time_ns()}")
-            connection = make_connection(team)
+            owner = User.objects.create_user(username=f"bench-{time.time_ns()}")
+            team = team_create(name="Batch bench", owner=owner)
+            connection = connection_save(team=team, actor=None, kind="sandbox", name="Bench", base_url="http://127.0.0.1:9/v1",
+                                         api_key="sk-bench", webhook_secret="")
             group = measure(f"build+validate {N:,} requests from CSV", lambda: build(csv_path, team, connection), traced)
             assert group.request_count == N, group.request_count
             updated = measure(f"parse {N:,}-line output file into rows", lambda: parse(output_path, group), traced)
@@ -137,7 +136,12 @@ def one_pass(traced: bool, csv_path: Path, output_path: Path) -> None:
         pass
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
+    os.environ["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="bench-media-")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    import django
+
+    django.setup()
     with tempfile.TemporaryDirectory() as folder:
         csv_path, output_path = Path(folder) / "input.csv", Path(folder) / "output.jsonl"
         write_csv(csv_path)
@@ -147,7 +151,4 @@ def main() -> None:
         one_pass(False, csv_path, output_path)
         print("traced run (Python allocations):")
         one_pass(True, csv_path, output_path)
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User
 
@@ -10,6 +11,9 @@ from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.services import connection_save
 from project.teams.models import Membership, Role, Team
 from project.teams.services import team_create
+
+if TYPE_CHECKING:
+    from project.files.models import File
 
 PASSWORD = "correct horse battery staple"
 _sequence = itertools.count(1)
@@ -32,6 +36,22 @@ def make_connection(team: Team, *, base_url: str = "http://127.0.0.1:9/v1", api_
                     kind: str = ProviderKind.COMPATIBLE, name: str | None = None, webhook_secret: str = "") -> ProviderConnection:
     return connection_save(team=team, actor=None, kind=kind, name=name or f"Connection {next(_sequence)}",
                            base_url=base_url, api_key=api_key, webhook_secret=webhook_secret)
+
+
+def make_file(team: Team, *, connection: ProviderConnection | None = None, name: str = "data.jsonl",
+              purpose: str = "user_data", content: bytes = b'{"a": 1}\n', remote_id: str | None = None) -> File:
+    """A library row with a local copy, made without a provider (for pages and isolation)."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    from project.files.models import File
+
+    record = File(team=team, connection=connection or make_connection(team), remote_id=remote_id or f"file-test{next(_sequence)}",
+                  purpose=purpose, name=name, bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
+    record.content.save(name, ContentFile(content), save=False)
+    record.save()
+    return record
 
 
 # -- batches -----------------------------------------------------------------------------------------

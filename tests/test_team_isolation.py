@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from project.teams.models import Invitation, Membership, Role, Team
 from tests.conftest import client_for
-from tests.factories import add_member, make_connection
+from tests.factories import add_member, make_connection, make_file
 
 MakeObject = Callable[[Team], object]
 
@@ -25,6 +25,17 @@ def _connection(team: Team) -> object:
 
 def _membership(team: Team) -> object:
     return add_member(team, role=Role.MEMBER)
+
+
+def _file(team: Team) -> object:
+    return make_file(team)
+
+
+def _upload_request(team: Team) -> object:
+    from project.files.models import UploadRequest
+
+    return UploadRequest.objects.create(team=team, connection=make_connection(team), purpose="user_data", name="big.bin",
+                                        bytes=1)
 
 
 def _invitation(team: Team) -> object:
@@ -46,6 +57,12 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "member_role": (_membership, ["post"]),
     "member_remove": (_membership, ["post"]),
     "invitation_revoke": (_invitation, ["post"]),
+    "file_detail": (_file, ["get"]),
+    "file_fetch": (_file, ["post"]),
+    "file_image": (_file, ["get"]),
+    "file_download": (_file, ["get"]),
+    "file_delete": (_file, ["get", "post"]),
+    "upload_request_status": (_upload_request, ["get"]),
     "batch_detail": (_batch_group, ["get"]),
     "batch_submit": (_batch_group, ["post"]),
     "batch_discard": (_batch_group, ["post"]),
