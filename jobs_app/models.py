@@ -22,4 +22,4 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.webhook_id}"
-from jobs_app.models_batches import Batch, BatchGroup, BatchRequest  # noqa: E402, F401
+from jobs_app.models_batches import Batch, BatchBuild, BatchGroup, BatchRequest  # noqa: E402, F401

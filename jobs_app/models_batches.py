@@ -9,6 +9,8 @@ can be joined to their inputs by custom_id and failed rows can be run again.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -86,6 +88,43 @@ class BatchGroup(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["team", "-created_at"], name="batchgroup_team_recent")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BuildState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Checking"
+    DONE = "done", "Ready"
+    INVALID = "invalid", "Not accepted"
+
+
+def _build_upload_path(instance: BatchBuild, filename: str) -> str:
+    return f"batch-builds/team-{instance.team_id}/{uuid.uuid4().hex}"
+
+
+class BatchBuild(models.Model):
+    """A big input being checked on a worker. The upload is kept only until it has
+    become a draft group (or been refused); the problems found stay for the page."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="batch_builds")
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=40, choices=BatchEndpoint.choices)
+    source = models.CharField(max_length=10, choices=BatchSource.choices)
+    options = models.JSONField(default=dict, blank=True)
+    upload = models.FileField(upload_to=_build_upload_path, max_length=300, blank=True)
+    state = models.CharField(max_length=10, choices=BuildState.choices, default=BuildState.QUEUED)
+    problems = models.JSONField(default=list, blank=True)
+    more_problems = models.PositiveIntegerField(default=0)
+    group = models.ForeignKey(BatchGroup, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return self.name

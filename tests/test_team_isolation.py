@@ -49,6 +49,13 @@ def _batch_group(team: Team) -> object:
     return make_batch_group(team)
 
 
+def _batch_build(team: Team) -> object:
+    from jobs_app.models_batches import BatchBuild
+
+    return BatchBuild.objects.create(team=team, connection=make_connection(team), name="big.csv",
+                                     endpoint="/v1/chat/completions", source="csv")
+
+
 # url name -> (factory of another team's object, methods to try)
 ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
@@ -63,6 +70,7 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "file_download": (_file, ["get"]),
     "file_delete": (_file, ["get", "post"]),
     "upload_request_status": (_upload_request, ["get"]),
+    "batch_build_detail": (_batch_build, ["get"]),
     "batch_detail": (_batch_group, ["get"]),
     "batch_submit": (_batch_group, ["post"]),
     "batch_discard": (_batch_group, ["post"]),

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from jobs_app.models_batches import (
     ACTIVE_STATUSES,
     Batch,
+    BatchBuild,
     BatchGroup,
     BatchRequest,
     BatchStatus,
@@ -28,6 +29,10 @@ def team_batch_groups(*, team: Team) -> QuerySet[BatchGroup]:
 def team_batch_group_get(*, team: Team, group_id: int) -> BatchGroup:
     return get_object_or_404(BatchGroup.objects.select_related("connection", "team", "retry_of"), team=team,
                              pk=group_id)
+
+
+def team_batch_build_get(*, team: Team, build_id: int) -> BatchBuild:
+    return get_object_or_404(BatchBuild, team=team, pk=build_id)
 
 
 @dataclass(frozen=True)

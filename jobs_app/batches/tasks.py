@@ -45,3 +45,13 @@ def batch_results_collect_task(batch_id: int) -> None:
     batch = Batch.objects.select_related("team", "connection", "group").filter(pk=batch_id).first()
     if batch is not None:
         results.batch_results_collect(batch=batch)
+
+
+@shared_task(queue="cpu")
+def batch_build_task(build_id: int) -> None:
+    from jobs_app.batches.uploads import batch_build_run
+    from jobs_app.models_batches import BatchBuild
+
+    build = BatchBuild.objects.select_related("team", "connection", "created_by").filter(pk=build_id).first()
+    if build is not None:
+        batch_build_run(build=build)

@@ -13,15 +13,16 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from jobs_app.batches import selectors, services
-from jobs_app.batches.build import BodySpec, items_from_csv, items_from_jsonl, text_stream
 from jobs_app.batches.forms import BatchBuildForm
 from jobs_app.batches.tasks import batch_group_submit_task
+from jobs_app.batches.uploads import BuildOptions, batch_build_queue, batch_group_build_from_upload, inline_build_bytes
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
-from jobs_app.models_batches import BatchSource, BatchStatus, RequestStatus
+from jobs_app.models_batches import BatchSource, BatchStatus, BuildState, RequestStatus
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 
@@ -49,32 +50,44 @@ def batch_new(request: TeamRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             upload = data["file"]
-            endpoint = data["endpoint"]
-            problems = InputProblems()
-            if data["source"] == "csv":
-                spec = BodySpec(model=data["model"].strip(), instructions=data["instructions"].strip(),
-                                response_format=data["response_format"])
-                items = items_from_csv(text_stream(upload.file), template=data["template"], spec=spec,
-                                       endpoint=endpoint, problems=problems)
-                source = BatchSource.CSV
-            else:
-                items = items_from_jsonl(upload, endpoint=endpoint, problems=problems)
-                source = BatchSource.JSONL
+            source = BatchSource.CSV if data["source"] == "csv" else BatchSource.JSONL
+            options = BuildOptions(template=data["template"], model=data["model"].strip(),
+                                   instructions=data["instructions"].strip(), response_format=data["response_format"])
+            arguments: dict[str, Any] = {
+                "team": request.team, "connection": data["connection"], "actor": request.user,
+                "name": data["name"].strip() or PurePath(upload.name or "batch").stem, "endpoint": data["endpoint"],
+                "source": source, "options": options}
+            if upload.size > inline_build_bytes():
+                build = batch_build_queue(**arguments, upload=upload)
+                return redirect("batch_build_detail", build.pk)
             try:
-                group = services.batch_group_build(
-                    team=request.team, connection=data["connection"], actor=request.user,
-                    name=data["name"].strip() or PurePath(upload.name or "batch").stem, endpoint=endpoint,
-                    source=source, items=items, problems=problems)
-            except UnicodeDecodeError as error:
-                problems.add(f"the file is not UTF-8 text ({error.reason} at byte {error.start}).")
-            except BatchInputInvalid:
-                pass
+                group = batch_group_build_from_upload(**arguments, stream=upload.file)
+            except BatchInputInvalid as invalid:
+                problems = invalid.problems
             else:
                 return redirect("batch_detail", group.pk)
     else:
         form = BatchBuildForm(team=request.team)
     status = 400 if problems else 200
     return render(request, "jobs_app/batches/batch_new.html", {"form": form, "problems": problems}, status=status)
+
+
+@team_view()
+def batch_build_detail(request: TeamRequest, build_id: int) -> HttpResponse:
+    """A big input being checked on a worker: polls until it is a draft (then goes there) or refused."""
+    build = selectors.team_batch_build_get(team=request.team, build_id=build_id)
+    if build.state == BuildState.DONE and build.group_id:
+        target = reverse("batch_detail", args=[build.group_id])
+        if request.htmx:
+            response = HttpResponse(status=HttpResponseStopPolling.status_code)
+            response["HX-Redirect"] = target
+            return response
+        return redirect(target)
+    template = "jobs_app/batches/batch_build.html#state" if request.htmx else "jobs_app/batches/batch_build.html"
+    response = render(request, template, {"build": build})
+    if request.htmx and build.state == BuildState.INVALID:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
 
 
 @team_view()

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_upload_a_csv_submit_watch_it_complete_filter_failed_rows_and_download(
-        live_server: Any, page: Any, sandbox_url: str, celery_worker_session: object, tmp_path: Path) -> None:
+        live_server: Any, page: Any, sandbox_url: str, celery_worker_session: object, tmp_path: Path,
+        settings: Any) -> None:
+    settings.BATCH_INLINE_BUILD_BYTES = 100_000  # this CSV (~800 KB) is checked on the cpu worker
     user = make_user("bea")
     team = make_team("Research", owner=user)
     connection = sandbox_connection(team, sandbox_url, webhook_secret=WEBHOOK_SECRET, name="Sandbox")
@@ -48,6 +50,7 @@ def test_upload_a_csv_submit_watch_it_complete_filter_failed_rows_and_download(
     page.fill("textarea[name=template]", "echo: {word}")
     page.fill("input[name=model]", "gpt-4o-mini")
     page.click("button:has-text('Check and estimate')")
+    page.wait_for_url("**/batches/*/")  # via the check page, which follows the worker and moves on
 
     page.wait_for_selector("[data-preview]")
     assert "4 in 1 batch" in page.inner_text("[data-request-count]")

@@ -11,7 +11,17 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs_app.batches.results import join_results, parse_result_lines
-from jobs_app.models_batches import Batch, BatchGroup, BatchRequest, BatchStatus, RequestStatus, ResultsState
+from jobs_app.batches.tasks import batch_build_task
+from jobs_app.models_batches import (
+    Batch,
+    BatchBuild,
+    BatchGroup,
+    BatchRequest,
+    BatchStatus,
+    BuildState,
+    RequestStatus,
+    ResultsState,
+)
 from project.teams.models import Role, Team
 from tests.conftest import client_for
 from tests.factories import add_member, batch_chat_line, make_batch_group, make_connection
@@ -142,3 +152,37 @@ def test_retry_failed_from_the_page_opens_a_new_draft(owner_client: Client, fini
     retry = BatchGroup.objects.get(retry_of=finished_group)
     assert response["Location"] == reverse("batch_detail", args=[retry.pk])
     assert sorted(BatchRequest.objects.filter(batch__group=retry).values_list("custom_id", flat=True)) == ["id-1", "id-3"]
+
+
+def test_a_big_input_is_checked_on_a_worker_and_the_page_follows_it(owner_client: Client, team: Team, settings: Any,
+                                                                    django_capture_on_commit_callbacks: Any) -> None:
+    settings.BATCH_INLINE_BUILD_BYTES = 10  # every upload counts as big here
+    connection = make_connection(team)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = owner_client.post(reverse("batch_new"), csv_form(connection.pk, b"word\ncat\ndog\n"))
+    build = BatchBuild.objects.get()
+    assert response["Location"] == reverse("batch_build_detail", args=[build.pk])
+    assert len(callbacks) == 1 and not BatchGroup.objects.exists()
+    page = owner_client.get(response["Location"], headers={"HX-Request": "true"})
+    assert page.status_code == 200 and 'hx-trigger="every 1s"' in page.content.decode()
+
+    batch_build_task.run(build.pk)  # what the cpu worker runs; the queue is exercised in the browser test
+    build.refresh_from_db()
+    assert build.state == BuildState.DONE and build.group is not None and not build.upload
+    assert build.group.request_count == 2
+    polled = owner_client.get(response["Location"], headers={"HX-Request": "true"})
+    assert polled.status_code == 286 and polled["HX-Redirect"] == reverse("batch_detail", args=[build.group.pk])
+
+
+def test_a_big_input_with_problems_shows_them_and_creates_nothing(owner_client: Client, team: Team, settings: Any) -> None:
+    settings.BATCH_INLINE_BUILD_BYTES = 10
+    connection = make_connection(team)
+    response = owner_client.post(reverse("batch_new"), csv_form(connection.pk, b"word,x\ncat,1\ndog\n"))
+    build = BatchBuild.objects.get()
+    batch_build_task.run(build.pk)
+    batch_build_task.run(build.pk)  # a redelivered task changes nothing
+    page = owner_client.get(response["Location"]).content.decode()
+    assert "line 3, column &#x27;x&#x27;: the row has 1 value(s) but the header has 2." in page
+    assert not BatchGroup.objects.exists() and not BatchRequest.objects.exists()
+    build.refresh_from_db()
+    assert build.state == BuildState.INVALID and not build.upload
