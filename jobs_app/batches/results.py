@@ -145,15 +145,17 @@ def _file_lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield from stream
 
 
-def batch_results_collect(*, batch: Batch) -> None:
+def batch_results_collect(*, batch: Batch, final_attempt: bool = True) -> float | None:
     """Fetch and join the output and error files, then record usage and cost.
-    Safe to run again: the files are fetched once and the join overwrites the same values."""
+    Safe to run again: the files are fetched once and the join overwrites the same values.
+    Returns seconds to wait before trying again when the provider failed in a passing way
+    (and this is not the final attempt); otherwise None."""
     if batch.status == BatchStatus.FAILED:
         # The provider refused the whole input; no request ran.
         BatchRequest.objects.filter(batch=batch, status=RequestStatus.PENDING).update(
             status=RequestStatus.NOT_RUN, error_message="The batch failed validation; see the batch's errors.")
         Batch.objects.filter(pk=batch.pk).update(results_state=ResultsState.DONE, results_error="")
-        return
+        return None
     first_body = BatchRequest.objects.filter(batch=batch).order_by("line_no").values_list("body", flat=True).first()
     structured = is_structured(first_body or {})
     try:
@@ -165,8 +167,11 @@ def batch_results_collect(*, batch: Batch) -> None:
             join_results(batch=batch, rows=parse_result_lines(_file_lines(file_open(file=file)),
                                                               endpoint=batch.endpoint, structured=structured))
     except ProviderError as error:
+        if error.transient and not final_attempt:
+            Batch.objects.filter(pk=batch.pk).update(results_error=error.message)
+            return max(error.retry_after or 0, 30.0)
         Batch.objects.filter(pk=batch.pk).update(results_state=ResultsState.ERROR, results_error=error.message)
-        return
+        return None
     leftover = RequestStatus.EXPIRED if batch.status == BatchStatus.EXPIRED else RequestStatus.NOT_RUN
     BatchRequest.objects.filter(batch=batch, status=RequestStatus.PENDING).update(status=leftover)
     sums = BatchRequest.objects.filter(batch=batch).aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
@@ -176,3 +181,4 @@ def batch_results_collect(*, batch: Batch) -> None:
         input_tokens=input_tokens, output_tokens=output_tokens, results_state=ResultsState.DONE, results_error="",
         cost_usd=actual_cost(batch.group.model, input_tokens, output_tokens),
     )
+    return None

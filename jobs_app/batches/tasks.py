@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from jobs_app.batches import results, services, sync
 from jobs_app.models_batches import Batch, BatchGroup
@@ -40,11 +40,20 @@ def batch_sync_one_task(batch_id: int) -> None:
         sync.batch_sync_one(batch=batch)
 
 
-@shared_task(queue="cpu", acks_late=True)  # idempotent: files are fetched once, the join overwrites
-def batch_results_collect_task(batch_id: int) -> None:
+RESULTS_MAX_RETRIES = 5
+
+
+# Idempotent (files are fetched once, the join overwrites), so acks_late; a passing provider
+# failure is retried with back-off, the last failure is recorded on the batch.
+@shared_task(bind=True, queue="cpu", acks_late=True, max_retries=RESULTS_MAX_RETRIES)
+def batch_results_collect_task(self: Task, batch_id: int) -> None:
     batch = Batch.objects.select_related("team", "connection", "group").filter(pk=batch_id).first()
-    if batch is not None:
-        results.batch_results_collect(batch=batch)
+    if batch is None:
+        return
+    final = self.request.retries >= RESULTS_MAX_RETRIES
+    retry_in = results.batch_results_collect(batch=batch, final_attempt=final)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in * (2 ** self.request.retries))
 
 
 @shared_task(queue="cpu")

@@ -50,7 +50,8 @@ def test_upload_a_csv_submit_watch_it_complete_filter_failed_rows_and_download(
     page.fill("textarea[name=template]", "echo: {word}")
     page.fill("input[name=model]", "gpt-4o-mini")
     page.click("button:has-text('Check and estimate')")
-    page.wait_for_url("**/batches/*/")  # via the check page, which follows the worker and moves on
+    page.wait_for_url("**/batches/checks/*/")  # big: checked on the worker, this page follows it
+    page.wait_for_url("**/batches/*/")
 
     page.wait_for_selector("[data-preview]")
     assert "4 in 1 batch" in page.inner_text("[data-request-count]")

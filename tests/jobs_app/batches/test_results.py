@@ -56,3 +56,22 @@ def test_embedding_and_non_json_outputs_are_shown_as_text() -> None:
     assert row[3] == "[0.1000, 0.2000, 0.3000, 0.4000, …] (5 dimensions)" and row[7] == 3
     [chat] = parse_result_lines([output_line("c", "not json")], endpoint="/v1/chat/completions", structured=True)
     assert chat[3] == "not json" and chat[4] is None
+
+
+def test_results_are_fetched_again_after_a_passing_failure_and_the_last_failure_is_shown(team: Team) -> None:
+    from jobs_app.batches.results import batch_results_collect
+    from jobs_app.models_batches import Batch, BatchStatus, ResultsState
+    from tests.factories import make_connection
+
+    group = make_batch_group(team, make_connection(team, base_url="http://127.0.0.1:9/v1"))
+    assert isinstance(group, BatchGroup)
+    Batch.objects.filter(group=group).update(status=BatchStatus.COMPLETED, remote_id="batch_1",
+                                             remote_output_file_id="file-out", results_state=ResultsState.QUEUED)
+    part = group.parts.get()
+    retry_in = batch_results_collect(batch=part, final_attempt=False)
+    part.refresh_from_db()
+    assert retry_in is not None and retry_in >= 30 and part.results_state == ResultsState.QUEUED
+    assert batch_results_collect(batch=part, final_attempt=True) is None
+    part.refresh_from_db()
+    assert part.results_state == ResultsState.ERROR and "reach" in part.results_error
+    assert not BatchRequest.objects.filter(batch=part).exclude(status=RequestStatus.PENDING).exists()
