@@ -16,7 +16,7 @@ from typing import IO, Any
 import tiktoken
 
 from jobs_app.batches.estimate import body_input_tokens
-from jobs_app.batches.validation import InputProblems, check_body
+from jobs_app.batches.validation import JSON_OBJECT_PROBLEM, InputProblems, check_body, json_object_without_json
 from jobs_app.models_batches import BatchEndpoint
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 
@@ -211,6 +211,8 @@ def items_from_csv(stream: IO[str], *, template: str, spec: BodySpec, endpoint: 
         problems.add(f"not readable as CSV: {error}.", line=1)
         return
     header = [name.strip() for name in header]
+    if endpoint == BatchEndpoint.CHAT and json_object_without_json(spec.response_format, spec.instructions + template):
+        problems.add(JSON_OBJECT_PROBLEM.replace("the messages", "the instructions or the template"))
     for name in template_columns(compiled):
         if name not in header:
             problems.add(f"the template uses {{{name}}} but the CSV has no such column "

@@ -4,6 +4,7 @@ fix them all at once, and raised before anything is created or sent."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,15 @@ class BatchInputInvalid(Exception):
         self.problems = problems
 
 
+JSON_OBJECT_PROBLEM = ("response_format json_object needs the word JSON somewhere in the messages "
+                       "(the API refuses the request otherwise).")
+
+
+def json_object_without_json(response_format: Any, text: str) -> bool:
+    return (isinstance(response_format, dict) and response_format.get("type") == "json_object"
+            and "json" not in text.lower())
+
+
 def check_body(body: Any, endpoint: str, problems: InputProblems, line: int) -> bool:
     """The shape the endpoint needs; True when the body can be sent."""
     if not isinstance(body, dict):
@@ -87,6 +97,9 @@ def check_body(body: Any, endpoint: str, problems: InputProblems, line: int) -> 
             ok = False
         elif not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
             problems.add("every message in body.messages needs a role.", line=line)
+            ok = False
+        elif json_object_without_json(body.get("response_format"), json.dumps(messages)):
+            problems.add(JSON_OBJECT_PROBLEM, line=line)
             ok = False
     elif "input" not in body or body["input"] in ("", None, []):
         problems.add(f"body.input is missing for {endpoint}.", line=line)

@@ -74,6 +74,7 @@ def test_a_jsonl_becomes_a_draft_with_one_row_per_request_and_an_estimate(team: 
     ({"custom_id": "b", "method": "POST", "url": CHAT}, "line 2: 'body' is missing"),
     (batch_chat_line("b", "x", model="gpt-4.1"), "line 2: model 'gpt-4.1' differs from 'gpt-4o-mini' on line 1"),
     ({**batch_chat_line("b", "x"), "body": {"model": "gpt-4o-mini", "messages": []}}, "line 2: body.messages must be"),
+    (batch_chat_line("b", "x", response_format={"type": "json_object"}), "line 2: response_format json_object needs"),
 ])
 def test_it_rejects_a_bad_jsonl_line_with_its_line_number(team: Team, line: Any, expected: str) -> None:
     problems = problems_of(lambda: build_jsonl(team, jsonl(batch_chat_line("a", "first"), line)))
@@ -90,16 +91,23 @@ def test_it_rejects_an_empty_input(team: Team) -> None:
 
 
 def test_a_csv_with_a_template_makes_chat_requests_with_instructions_and_response_format(team: Team) -> None:
-    spec = BodySpec(model="gpt-4.1-mini", instructions="Be brief.", response_format={"type": "json_object"})
+    spec = BodySpec(model="gpt-4.1-mini", instructions="Be brief. Answer in JSON.", response_format={"type": "json_object"})
     group = build_csv(team, "custom_id,city,country\nc1,Paris,France\nc2,\"Lyon, centre\",France\n",
                       "Describe {city} in {country}. {{literal}}", spec)
     rows = list(BatchRequest.objects.filter(batch__group=group).order_by("line_no"))
     assert [r.custom_id for r in rows] == ["c1", "c2"]
     assert rows[1].body == {"model": "gpt-4.1-mini", "response_format": {"type": "json_object"}, "messages": [
-        {"role": "system", "content": "Be brief."},
+        {"role": "system", "content": "Be brief. Answer in JSON."},
         {"role": "user", "content": "Describe Lyon, centre in France. {literal}"}]}
     # The per-row shortcut of the token count matches counting each request in full.
     assert group.estimated_input_tokens == sum(count_messages(r.body["messages"], "gpt-4.1-mini") for r in rows)
+
+
+def test_it_rejects_json_object_output_without_asking_for_json(team: Team) -> None:
+    spec = BodySpec(model="gpt-4.1-mini", instructions="Be brief.", response_format={"type": "json_object"})
+    problems = problems_of(lambda: build_csv(team, "city\nParis\n", "Describe {city}.", spec))
+    assert problems == ["response_format json_object needs the word JSON somewhere in the instructions or the template "
+                        "(the API refuses the request otherwise)."]
 
 
 def test_a_csv_without_custom_id_numbers_its_rows_and_builds_embeddings(team: Team) -> None:

@@ -76,6 +76,22 @@ def test_a_batch_completes_and_its_results_join_their_inputs_with_failed_lines(t
     assert part.error_file is not None
 
 
+def test_structured_outputs_are_parsed_into_json(team: Team, sandbox_conn) -> None:
+    schema = {"type": "json_schema", "json_schema": {"name": "city", "strict": True, "schema": {
+        "type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"], "additionalProperties": False}}}
+    group = make_batch_group(team, sandbox_conn, lines=[batch_chat_line(f"c{i}", f"city number {i}", response_format=schema)
+                                                        for i in range(2)])
+    assert isinstance(group, BatchGroup)
+    submit(group)
+    sync_until_terminal(group)
+    collect(group)
+    for row in BatchRequest.objects.filter(batch__group=group):
+        assert row.status == RequestStatus.SUCCEEDED
+        assert isinstance(row.output_json, dict) and set(row.output_json) == {"city", "population"}
+        assert json.loads(row.output_text) == row.output_json
+
+
 def test_retry_failed_builds_a_batch_of_only_the_failed_rows(team: Team, sandbox_conn) -> None:
     group = make_batch_group(team, sandbox_conn, lines=mixed_lines())
     assert isinstance(group, BatchGroup)

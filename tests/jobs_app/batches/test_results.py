@@ -12,6 +12,8 @@ from project.teams.models import Team
 from tests.factories import batch_chat_line, make_batch_group
 
 pytestmark = pytest.mark.django_db
+SCHEMA = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+    "type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}}}
 
 
 def output_line(custom_id: str, content: str) -> bytes:
@@ -22,7 +24,7 @@ def output_line(custom_id: str, content: str) -> bytes:
 
 
 def test_results_are_joined_to_their_inputs_by_custom_id_whatever_the_order(team: Team) -> None:
-    lines = [batch_chat_line(f"id-{i}", f"question {i}", response_format={"type": "json_object"}) for i in range(3)]
+    lines = [batch_chat_line(f"id-{i}", f"question {i}", response_format=SCHEMA) for i in range(3)]
     group = make_batch_group(team, lines=lines)
     assert isinstance(group, BatchGroup)
     part = group.parts.get()
