@@ -18,6 +18,7 @@ import tiktoken
 from jobs_app.batches.estimate import body_input_tokens
 from jobs_app.batches.validation import JSON_OBJECT_PROBLEM, InputProblems, check_body, json_object_without_json
 from jobs_app.models_batches import BatchEndpoint
+from project.providers.model_facts import model_facts
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 
 INPUT_TEXT_LIMIT = 2000
@@ -47,27 +48,65 @@ class BodySpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def request_body_for_assistant(assistant: Any) -> BodySpec:
-    """The seam to assistants_app: an Assistant's current version makes the body.
+def _api_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """An assistant's tool ({"name", "description", "parameters", "binding", ...}) as the API takes it."""
+    if tool.get("type") == "function" and "function" in tool:
+        return tool
+    function = {"name": tool["name"], "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
 
-    Reads the version duck-typed (model, instructions, response_format, tools, and the
-    sampling fields when set) so this module does not import assistants_app."""
+
+def request_body_for_assistant(assistant: Any) -> BodySpec:
+    """The seam to assistants_app: an Assistant's current version makes the body, the way
+    its run loop builds a chat request (minus streaming). Read duck-typed so this module
+    does not import assistants_app: model, instructions, tools, response_schema (a strict
+    JSON schema, or {} for free text; a ready response_format is taken as is), max output
+    tokens, and temperature/top_p or reasoning_effort by what the model supports."""
     version = getattr(assistant, "current_version", None)
     if callable(version):
         version = version()
     if version is None:
         raise ValueError(f"{assistant} has no version yet.")
+    model = str(version.model)
     extra: dict[str, Any] = {}
-    for name in ("temperature", "top_p", "reasoning_effort"):
-        value = getattr(version, name, None)
-        if value not in (None, ""):
-            extra[name] = value
+    if model_facts(model).supports("reasoning"):
+        if getattr(version, "reasoning_effort", ""):
+            extra["reasoning_effort"] = version.reasoning_effort
+    else:
+        for name in ("temperature", "top_p"):
+            value = getattr(version, name, None)
+            if value is not None:
+                extra[name] = value
     max_tokens = getattr(version, "max_output_tokens", None) or getattr(version, "max_tokens", None)
     if max_tokens:
         extra["max_completion_tokens"] = max_tokens
-    return BodySpec(model=str(version.model), instructions=str(getattr(version, "instructions", "") or ""),
-                    response_format=getattr(version, "response_format", None) or None,
-                    tools=getattr(version, "tools", None) or None, extra=extra)
+    response_format = getattr(version, "response_format", None) or None
+    schema = getattr(version, "response_schema", None)
+    if response_format is None and schema:
+        response_format = {"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}}
+    tools = [_api_tool(tool) for tool in (getattr(version, "tools", None) or [])] or None
+    return BodySpec(model=model, instructions=str(getattr(version, "instructions", "") or ""),
+                    response_format=response_format, tools=tools, extra=extra)
+
+
+def thread_conversation(thread: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The seam for "pick threads to run again": a Thread's stored messages as API messages
+    (custom_id thread-<pk>), read duck-typed like the assistant above. The run loop's own
+    history builder also trims to the context window; a batch sends the whole history."""
+    messages: list[dict[str, Any]] = []
+    for message in thread.messages.filter(pending=False).order_by("id"):
+        if message.role == "tool":
+            messages.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text})
+        elif message.role == "assistant":
+            entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+            if message.tool_calls:
+                entry["tool_calls"] = message.tool_calls
+            messages.append(entry)
+        elif message.role == "user":
+            messages.append({"role": "user", "content": message.text})
+    return f"thread-{thread.pk}", messages
 
 
 def input_text_of(body: dict[str, Any], endpoint: str) -> str:

@@ -178,6 +178,16 @@ class _Echo:
         return value
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """Model output is untrusted: a cell a spreadsheet would run as a formula is kept as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _output_value(row: Any) -> str:
     return json.dumps(row.output_json, ensure_ascii=False) if row.output_json is not None else row.output_text
 
@@ -192,8 +202,8 @@ def batch_download_csv(request: TeamRequest, group_id: int) -> HttpResponse:
         yield writer.writerow(["custom_id", "status", "input", "output", "error_code", "error", "input_tokens",
                                "output_tokens"])
         for row in rows:
-            yield writer.writerow([row.custom_id, row.status, row.input_text, _output_value(row), row.error_code,
-                                   row.error_message, row.input_tokens, row.output_tokens])
+            yield writer.writerow([_cell(row.custom_id), row.status, _cell(row.input_text), _cell(_output_value(row)),
+                                   row.error_code, _cell(row.error_message), row.input_tokens, row.output_tokens])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="batch-{group.pk}-results.csv"'

@@ -15,6 +15,7 @@ from jobs_app.batches.build import (
     items_from_csv,
     items_from_jsonl,
     request_body_for_assistant,
+    thread_conversation,
 )
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
@@ -162,12 +163,39 @@ def test_a_single_request_over_the_byte_limit_is_reported_by_line(team: Team, se
 
 
 def test_an_assistants_current_version_makes_the_body() -> None:
-    version = SimpleNamespace(model="gpt-4.1", instructions="You are terse.", response_format={"type": "json_object"},
-                              tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+    # Shaped like assistants_app's AssistantVersion on the chat branch (not merged here yet).
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": False}
+    version = SimpleNamespace(model="gpt-4.1", instructions="You are terse.", response_schema=schema,
+                              tools=[{"name": "f", "description": "Find", "parameters": {"type": "object"}, "binding": "http"}],
                               temperature=0.2, top_p=None, reasoning_effort="", max_output_tokens=100)
     spec = request_body_for_assistant(SimpleNamespace(current_version=version))
-    assert spec == BodySpec(model="gpt-4.1", instructions="You are terse.", response_format={"type": "json_object"},
-                            tools=version.tools, extra={"temperature": 0.2, "max_completion_tokens": 100})
+    assert spec == BodySpec(
+        model="gpt-4.1", instructions="You are terse.",
+        response_format={"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}},
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "description": "Find"}}],
+        extra={"temperature": 0.2, "max_completion_tokens": 100})
+    reasoning = SimpleNamespace(model="o4-mini", instructions="", response_schema={}, tools=[], temperature=0.5, top_p=None,
+                                reasoning_effort="high", max_output_tokens=None)
+    assert request_body_for_assistant(SimpleNamespace(current_version=reasoning)).extra == {"reasoning_effort": "high"}
+
+
+def test_a_threads_stored_messages_become_a_conversation() -> None:
+    stored = [SimpleNamespace(role="user", text="hi", tool_calls=[], tool_call_id=""),
+              SimpleNamespace(role="assistant", text="", tool_calls=[{"id": "c1"}], tool_call_id=""),
+              SimpleNamespace(role="tool", text="42", tool_calls=[], tool_call_id="c1")]
+
+    class Messages:
+        def filter(self, **kwargs: Any) -> Messages:
+            assert kwargs == {"pending": False}
+            return self
+
+        def order_by(self, *fields: str) -> list[SimpleNamespace]:
+            return stored
+
+    custom_id, messages = thread_conversation(SimpleNamespace(pk=7, messages=Messages()))
+    assert custom_id == "thread-7"
+    assert messages == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]},
+                        {"role": "tool", "tool_call_id": "c1", "content": "42"}]
 
 
 def test_threads_run_again_keep_their_history_under_the_new_instructions(team: Team) -> None:

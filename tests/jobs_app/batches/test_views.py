@@ -104,6 +104,9 @@ def test_polling_stops_with_286_once_every_part_has_ended(owner_client: Client, 
     assert listed.status_code == 286
 
 
+FORMULA = '=HYPERLINK("http://evil")'
+
+
 @pytest.fixture
 def finished_group(team: Team) -> BatchGroup:
     lines = [batch_chat_line(f"id-{i}", f"question {i}") for i in range(4)]
@@ -111,7 +114,8 @@ def finished_group(team: Team) -> BatchGroup:
     assert isinstance(group, BatchGroup)
     part = group.parts.get()
     out = [json.dumps({"custom_id": f"id-{i}", "response": {"status_code": 200, "body": {
-        "choices": [{"message": {"content": f"answer, {i}"}}], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}}}).encode()
+        "choices": [{"message": {"content": f"answer, {i}" if i else FORMULA}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2}}}}).encode()
         for i in (0, 2)]
     out.append(json.dumps({"custom_id": "id-1", "response": {"status_code": 500, "body": {"error": {
         "code": "server_error", "message": "boom"}}}}).encode())
@@ -125,6 +129,7 @@ def test_results_can_be_filtered_to_failed_rows_and_searched(owner_client: Clien
     url = reverse("batch_results", args=[finished_group.pk])
     page = owner_client.get(url).content.decode()
     assert page.count('data-row-status="') == 4 and "answer, 2" in page
+    assert "=HYPERLINK(&quot;http://evil&quot;)" in page
     failed = owner_client.get(url, {"status": "failed"}, headers={"HX-Request": "true"}).content.decode()
     assert failed.count('data-row-status="') == 2 and "boom" in failed and "answer, 2" not in failed
     assert "<html" not in failed  # the fragment only
@@ -143,7 +148,10 @@ def test_results_download_as_csv_and_jsonl(owner_client: Client, finished_group:
     response = owner_client.get(reverse("batch_download_jsonl", args=[finished_group.pk]))
     rows = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]  # type: ignore[attr-defined]
     assert [r["custom_id"] for r in rows] == ["id-0", "id-1", "id-2", "id-3"]
-    assert rows[0]["output_text"] == "answer, 0" and rows[0]["input"]["messages"][0]["content"] == "question 0"
+    assert rows[0]["output_text"] == '=HYPERLINK("http://evil")'
+    assert rows[0]["input"]["messages"][0]["content"] == "question 0"
+    every = b"".join(owner_client.get(reverse("batch_download_csv", args=[finished_group.pk])).streaming_content).decode()  # type: ignore[attr-defined]
+    assert '\'=HYPERLINK(""http://evil"")' in every  # a spreadsheet shows it as text instead of running it
     assert rows[0]["usage"] == {"input_tokens": 5, "output_tokens": 2}
 
 
