@@ -15,6 +15,7 @@ from jobs_app.models_batches import (
     BatchGroup,
     BatchRequest,
     BatchStatus,
+    BuildState,
     RequestStatus,
     ResultsState,
 )
@@ -29,6 +30,11 @@ def team_batch_groups(*, team: Team) -> QuerySet[BatchGroup]:
 def team_batch_group_get(*, team: Team, group_id: int) -> BatchGroup:
     return get_object_or_404(BatchGroup.objects.select_related("connection", "team", "retry_of"), team=team,
                              pk=group_id)
+
+
+def team_open_builds(*, team: Team) -> QuerySet[BatchBuild]:
+    """Big inputs still being checked, so they can be found again from the list."""
+    return BatchBuild.objects.filter(team=team, state__in=[BuildState.QUEUED, BuildState.RUNNING])
 
 
 def team_batch_build_get(*, team: Team, build_id: int) -> BatchBuild:

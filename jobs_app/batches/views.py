@@ -39,7 +39,8 @@ def batch_list(request: TeamRequest) -> HttpResponse:
         response.status_code = HttpResponseStopPolling.status_code
         return response
     template = "jobs_app/batches/batch_list.html#rows" if request.htmx else "jobs_app/batches/batch_list.html"
-    return render(request, template, {"rows": rows, "live": live})
+    builds = list(selectors.team_open_builds(team=request.team)) if not request.htmx else []
+    return render(request, template, {"rows": rows, "live": live, "builds": builds})
 
 
 @team_view(Role.MEMBER)

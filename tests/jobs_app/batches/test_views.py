@@ -173,6 +173,7 @@ def test_a_big_input_is_checked_on_a_worker_and_the_page_follows_it(owner_client
     assert len(callbacks) == 1 and not BatchGroup.objects.exists()
     page = owner_client.get(response["Location"], headers={"HX-Request": "true"})
     assert page.status_code == 200 and 'hx-trigger="every 1s"' in page.content.decode()
+    assert response["Location"] in owner_client.get(reverse("batch_list")).content.decode()  # found again from the list
 
     batch_build_task.run(build.pk)  # what the cpu worker runs; the queue is exercised in the browser test
     build.refresh_from_db()
