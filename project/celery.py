@@ -12,6 +12,22 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
+
+
+def route_by_workload(name: str, args: object, kwargs: object, options: object, task: object = None,
+                      **extra: object) -> dict[str, str] | None:
+    """Send a task to the queue named by its `workload` attribute ("io" or "cpu").
+
+    Tasks say what they spend their time on (`@shared_task(workload="io")`); this
+    router maps that to a queue, so the per-task `queue` attribute (deprecated in
+    Celery 6) is not needed.
+    """
+    workload = getattr(task, "workload", None)
+    return {"queue": workload} if workload in WORKLOAD_QUEUES else None
+
+
+WORKLOAD_QUEUES = ("io", "cpu")
+
 app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

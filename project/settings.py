@@ -184,6 +184,7 @@ CELERY_TIMEZONE = "UTC"
 # Two queues: "io" for calls that mostly wait on a provider (a thread-pool worker),
 # "cpu" for parsing and validation (a process-per-core worker). Tasks name theirs.
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_TASK_ROUTES = ("project.celery.route_by_workload",)
 
 LOGGING = {
     "version": 1,
