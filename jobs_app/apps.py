@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class JobsAppConfig(AppConfig):
     name = "jobs_app"
     verbose_name = "Fine-tuning and batch jobs"
+
+    def ready(self) -> None:
+        from jobs_app.finetune import tasks  # noqa: F401 - registers the fine-tuning tasks with Celery
+        from jobs_app.finetune.webhooks import handle_fine_tuning_event
+        from jobs_app.webhooks import register_webhook_handler
+
+        register_webhook_handler("fine_tuning.job.", handle_fine_tuning_event)

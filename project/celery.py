@@ -17,4 +17,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Periodic work is added by the apps that need it (job and batch sync).
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # One list call per connection with active fine-tune jobs; backoff is per connection.
+    "finetune-sync": {"task": "jobs_app.finetune.tasks.finetune_sync_tick_task", "schedule": 30.0},
+}
