@@ -17,6 +17,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import django
 
@@ -43,7 +44,7 @@ def make_file(path: Path, examples: int) -> list[str]:
     texts: list[str] = []
     with path.open("w") as fh:
         for i in range(examples):
-            messages = [
+            messages: list[dict[str, Any]] = [
                 {"role": "system", "content": "You are a helpful support agent for Acme."},
                 {"role": "user", "content": _sentence(rng, rng.randint(10, 60))},
                 {"role": "assistant", "content": _sentence(rng, rng.randint(20, 120))},

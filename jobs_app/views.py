@@ -7,10 +7,5 @@ from project.teams.access import TeamRequest, team_view
 
 
 @team_view()
-def finetune_list(request: TeamRequest) -> HttpResponse:
-    return render(request, "jobs_app/finetune_list.html")
-
-
-@team_view()
 def batch_list(request: TeamRequest) -> HttpResponse:
     return render(request, "jobs_app/batch_list.html")

@@ -372,7 +372,7 @@ def finetune_job_finalize(*, job: FineTuneJob, remote: Any) -> bool:
 
 
 def notification_for_job_end(*, job: FineTuneJob) -> Notification:
-    words = {JobStatus.SUCCEEDED: "succeeded", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "was cancelled"}
+    words: dict[str, str] = {JobStatus.SUCCEEDED: "succeeded", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "was cancelled"}
     text = f"Fine-tuning job {job.remote_id} ({job.base_model}) {words.get(job.status, job.status)}"
     if job.status == JobStatus.SUCCEEDED and job.fine_tuned_model:
         text += f": {job.fine_tuned_model}"

@@ -27,7 +27,7 @@ def dataset_validate_task(dataset_id: int) -> None:
 
 @shared_task(queue="io")
 def finetune_sync_tick_task() -> dict[str, int]:
-    return {str(pk): result.api_calls for pk, result in sync_all_connections().items()}  # type: ignore[misc]
+    return {str(pk): result.api_calls for pk, result in sync_all_connections().items()}
 
 
 @shared_task(queue="io")

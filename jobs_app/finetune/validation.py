@@ -414,6 +414,7 @@ class DatasetValidator:
             "errors": self.errors,
             "error_counts": dict(self.error_counts),
             "errors_listed": len(self.errors),
+            "errors_total": sum(self.error_counts.values()),
             "missing_system": self.missing_system,
             "missing_user": self.missing_user,
             "over_context": self.over_context,
