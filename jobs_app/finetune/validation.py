@@ -240,7 +240,7 @@ class DatasetValidator:
             if count is None:
                 count = role_tokens[role] = len(self._encode(role))
             roles.add(role)
-            if len(message) == 2 and type(content) is str:
+            if len(message) == 2 and type(content) is str and role != "tool":
                 # The common case (role and text content only): nothing else to check.
                 tokens += count + TOKENS_PER_MESSAGE
                 if role == "system" or role == "developer":
