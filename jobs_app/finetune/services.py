@@ -353,9 +353,10 @@ def _metrics_from_result_file(job: FineTuneJob, remote_file_id: str) -> None:
 
 
 def finetune_job_finalize(*, job: FineTuneJob, remote: Any) -> bool:
-    """Once per job (a conditional update claims it): last events, checkpoints, result file, notifications."""
-    claimed = FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=True).update(finalized_at=timezone.now())
-    if not claimed:
+    """Once per job: fetch the last events, checkpoints and result file (idempotent, so a
+    concurrent finisher doing it too is harmless), then claim the job's end with a
+    conditional update and announce it in the same transaction: exactly once."""
+    if FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=False).exists():
         return False
     try:
         finetune_job_sync_events(job=job)
@@ -365,9 +366,14 @@ def finetune_job_finalize(*, job: FineTuneJob, remote: Any) -> bool:
             if result_files:
                 _metrics_from_result_file(job, result_files[0])
     except ProviderError as error:
-        # The job's end is recorded regardless; what is missing is fetched when the page is opened.
+        # The end is announced regardless; what is missing is fetched when the job page is opened.
         logger.warning("finishing fine-tune job %s: %s", job.remote_id, error.message)
-    notification_for_job_end(job=job)
+    with transaction.atomic():
+        now = timezone.now()
+        if not FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=True).update(finalized_at=now):
+            return False
+        job.finalized_at = now
+        notification_for_job_end(job=job)
     return True
 
 
@@ -382,10 +388,15 @@ def notification_for_job_end(*, job: FineTuneJob) -> Notification:
     note = Notification.objects.create(team=job.team, text=text[:500], link=link)
     creator = job.created_by
     if creator is not None and creator.email:
-        try:
-            send_mail(subject=text[:120], message=f"{text}\n\n{link}", from_email=None, recipient_list=[creator.email])
-        except OSError as error:
-            logger.warning("could not email %s about %s: %s", creator.email, job.remote_id, error)
+        email = creator.email
+
+        def send() -> None:
+            try:
+                send_mail(subject=text[:120], message=f"{text}\n\n{link}", from_email=None, recipient_list=[email])
+            except OSError as error:
+                logger.warning("could not email %s about %s: %s", email, job.remote_id, error)
+
+        transaction.on_commit(send)
     return note
 
 

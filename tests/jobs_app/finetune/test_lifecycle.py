@@ -41,7 +41,8 @@ def _sync_until(job: FineTuneJob, done) -> None:
     wait_until(check)
 
 
-def test_a_job_succeeds_with_events_metrics_checkpoints_and_one_notification(team, owner, sandbox_url, mailoutbox) -> None:
+def test_a_job_succeeds_with_events_metrics_checkpoints_and_one_notification(team, owner, sandbox_url, mailoutbox,
+                                                                           django_capture_on_commit_callbacks) -> None:
     connection = sandbox_connection(team, sandbox_url)
     dataset = make_dataset(team, validation=jsonl([chat_example(i) for i in range(3)]))
     job = _create(team, owner, connection, dataset=dataset)
@@ -50,7 +51,8 @@ def test_a_job_succeeds_with_events_metrics_checkpoints_and_one_notification(tea
     assert job.metadata == {"project": "tests"} and job.seed == 7
     assert job.estimated_cost_usd is not None and job.estimated_cost_usd > 0
 
-    _sync_until(job, lambda j: j.is_terminal)
+    with django_capture_on_commit_callbacks(execute=True):  # the email goes out on commit
+        _sync_until(job, lambda j: j.is_terminal)
 
     assert job.status == JobStatus.SUCCEEDED
     assert job.fine_tuned_model.startswith("ft:gpt-4.1-mini:")
@@ -64,8 +66,9 @@ def test_a_job_succeeds_with_events_metrics_checkpoints_and_one_notification(tea
     assert len(mailoutbox) == 1 and mailoutbox[0].to == [owner.email]
 
     # Later syncs and refreshes (a replayed webhook does a refresh) change nothing twice.
-    sync_connection(connection, force=True)
-    finetune_job_refresh(job=job)
+    with django_capture_on_commit_callbacks(execute=True):
+        sync_connection(connection, force=True)
+        finetune_job_refresh(job=job)
     assert Notification.objects.filter(team=team).count() == 1
     assert len(mailoutbox) == 1
 
