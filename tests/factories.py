@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 
 from django.contrib.auth.models import User
 
+from jobs_app.models_finetune import Dataset, FineTuneJob
 from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.services import connection_save
 from project.teams.models import Membership, Role, Team
@@ -43,14 +45,14 @@ def chat_example(i: int = 0, *, system: bool = True) -> dict[str, object]:
     return {"messages": messages}
 
 
-def jsonl(examples: list[object]) -> bytes:
+def jsonl(examples: Iterable[object]) -> bytes:
     import json
 
     return "".join(json.dumps(example) + "\n" for example in examples).encode()
 
 
 def make_dataset(team: Team, *, content: bytes | None = None, method: str = "supervised", model_id: str = "gpt-4.1-mini",
-                 validation: bytes | None = None, validate: bool = True, name: str = "train.jsonl") -> object:
+                 validation: bytes | None = None, validate: bool = True, name: str = "train.jsonl") -> Dataset:
     """A Dataset kept here (validated at once unless validate=False)."""
     from jobs_app.finetune.services import dataset_upload, dataset_validate
 
@@ -66,9 +68,7 @@ def make_dataset(team: Team, *, content: bytes | None = None, method: str = "sup
 
 
 def make_finetune_job(team: Team, *, connection: ProviderConnection | None = None, remote_id: str | None = None,
-                      status: str = "running") -> object:
-    from jobs_app.models_finetune import FineTuneJob
-
+                      status: str = "running") -> FineTuneJob:
     return FineTuneJob.objects.create(team=team, connection=connection or make_connection(team),
                                       remote_id=remote_id or f"ftjob-{next(_sequence)}", base_model="gpt-4.1-mini",
                                       status=status)

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
-from jobs_app.finetune.services import finetune_job_apply, finetune_job_sync_events
+from jobs_app.finetune.services import finetune_job_sync_events, finetune_jobs_apply
 from jobs_app.models_finetune import TERMINAL_STATUSES, FineTuneJob, FineTuneSyncState
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
@@ -94,7 +94,7 @@ def _sync(connection: ProviderConnection, result: TickResult) -> None:
         result.skipped = "no active jobs"
         return
     unseen = set(active)
-    changed: list[FineTuneJob] = []
+    pairs: list[tuple[FineTuneJob, Any]] = []
     after: str | None = None
     while unseen:
         cursor = after
@@ -109,11 +109,13 @@ def _sync(connection: ProviderConnection, result: TickResult) -> None:
             if job is None:
                 continue
             unseen.discard(remote.id)
-            if finetune_job_apply(job=job, remote=remote):
-                changed.append(job)
+            pairs.append((job, remote))
         if not page.has_more or not page.data:
             break
         after = page.data[-1].id
+    changed = finetune_jobs_apply(pairs=pairs)
+    # Unchanged jobs were not written one by one; one update records that they were seen.
+    FineTuneJob.objects.filter(pk__in=[active[rid].pk for rid in set(active) - unseen]).update(synced_at=timezone.now())
     result.updated = len(changed)
     result.changed_ids = [job.pk for job in changed]
     # Events: the changed jobs first, then whichever running job has waited longest. Finished

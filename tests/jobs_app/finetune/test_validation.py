@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -12,7 +13,7 @@ from project.tokens import encoding_named
 from tests.factories import chat_example, jsonl
 
 
-def _validate(lines: list[object] | bytes, method: str = "supervised", **kwargs: object) -> dict:
+def _validate(lines: Sequence[object] | bytes, method: str = "supervised", **kwargs: object) -> dict:
     raw = lines if isinstance(lines, bytes) else jsonl(lines)
     return validate_lines(raw.splitlines(keepends=True), method=method, model_id="gpt-4.1-mini", **kwargs)  # type: ignore[arg-type]
 
