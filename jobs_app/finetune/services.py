@@ -296,9 +296,10 @@ def finetune_job_sync_events(*, job: FineTuneJob) -> int:
     if not fresh:
         FineTuneJob.objects.filter(pk=job.pk).update(events_synced_at=timezone.now())
         return calls
+    # Stored oldest first, so rows of the same second keep their order.
     rows = [FineTuneEvent(job=job, remote_id=e.id, created_at=_ts(e.created_at) or timezone.now(), level=e.level,
                           message=e.message, type=getattr(e, "type", None) or "message",
-                          data=_event_data(e)) for e in fresh]
+                          data=_event_data(e)) for e in reversed(fresh)]
     metrics = [_metric_from(job, row.data) for row in rows if row.type == "metrics" and isinstance(row.data, dict)]
     with transaction.atomic():
         FineTuneEvent.objects.bulk_create(rows, ignore_conflicts=True)

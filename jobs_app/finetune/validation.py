@@ -321,12 +321,11 @@ class DatasetValidator:
                 tokens += fixed
                 assistant += fixed_assistant
             return len(inp["messages"]) + 1, tokens + tools_tokens + REPLY_PRIMING, assistant, roles | {"assistant"}
-        unknown = example.keys() - SUPERVISED_KEYS
-        if unknown:
-            raise _Bad("unknown_key", ", ".join(sorted(unknown)))
+        if not example.keys() <= SUPERVISED_KEYS:
+            raise _Bad("unknown_key", ", ".join(sorted(example.keys() - SUPERVISED_KEYS)))
         if "messages" not in example:
             raise _Bad("missing_messages")
-        tools_tokens = self._tokens(_check_tools(example))
+        tools_tokens = self._tokens(_check_tools(example)) if len(example) > 1 else 0
         tokens, assistant_tokens, roles = self._messages(example["messages"])
         if "assistant" not in roles:
             raise _Bad("missing_assistant_message")
