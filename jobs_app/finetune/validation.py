@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import compress
+from itertools import accumulate
 from typing import Any
 
 import tiktoken
@@ -182,7 +182,8 @@ class DatasetValidator:
         self.encoding_name = facts.encoding
         self.training_context = facts.training_context or DEFAULT_TRAINING_CONTEXT
         self._encode: Callable[[str], list[int]] = encoding_named(facts.encoding).encode_ordinary
-        self._role_tokens: dict[str, int] = {}
+        # Per message: the role's tokens and the cookbook's 3 of overhead.
+        self._role_tokens = {role: TOKENS_PER_MESSAGE + len(self._encode(role)) for role in ROLES}
         self._prompt_tokens: dict[str, int] = {}
         self.lines = 0
         self.examples = 0
@@ -236,13 +237,11 @@ class DatasetValidator:
             if assistant_only and role != "assistant":
                 raise _Bad("dpo_invalid_output", f"message {index} has role {role}")
             content = message.get("content")
-            count = role_tokens.get(role)
-            if count is None:
-                count = role_tokens[role] = len(self._encode(role))
+            count = role_tokens[role]
             roles.add(role)
             if len(message) == 2 and type(content) is str and role != "tool":
                 # The common case (role and text content only): nothing else to check.
-                tokens += count + TOKENS_PER_MESSAGE
+                tokens += count
                 if role == "system" or role == "developer":
                     # Datasets usually repeat one system prompt in every example: count it once.
                     known = prompt_tokens.get(content)
@@ -269,7 +268,6 @@ class DatasetValidator:
             if text:
                 texts.append(text)
                 bits.append(total_bit | _ASSISTANT if trained else total_bit)
-            count += TOKENS_PER_MESSAGE
             if "name" in message:
                 count += TOKENS_PER_NAME + self._tokens(str(message["name"]))
             if tool_calls is not None:
@@ -369,25 +367,26 @@ class DatasetValidator:
     def _count_batch(self, texts: list[str], bits: list[int], pending: list[tuple[int, int, int, int, int]]) -> None:
         encode = self._encode
         lengths = [len(encode(text)) for text in texts]
-        in_total = [bit & _TOTAL for bit in bits]
-        trained = [bit & _ASSISTANT for bit in bits]
-        all_in_total = all(in_total)
+        # Prefix sums turn each example's share into two subtractions.
+        totals = [0, *accumulate(lengths if all(bit & _TOTAL for bit in bits)
+                                 else [n if bit & _TOTAL else 0 for n, bit in zip(lengths, bits, strict=True)])]
+        trained = [0, *accumulate([n if bit & _ASSISTANT else 0 for n, bit in zip(lengths, bits, strict=True)])]
         context = self.training_context
         token_counts = self.token_counts
         assistant_counts = self.assistant_token_counts
+        billable = 0
         for line_no, tokens, assistant, first, end in pending:
-            seg = lengths[first:end]
-            tokens += sum(seg) if all_in_total else sum(compress(seg, in_total[first:end]))
-            assistant += sum(compress(seg, trained[first:end]))
+            tokens += totals[end] - totals[first]
             if tokens > context:
                 self.over_context += 1
                 if len(self.over_context_lines) < MAX_LISTED_LINES:
                     self.over_context_lines.append(line_no)
-                self.billable_tokens += context
+                billable += context
             else:
-                self.billable_tokens += tokens
+                billable += tokens
             token_counts.append(tokens)
-            assistant_counts.append(assistant)
+            assistant_counts.append(assistant + trained[end] - trained[first])
+        self.billable_tokens += billable
 
     def finish(self) -> None:
         self._hand_over_batch()
