@@ -139,3 +139,24 @@ def test_an_unvalidated_dataset_or_unknown_model_is_refused_and_nothing_is_creat
     assert "not available for fine-tuning" in refused.value.message
     assert not FineTuneJob.objects.filter(team=team).exists()
     assert not File.objects.filter(team=team, remote_id__startswith="ftjob").exists()
+
+
+def test_a_dpo_job_runs_with_its_beta(team, owner, sandbox_url) -> None:
+    pairs = [{
+        "input": {"messages": [{"role": "user", "content": f"Greet customer {i}"}]},
+        "preferred_output": [{"role": "assistant", "content": f"Hello, customer {i}! How can I help?"}],
+        "non_preferred_output": [{"role": "assistant", "content": "What."}],
+    } for i in range(12)]
+    dataset = make_dataset(team, content=jsonl(pairs), method="dpo")
+    assert dataset.status == "valid", dataset.report["errors"]
+    job = _create(team, owner, sandbox_connection(team, sandbox_url), dataset=dataset, method="dpo",
+                  hyperparameters={"beta": 0.2})
+    assert job.method == "dpo" and job.hyperparameters["beta"] == 0.2
+    _sync_until(job, lambda j: j.is_terminal)
+    assert job.status == JobStatus.SUCCEEDED
+
+
+def test_a_dataset_validated_for_another_method_is_refused(team, owner, sandbox_url) -> None:
+    with pytest.raises(FineTuneInputError, match="validated for Supervised"):
+        _create(team, owner, sandbox_connection(team, sandbox_url), method="dpo")
+    assert not FineTuneJob.objects.exists()

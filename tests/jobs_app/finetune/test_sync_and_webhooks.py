@@ -10,6 +10,7 @@ import math
 import secrets
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import httpx2
@@ -187,3 +188,27 @@ def test_the_sandbox_delivers_a_signed_webhook_and_the_worker_syncs_the_job(live
     assert WebhookDelivery.objects.filter(connection=connection, event_type="fine_tuning.job.succeeded").count() == 1
     assert Notification.objects.filter(team=team).count() == 1
     connections.close_all()
+
+
+@pytest.mark.django_db
+def test_the_beat_tick_visits_only_connections_with_active_jobs_that_are_due(team, realtime_sandbox_url,
+                                                                             monkeypatch) -> None:
+    from project.celery import app
+
+    entry = app.conf.beat_schedule["finetune-sync"]
+    assert entry["task"] in app.tasks  # the beat entry names a registered task
+    busy = sandbox_connection(team, realtime_sandbox_url)
+    _active_jobs_on_sandbox(team, busy, 3)
+    idle = sandbox_connection(team, realtime_sandbox_url)
+    make_finetune_job(team, connection=idle, status=JobStatus.SUCCEEDED)
+    resting = sandbox_connection(team, realtime_sandbox_url)
+    make_finetune_job(team, connection=resting)
+    FineTuneSyncState.objects.create(connection=resting, consecutive_failures=2,
+                                     next_sync_at=timezone.now() + timedelta(minutes=5))
+    counter = CallCounter(monkeypatch)
+
+    results = finetune_sync.sync_all_connections()
+
+    assert set(results) == {busy.pk}
+    assert results[busy.pk].list_calls == 1
+    assert counter.total == results[busy.pk].api_calls
