@@ -118,10 +118,16 @@ def dataset_validate(*, dataset: Dataset) -> Dataset:
     def progress(lines: int, bytes_read: int) -> None:
         Dataset.objects.filter(pk=dataset.pk).update(bytes_read=bytes_read)
 
-    with dataset.content.open("rb") as stream:
-        report = validate_lines(_lines(stream), method=dataset.method, model_id=dataset.model_id,
-                                is_validation=dataset.is_validation, on_progress=progress,
-                                progress_every=PROGRESS_EVERY_LINES)
+    try:
+        with dataset.content.open("rb") as stream:
+            report = validate_lines(_lines(stream), method=dataset.method, model_id=dataset.model_id,
+                                    is_validation=dataset.is_validation, on_progress=progress,
+                                    progress_every=PROGRESS_EVERY_LINES)
+    except OSError as error:
+        # A verdict either way, so the page stops waiting; the stored file is kept for another try.
+        logger.warning("could not read dataset %s: %s", dataset.pk, error)
+        report = {"valid": False, "errors": [{"line": 0, "kind": "unreadable", "detail": "The stored file could not be read."}],
+                  "error_counts": {"unreadable": 1}, "errors_listed": 1, "errors_total": 1}
     dataset.report = report
     dataset.bytes_read = dataset.bytes
     dataset.status = DatasetStatus.VALID if report["valid"] else DatasetStatus.INVALID

@@ -187,3 +187,14 @@ def test_the_bell_counts_unread_notifications_and_they_can_be_marked_read(owner_
     assert "Notifications, 1 unread" in page
     owner_client.post(reverse("notification_list"))
     assert not Notification.objects.filter(read=False).exists()
+
+
+def test_a_dataset_whose_file_is_gone_gets_a_verdict_instead_of_spinning(owner_client, team) -> None:
+    from jobs_app.finetune.services import dataset_validate
+
+    dataset = make_dataset(team, validate=False)
+    dataset.content.storage.delete(dataset.content.name)
+    dataset_validate(dataset=dataset)
+    assert dataset.status == "invalid"
+    response = owner_client.get(reverse("finetune_dataset_detail", args=[dataset.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 286 and "could not be read" in response.content.decode()
