@@ -93,6 +93,8 @@ def _sync(connection: ProviderConnection, result: TickResult) -> None:
     if not active:
         result.skipped = "no active jobs"
         return
+    created = [job.remote_created_at for job in active.values()]
+    oldest = None if None in created else int(min(c.timestamp() for c in created if c is not None))
     unseen = set(active)
     pairs: list[tuple[FineTuneJob, Any]] = []
     after: str | None = None
@@ -112,6 +114,8 @@ def _sync(connection: ProviderConnection, result: TickResult) -> None:
             pairs.append((job, remote))
         if not page.has_more or not page.data:
             break
+        if oldest is not None and page.data[-1].created_at < oldest:
+            break  # the list is newest first: the rest is older than every active job (a missing one must not cost a full walk)
         after = page.data[-1].id
     changed = finetune_jobs_apply(pairs=pairs)
     # Unchanged jobs were not written one by one; one update records that they were seen.
@@ -123,7 +127,14 @@ def _sync(connection: ProviderConnection, result: TickResult) -> None:
     running = sorted((job for job in active.values() if job not in changed and not job.is_terminal),
                      key=lambda job: (job.events_synced_at is not None, job.events_synced_at))
     for job in [*(j for j in changed if not j.is_terminal), *running][:EVENT_FETCHES_PER_TICK]:
-        result.event_calls += finetune_job_sync_events(job=job)
+        try:
+            result.event_calls += finetune_job_sync_events(job=job)
+        except ProviderError as error:
+            if error.transient:
+                raise  # the connection is in trouble: back off
+            # One job's refusal (say, deleted on the provider) must not stall the others.
+            result.event_calls += 1
+            logger.info("events of fine-tune job %s: %s", job.remote_id, error.message)
 
 
 def sync_all_connections() -> dict[int, TickResult]:

@@ -212,3 +212,20 @@ def test_the_beat_tick_visits_only_connections_with_active_jobs_that_are_due(tea
     assert set(results) == {busy.pk}
     assert results[busy.pk].list_calls == 1
     assert counter.total == results[busy.pk].api_calls
+
+
+@pytest.mark.django_db
+def test_a_job_missing_from_the_provider_does_not_make_every_tick_walk_the_whole_list(team, realtime_sandbox_url,
+                                                                                   monkeypatch) -> None:
+    connection = sandbox_connection(team, realtime_sandbox_url)
+    older = _active_jobs_on_sandbox(team, connection, 150)
+    FineTuneJob.objects.filter(pk__in=[job.pk for job in older]).update(status=JobStatus.SUCCEEDED)
+    phantom = make_finetune_job(team, connection=connection, remote_id="ftjob-deleted-elsewhere")
+    FineTuneJob.objects.filter(pk=phantom.pk).update(remote_created_at=timezone.now() + timedelta(seconds=5))
+    counter = CallCounter(monkeypatch)
+
+    result = sync_connection(connection)
+
+    assert result.list_calls == 1  # not ceil(150 / 100) = 2 or more: older jobs cannot include it
+    assert result.error == ""  # its events answer 404; the tick goes on and does not back off
+    assert counter.total == result.api_calls == 2
