@@ -193,7 +193,7 @@ def test_a_dataset_whose_file_is_gone_gets_a_verdict_instead_of_spinning(owner_c
     from jobs_app.finetune.services import dataset_validate
 
     dataset = make_dataset(team, validate=False)
-    dataset.content.storage.delete(dataset.content.name)
+    dataset.content.storage.delete(str(dataset.content.name))
     dataset_validate(dataset=dataset)
     assert dataset.status == "invalid"
     response = owner_client.get(reverse("finetune_dataset_detail", args=[dataset.pk]), HTTP_HX_REQUEST="true")
