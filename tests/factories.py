@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User
 
@@ -12,6 +13,9 @@ from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.services import connection_save
 from project.teams.models import Membership, Role, Team
 from project.teams.services import team_create
+
+if TYPE_CHECKING:
+    from project.files.models import File
 
 PASSWORD = "correct horse battery staple"
 _sequence = itertools.count(1)
@@ -72,3 +76,19 @@ def make_finetune_job(team: Team, *, connection: ProviderConnection | None = Non
     return FineTuneJob.objects.create(team=team, connection=connection or make_connection(team),
                                       remote_id=remote_id or f"ftjob-{next(_sequence)}", base_model="gpt-4.1-mini",
                                       status=status)
+
+
+def make_file(team: Team, *, connection: ProviderConnection | None = None, name: str = "data.jsonl",
+              purpose: str = "user_data", content: bytes = b'{"a": 1}\n', remote_id: str | None = None) -> File:
+    """A library row with a local copy, made without a provider (for pages and isolation)."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    from project.files.models import File
+
+    record = File(team=team, connection=connection or make_connection(team), remote_id=remote_id or f"file-test{next(_sequence)}",
+                  purpose=purpose, name=name, bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
+    record.content.save(name, ContentFile(content), save=False)
+    record.save()
+    return record

@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from project.teams.models import Invitation, Membership, Role, Team
 from tests.conftest import client_for
-from tests.factories import add_member, make_connection
+from tests.factories import add_member, make_connection, make_file
 
 MakeObject = Callable[[Team], object]
 
@@ -25,6 +25,17 @@ def _connection(team: Team) -> object:
 
 def _membership(team: Team) -> object:
     return add_member(team, role=Role.MEMBER)
+
+
+def _file(team: Team) -> object:
+    return make_file(team)
+
+
+def _upload_request(team: Team) -> object:
+    from project.files.models import UploadRequest
+
+    return UploadRequest.objects.create(team=team, connection=make_connection(team), purpose="user_data", name="big.bin",
+                                        bytes=1)
 
 
 def _invitation(team: Team) -> object:
@@ -57,6 +68,12 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "finetune_job_cancel": (_finetune_job, ["post"]),
     "finetune_job_pause": (_finetune_job, ["post"]),
     "finetune_job_resume": (_finetune_job, ["post"]),
+    "file_detail": (_file, ["get"]),
+    "file_fetch": (_file, ["post"]),
+    "file_image": (_file, ["get"]),
+    "file_download": (_file, ["get"]),
+    "file_delete": (_file, ["get", "post"]),
+    "upload_request_status": (_upload_request, ["get"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).

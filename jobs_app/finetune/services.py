@@ -31,8 +31,8 @@ from jobs_app.models_finetune import (
     MetricPoint,
     Notification,
 )
-from project.files.models import FilePurpose
-from project.files.services import file_fetch_remote, file_open, file_upload
+from project.files.models import File, FilePurpose
+from project.files.services import FileInUse, FileRejected, file_delete, file_fetch_remote, file_open, file_upload
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
@@ -176,27 +176,35 @@ def finetune_job_create(
     if validation_dataset is not None and (validation_dataset.status != DatasetStatus.VALID
                                            or validation_dataset.method != method):
         raise FineTuneInputError("The validation dataset has not passed validation for this method.")
-    training = file_upload(team=team, connection=connection, purpose=FilePurpose.FINE_TUNE, name=dataset.name,
-                           chunks=_chunks(dataset), actor=actor)
-    validation = None
-    if validation_dataset is not None:
-        validation = file_upload(team=team, connection=connection, purpose=FilePurpose.FINE_TUNE,
-                                 name=validation_dataset.name, chunks=_chunks(validation_dataset), actor=actor)
-    chosen = {k: v for k, v in hyperparameters.items() if v not in (None, "", "auto")}
-    kwargs: dict[str, Any] = {
-        "model": base_model,
-        "training_file": training.remote_id,
-        "method": {"type": method, method: {"hyperparameters": chosen}},
-    }
-    if validation is not None:
-        kwargs["validation_file"] = validation.remote_id
-    if suffix:
-        kwargs["suffix"] = suffix
-    if seed is not None:
-        kwargs["seed"] = seed
-    if metadata:
-        kwargs["metadata"] = metadata
-    remote = provider_call(connection, lambda client: client.fine_tuning.jobs.create(**kwargs))
+    started = timezone.now()
+    uploaded: list[File] = []
+    try:
+        training = file_upload(team=team, connection=connection, purpose=FilePurpose.FINE_TUNE, name=dataset.name,
+                               chunks=_chunks(dataset), actor=actor)
+        uploaded.append(training)
+        validation = None
+        if validation_dataset is not None:
+            validation = file_upload(team=team, connection=connection, purpose=FilePurpose.FINE_TUNE,
+                                     name=validation_dataset.name, chunks=_chunks(validation_dataset), actor=actor)
+            uploaded.append(validation)
+        chosen = {k: v for k, v in hyperparameters.items() if v not in (None, "", "auto")}
+        kwargs: dict[str, Any] = {
+            "model": base_model,
+            "training_file": training.remote_id,
+            "method": {"type": method, method: {"hyperparameters": chosen}},
+        }
+        if validation is not None:
+            kwargs["validation_file"] = validation.remote_id
+        if suffix:
+            kwargs["suffix"] = suffix
+        if seed is not None:
+            kwargs["seed"] = seed
+        if metadata:
+            kwargs["metadata"] = metadata
+        remote = provider_call(connection, lambda client: client.fine_tuning.jobs.create(**kwargs))
+    except (ProviderError, FileRejected):
+        _discard_fresh_uploads(team=team, files=uploaded, since=started, actor=actor)
+        raise
     estimate = dataset_estimate(dataset=dataset, model_id=base_model, n_epochs=chosen.get("n_epochs"))
     with transaction.atomic():
         job = FineTuneJob(team=team, connection=connection, remote_id=remote.id, dataset=dataset, created_by=actor,
@@ -205,6 +213,18 @@ def finetune_job_create(
         job.save()
         audit_record(team=team, actor=actor, action="finetune.job_created", target=remote.id, model=base_model)
     return job
+
+
+def _discard_fresh_uploads(*, team: Team, files: list[File], since: datetime, actor: User | None) -> None:
+    """The provider refused the job: files sent for it in this attempt are deleted again,
+    so nothing half-made is left. Files that were already in the library stay."""
+    for record in files:
+        if record.created_at < since:
+            continue
+        try:
+            file_delete(team=team, file=record, actor=actor)
+        except (ProviderError, FileInUse) as error:
+            logger.warning("could not remove %s after a refused job: %s", record.remote_id, error)
 
 
 def _copy_remote(job: FineTuneJob, remote: Any) -> bool:

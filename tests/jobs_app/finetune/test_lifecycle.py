@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import openai
 import pytest
 
 from jobs_app.finetune.services import (
@@ -17,6 +18,7 @@ from jobs_app.finetune.services import (
 from jobs_app.finetune.sync import sync_connection
 from jobs_app.models_finetune import FineTuneJob, JobStatus, MetricPoint, Notification
 from project.files.models import File
+from project.files.services import FileInUse, file_delete
 from project.providers.client import ProviderError
 from tests.factories import chat_example, jsonl, make_dataset
 from tests.jobs_app.finetune.conftest import sandbox_connection, wait_until
@@ -89,8 +91,11 @@ def test_a_job_the_provider_fails_in_validation_records_the_error(team, owner, s
     assert "failed" in note.text and "Unrecognized role" in note.text
 
 
-def test_a_job_can_be_cancelled(team, owner, slow_sandbox_url) -> None:
+def test_a_job_can_be_cancelled_and_its_file_is_held_until_then(team, owner, slow_sandbox_url) -> None:
     job = _create(team, owner, sandbox_connection(team, slow_sandbox_url))
+    training = File.objects.get(team=team, remote_id=job.training_file_remote_id)
+    with pytest.raises(FileInUse, match="Fine-tune job"):
+        file_delete(team=team, file=training, actor=owner)
     finetune_job_action(job=job, action="cancel", actor=owner)
     assert job.status == JobStatus.CANCELLED
     job.refresh_from_db()
@@ -98,6 +103,7 @@ def test_a_job_can_be_cancelled(team, owner, slow_sandbox_url) -> None:
     with pytest.raises(FineTuneInputError):
         finetune_job_action(job=job, action="resume", actor=owner)
     assert "cancelled" in Notification.objects.get(team=team).text
+    file_delete(team=team, file=training, actor=owner)  # a finished job no longer holds it
 
 
 def test_a_job_can_be_paused_and_resumed_then_finishes(team, owner, slow_sandbox_url) -> None:
@@ -138,7 +144,10 @@ def test_an_unvalidated_dataset_or_unknown_model_is_refused_and_nothing_is_creat
         _create(team, owner, connection, base_model="gpt-5")
     assert "not available for fine-tuning" in refused.value.message
     assert not FineTuneJob.objects.filter(team=team).exists()
-    assert not File.objects.filter(team=team, remote_id__startswith="ftjob").exists()
+    # The training file sent for the refused job was deleted again (the row stays, marked deleted).
+    assert set(File.objects.filter(team=team).values_list("state", flat=True)) == {"deleted"}
+    remote_files = openai.OpenAI(base_url=connection.base_url, api_key=connection.get_api_key()).files.list()
+    assert not {f.id for f in remote_files} & set(File.objects.filter(team=team).values_list("remote_id", flat=True))
 
 
 def test_a_dpo_job_runs_with_its_beta(team, owner, sandbox_url) -> None:
