@@ -343,6 +343,9 @@ class DatasetValidator:
         except ValueError as error:
             self._error(line_no, "invalid_json", str(error)[:120])
             return
+        self.feed_parsed(line_no, example)
+
+    def feed_parsed(self, line_no: int, example: Any) -> None:
         first_text = len(self._texts)
         try:
             n_messages, fixed, fixed_assistant, roles = self._example(example)
@@ -359,6 +362,86 @@ class DatasetValidator:
         self._pending.append((line_no, fixed, fixed_assistant, first_text, len(self._texts)))
         if len(self._pending) >= BATCH_EXAMPLES:
             self._hand_over_batch()
+
+    def feed_lines(self, lines: Iterable[bytes | str], on_progress: Callable[[int, int], None] | None = None,
+                   progress_every: int = 2000) -> None:
+        """Feed a whole stream. Supervised examples made only of plain system/user/assistant
+        text messages (most lines of most files) take a fast path here with the same checks and
+        counts; anything else goes through the full checks of `feed_parsed`."""
+        supervised = self.method == "supervised"
+        decode = _decode_json
+        role_tokens = self._role_tokens
+        prompt_tokens = self._prompt_tokens
+        encode = self._encode
+        read = 0
+        line_no = 0
+        for line_no, raw in enumerate(lines, start=1):
+            read += len(raw)
+            if on_progress is not None and line_no % progress_every == 0:
+                on_progress(line_no, read)
+            try:
+                text = raw.decode() if type(raw) is bytes else raw
+            except UnicodeDecodeError:
+                self._error(line_no, "invalid_json", "the line is not UTF-8 text")
+                continue
+            if not text or text.isspace():
+                continue
+            try:
+                example = decode(text)
+            except ValueError as error:
+                self._error(line_no, "invalid_json", str(error)[:120])
+                continue
+            messages = example.get("messages") if supervised and type(example) is dict and len(example) == 1 else None
+            if type(messages) is not list or not messages:
+                self.feed_parsed(line_no, example)
+                continue
+            texts = self._texts
+            bits = self._bits
+            mark = len(texts)
+            fixed = REPLY_PRIMING
+            has_system = has_user = has_assistant = False
+            for message in messages:
+                if type(message) is not dict or len(message) != 2:
+                    break
+                content = message.get("content")
+                if type(content) is not str:
+                    break
+                role = message.get("role")
+                if role == "assistant":
+                    has_assistant = True
+                    texts.append(content)
+                    bits.append(_TOTAL | _ASSISTANT)
+                elif role == "user":
+                    has_user = True
+                    texts.append(content)
+                    bits.append(_TOTAL)
+                elif role == "system" or role == "developer":
+                    has_system = True
+                    known = prompt_tokens.get(content)
+                    if known is None:
+                        if len(prompt_tokens) >= MAX_CACHED_PROMPTS:
+                            prompt_tokens.clear()
+                        known = prompt_tokens[content] = len(encode(content))
+                    fixed += known
+                else:
+                    break
+                fixed += role_tokens[role]
+            else:
+                if has_assistant:
+                    self.examples += 1
+                    if not has_system:
+                        self.missing_system += 1
+                    if not has_user:
+                        self.missing_user += 1
+                    self.message_counts.append(len(messages))
+                    self._pending.append((line_no, fixed, 0, mark, len(texts)))
+                    if len(self._pending) >= BATCH_EXAMPLES:
+                        self._hand_over_batch()
+                    continue
+            # Not the plain case: undo and check it fully.
+            del texts[mark:], bits[mark:]
+            self.feed_parsed(line_no, example)
+        self.lines = max(self.lines, line_no)
 
     def _hand_over_batch(self) -> None:
         self._count_batch(self._texts, self._bits, self._pending)
@@ -426,12 +509,7 @@ def validate_lines(lines: Iterable[bytes | str], *, method: str, model_id: str, 
                    on_progress: Callable[[int, int], None] | None = None, progress_every: int = 2000) -> dict[str, Any]:
     """Validate a JSONL stream. `on_progress(lines_read, bytes_read)` is called every `progress_every` lines."""
     validator = DatasetValidator(method=method, model_id=model_id, is_validation=is_validation)
-    read = 0
-    for line_no, raw in enumerate(lines, start=1):
-        read += len(raw)
-        validator.feed(line_no, raw)
-        if on_progress is not None and line_no % progress_every == 0:
-            on_progress(line_no, read)
+    validator.feed_lines(lines, on_progress=on_progress, progress_every=progress_every)
     return validator.report()
 
 

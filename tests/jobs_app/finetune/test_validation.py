@@ -169,3 +169,21 @@ def test_the_epoch_heuristic_stays_within_the_cookbook_bounds() -> None:
 
 def test_an_unknown_model_has_no_price_rather_than_a_guess() -> None:
     assert estimate_cost(examples=100, billable_tokens=1000, model_id="mystery-model").cost_usd is None
+
+
+def test_the_fast_path_reports_exactly_what_the_full_checks_report() -> None:
+    from jobs_app.finetune.validation import DatasetValidator
+
+    examples: list[object] = [chat_example(i, system=i % 3 != 0) for i in range(30)]
+    examples += [{"messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": ""},
+                               {"role": "assistant", "content": "ok", "weight": 1}]},
+                 {"messages": [{"role": "assistant", "content": "unprompted"}]},
+                 {"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "r"}]}]
+    raw = jsonl(examples).splitlines(keepends=True) + [b"\n", b"{oops\n"]
+    one_by_one = DatasetValidator(method="supervised", model_id="gpt-4.1-mini")
+    for line_no, line in enumerate(raw, start=1):
+        one_by_one.feed(line_no, line)
+    streamed = DatasetValidator(method="supervised", model_id="gpt-4.1-mini")
+    streamed.feed_lines(raw)
+    assert streamed.report() == one_by_one.report()
+    assert one_by_one.report()["error_counts"] == {"tool_call_id_missing": 1, "invalid_json": 1}
