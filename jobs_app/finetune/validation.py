@@ -375,6 +375,8 @@ class DatasetValidator:
         encode = self._encode
         read = 0
         line_no = 0
+        misses = 0
+        cache_prompts = True
         for line_no, raw in enumerate(lines, start=1):
             read += len(raw)
             if on_progress is not None and line_no % progress_every == 0:
@@ -417,12 +419,20 @@ class DatasetValidator:
                     bits.append(_TOTAL)
                 elif role == "system" or role == "developer":
                     has_system = True
-                    known = prompt_tokens.get(content)
-                    if known is None:
+                    known = prompt_tokens.get(content) if cache_prompts else None
+                    if known is not None:
+                        fixed += known
+                    elif cache_prompts:
+                        misses += 1
                         if len(prompt_tokens) >= MAX_CACHED_PROMPTS:
                             prompt_tokens.clear()
+                            # Mostly new prompts: the cache costs more than it saves; count them with the rest.
+                            cache_prompts = misses < line_no // 2
                         known = prompt_tokens[content] = len(encode(content))
-                    fixed += known
+                        fixed += known
+                    else:
+                        texts.append(content)
+                        bits.append(_TOTAL)
                 else:
                     break
                 fixed += role_tokens[role]

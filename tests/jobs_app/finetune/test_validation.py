@@ -179,7 +179,7 @@ def test_the_fast_path_reports_exactly_what_the_full_checks_report() -> None:
                                {"role": "assistant", "content": "ok", "weight": 1}]},
                  {"messages": [{"role": "assistant", "content": "unprompted"}]},
                  {"messages": [{"role": "user", "content": "q"}, {"role": "tool", "content": "r"}]}]
-    raw = jsonl(examples).splitlines(keepends=True) + [b"\n", b"{oops\n"]
+    raw = [*jsonl(examples).splitlines(keepends=True), b"\n", b"{oops\n"]
     one_by_one = DatasetValidator(method="supervised", model_id="gpt-4.1-mini")
     for line_no, line in enumerate(raw, start=1):
         one_by_one.feed(line_no, line)
@@ -187,3 +187,18 @@ def test_the_fast_path_reports_exactly_what_the_full_checks_report() -> None:
     streamed.feed_lines(raw)
     assert streamed.report() == one_by_one.report()
     assert one_by_one.report()["error_counts"] == {"tool_call_id_missing": 1, "invalid_json": 1}
+
+
+def test_many_different_system_prompts_are_counted_the_same_once_the_prompt_cache_gives_up() -> None:
+    from jobs_app.finetune.validation import MAX_CACHED_PROMPTS, DatasetValidator
+
+    examples = [{"messages": [{"role": "system", "content": f"You are assistant number {i}."},
+                              {"role": "user", "content": "hi"}, {"role": "assistant", "content": f"hello {i}"}]}
+                for i in range(3 * MAX_CACHED_PROMPTS)]
+    raw = jsonl(examples).splitlines(keepends=True)
+    one_by_one = DatasetValidator(method="supervised", model_id="gpt-4.1-mini")
+    for line_no, line in enumerate(raw, start=1):
+        one_by_one.feed(line_no, line)
+    streamed = DatasetValidator(method="supervised", model_id="gpt-4.1-mini")
+    streamed.feed_lines(raw)
+    assert streamed.report() == one_by_one.report()
