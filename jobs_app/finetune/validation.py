@@ -382,7 +382,7 @@ class DatasetValidator:
             if on_progress is not None and line_no % progress_every == 0:
                 on_progress(line_no, read)
             try:
-                text = raw.decode() if type(raw) is bytes else raw
+                text = raw.decode() if isinstance(raw, bytes) else raw
             except UnicodeDecodeError:
                 self._error(line_no, "invalid_json", "the line is not UTF-8 text")
                 continue
