@@ -23,4 +23,6 @@ app.conf.beat_schedule = {
     # Files made or deleted elsewhere show up (imported / missing) within the hour.
     "files-sync-all": {"task": "project.files.tasks.files_sync_all_task", "schedule": 60 * 60},
     "files-reap-uploads": {"task": "project.files.tasks.files_reap_uploads_task", "schedule": 30 * 60},
+    # One list call per connection with active batches; finished batches are not polled.
+    "batches-sync": {"task": "jobs_app.batches.tasks.batches_sync_tick", "schedule": 15.0},
 }

@@ -92,3 +92,28 @@ def make_file(team: Team, *, connection: ProviderConnection | None = None, name:
     record.content.save(name, ContentFile(content), save=False)
     record.save()
     return record
+
+
+# -- batches -----------------------------------------------------------------------------------------
+
+def batch_chat_line(custom_id: str, text: str, *, model: str = "gpt-4o-mini", **body: object) -> dict[str, object]:
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": model, "messages": [{"role": "user", "content": text}], **body}}
+
+
+def make_batch_group(team: Team, connection: ProviderConnection | None = None, *, lines: list[dict[str, object]] | None = None,
+                     endpoint: str = "/v1/chat/completions", metadata: dict[str, str] | None = None) -> object:
+    """A draft batch group built from JSONL lines through the real build service."""
+    import json
+
+    from jobs_app.batches.build import items_from_jsonl
+    from jobs_app.batches.services import batch_group_build
+    from jobs_app.batches.validation import InputProblems
+
+    connection = connection or make_connection(team)
+    lines = lines if lines is not None else [batch_chat_line(f"req-{i}", f"echo: answer {i}") for i in range(3)]
+    problems = InputProblems()
+    raw = [json.dumps(line).encode() + b"\n" for line in lines]
+    return batch_group_build(team=team, connection=connection, actor=None, name=f"Batch {next(_sequence)}",
+                             endpoint=endpoint, source="jsonl", items=items_from_jsonl(raw, endpoint=endpoint, problems=problems),
+                             problems=problems, metadata=metadata)

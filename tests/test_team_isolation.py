@@ -55,6 +55,19 @@ def _finetune_job(team: Team) -> object:
     return make_finetune_job(team)
 
 
+def _batch_group(team: Team) -> object:
+    from tests.factories import make_batch_group
+
+    return make_batch_group(team)
+
+
+def _batch_build(team: Team) -> object:
+    from jobs_app.models_batches import BatchBuild
+
+    return BatchBuild.objects.create(team=team, connection=make_connection(team), name="big.csv",
+                                     endpoint="/v1/chat/completions", source="csv")
+
+
 # url name -> (factory of another team's object, methods to try)
 ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
@@ -74,6 +87,15 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "file_download": (_file, ["get"]),
     "file_delete": (_file, ["get", "post"]),
     "upload_request_status": (_upload_request, ["get"]),
+    "batch_build_detail": (_batch_build, ["get"]),
+    "batch_detail": (_batch_group, ["get"]),
+    "batch_submit": (_batch_group, ["post"]),
+    "batch_discard": (_batch_group, ["post"]),
+    "batch_cancel": (_batch_group, ["post"]),
+    "batch_retry_failed": (_batch_group, ["post"]),
+    "batch_results": (_batch_group, ["get"]),
+    "batch_download_csv": (_batch_group, ["get"]),
+    "batch_download_jsonl": (_batch_group, ["get"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).
