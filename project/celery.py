@@ -34,6 +34,8 @@ app.autodiscover_tasks()
 
 # Periodic work is added by the apps that need it (job and batch sync).
 app.conf.beat_schedule = {
+    # One list call per connection with active fine-tune jobs; backoff is per connection.
+    "finetune-sync": {"task": "jobs_app.finetune.tasks.finetune_sync_tick_task", "schedule": 30.0},
     # Files made or deleted elsewhere show up (imported / missing) within the hour.
     "files-sync-all": {"task": "project.files.tasks.files_sync_all_task", "schedule": 60 * 60},
     "files-reap-uploads": {"task": "project.files.tasks.files_reap_uploads_task", "schedule": 30 * 60},

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User
 
+from jobs_app.models_finetune import Dataset, FineTuneJob
 from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.services import connection_save
 from project.teams.models import Membership, Role, Team
@@ -36,6 +38,44 @@ def make_connection(team: Team, *, base_url: str = "http://127.0.0.1:9/v1", api_
                     kind: str = ProviderKind.COMPATIBLE, name: str | None = None, webhook_secret: str = "") -> ProviderConnection:
     return connection_save(team=team, actor=None, kind=kind, name=name or f"Connection {next(_sequence)}",
                            base_url=base_url, api_key=api_key, webhook_secret=webhook_secret)
+
+
+# -- fine-tuning -------------------------------------------------------------------------------
+
+def chat_example(i: int = 0, *, system: bool = True) -> dict[str, object]:
+    messages: list[dict[str, object]] = [{"role": "system", "content": "You answer in one short sentence."}] if system else []
+    messages += [{"role": "user", "content": f"What is {i} plus {i}?"},
+                 {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]
+    return {"messages": messages}
+
+
+def jsonl(examples: Iterable[object]) -> bytes:
+    import json
+
+    return "".join(json.dumps(example) + "\n" for example in examples).encode()
+
+
+def make_dataset(team: Team, *, content: bytes | None = None, method: str = "supervised", model_id: str = "gpt-4.1-mini",
+                 validation: bytes | None = None, validate: bool = True, name: str = "train.jsonl") -> Dataset:
+    """A Dataset kept here (validated at once unless validate=False)."""
+    from jobs_app.finetune.services import dataset_upload, dataset_validate
+
+    content = content if content is not None else jsonl([chat_example(i) for i in range(12)])
+    dataset = dataset_upload(team=team, method=method, model_id=model_id, training_name=name, training_chunks=[content],
+                             validation_name="valid.jsonl", validation_chunks=[validation] if validation else None,
+                             actor=None)
+    if validate:
+        dataset_validate(dataset=dataset)
+        if dataset.validation_dataset is not None:
+            dataset_validate(dataset=dataset.validation_dataset)
+    return dataset
+
+
+def make_finetune_job(team: Team, *, connection: ProviderConnection | None = None, remote_id: str | None = None,
+                      status: str = "running") -> FineTuneJob:
+    return FineTuneJob.objects.create(team=team, connection=connection or make_connection(team),
+                                      remote_id=remote_id or f"ftjob-{next(_sequence)}", base_model="gpt-4.1-mini",
+                                      status=status)
 
 
 def make_file(team: Team, *, connection: ProviderConnection | None = None, name: str = "data.jsonl",

@@ -43,6 +43,18 @@ def _invitation(team: Team) -> object:
     return Invitation.objects.create(team=team, email="x@example.com", token_hash=token_hash)
 
 
+def _dataset(team: Team) -> object:
+    from tests.factories import make_dataset
+
+    return make_dataset(team, validate=False)
+
+
+def _finetune_job(team: Team) -> object:
+    from tests.factories import make_finetune_job
+
+    return make_finetune_job(team)
+
+
 def _batch_group(team: Team) -> object:
     from tests.factories import make_batch_group
 
@@ -64,6 +76,11 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "member_role": (_membership, ["post"]),
     "member_remove": (_membership, ["post"]),
     "invitation_revoke": (_invitation, ["post"]),
+    "finetune_dataset_detail": (_dataset, ["get"]),
+    "finetune_job_detail": (_finetune_job, ["get"]),
+    "finetune_job_cancel": (_finetune_job, ["post"]),
+    "finetune_job_pause": (_finetune_job, ["post"]),
+    "finetune_job_resume": (_finetune_job, ["post"]),
     "file_detail": (_file, ["get"]),
     "file_fetch": (_file, ["post"]),
     "file_image": (_file, ["get"]),
