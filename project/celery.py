@@ -10,23 +10,18 @@ import os
 
 from celery import Celery
 
+from project.workloads import queue_for
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 
 
 def route_by_workload(name: str, args: object, kwargs: object, options: object, task: object = None,
                       **extra: object) -> dict[str, str] | None:
-    """Send a task to the queue named by its `workload` attribute ("io" or "cpu").
-
-    Tasks say what they spend their time on (`@shared_task(workload="io")`); this
-    router maps that to a queue, so the per-task `queue` attribute (deprecated in
-    Celery 6) is not needed.
-    """
-    workload = getattr(task, "workload", None)
-    return {"queue": workload} if workload in WORKLOAD_QUEUES else None
-
-
-WORKLOAD_QUEUES = ("io", "cpu")
+    """Send a task to the queue its base class names (project.workloads), so the
+    per-task `queue` attribute, deprecated in Celery 6, is not needed."""
+    queue = queue_for(task)
+    return {"queue": queue} if queue else None
 
 app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")

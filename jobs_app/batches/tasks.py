@@ -7,9 +7,10 @@ from celery import Task, shared_task
 from jobs_app.batches import results, services, sync
 from jobs_app.models_batches import Batch, BatchGroup
 from project.providers.models import ProviderConnection
+from project.workloads import CpuTask, IoTask
 
 
-@shared_task(workload="io")
+@shared_task(base=IoTask)
 def batch_group_submit_task(group_id: int, actor_id: int | None = None) -> None:
     from django.contrib.auth.models import User
 
@@ -19,21 +20,21 @@ def batch_group_submit_task(group_id: int, actor_id: int | None = None) -> None:
         services.batch_group_submit(group=group, actor=actor)
 
 
-@shared_task(workload="io")
+@shared_task(base=IoTask)
 def batches_sync_tick() -> None:
     """Beat: one sync task per connection that has active batches."""
     for connection_id in sync.connections_with_active_batches():
         batches_sync_connection_task.delay(connection_id)
 
 
-@shared_task(workload="io", acks_late=True)  # idempotent: applying the same remote state twice changes nothing
+@shared_task(base=IoTask, acks_late=True)  # idempotent: applying the same remote state twice changes nothing
 def batches_sync_connection_task(connection_id: int) -> None:
     connection = ProviderConnection.objects.filter(pk=connection_id).first()
     if connection is not None:
         sync.batches_sync_connection(connection=connection)
 
 
-@shared_task(workload="io", acks_late=True)
+@shared_task(base=IoTask, acks_late=True)
 def batch_sync_one_task(batch_id: int) -> None:
     batch = Batch.objects.select_related("connection").filter(pk=batch_id).first()
     if batch is not None:
@@ -45,7 +46,7 @@ RESULTS_MAX_RETRIES = 5
 
 # Idempotent (files are fetched once, the join overwrites), so acks_late; a passing provider
 # failure is retried with back-off, the last failure is recorded on the batch.
-@shared_task(bind=True, workload="cpu", acks_late=True, max_retries=RESULTS_MAX_RETRIES)
+@shared_task(bind=True, base=CpuTask, acks_late=True, max_retries=RESULTS_MAX_RETRIES)
 def batch_results_collect_task(self: Task, batch_id: int) -> None:
     batch = Batch.objects.select_related("team", "connection", "group").filter(pk=batch_id).first()
     if batch is None:
@@ -56,7 +57,7 @@ def batch_results_collect_task(self: Task, batch_id: int) -> None:
         raise self.retry(countdown=retry_in * (2 ** self.request.retries))
 
 
-@shared_task(workload="cpu")
+@shared_task(base=CpuTask)
 def batch_build_task(build_id: int) -> None:
     from jobs_app.batches.uploads import batch_build_run
     from jobs_app.models_batches import BatchBuild

@@ -12,32 +12,33 @@ from jobs_app.finetune.sync import sync_all_connections, sync_connection
 from jobs_app.models_finetune import Dataset, FineTuneJob
 from project.providers.client import ProviderError
 from project.providers.models import ProviderConnection
+from project.workloads import CpuTask, IoTask
 
 logger = logging.getLogger(__name__)
 REFRESH_THROTTLE_SECONDS = 2
 
 
 # Validation starts over from the first line, so running it twice is harmless.
-@shared_task(queue="cpu", acks_late=True)
+@shared_task(base=CpuTask, acks_late=True)
 def dataset_validate_task(dataset_id: int) -> None:
     dataset = Dataset.objects.filter(pk=dataset_id).first()
     if dataset is not None:
         dataset_validate(dataset=dataset)
 
 
-@shared_task(queue="io")
+@shared_task(base=IoTask)
 def finetune_sync_tick_task() -> dict[str, int]:
     return {str(pk): result.api_calls for pk, result in sync_all_connections().items()}
 
 
-@shared_task(queue="io")
+@shared_task(base=IoTask)
 def finetune_sync_connection_task(connection_id: int) -> None:
     connection = ProviderConnection.objects.filter(pk=connection_id).first()
     if connection is not None:
         sync_connection(connection, force=True)
 
 
-@shared_task(queue="io")
+@shared_task(base=IoTask)
 def finetune_job_refresh_task(job_id: int) -> None:
     job = FineTuneJob.objects.select_related("connection", "team", "created_by").filter(pk=job_id).first()
     if job is None:

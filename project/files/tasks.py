@@ -10,6 +10,7 @@ from django.utils import timezone
 from project.files.services import files_sync_team
 from project.files.uploads import uploads_reap_stale
 from project.teams.models import Team
+from project.workloads import IoTask
 
 SYNC_STATUS_SECONDS = 60 * 60
 
@@ -30,7 +31,7 @@ def files_sync_enqueue(*, team: Team) -> None:
 
 
 # Idempotent (a second run finds nothing new), so a redelivery after a crash is harmless.
-@shared_task(workload="io", acks_late=True)
+@shared_task(base=IoTask, acks_late=True)
 def files_sync_task(team_id: int) -> None:
     team = Team.objects.get(pk=team_id)
     try:
@@ -42,14 +43,14 @@ def files_sync_task(team_id: int) -> None:
               SYNC_STATUS_SECONDS)
 
 
-@shared_task(workload="io")
+@shared_task(base=IoTask)
 def files_sync_all_task() -> None:
     """Periodic: one sync per team that has a connection, each its own task."""
     for team_id in Team.objects.filter(connections__isnull=False).distinct().values_list("pk", flat=True):
         files_sync_task.delay(team_id)
 
 
-@shared_task(workload="io")
+@shared_task(base=IoTask)
 def files_reap_uploads_task() -> int:
     """Periodic: cancel multi-part uploads abandoned by a crashed process, fail their staged requests."""
     from project.files.staging import upload_requests_reap_stale
@@ -58,7 +59,7 @@ def files_reap_uploads_task() -> int:
 
 
 # Not acks_late: a request claimed by a worker that then died is failed by the reaper, not re-run half-way.
-@shared_task(workload="io")
+@shared_task(base=IoTask)
 def upload_request_task(request_id: int) -> None:
     from project.files.staging import upload_request_run
 
