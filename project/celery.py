@@ -17,4 +17,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Periodic work is added by the apps that need it (job and batch sync).
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # A chat run whose worker died is re-queued or failed within about a minute and a half.
+    "chat-recover-stale-runs": {"task": "assistants_app.runs_recover_stale", "schedule": 30.0},
+}
