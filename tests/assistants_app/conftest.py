@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -14,6 +15,15 @@ import uvicorn
 from assistants_app.models import Run
 from project.providers.models import ProviderConnection, ProviderKind
 from tests import factories
+
+
+@pytest.fixture
+def paced_sandbox(tmp_path: Path) -> Iterator[str]:
+    """A sandbox that streams at 400 tokens a second, so a reply takes long enough to watch or stop."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(tmp_path, ttft_ms=0, tokens_per_second=400) as url:
+        yield url
 
 
 @pytest.fixture

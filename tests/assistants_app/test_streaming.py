@@ -100,13 +100,6 @@ def test_the_event_stream_of_another_team_is_not_found(team, owner, other_team) 
     assert asyncio.run(read()) == 404
 
 
-@pytest.fixture
-def paced_sandbox(tmp_path: Path) -> Iterator[str]:
-    """A sandbox that streams at 400 tokens a second, so a reply takes long enough to watch or stop."""
-    with running_sandbox(tmp_path, ttft_ms=0, tokens_per_second=400) as url:
-        yield url
-
-
 def _watch(base: str, session: str, run_id: int, into: list[str]) -> None:
     with httpx2.Client(base_url=base, cookies={"sessionid": session}, timeout=30) as http, \
             http.stream("GET", f"/runs/{run_id}/events/") as response:
