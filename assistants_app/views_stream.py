@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponseForbidden, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.utils.html import escape

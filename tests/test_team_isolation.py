@@ -56,8 +56,9 @@ def _run(team: Team) -> object:
 
     thread = make_thread(team)
     version = thread.assistant.current_version
+    assert version is not None
     return Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version,
-                              model=version.model, status="waiting")  # type: ignore[union-attr]
+                              model=version.model, status="waiting")
 
 
 def _pending_tool_message(team: Team) -> object:

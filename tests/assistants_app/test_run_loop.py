@@ -27,7 +27,7 @@ def _deltas(run_id: int) -> str:
 def test_a_reply_streams_through_redis_and_is_saved_with_usage_and_cost(team, owner, chat_connection) -> None:
     assistant = make_assistant(team, chat_connection, model="gpt-4.1-mini")
     thread = make_thread(team, assistant)
-    message, run = thread_post_message(thread=thread, actor=owner, text="echo: Hello **world**, streamed.")
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: Hello **world**, streamed.")
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED, run.error
     reply = Message.objects.get(run=run, role="assistant")

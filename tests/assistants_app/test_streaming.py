@@ -4,12 +4,14 @@ several viewers, Stop mid-stream, and retries that honour retry-after."""
 from __future__ import annotations
 
 import asyncio
-from html import unescape
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from html import unescape
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import openai
@@ -54,13 +56,20 @@ async def _read_all(client: AsyncClient, url: str, headers: dict[str, str] | Non
     response = await client.get(url, headers=headers or {})
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"
-    return "".join([chunk.decode() async for chunk in response.streaming_content])  # type: ignore[union-attr]
+    return "".join([chunk.decode() async for chunk in response.streaming_content])  # type: ignore[attr-defined]
+
+
+def run_async[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """asyncio.run in a thread of its own: Playwright's sync API keeps a loop running in this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def _running_run(team, owner, connection) -> Run:
     assistant = make_assistant(team, connection)
     thread = make_thread(team, assistant)
     version = assistant.current_version
+    assert version is not None
     return Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
                               status=RunStatus.RUNNING)
 
@@ -76,7 +85,7 @@ def test_a_fresh_viewer_gets_a_replay_and_a_reconnect_resumes_after_its_last_eve
         await client.aforce_login(owner)
         return await _read_all(client, url), await _read_all(client, url, {"Last-Event-ID": ids[1]})
 
-    first, second = asyncio.run(read_twice())
+    first, second = run_async(read_twice)
     fresh = parse_sse(first)
     assert fresh[0]["event"] == "reset"
     assert _text_of(fresh) == "Hello <b>world</b>"
@@ -97,7 +106,7 @@ def test_the_event_stream_of_another_team_is_not_found(team, owner, other_team) 
         await client.aforce_login(owner)
         return (await client.get(f"/runs/{run.pk}/events/")).status_code
 
-    assert asyncio.run(read()) == 404
+    assert run_async(read) == 404
 
 
 def _watch(base: str, session: str, run_id: int, into: list[str]) -> None:
@@ -119,7 +128,8 @@ def test_several_viewers_over_asgi_all_see_the_whole_reply_as_it_streams(team, o
         sessions.append(client.cookies["sessionid"].value)
     _, run = thread_post_message(thread=thread, actor=owner, text="write 300 words")
     seen: list[list[str]] = [[], []]
-    watchers = [threading.Thread(target=_watch, args=(asgi_url, session, run.pk, out)) for session, out in zip(sessions, seen)]
+    watchers = [threading.Thread(target=_watch, args=(asgi_url, session, run.pk, out))
+                for session, out in zip(sessions, seen, strict=True)]
     for watcher in watchers:
         watcher.start()
     for watcher in watchers:

@@ -118,6 +118,6 @@ def test_an_http_tool_that_is_too_slow_is_cut_off(tool_endpoint: str) -> None:
     _Recorder.delay = 2.0
     tool = validate_tools([{"name": "stock", "binding": "http", "url": tool_endpoint, "timeout": 0.3}])[0]
     started = time.monotonic()
-    with pytest.raises(ToolFailed, match="did not answer within 0.3 s"):
+    with pytest.raises(ToolFailed, match=r"did not answer within 0\.3 s"):
         call_http_tool(tool=tool, arguments={}, secret="s", call_id="c")
     assert time.monotonic() - started < 1.5
