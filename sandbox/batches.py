@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from .ids import random_id, stable_id
 from .store import Document, Store
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions")
-SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
+SUPPORTED_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses")
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 WINDOW_SECONDS = 24 * 3600.0
@@ -147,7 +148,8 @@ def create_batch(store: Store, body: dict[str, Any], api_key: str, now: float, m
         verdict = validate_input(store, file_doc["id"], endpoint, model_exists)
     return {
         "id": random_id("batch_", 24),
-        "created_at": now,
+        # Validation above may take a while on a big file; the batch starts when it is stored.
+        "created_at": max(now, time.time()),
         "endpoint": endpoint,
         "input_file_id": file_doc["id"],
         "completion_window": "24h",
@@ -183,7 +185,7 @@ def phase(batch: Document, clock: Clock) -> Phase:
             times["failed"] = real(VALIDATING_SECONDS)
             return Phase("failed", 0, 0, times)
         return Phase("validating", 0, 0, times)
-    total = verdict["total"]
+    total: int = verdict["total"]
     run = _run_seconds(batch)
     expire_at = WINDOW_SECONDS
     if str((batch.get("metadata") or {}).get("sandbox_expire", "")).lower() == "true":
@@ -236,8 +238,17 @@ def render(batch: Document, clock: Clock) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None or k == "metadata"}
 
 
-def _render_all(batch: Document, clock: Clock) -> dict[str, Any]:
+def visible_phase(batch: Document, clock: Clock) -> Phase:
+    """A batch shows "completed" only once its output files exist; until then it is finalizing."""
     p = phase(batch, clock)
+    if p.status == "completed" and not batch["settled"]:
+        times = {k: v for k, v in p.times.items() if k != "completed"}
+        return Phase("finalizing", p.done, p.failed, times)
+    return p
+
+
+def _render_all(batch: Document, clock: Clock) -> dict[str, Any]:
+    p = visible_phase(batch, clock)
     verdict = batch["verdict"]
     counts = batch["final_counts"] if batch["settled"] and batch["final_counts"] else {
         "total": verdict.get("total", 0), "completed": p.done - p.failed, "failed": p.failed}
@@ -281,7 +292,7 @@ def settle(store: Store, batch: Document, clock: Clock, execute: Executor) -> st
         return p.status
     outputs: list[bytes] = []
     errors: list[bytes] = []
-    usage = {"input_tokens": 0, "cached": 0, "output_tokens": 0, "reasoning": 0}
+    usage: dict[str, int] = {"input_tokens": 0, "cached": 0, "output_tokens": 0, "reasoning": 0}
     index = 0
     with store.blob_path(batch["input_file_id"]).open("rb") as fh:
         for raw in fh:
@@ -302,11 +313,16 @@ def settle(store: Store, batch: Document, clock: Clock, execute: Executor) -> st
                         "response": {"status_code": status, "request_id": request_id, "body": result},
                         "error": None}
                 if status == 200:
-                    u = result.get("usage") or {}
-                    usage["input_tokens"] += int(u.get("prompt_tokens", 0))
-                    usage["cached"] += int((u.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
-                    usage["output_tokens"] += int(u.get("completion_tokens", 0))
-                    usage["reasoning"] += int((u.get("completion_tokens_details") or {}).get("reasoning_tokens", 0))
+                    u: dict[str, Any] = result.get("usage") or {}
+                    # Chat and embeddings say prompt/completion; Responses says input/output.
+                    inp = u.get("prompt_tokens", u.get("input_tokens", 0))
+                    out = u.get("completion_tokens", u.get("output_tokens", 0))
+                    in_details = u.get("prompt_tokens_details") or u.get("input_tokens_details") or {}
+                    out_details = u.get("completion_tokens_details") or u.get("output_tokens_details") or {}
+                    usage["input_tokens"] += int(inp)
+                    usage["cached"] += int(in_details.get("cached_tokens", 0))
+                    usage["output_tokens"] += int(out)
+                    usage["reasoning"] += int(out_details.get("reasoning_tokens", 0))
                     outputs.append(json.dumps(line).encode())
                 else:
                     errors.append(json.dumps(line).encode())

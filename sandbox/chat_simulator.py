@@ -41,13 +41,24 @@ CONTINUATIONS = (
     "Let me know what you would like to do next.",
     "The sandbox understood your message and answered it.",
 )
+# Single-token English words, so "write N words" costs about N tokens.
 WORDS = (
-    "the quick brown fox jumps over a lazy dog while river light falls on green hills and "
-    "small boats drift past old stone walls under clear blue sky with warm wind from the sea"
-).split()
+    "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "river", "light",
+    "falls", "on", "green", "hills", "and", "small", "boats", "drift", "past", "old", "stone", "walls",
+    "under", "clear", "blue", "sky", "with", "warm", "wind", "from", "the", "sea",
+)
 _WRITE_N_WORDS = re.compile(r"\bwrite\s+(\d{1,6})\s+words\b", re.IGNORECASE)
 _VALID_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 REASONING_BY_EFFORT = {"minimal": 0, "none": 0, "low": 64, "medium": 192, "high": 512}
+# Every property of CreateChatCompletionRequest in the official spec; anything else is refused.
+KNOWN_PARAMS = frozenset((
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+    "max_tokens", "messages", "metadata", "modalities", "model", "moderation", "n", "parallel_tool_calls",
+    "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
+    "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
+    "web_search_options",
+))
 CACHE_MIN_TOKENS = 1024
 CACHE_STEP = 128
 
@@ -125,7 +136,7 @@ class PromptCache:
         if len(token_ids) < CACHE_MIN_TOKENS:
             return 0
         raw = array.array("I", token_ids).tobytes()
-        h = hashlib.sha1(model.encode())
+        h = hashlib.sha1(model.encode(), usedforsecurity=False)
         cached, pos = 0, 0
         for boundary in range(CACHE_MIN_TOKENS, len(token_ids) + 1, CACHE_STEP):
             h.update(raw[pos * 4 : boundary * 4])
@@ -212,6 +223,18 @@ class ChatSimulator:
 
     # -- validation -------------------------------------------------------------
     def _check(self, body: dict[str, Any], spec: ModelSpec) -> None:
+        unknown = sorted(set(body) - KNOWN_PARAMS)
+        if unknown:
+            raise invalid(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0],
+                          code="unknown_parameter")
+        if spec.kind != "chat":
+            raise ApiError(
+                404,
+                "This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+                "Did you mean to use v1/completions?",
+                param="model",
+                code=None,
+            )
         messages = body.get("messages")
         if messages is None:
             raise invalid("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter")
@@ -359,7 +382,7 @@ class ChatSimulator:
                     url = image.get("url") if isinstance(image, dict) else None
                     if not isinstance(url, str) or not url:
                         raise invalid(
-                            "Missing required parameter: 'messages[{}].content[].image_url.url'.".format(i),
+                            f"Missing required parameter: 'messages[{i}].content[].image_url.url'.",
                             param=f"messages[{i}].content",
                             code="missing_required_parameter",
                         )
@@ -416,7 +439,7 @@ class ChatSimulator:
             id="chatcmpl-" + stable_id("", seed_material, time.time_ns(), length=29),
             created=created,
             model=model_name,
-            system_fingerprint="fp_" + hashlib.md5(spec.id.encode()).hexdigest()[:10],
+            system_fingerprint="fp_" + hashlib.md5(spec.id.encode(), usedforsecurity=False).hexdigest()[:10],
             choices=choices,
             prompt_tokens=prompt_tokens,
             cached_tokens=cached,
@@ -441,7 +464,9 @@ class ChatSimulator:
             wanted = [choice["function"]["name"]]
         else:
             after_tools = messages[-1].get("role") == "tool"
-            positions = sorted((text.find(name), name) for name in by_name if name in text)
+            # A whole-word mention, so "get_time" is not found inside "get_timezone".
+            found = ((re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text), name) for name in by_name)
+            positions = sorted((m.start(), name) for m, name in found if m)
             wanted = [] if after_tools and choice != "required" else [name for _, name in positions]
             if choice == "required" and not wanted:
                 wanted = [tools[0]["function"]["name"]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,12 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
+def _positive(value: float, name: str) -> float:
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     data_dir: Path = Path(".data/sandbox")
@@ -66,7 +72,6 @@ class SandboxConfig:
     organization: str = "sandbox-org"
     # Seconds the webhook ticker sleeps between looks at jobs and batches.
     tick_seconds: float = 0.2
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
@@ -74,7 +79,7 @@ class SandboxConfig:
             data_dir=Path(_env_str("SANDBOX_DATA_DIR", ".data/sandbox") or ".data/sandbox"),
             host=_env_str("SANDBOX_HOST", "127.0.0.1") or "127.0.0.1",
             port=_env_int("SANDBOX_PORT", 8100),
-            time_scale=_env_float("SANDBOX_TIME_SCALE", 1.0) or 1.0,
+            time_scale=_positive(_env_float("SANDBOX_TIME_SCALE", 1.0), "SANDBOX_TIME_SCALE"),
             ttft_ms=_env_float("SANDBOX_TTFT_MS", 300.0),
             tokens_per_second=_env_float("SANDBOX_TOKENS_PER_SECOND", 80.0),
             api_key=_env_str("SANDBOX_API_KEY", None),

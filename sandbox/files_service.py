@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ def new_file_doc(filename: str, purpose: str, size: int, created_at: int | None 
 
 def create_from_path(store: Store, tmp: Path, filename: str, purpose: str) -> Document:
     doc = new_file_doc(filename, purpose, tmp.stat().st_size)
-    os.replace(tmp, store.blob_path(doc["id"]))
+    tmp.replace(store.blob_path(doc["id"]))
     store.files.put(doc)
     return doc
 

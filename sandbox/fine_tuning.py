@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,7 +189,8 @@ def create_job(store: Store, body: dict[str, Any], api_key: str, organization: s
     steps_per_epoch = max(1, math.ceil(examples / hyper["batch_size"])) if examples else 0
     return {
         "id": job_id,
-        "created_at": now,
+        # Validation above may take a while on a big file; the job starts when it is stored.
+        "created_at": max(now, time.time()),
         "model": str(model),
         "training_file": str(training_file),
         "validation_file": body.get("validation_file"),

@@ -19,6 +19,7 @@ from .ids import request_id
 from .ratelimit import RateLimiter
 
 FAULT_HEADER = b"x-sandbox-fault"
+RETRY_HEADER = b"x-stainless-retry-count"
 NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
     "auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're "
@@ -46,12 +47,20 @@ class SandboxMiddleware:
         rid = request_id()
         key = ""
         fault = ""
+        retry_count = 0
         for name, value in scope["headers"]:
             if name == b"authorization":
                 raw = value.decode("latin-1")
                 key = raw[7:].strip() if raw[:7].lower() == "bearer " else ""
             elif name == FAULT_HEADER:
                 fault = value.decode("latin-1").strip().lower()
+            elif name == RETRY_HEADER:
+                retry_count = int(value) if value.isdigit() else 0
+        # "<fault>:<n>" (500, 503, 429) applies only to the first n attempts, counted by the
+        # SDK's own x-stainless-retry-count header: the way to see a retry succeed.
+        head, _, times = fault.partition(":")
+        if head in ("500", "503", "429") and times.isdigit():
+            fault = head if retry_count < int(times) else ""
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

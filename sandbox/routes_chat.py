@@ -94,6 +94,15 @@ class SSEResponse:
             "headers": [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")],
         })
         events = self.events if self.break_after is None else self.events[: self.break_after]
+        gone = asyncio.Event()
+
+        async def watch_disconnect() -> None:
+            # A paced stream can run for a minute; stop it as soon as the client leaves.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.get_running_loop().create_task(watch_disconnect()) if self.ttft or self.gap else None
         try:
             if self.ttft:
                 await asyncio.sleep(self.ttft)
@@ -103,9 +112,14 @@ class SSEResponse:
                 for i, event in enumerate(events):
                     if i > 1:  # the role chunk and first token arrive together, after TTFT
                         await asyncio.sleep(self.gap)
+                    if gone.is_set():
+                        return
                     await send({"type": "http.response.body", "body": event, "more_body": True})
         except OSError:
             return  # the client went away
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         if self.break_after is not None:
             # Returning without the final body message makes uvicorn drop the
             # connection mid-stream: the client sees a broken stream, no [DONE].

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +46,7 @@ async def _spool_to_disk(request: Request, upload: UploadFile, limit: int) -> tu
     state = state_of(request)
     tmp = state.store.new_temp_path()
     size = 0
-    md5 = hashlib.md5()
+    md5 = hashlib.md5(usedforsecurity=False)
     try:
         with tmp.open("wb") as out:
             while chunk := await upload.read(COPY_CHUNK):
@@ -76,15 +74,31 @@ async def create_file(request: Request) -> Response:
             raise _purpose_error(purpose)
         if not isinstance(upload, UploadFile):
             raise missing_param("file")
-        filename = os.path.basename(upload.filename or "file")
+        filename = Path(upload.filename or "file").name
         if purpose in ("batch", "fine-tune") and not filename.endswith(".jsonl"):
             api = "Batch API" if purpose == "batch" else "Fine-Tuning API"
             raise invalid(f"Invalid file format for {api}. Must be .jsonl", param="file")
+        expires_after = _expires_after(form.get("expires_after[anchor]"), form.get("expires_after[seconds]"))
         path, _, _ = await _spool_to_disk(request, upload, limit)
-
-
     doc = files_service.create_from_path(state.store, Path(path), filename, str(purpose))
+    if expires_after is not None:
+        doc["expires_at"] = doc["created_at"] + expires_after
+        state.store.files.put(doc)
     return json_response(files_service.public(doc))
+
+
+def _expires_after(anchor: object, seconds: object) -> int | None:
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at":
+        raise invalid("Invalid value for 'expires_after.anchor': expected 'created_at'.", param="expires_after.anchor")
+    value = int(seconds) if isinstance(seconds, str) and seconds.isdigit() else -1
+    if not 3600 <= value <= 2_592_000:
+        raise invalid(
+            "Invalid 'expires_after.seconds': expected a value between 3600 and 2592000.",
+            param="expires_after.seconds",
+        )
+    return value
 
 
 async def list_files(request: Request) -> Response:
@@ -164,7 +178,7 @@ async def create_upload(request: Request) -> Response:
         "object": "upload",
         "bytes": size,
         "created_at": now,
-        "filename": os.path.basename(str(body["filename"])),
+        "filename": Path(str(body["filename"])).name,
         "purpose": body["purpose"],
         "status": "pending",
         "expires_at": now + UPLOAD_TTL_SECONDS,
@@ -186,7 +200,7 @@ async def add_part(request: Request) -> Response:
             raise missing_param("data")
         path, _, _ = await _spool_to_disk(request, data, PART_MAX_BYTES)
     part_id = random_id("part_", 24)
-    os.replace(path, state.store.blob_path(part_id))
+    Path(path).replace(state.store.blob_path(part_id))
     doc["_parts"].append(part_id)
     state.store.uploads.put(doc)
     return json_response({"id": part_id, "object": "upload.part", "created_at": int(time.time()),
@@ -205,7 +219,7 @@ async def complete_upload(request: Request) -> Response:
     if unknown:
         raise invalid(f"Part {unknown[0]} does not belong to upload {doc['id']}.", param="part_ids")
     tmp = state.store.new_temp_path()
-    md5 = hashlib.md5()
+    md5 = hashlib.md5(usedforsecurity=False)
     with tmp.open("wb") as out:
         for part_id in part_ids:
             with state.store.blob_path(part_id).open("rb") as src:

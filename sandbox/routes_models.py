@@ -14,7 +14,7 @@ from .http import json_response
 from .models_data import BASE_MODELS, BASE_MODELS_BY_ID
 from .state import state_of
 
-_BASE_OBJECTS = [
+_BASE_OBJECTS: list[dict[str, Any]] = [
     {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by, "shutdown_date": m.shutdown_date}
     for m in BASE_MODELS
 ]

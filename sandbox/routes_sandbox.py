@@ -28,7 +28,8 @@ async def register_webhook(request: Request) -> Response:
 
 
 async def webhook_deliveries(request: Request) -> Response:
-    return json_response({"object": "list", "data": state_of(request).webhooks.deliveries})
+    """GET /sandbox/webhooks/deliveries: what was sent for this key's jobs, with attempts and last status."""
+    return json_response({"object": "list", "data": state_of(request).webhooks.deliveries_for(api_key_of(request))})
 
 
 async def health(request: Request) -> Response:

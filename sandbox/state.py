@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 from starlette.requests import Request
 
-from . import batches, fine_tuning
+from . import batches, fine_tuning, tokens
 from .chat_simulator import ChatSimulator
 from .clock import Clock
 from .config import SandboxConfig
@@ -16,6 +17,7 @@ from .embeddings import embed
 from .errors import ApiError, model_not_found
 from .models_data import BASE_MODELS_BY_ID, ModelSpec
 from .ratelimit import RateLimiter
+from .responses_adapter import respond
 from .store import Store
 from .webhooks import Endpoint, WebhookSender
 
@@ -35,6 +37,13 @@ class SandboxState:
         self.active_batches = {b["id"] for b in self.store.batches.values() if not b["webhook_sent"]}
         self.active_jobs = {j["id"] for j in self.store.jobs.values() if not j["webhook_sent"]}
         self._ticker: asyncio.Task[None] | None = None
+        # Batch results are computed in a worker thread with a simulator of their own,
+        # so the live simulator's prompt cache is only ever touched by the event loop.
+        self.batch_simulator = ChatSimulator()
+        self._settling: set[str] = set()
+        # Load the BPE tables now, not inside the first request that needs them.
+        for spec in {m.encoding for m in BASE_MODELS_BY_ID.values()}:
+            tokens.encoding(spec)
 
     # -- models -------------------------------------------------------------------
     def resolve_model(self, name: Any) -> ModelSpec:
@@ -58,20 +67,57 @@ class SandboxState:
 
     # -- the one path live requests and batch lines share ---------------------------------
     def execute(self, endpoint: str, body: dict[str, Any], api_key: str) -> tuple[int, dict[str, Any]]:
+        return self._execute(self.simulator, endpoint, body, api_key)
+
+    def execute_for_batch(self, endpoint: str, body: dict[str, Any], api_key: str) -> tuple[int, dict[str, Any]]:
+        return self._execute(self.batch_simulator, endpoint, body, api_key)
+
+    def _execute(
+        self, simulator: ChatSimulator, endpoint: str, body: dict[str, Any], api_key: str
+    ) -> tuple[int, dict[str, Any]]:
         try:
             spec = self.resolve_model(body.get("model"))
             if endpoint == "/v1/embeddings":
                 return 200, embed(body, spec, body["model"])
+            if endpoint == "/v1/responses":
+                return 200, respond(simulator, body, spec)
             body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-            return 200, self.simulator.complete(body, spec, body["model"]).to_completion()
+            return 200, simulator.complete(body, spec, body["model"]).to_completion()
         except ApiError as exc:
             return exc.status, exc.body()
 
     # -- settling and webhooks ------------------------------------------------------------
     def settle_batch(self, batch: dict[str, Any]) -> str:
-        status = batches.settle(self.store, batch, self.clock, self.execute)
+        if not batch["settled"]:
+            clock_status = batches.phase(batch, self.clock).status
+            if clock_status == "completed" and self._loop_is_running():
+                # Running every line of a big batch takes seconds; do it off the event
+                # loop. The batch shows "finalizing" until its files are written.
+                self._settle_in_background(batch)
+            elif clock_status in batches.TERMINAL:
+                batches.settle(self.store, batch, self.clock, self.execute)
+        status = batches.visible_phase(batch, self.clock).status
         self._maybe_notify(batch, "batch", status, batches.TERMINAL, self.active_batches)
         return status
+
+    @staticmethod
+    def _loop_is_running() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    def _settle_in_background(self, batch: dict[str, Any]) -> None:
+        if batch["id"] in self._settling:
+            return
+        self._settling.add(batch["id"])
+
+        def run() -> None:
+            batches.settle(self.store, batch, self.clock, self.execute_for_batch)
+
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(run))
+        task.add_done_callback(lambda _: self._settling.discard(batch["id"]))
 
     def settle_job(self, job: dict[str, Any]) -> str:
         status = fine_tuning.settle(self.store, job, self.clock)
@@ -86,10 +132,9 @@ class SandboxState:
         doc["webhook_sent"].append(status)
         (self.store.batches if prefix == "batch" else self.store.jobs).put(doc)
         active.discard(doc["id"])
-        try:
+        # RuntimeError: no running loop (a synchronous caller); there is nothing to send from there.
+        with contextlib.suppress(RuntimeError):
             self.webhooks.emit(doc["_api_key"], f"{prefix}.{status}", doc["id"])
-        except RuntimeError:
-            pass  # no running loop (a synchronous caller); nothing to send from here
 
     async def _tick_forever(self) -> None:
         while True:

@@ -23,7 +23,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -43,14 +43,17 @@ class Collection:
             except (OSError, ValueError):
                 continue  # a stray file must not stop the server from starting
         # Insertion order = creation order, which list endpoints page over.
-        for doc in sorted(loaded, key=lambda d: (d.get("created_at", 0), d.get("_seq", 0))):
+        for doc in sorted(loaded, key=lambda d: (d.get("_seq", 0), d.get("created_at", 0))):
             self._docs[doc["id"]] = doc
+        self._next_seq = max((d.get("_seq", 0) for d in loaded), default=-1) + 1
 
     def get(self, doc_id: str) -> Document | None:
         return self._docs.get(doc_id)
 
     def put(self, doc: Document) -> None:
-        doc.setdefault("_seq", len(self._docs))
+        if "_seq" not in doc:
+            doc["_seq"] = self._next_seq
+            self._next_seq += 1
         self._docs[doc["id"]] = doc
         atomic_write_bytes(self.dir / f"{doc['id']}.json", json.dumps(doc).encode())
 

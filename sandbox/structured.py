@@ -7,6 +7,7 @@ matches, otherwise from a generator seeded by the request.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from typing import Any
@@ -26,10 +27,8 @@ MAX_DEPTH = 6
 def parse_hints(text: str) -> dict[str, str]:
     hints: dict[str, str] = {}
     for name, value in _HINT.findall(text):
-        if value[:1] in "\"'":
-            value = value[1:-1]
-        else:
-            value = value.rstrip(".")
+        # Quoted values keep everything; bare ones lose a sentence's closing full stop.
+        value = value[1:-1] if value[:1] in "\"'" else value.rstrip(".")
         hints[name] = value
     return hints
 
@@ -88,7 +87,7 @@ class InstanceBuilder:
         schema = _resolve(schema, self.root)
         if "const" in schema:
             return schema["const"]
-        if "enum" in schema and schema["enum"]:
+        if schema.get("enum"):
             options = list(schema["enum"])
             hint = self.hints.get(name)
             for option in options:
@@ -97,14 +96,14 @@ class InstanceBuilder:
             non_null = [o for o in options if o is not None] or options
             return non_null[self.rng.randrange(len(non_null))]
         for key in ("anyOf", "oneOf"):
-            if key in schema and schema[key]:
+            if schema.get(key):
                 branches = [_resolve(b, self.root) for b in schema[key]]
                 non_null = [b for b in branches if _types(b) != ["null"]]
                 # Deep in a recursive schema, take the null branch so the document ends.
                 if depth >= MAX_DEPTH and len(non_null) < len(branches):
                     return None
                 return self.build(non_null[0] if non_null else branches[0], name, depth + 1)
-        if "allOf" in schema and schema["allOf"]:
+        if schema.get("allOf"):
             merged: Schema = {}
             for part in schema["allOf"]:
                 merged.update(_resolve(part, self.root))
@@ -175,8 +174,10 @@ class InstanceBuilder:
         return value
 
     def _number(self, schema: Schema, kind: str) -> int | float:
-        lo = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        hi = schema.get("maximum", schema.get("exclusiveMaximum", lo + 100))
+        lo_raw = schema.get("minimum", schema.get("exclusiveMinimum"))
+        lo = float(lo_raw) if lo_raw is not None else 0.0
+        hi_raw = schema.get("maximum", schema.get("exclusiveMaximum"))
+        hi = float(hi_raw) if hi_raw is not None else lo + 100
         if "exclusiveMinimum" in schema and "minimum" not in schema:
             lo = lo + (1 if kind == "integer" else 0.5)
         if "exclusiveMaximum" in schema and "maximum" not in schema:
@@ -184,8 +185,6 @@ class InstanceBuilder:
         if hi < lo:
             hi = lo
         if kind == "integer":
-            import math
-
             return self.rng.randint(math.ceil(lo), max(math.ceil(lo), math.floor(hi)))
         return round(self.rng.uniform(lo, hi), 2)
 

@@ -79,16 +79,21 @@ class WebhookSender:
             "type": event_type,
             "data": {"id": object_id},
         }
-        task = asyncio.get_running_loop().create_task(self._deliver(endpoint, event))
+        task = asyncio.get_running_loop().create_task(self._deliver(endpoint, event, key_fingerprint(api_key)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, endpoint: Endpoint, event: dict[str, Any]) -> None:
+    def deliveries_for(self, api_key: str) -> list[dict[str, Any]]:
+        key_hash = key_fingerprint(api_key)
+        return [{k: v for k, v in r.items() if k != "_key"} for r in self.deliveries if r["_key"] == key_hash]
+
+    async def _deliver(self, endpoint: Endpoint, event: dict[str, Any], key_hash: str) -> None:
         if self._client is None:
             self._client = httpx2.AsyncClient(timeout=10.0)
         body = json.dumps(event)
         webhook_id = "wh_" + secrets.token_hex(16)
-        record: dict[str, Any] = {"event": event, "url": endpoint.url, "attempts": 0, "status": None}
+        record: dict[str, Any] = {"event": event, "url": endpoint.url, "attempts": 0, "status": None,
+                                  "_key": key_hash}
         self.deliveries.append(record)
         for delay in (0.0, *RETRY_DELAYS):
             if delay:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
@@ -92,11 +92,11 @@ def test_it_fails_a_batch_whose_input_is_invalid(client: openai.OpenAI, api: htt
 def test_it_rejects_a_batch_for_an_unknown_endpoint_or_window(client: openai.OpenAI) -> None:
     file_id = upload_batch_file(client, [chat_line("a", "x")])
     with pytest.raises(openai.BadRequestError) as exc:
-        client.batches.create(input_file_id=file_id, endpoint="/v1/nope", completion_window="24h")  # type: ignore[arg-type]
+        client.batches.create(input_file_id=file_id, endpoint=cast(Any, "/v1/nope"), completion_window="24h")
     assert exc.value.param == "endpoint"
     with pytest.raises(openai.BadRequestError):
         client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
-                              completion_window="1h")  # type: ignore[arg-type]
+                              completion_window=cast(Any, "1h"))
 
 
 def test_it_cancels_a_batch_and_keeps_partial_output(client: openai.OpenAI) -> None:
@@ -134,3 +134,16 @@ def test_it_pages_batches_newest_first(client: openai.OpenAI, api: httpx2.Client
     assert body["has_more"] is True and body["first_id"] == ids[2] and body["last_id"] == ids[1]
     after = api.get("/batches", params={"limit": 1, "after": body["last_id"]}).json()
     assert after["data"][0]["id"] == ids[0]
+
+
+def test_it_runs_responses_batches(client: openai.OpenAI, spec: Spec) -> None:
+    lines = [{"custom_id": "r1", "method": "POST", "url": "/v1/responses",
+              "body": {"model": "gpt-5-mini", "instructions": "Be brief.", "input": "echo: from responses"}}]
+    batch = client.batches.create(input_file_id=upload_batch_file(client, lines), endpoint="/v1/responses",
+                                  completion_window="24h")
+    batch = finished(client, batch.id, ("completed",))
+    assert batch.output_file_id and batch.usage and batch.usage.output_tokens_details.reasoning_tokens > 0
+    line = json.loads(client.files.content(batch.output_file_id).text)
+    body = line["response"]["body"]
+    spec.validate("Response", body)
+    assert body["output"][0]["content"][0]["text"] == "from responses"

@@ -16,7 +16,7 @@ from sandbox_helpers import Spec
 
 from sandbox.tokens import count
 
-TIME_TOOL: dict[str, Any] = {
+TIME_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_time",
@@ -30,7 +30,7 @@ TIME_TOOL: dict[str, Any] = {
         "strict": True,
     },
 }
-CALC_TOOL: dict[str, Any] = {
+CALC_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "calculate",
@@ -44,7 +44,7 @@ CALC_TOOL: dict[str, Any] = {
 }
 
 
-def user(text: str) -> list[dict[str, Any]]:
+def user(text: str) -> Any:  # the SDK wants its TypedDicts; a plain list is what callers send
     return [{"role": "user", "content": text}]
 
 
@@ -75,11 +75,11 @@ def test_it_writes_the_number_of_words_asked_for(client: openai.OpenAI) -> None:
 
 
 def test_it_counts_prompt_tokens_with_the_standard_overhead(client: openai.OpenAI) -> None:
-    messages = [
+    messages: Any = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "What is the capital of France?", "name": "alice"},
     ]
-    reply = client.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+    reply = client.chat.completions.create(model="gpt-4o", messages=messages)
     expected = 3
     for m in messages:
         expected += 3 + sum(count(v, "o200k_base") for v in m.values())
@@ -104,9 +104,9 @@ def test_it_reports_reasoning_tokens_for_reasoning_models(client: openai.OpenAI)
 
 
 def test_it_reports_cached_tokens_when_a_long_prefix_repeats(client: openai.OpenAI) -> None:
-    system = {"role": "system", "content": "policy " * 1500}
-    first = client.chat.completions.create(model="gpt-4o", messages=[system, *user("one")])  # type: ignore[list-item]
-    second = client.chat.completions.create(model="gpt-4o", messages=[system, *user("two")])  # type: ignore[list-item]
+    system: Any = {"role": "system", "content": "policy " * 1500}
+    first = client.chat.completions.create(model="gpt-4o", messages=[system, *user("one")])
+    second = client.chat.completions.create(model="gpt-4o", messages=[system, *user("two")])
     assert first.usage and first.usage.prompt_tokens_details
     assert second.usage and second.usage.prompt_tokens_details
     assert first.usage.prompt_tokens_details.cached_tokens == 0
@@ -137,23 +137,23 @@ def test_it_streams_parallel_tool_calls_in_pieces(client: openai.OpenAI) -> None
     with client.chat.completions.stream(
         model="gpt-4.1",
         messages=user("call get_time and calculate with timezone=Europe/Paris expression=2+2"),
-        tools=[TIME_TOOL, CALC_TOOL],  # type: ignore[list-item]
+        tools=[TIME_TOOL, CALC_TOOL],
     ) as stream:
         pieces = 0
         for event in stream:
             pieces += event.type == "tool_calls.function.arguments.delta"
         final = stream.get_final_completion()
-    calls = final.choices[0].message.tool_calls or []
-    assert [c.function.name for c in calls] == ["get_time", "calculate"]  # type: ignore[union-attr]
-    assert json.loads(calls[0].function.arguments) == {"timezone": "Europe/Paris"}  # type: ignore[union-attr]
-    assert json.loads(calls[1].function.arguments)["expression"] == "2+2"  # type: ignore[union-attr]
+    calls: Any = final.choices[0].message.tool_calls or []
+    assert [c.function.name for c in calls] == ["get_time", "calculate"]
+    assert json.loads(calls[0].function.arguments) == {"timezone": "Europe/Paris"}
+    assert json.loads(calls[1].function.arguments)["expression"] == "2+2"
     assert final.choices[0].finish_reason == "tool_calls"
     assert pieces > 4
 
 
 def test_it_makes_only_one_call_when_parallel_tool_calls_is_false(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(model="gpt-4o", messages=user("use get_time then calculate"),
-                                           tools=[TIME_TOOL, CALC_TOOL], parallel_tool_calls=False)  # type: ignore[list-item]
+                                           tools=[TIME_TOOL, CALC_TOOL], parallel_tool_calls=False)
     assert len(reply.choices[0].message.tool_calls or []) == 1
 
 
@@ -167,22 +167,22 @@ def test_it_honours_tool_choice(client: openai.OpenAI) -> None:
     assert len(required.choices[0].message.tool_calls or []) == 1
     named = client.chat.completions.create(model="gpt-4o", messages=user("hello"), tools=tools,
                                            tool_choice={"type": "function", "function": {"name": "calculate"}})
-    calls = named.choices[0].message.tool_calls or []
-    assert [c.function.name for c in calls] == ["calculate"]  # type: ignore[union-attr]
+    calls: Any = named.choices[0].message.tool_calls or []
+    assert [c.function.name for c in calls] == ["calculate"]
     auto = client.chat.completions.create(model="gpt-4o", messages=user("hello"), tools=tools)
     assert auto.choices[0].message.tool_calls is None
 
 
 def test_it_uses_tool_results_in_the_next_reply(client: openai.OpenAI) -> None:
     first = client.chat.completions.create(model="gpt-4o", messages=user("use get_time timezone=UTC"),
-                                           tools=[TIME_TOOL])  # type: ignore[list-item]
+                                           tools=[TIME_TOOL])
     call = (first.choices[0].message.tool_calls or [])[0]
     messages: Any = [
         *user("use get_time timezone=UTC"),
         first.choices[0].message.model_dump(exclude_none=True),
         {"role": "tool", "tool_call_id": call.id, "content": "12:00"},
     ]
-    second = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[TIME_TOOL])  # type: ignore[list-item]
+    second = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[TIME_TOOL])
     assert second.choices[0].message.content == "Tool results: get_time: 12:00"
 
 
@@ -242,7 +242,7 @@ def test_it_satisfies_strict_schemas_with_enums_anyof_and_refs(client: openai.Op
 
 
 def test_it_rejects_a_strict_schema_without_additional_properties_false(client: openai.OpenAI, spec: Spec) -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    schema: Any = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
     with pytest.raises(openai.BadRequestError) as exc:
         client.chat.completions.create(
             model="gpt-4o", messages=user("x"),
@@ -254,7 +254,7 @@ def test_it_rejects_a_strict_schema_without_additional_properties_false(client: 
 
 
 def test_it_rejects_a_strict_schema_with_a_property_not_required(client: openai.OpenAI) -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+    schema: Any = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
               "required": ["a"], "additionalProperties": False}
     with pytest.raises(openai.BadRequestError) as exc:
         client.chat.completions.create(
@@ -336,3 +336,41 @@ def test_it_breaks_a_stream_off_on_demand(client: openai.OpenAI) -> None:
         for _ in stream:
             received += 1
     assert received <= 3
+
+
+def test_it_rejects_unknown_arguments_and_non_chat_models(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="gpt-4o", messages=user("x"), extra_body={"temperatur": 1})
+    assert exc.value.param == "temperatur"
+    with pytest.raises(openai.NotFoundError) as not_chat:
+        client.chat.completions.create(model="text-embedding-3-small", messages=user("x"))
+    assert "not a chat model" in not_chat.value.message
+
+
+def test_it_matches_tool_names_as_whole_words(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="gpt-4o", messages=user("what is get_timezone?"), tools=[TIME_TOOL])
+    assert reply.choices[0].message.tool_calls is None
+
+
+def test_it_rejects_a_strict_tool_whose_schema_strict_mode_refuses(client: openai.OpenAI) -> None:
+    loose: Any = {"type": "function", "function": {"name": "f", "strict": True, "parameters": {
+        "type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}}}
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="gpt-4o", messages=user("use f"), tools=[loose])
+    assert exc.value.param == "tools"
+
+
+def test_a_paced_stream_arrives_token_by_token(tmp_path: Any) -> None:
+    import time
+
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(tmp_path, ttft_ms=150, tokens_per_second=100) as url:
+        c = openai.OpenAI(base_url=url, api_key="sk-paced", max_retries=0)
+        started = time.monotonic()
+        arrivals = [time.monotonic() - started
+                    for chunk in c.chat.completions.create(model="gpt-4o", messages=user("please write 20 words"),
+                                                           stream=True)
+                    if chunk.choices and chunk.choices[0].delta.content]
+    assert arrivals[0] >= 0.15
+    assert arrivals[-1] - arrivals[0] >= 0.15  # 19 gaps of 10 ms

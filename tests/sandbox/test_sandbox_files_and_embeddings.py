@@ -7,6 +7,7 @@ import hashlib
 import io
 import math
 import struct
+from typing import Any, cast
 
 import httpx2
 import openai
@@ -40,7 +41,7 @@ def test_it_pages_files_with_after_and_limit(client: openai.OpenAI) -> None:
 
 def test_it_rejects_an_unknown_purpose(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
-        client.files.create(file=("a.txt", io.BytesIO(b"x")), purpose="nonsense")  # type: ignore[arg-type]
+        client.files.create(file=("a.txt", io.BytesIO(b"x")), purpose=cast(Any, "nonsense"))
     assert exc.value.param == "purpose"
 
 
@@ -63,7 +64,7 @@ def test_it_assembles_an_upload_from_parts_in_the_order_given(client: openai.Ope
                                    purpose="fine-tune")
     part_ids = [client.uploads.parts.create(upload.id, data=p).id for p in parts]
     raw = client.uploads.with_raw_response.complete(upload.id, part_ids=[part_ids[2], part_ids[0], part_ids[1]],
-                                                    md5=hashlib.md5(whole).hexdigest())
+                                                    md5=hashlib.md5(whole, usedforsecurity=False).hexdigest())
     spec.validate("Upload", raw.http_response.json())
     done = raw.parse()
     assert done.status == "completed" and done.file is not None
@@ -113,3 +114,12 @@ def test_it_rejects_bad_embedding_requests(client: openai.OpenAI) -> None:
     assert exc.value.param == "dimensions"
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="text-embedding-9", input="x")
+
+
+def test_it_sets_expires_at_from_expires_after(client: openai.OpenAI) -> None:
+    f = client.files.create(file=("e.txt", io.BytesIO(b"x")), purpose="user_data",
+                            expires_after={"anchor": "created_at", "seconds": 7200})
+    assert f.expires_at == f.created_at + 7200
+    with pytest.raises(openai.BadRequestError):
+        client.files.create(file=("e.txt", io.BytesIO(b"x")), purpose="user_data",
+                            expires_after={"anchor": "created_at", "seconds": 5})

@@ -123,6 +123,26 @@ def test_it_slows_a_response_on_demand(client: openai.OpenAI) -> None:
 
 
 def test_it_injects_faults_at_a_configured_rate(tmp_path: Path) -> None:
-    with running_sandbox(tmp_path, fault_rate_500=1.0) as url:
-        with pytest.raises(openai.InternalServerError):
-            openai.OpenAI(base_url=url, api_key="sk-x", max_retries=0).models.list()
+    with running_sandbox(tmp_path, fault_rate_500=1.0) as url, pytest.raises(openai.InternalServerError):
+        openai.OpenAI(base_url=url, api_key="sk-x", max_retries=0).models.list()
+
+
+def test_the_sdk_retry_gets_through_a_fault_limited_to_the_first_attempt(sandbox_url: str) -> None:
+    c = openai.OpenAI(base_url=sandbox_url, api_key="sk-retry", max_retries=2)
+    raw = c.models.with_raw_response.list(extra_headers={"X-Sandbox-Fault": "500:1"})
+    assert raw.retries_taken == 1
+    assert raw.parse().data
+
+
+def test_it_refuses_bad_settings_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.config import ConfigError, SandboxConfig
+
+    monkeypatch.setenv("SANDBOX_RPM", "lots")
+    with pytest.raises(ConfigError, match="SANDBOX_RPM"):
+        SandboxConfig.from_env()
+    monkeypatch.setenv("SANDBOX_RPM", "10")
+    monkeypatch.setenv("SANDBOX_TIME_SCALE", "0")
+    with pytest.raises(ConfigError, match="SANDBOX_TIME_SCALE"):
+        SandboxConfig.from_env()
+    monkeypatch.setenv("SANDBOX_TIME_SCALE", "250")
+    assert SandboxConfig.from_env().time_scale == 250
