@@ -24,7 +24,7 @@ class Assistant(models.Model):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     # The version runs use; rollback points it at an older one.
-    current_version = models.ForeignKey("AssistantVersion", null=True, blank=True, on_delete=models.PROTECT,
+    current_version = models.ForeignKey("AssistantVersion", null=True, blank=True, on_delete=models.RESTRICT,
                                         related_name="+")
     # Signs the body of every HTTP tool call (HMAC-SHA256), so the team's endpoint can trust it.
     tool_secret_encrypted = models.TextField(blank=True)
@@ -84,7 +84,7 @@ class AssistantVersion(models.Model):
 
 class Thread(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="threads")
-    assistant = models.ForeignKey(Assistant, on_delete=models.PROTECT, related_name="threads")
+    assistant = models.ForeignKey(Assistant, on_delete=models.RESTRICT, related_name="threads")
     title = models.CharField(max_length=200)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -117,7 +117,7 @@ class Message(models.Model):
     # An ask-a-person tool result still waiting for its answer.
     pending = models.BooleanField(default=False)
     token_count = models.PositiveIntegerField(default=0)
-    version = models.ForeignKey(AssistantVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey(AssistantVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
     run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="+")
@@ -153,8 +153,8 @@ ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
 class Run(models.Model):
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    assistant = models.ForeignKey(Assistant, on_delete=models.PROTECT, related_name="runs")
-    version = models.ForeignKey(AssistantVersion, on_delete=models.PROTECT, related_name="runs")
+    assistant = models.ForeignKey(Assistant, on_delete=models.RESTRICT, related_name="runs")
+    version = models.ForeignKey(AssistantVersion, on_delete=models.RESTRICT, related_name="runs")
     # The message that asked for this reply; it is kept whatever happens to the run.
     user_message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     model = models.CharField(max_length=200)

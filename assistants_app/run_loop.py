@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -19,6 +20,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+import openai
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -29,6 +31,7 @@ from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatu
 from assistants_app.tools import ToolFailed, api_tools, call_http_tool, run_builtin
 from project.providers.client import ClientOptions, ProviderError, client_for, provider_errors
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
+from project.providers.models import ProviderConnection
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 
 log = logging.getLogger(__name__)
@@ -181,9 +184,25 @@ def _check_in(run: Run, clock: Clock) -> None:
         Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
 
 
+_clients = threading.local()
+
+
+def _client(connection: ProviderConnection) -> openai.OpenAI:
+    """One SDK client per worker thread and connection settings: building one loads
+    TLS certificates and a connection pool, which cost more than a short reply."""
+    key = (connection.pk, connection.kind, connection.base_url, connection.api_key_encrypted, connection.api_version,
+           connection.organization, connection.project)
+    cache: dict[tuple[Any, ...], openai.OpenAI] = getattr(_clients, "cache", None) or {}
+    _clients.cache = cache
+    client = cache.get(key)
+    if client is None:
+        client = cache[key] = client_for(connection, ClientOptions(max_retries=0))
+    return client
+
+
 def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
     assert run.assistant.connection is not None
-    client = client_for(run.assistant.connection, ClientOptions(max_retries=0))
+    client = _client(run.assistant.connection)
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
     with provider_errors():

@@ -112,7 +112,14 @@ def _enqueue(run: Run) -> None:
     from assistants_app.tasks import run_execute_task
 
     run_id = run.pk
-    transaction.on_commit(lambda: run_execute_task.delay(run_id))
+
+    def send() -> None:
+        # A stream left under this id (a database restored or reset while Redis kept
+        # its data) must not be replayed as this run's reply.
+        streams.stream_clear(run_id)
+        run_execute_task.delay(run_id)
+
+    transaction.on_commit(send)
 
 
 def thread_post_message(*, thread: Thread, actor: User | None, text: str,

@@ -246,3 +246,15 @@ def test_usage_totals_by_assistant_model_and_day(owner_client, team, other_team)
     html = owner_client.get("/usage/").content.decode()
     assert "Counter" in html and "0.003500" in html and "<td>200</td>" in html
     assert "999999" not in html
+
+
+def test_a_team_with_assistants_threads_and_runs_can_be_deleted(team) -> None:
+    assistant = make_assistant(team)
+    thread = make_thread(team, assistant)
+    make_message(thread, "hi")
+    version = assistant.current_version
+    assert version is not None
+    Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model)
+    make_message(thread, "reply", role="assistant", version=version)
+    team.delete()
+    assert not Thread.objects.filter(pk=thread.pk).exists()
