@@ -10,12 +10,13 @@ is the run's messages rendered from the database, which htmx swaps in.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection as db_connection
 from django.http import Http404, HttpRequest, HttpResponseForbidden, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
@@ -42,6 +43,20 @@ def _fragment(kind: str, data: str) -> str:
     return f'<div class="{kind}-line">{escape(data)}</div>'
 
 
+def _db[T](call: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    """Run ORM work in the request's sync thread, then close that thread's connection:
+    a stream can stay open for minutes, and holding a database connection per
+    viewer for that long would exhaust PostgreSQL's connection limit."""
+    def run() -> T:
+        try:
+            return call()
+        finally:
+            if not db_connection.in_atomic_block:  # inside a test's transaction the connection must live on
+                db_connection.close()
+
+    return sync_to_async(run)
+
+
 def render_run_group(run_id: int, request: HttpRequest) -> str:
     from assistants_app.views import run_group_context
 
@@ -54,7 +69,7 @@ async def _events(run_id: int, last_id: str, request: HttpRequest) -> AsyncItera
     key = stream_key(run_id)
 
     async def finished(event_id: str | None) -> bytes:
-        html = await sync_to_async(render_run_group)(run_id, request)
+        html = await _db(lambda: render_run_group(run_id, request))()
         return sse_event("done", html, event_id)
 
     try:
@@ -72,7 +87,7 @@ async def _events(run_id: int, last_id: str, request: HttpRequest) -> AsyncItera
         while True:
             reply: Any = await client.xread({key: cursor}, block=BLOCK_MS, count=1000)
             if not reply:
-                status = await Run.objects.filter(pk=run_id).values_list("status", flat=True).afirst()
+                status = await _db(lambda: Run.objects.filter(pk=run_id).values_list("status", flat=True).first())()
                 if status not in ACTIVE_STATUSES:
                     yield await finished(None)
                     return
@@ -105,11 +120,17 @@ async def _events(run_id: int, last_id: str, request: HttpRequest) -> AsyncItera
 
 
 async def run_events(request: HttpRequest, run_id: int) -> HttpResponseBase:
-    user = await request.auser()
-    team = getattr(request, "team", None)
-    if not user.is_authenticated or team is None:
+    def allowed() -> bool | None:
+        # The middleware has already loaded the user and the team in this thread.
+        team = getattr(request, "team", None)
+        if not request.user.is_authenticated or team is None:
+            return None
+        return Run.objects.filter(team=team, pk=run_id).exists()
+
+    found = await _db(allowed)()
+    if found is None:
         return HttpResponseForbidden("Log in to a team to watch this run.")
-    if not await Run.objects.filter(team=team, pk=run_id).aexists():
+    if not found:
         raise Http404("No such run.")
     response = StreamingHttpResponse(_events(run_id, request.headers.get("Last-Event-ID", ""), request),
                                      content_type="text/event-stream")

@@ -16,7 +16,7 @@ from _setup import summary
 from django.db import connection
 from django.test import Client
 
-from assistants_app.models import Thread
+from assistants_app.models import Message, Thread
 from project.teams.models import Team
 from tests.factories import make_assistant, make_team, make_user
 
@@ -69,6 +69,9 @@ def build() -> tuple[Team, int]:
 
 def measure(team: Team, big_thread: int, repeats: int = 40) -> None:
     owner = team.memberships.get().user
+    ids = list(Message.objects.filter(thread_id=big_thread).order_by("id").values_list("id", flat=True))
+    assert len(ids) == BIG_THREAD
+    middle = ids[len(ids) // 2]
     client = Client()
     client.force_login(owner)
     cases = {
@@ -78,7 +81,7 @@ def measure(team: Team, big_thread: int, repeats: int = 40) -> None:
         "search, common word (~100k hits)": "/threads/?q=refund",
         "search, phrase": '/threads/?q="customer+wrote"+invoice',
         "open the 5,000-message thread": f"/threads/{big_thread}/",
-        "older page of the 5,000-message thread": f"/threads/{big_thread}/?before=2500",
+        "older page of the 5,000-message thread (from the middle)": f"/threads/{big_thread}/?before={middle}",
     }
     for name, url in cases.items():
         assert client.get(url).status_code == 200  # warm up

@@ -100,11 +100,13 @@ class Dashboard:
     post_ms: list[float]
     delivery_ms: list[float]
 
-    async def chat(self, http: httpx2.AsyncClient, thread_id: int, text: str) -> tuple[float, str, int]:
+    async def chat(self, http: httpx2.AsyncClient, thread_id: int, text: str,
+                   posting: asyncio.Semaphore | None = None) -> tuple[float, str, int]:
         """Post a message, read the reply's SSE stream; (ms to first delta, streamed text, run id)."""
         started = time.perf_counter()
-        response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
-                                   headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
+        async with posting or asyncio.Semaphore(1):
+            response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
+                                       headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
         self.post_ms.append((time.perf_counter() - started) * 1000)
         match = RUN_ID.search(response.text)
         if not match:
@@ -167,11 +169,15 @@ async def concurrent(dash: Dashboard, threads: list[int]) -> tuple[list[float], 
     limits = httpx2.Limits(max_connections=2 * len(threads) + 10, max_keepalive_connections=2 * len(threads))
     async with httpx2.AsyncClient(base_url=dash.base, cookies={"sessionid": dash.session, "csrftoken": dash.csrf},
                                   timeout=120, limits=limits) as http:
+        # PostgreSQL here allows 100 connections for everyone; a POST holds one, so at most
+        # 20 are in flight. Every stream stays open at once: the chats run concurrently.
+        posting = asyncio.Semaphore(20)
         started = time.perf_counter()
-        results = await asyncio.gather(*(dash.chat(http, t, f"write 100 words {i}") for i, t in enumerate(threads)),
+        results = await asyncio.gather(*(dash.chat(http, t, f"write 100 words {i}", posting)
+                                         for i, t in enumerate(threads)),
                                        return_exceptions=True)
         wall = time.perf_counter() - started
-    times = [r[0] for r in results if isinstance(r, tuple)]
+    times = [r[0] for r in results if isinstance(r, tuple)] or [0.0]
     errors = [r for r in results if not isinstance(r, tuple)]
     for error in errors[:3]:
         print("  error:", repr(error))

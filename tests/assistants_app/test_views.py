@@ -258,3 +258,50 @@ def test_a_team_with_assistants_threads_and_runs_can_be_deleted(team) -> None:
     make_message(thread, "reply", role="assistant", version=version)
     team.delete()
     assert not Thread.objects.filter(pk=thread.pk).exists()
+
+
+def test_other_viewers_of_a_thread_get_new_messages_and_their_live_reply(team, owner, sandbox_url) -> None:
+    from assistants_app.services import thread_post_message
+
+    connection = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    colleague = make_user()
+    add_member(team, colleague)
+    before = client_for(colleague).get(f"/threads/{thread.pk}/").content.decode()
+    assert f"/threads/{thread.pk}/?after=0" in before
+    message, run = thread_post_message(thread=thread, actor=owner, text="Anyone there?")
+    update = client_for(colleague).get(f"/threads/{thread.pk}/?after=0", HTTP_HX_REQUEST="true").content.decode()
+    assert "Anyone there?" in update and f'sse-connect="/runs/{run.pk}/events/"' in update
+    assert f"?after={message.pk}" in update and 'hx-swap-oob="true"' in update
+    own = client_for(owner).get(f"/threads/{thread.pk}/?after=0", HTTP_HX_REQUEST="true").content.decode()
+    assert "Anyone there?" not in own  # the poster's page got it from the POST already
+
+
+def test_a_file_attached_to_a_message_goes_to_the_provider_through_the_file_library(owner_client, team,
+                                                                                   sandbox_url) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from project.files.models import File
+
+    connection = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    upload = SimpleUploadedFile("notes.txt", b"meeting notes: ship on friday", content_type="text/plain")
+    owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "summarise", "files": upload})
+    message = Message.objects.get(thread=thread)
+    stored = File.objects.get(team=team)
+    assert message.attachments == [{"type": "file", "file_id": stored.pk, "remote_id": stored.remote_id,
+                                    "name": "notes.txt"}]
+    assert stored.remote_id.startswith("file-")
+
+
+def test_a_structured_reply_is_shown_as_formatted_json_and_checked_against_its_schema(owner_client, team) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    assistant = make_assistant(team, response_schema=schema)
+    thread = make_thread(team, assistant)
+    make_message(thread, '{"city": "Lisbon"}', role="assistant", version=assistant.current_version)
+    make_message(thread, '{"town": "Porto"}', role="assistant", version=assistant.current_version)
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert '<pre class="json">{\n  &quot;city&quot;: &quot;Lisbon&quot;\n}</pre>' in page
+    assert "Valid against the reply schema." in page
+    assert "Does not follow the schema: &#x27;city&#x27; is a required property" in page
