@@ -44,7 +44,8 @@ def team_version_get(*, team: Team, version_id: int) -> AssistantVersion:
 
 
 def team_thread_get(*, team: Team, thread_id: int) -> Thread:
-    return get_object_or_404(Thread.objects.select_related("assistant__current_version"), team=team, pk=thread_id)
+    return get_object_or_404(Thread.objects.select_related("assistant__current_version", "assistant__connection"),
+                             team=team, pk=thread_id)
 
 
 def team_run_get(*, team: Team, run_id: int) -> Run:

@@ -136,6 +136,8 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
     if assistant.connection is None:
         raise ChatError("This assistant has no provider connection; choose one in its settings.")
     with transaction.atomic():
+        # Lock the thread so two messages posted at the same moment cannot both start a run.
+        Thread.objects.select_for_update().filter(pk=thread.pk).first()
         if Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists():
             raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
         message = Message.objects.create(thread=thread, team_id=thread.team_id, role=Role.USER, text=text,

@@ -303,8 +303,9 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
         return redirect("thread_detail", thread.pk)
     if request.htmx:
         message.started_run = run  # type: ignore[attr-defined]
-        return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread,
-                                                               "last_id": message.pk, **run_group_context(run)})
+        # A run just made has no messages yet: no need to ask the database.
+        return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "last_id": message.pk,
+                                                               "run": run, "group_messages": [], "live": True})
     return redirect("thread_detail", thread.pk)
 
 

@@ -104,35 +104,48 @@ class Dashboard:
                    posting: asyncio.Semaphore | None = None) -> tuple[float, str, int]:
         """Post a message, read the reply's SSE stream; (ms to first delta, streamed text, run id)."""
         started = time.perf_counter()
-        async with posting or asyncio.Semaphore(1):
+        gate = posting or asyncio.Semaphore(1)
+        await gate.acquire()
+        try:
             response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
                                        headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
+        except BaseException:
+            gate.release()
+            raise
         self.post_ms.append((time.perf_counter() - started) * 1000)
         match = RUN_ID.search(response.text)
         if not match:
+            gate.release()
             raise RuntimeError(f"post failed: {response.status_code} {response.text[:200]}")
         run_id = int(match.group(1))
         first: float | None = None
         first_wall = 0.0
         text_parts: list[str] = []
         buffer = ""
-        async with http.stream("GET", f"/runs/{run_id}/events/") as stream:
-            async for chunk in stream.aiter_text():
-                buffer += chunk
-                while "\n\n" in buffer:
-                    block, buffer = buffer.split("\n\n", 1)
-                    for kind, data in parse_events(block + "\n\n"):
-                        if kind == "delta":
-                            if first is None:
-                                first = time.perf_counter()
-                                first_wall = time.time()
-                            text_parts.append(re.sub(r"</?span>", "", data))
-                        elif kind == "done":
-                            entries: Any = streams.redis_client().xrange(stream_key(run_id), count=3)
-                            added = next(int(i.split(b"-")[0]) for i, f in entries if f and f[b"t"] == b"delta")
-                            self.delivery_ms.append(first_wall * 1000 - added)
-                            return ((first or time.perf_counter()) - started) * 1000, unescape("".join(text_parts)), run_id
-        raise RuntimeError(f"stream of run {run_id} ended without done")
+        released = False
+        try:
+            async with http.stream("GET", f"/runs/{run_id}/events/") as stream:
+                released = True
+                gate.release()  # connected: the stream itself holds no database connection
+                async for chunk in stream.aiter_text():
+                    buffer += chunk
+                    while "\n\n" in buffer:
+                        block, buffer = buffer.split("\n\n", 1)
+                        for kind, data in parse_events(block + "\n\n"):
+                            if kind == "delta":
+                                if first is None:
+                                    first = time.perf_counter()
+                                    first_wall = time.time()
+                                text_parts.append(re.sub(r"</?span>", "", data))
+                            elif kind == "done":
+                                entries: Any = streams.redis_client().xrange(stream_key(run_id), count=3)
+                                added = next(int(i.split(b"-")[0]) for i, f in entries if f and f[b"t"] == b"delta")
+                                self.delivery_ms.append(first_wall * 1000 - added)
+                                return ((first or time.perf_counter()) - started) * 1000, unescape("".join(text_parts)), run_id
+            raise RuntimeError(f"stream of run {run_id} ended without done")
+        finally:
+            if not released:
+                gate.release()
 
 
 def direct_ttft(base_url: str, runs: int) -> list[float]:
@@ -199,7 +212,7 @@ def main() -> None:
     processes = [
         start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox.log"),
         start([PYTHON, "-m", "uvicorn", "project.asgi:application", "--port", str(web_port), "--log-level", "warning",
-               "--no-access-log"], env, tmp / "web.log"),
+               "--no-access-log"], {**env, "DJANGO_SETTINGS_MODULE": "bench.web_settings"}, tmp / "web.log"),
         start([PYTHON, "-m", "celery", "-A", "project", "worker", "-P", "threads", "-c", str(args.worker_threads),
                "-Q", "io,cpu", "-l", "warning", "--without-gossip", "--without-mingle"], env, tmp / "worker.log"),
     ]
