@@ -41,6 +41,7 @@ MAX_ATTEMPTS_PER_CALL = 4
 HEARTBEAT_SECONDS = 5.0
 CANCEL_CHECK_SECONDS = 0.2
 RETRY_BASE_SECONDS = 0.5
+FLUSH_SECONDS = 0.025
 # retry-after beyond this fails the run rather than holding a worker slot for minutes.
 RETRY_MAX_SECONDS = 20.0
 
@@ -122,30 +123,37 @@ def _api_message(message: Message) -> dict[str, Any]:
 
 def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> tuple[list[dict[str, Any]], int]:
     """The messages to send, oldest trimmed first to fit the context window minus the
-    output budget, and how many were left out. The instructions are never trimmed."""
+    output budget, and how many were left out. The instructions are never trimmed.
+
+    Reads newest first and stops at the budget, so a thread of thousands of messages
+    costs what fits in the window, not its whole history; stored token counts are
+    used where the message has one."""
     encoding = encoding_for_model(version.model)
     system = [{"role": "system", "content": version.instructions}] if version.instructions else []
-    stored = list(thread.messages.filter(pending=False).order_by("id"))
-    history = [_api_message(message) for message in stored]
-    costs = [count_message(message, encoding) for message in history]
     tools_cost = len(encoding.encode(json.dumps(api_tools(version.tools)), disallowed_special=())) if version.tools else 0
     output_budget = version.max_output_tokens or min(facts.max_output_tokens, facts.context_window // 4)
     budget = facts.context_window - output_budget - tools_cost - REPLY_PRIMING
     budget -= sum(count_message(message, encoding) for message in system)
-    total = sum(costs)
-    start = 0
-    while total > budget and start < len(history):
-        total -= costs[start]
-        start += 1
+    stored = thread.messages.filter(pending=False)
+    kept: list[dict[str, Any]] = []
+    total = 0
+    for message in stored.order_by("-id").iterator(chunk_size=200):
+        api = _api_message(message)
+        cost = message.token_count or count_message(api, encoding)
+        if total + cost > budget:
+            break
+        kept.append(api)
+        total += cost
+    kept.reverse()
     # A tool result cannot open the history: its call was trimmed away.
-    while start < len(history) and history[start]["role"] == "tool":
-        total -= costs[start]
-        start += 1
-    if start >= len(history) or not any(m["role"] == "user" for m in history[start:]):
+    while kept and kept[0]["role"] == "tool":
+        kept.pop(0)
+    if not any(m["role"] == "user" for m in kept):
         raise RunStopped(
             f"The latest message alone needs more tokens than the model's context window allows "
             f"({facts.context_window} minus {output_budget} for the reply). Shorten it.")
-    return system + history[start:], start
+    trimmed = stored.count() - len(kept)
+    return system + kept, trimmed
 
 
 # -- the provider call ---------------------------------------------------------------------------
@@ -200,9 +208,33 @@ def _client(connection: ProviderConnection) -> openai.OpenAI:
     return client
 
 
+@dataclass
+class _Outbox:
+    """Deltas on their way to the run's stream. The first goes at once (time to first
+    token); later ones are sent together at most every FLUSH_SECONDS, so a fast
+    stream costs a few Redis writes instead of one per token, with no visible lag."""
+
+    run_id: int
+    parts: list[str] = field(default_factory=list)
+    last: float = 0.0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        now = time.monotonic()
+        if now - self.last >= FLUSH_SECONDS:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self.parts:
+            streams.publish(self.run_id, "delta", "".join(self.parts))
+            self.parts = []
+        self.last = now or time.monotonic()
+
+
 def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
     assert run.assistant.connection is not None
     client = _client(run.assistant.connection)
+    outbox = _Outbox(run.pk)
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
     with provider_errors():
@@ -219,7 +251,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
                         if clock.first_token is None:
                             clock.first_token = time.monotonic()
                         turn.text += delta.content
-                        streams.publish(run.pk, "delta", delta.content)
+                        outbox.add(delta.content)
                     for call in delta.tool_calls or []:
                         if clock.first_token is None:
                             clock.first_token = time.monotonic()
@@ -233,6 +265,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
                         turn.finish_reason = choice.finish_reason
                 _check_in(run, clock)
         finally:
+            outbox.flush()
             stream.close()
     turn.tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                        for _, c in sorted(calls.items())]

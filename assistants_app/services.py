@@ -23,6 +23,7 @@ from project import crypto
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
 from project.teams.services import audit_record
+from project.tokens import count_message, encoding_for_model
 
 VERSION_FIELDS = ("model", "instructions", "temperature", "top_p", "reasoning_effort", "max_output_tokens", "tools",
                   "response_schema")
@@ -141,7 +142,9 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         if Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists():
             raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
         message = Message.objects.create(thread=thread, team_id=thread.team_id, role=Role.USER, text=text,
-                                         attachments=attachments, author=actor)
+                                         attachments=attachments, author=actor,
+                                         token_count=count_message({"role": "user", "content": text},
+                                                                   encoding_for_model(version.model)))
         run = Run.objects.create(thread=thread, team_id=thread.team_id, assistant=assistant, version=version,
                                  user_message=message, model=version.model)
         update: dict[str, Any] = {"updated_at": timezone.now()}

@@ -103,9 +103,9 @@ class Dashboard:
     async def chat(self, http: httpx2.AsyncClient, thread_id: int, text: str,
                    posting: asyncio.Semaphore | None = None) -> tuple[float, str, int]:
         """Post a message, read the reply's SSE stream; (ms to first delta, streamed text, run id)."""
-        started = time.perf_counter()
         gate = posting or asyncio.Semaphore(1)
         await gate.acquire()
+        started = time.perf_counter()
         try:
             response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
                                        headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--worker-threads", type=int, default=40)
+    parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn processes (production runs one per core)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="chat-bench-"))
@@ -212,7 +214,7 @@ def main() -> None:
     processes = [
         start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox.log"),
         start([PYTHON, "-m", "uvicorn", "project.asgi:application", "--port", str(web_port), "--log-level", "warning",
-               "--no-access-log"], {**env, "DJANGO_SETTINGS_MODULE": "bench.web_settings"}, tmp / "web.log"),
+               "--no-access-log", "--workers", str(args.web_workers)], {**env, "DJANGO_SETTINGS_MODULE": "bench.web_settings"}, tmp / "web.log"),
         start([PYTHON, "-m", "celery", "-A", "project", "worker", "-P", "threads", "-c", str(args.worker_threads),
                "-Q", "io,cpu", "-l", "warning", "--without-gossip", "--without-mingle"], env, tmp / "worker.log"),
     ]
@@ -235,24 +237,27 @@ def main() -> None:
                          client.cookies["csrftoken"].value)
         asyncio.run(sequential(dash, thread_ids[-20:], 20))  # warm up worker, pools, connections
 
+        if args.skip_sequential:
+            args.runs = 0
         direct = direct_ttft(sandbox_url, 200)
         print(summary("TTFT sandbox directly", direct))
         dash.post_ms, dash.delivery_ms = [], []
-        via, mismatches = asyncio.run(sequential(dash, thread_ids[: args.runs], args.runs))
-        print(summary("TTFT via dashboard SSE (POST -> first delta)", via))
-        print(summary("  of which the POST (message + run saved, task sent, fragment rendered)", dash.post_ms))
-        print(summary("  first delta: XADD by the worker -> received by the SSE client", dash.delivery_ms))
-        ids = Run.objects.filter(thread_id__in=thread_ids[: args.runs]).values_list("pk", flat=True)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT extract(epoch FROM started_at - created_at) * 1000, ttft_ms FROM assistants_app_run "
-                           "WHERE id = ANY(%s)", [list(ids)])
-            rows = cursor.fetchall()
-        print(summary("  queue: run saved -> claimed by the worker", [float(r[0]) for r in rows]))
-        print(summary("  worker: claimed -> first token from the provider", [float(r[1]) for r in rows if r[1] is not None]))
-        import statistics
+        if args.runs:
+            via, mismatches = asyncio.run(sequential(dash, thread_ids[: args.runs], args.runs))
+            print(summary("TTFT via dashboard SSE (POST -> first delta)", via))
+            print(summary("  of which the POST (message + run saved, task sent, fragment rendered)", dash.post_ms))
+            print(summary("  first delta: XADD by the worker -> received by the SSE client", dash.delivery_ms))
+            ids = Run.objects.filter(thread_id__in=thread_ids[: args.runs]).values_list("pk", flat=True)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT extract(epoch FROM started_at - created_at) * 1000, ttft_ms FROM assistants_app_run "
+                               "WHERE id = ANY(%s)", [list(ids)])
+                rows = cursor.fetchall()
+            print(summary("  queue: run saved -> claimed by the worker", [float(r[0]) for r in rows]))
+            print(summary("  worker: claimed -> first token from the provider", [float(r[1]) for r in rows if r[1] is not None]))
+            import statistics
 
-        print(f"overhead (median via dashboard - median direct): {statistics.median(via) - statistics.median(direct):.1f} ms")
-        print(f"sequential runs: {args.runs}, replies whose streamed deltas differ from the saved reply: {mismatches}")
+            print(f"overhead (median via dashboard - median direct): {statistics.median(via) - statistics.median(direct):.1f} ms")
+            print(f"sequential runs: {args.runs}, replies whose streamed deltas differ from the saved reply: {mismatches}")
 
         times, failed, wall = asyncio.run(concurrent(dash, thread_ids[args.runs: args.runs + args.concurrent]))
         runs = Run.objects.filter(thread_id__in=thread_ids[args.runs: args.runs + args.concurrent])

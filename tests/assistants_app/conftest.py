@@ -3,10 +3,13 @@ dashboard served by uvicorn (ASGI) so SSE streams for real."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,34 @@ def asgi_url(django_db_setup: None, django_db_blocker: object) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
         server.should_exit = True
         thread.join(timeout=5)
+
+
+class Recorder(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+    delay = 0.0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Recorder.received.append((dict(self.headers), body))
+        time.sleep(Recorder.delay)
+        payload = json.dumps({"stock": 7}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        # The tool's caller may have given up waiting, which is what the timeout test wants.
+        with contextlib.suppress(BrokenPipeError):
+            self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tool_endpoint() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    Recorder.received, Recorder.delay = [], 0.0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/stock"
+    server.shutdown()

@@ -4,6 +4,7 @@ Redis, usage and cost, tools, people, structured output, errors, stop, recovery.
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 
 def _deltas(run_id: int) -> str:
-    shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
+    # "done" goes out just after the run's row is final (viewers render it from there).
+    deadline = time.monotonic() + 5
+    while True:
+        shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
+        if ended or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert ended
     return "".join(data for kind, data in shown if kind == "delta")
 
@@ -182,3 +189,26 @@ def test_a_run_whose_worker_died_twice_is_failed_with_a_reason(team, owner, chat
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "worker" in run.error
     assert Run.objects.get(pk=fresh.pk).status == RunStatus.RUNNING  # a live run is left alone
+
+
+def test_an_http_tool_is_called_signed_and_its_answer_reaches_the_model(team, owner, chat_connection,
+                                                                       tool_endpoint) -> None:
+    import hashlib
+    import hmac
+
+    from tests.assistants_app.conftest import Recorder
+
+    assistant = make_assistant(team, chat_connection, tools=[
+        {"name": "stock", "binding": "http", "url": tool_endpoint, "description": "Stock level", "timeout": 5,
+         "parameters": {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"],
+                        "additionalProperties": False}}])
+    thread = make_thread(team, assistant)
+    _, run = thread_post_message(thread=thread, actor=owner, text="use stock sku=A-7")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    headers, body = Recorder.received[0]
+    assert json.loads(body)["arguments"] == {"sku": "A-7"}
+    timestamp, signature = (part.split("=", 1)[1] for part in headers["X-Switchboard-Signature"].split(","))
+    secret = assistant.get_tool_secret().encode()
+    assert signature == hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert Message.objects.filter(run=run, role="assistant", tool_calls=[]).get().text == 'Tool results: stock: {"stock": 7}'

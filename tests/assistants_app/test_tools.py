@@ -6,10 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,6 +19,7 @@ from assistants_app.tools import (
     safe_eval,
     validate_tools,
 )
+from tests.assistants_app.conftest import Recorder
 from tests.factories import make_message, make_thread
 
 
@@ -73,41 +71,12 @@ def test_it_rejects_bad_tool_definitions_with_a_clear_message(tools: list[dict],
         validate_tools(tools)
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
-    delay = 0.0
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Recorder.received.append((dict(self.headers), body))
-        time.sleep(_Recorder.delay)
-        payload = json.dumps({"stock": 7}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def tool_endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    _Recorder.received, _Recorder.delay = [], 0.0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/stock"
-    server.shutdown()
-
-
 def test_an_http_tool_posts_the_arguments_signed_with_hmac(tool_endpoint: str) -> None:
     tool = validate_tools([{"name": "stock", "binding": "http", "url": tool_endpoint, "timeout": 5,
                             "parameters": {"type": "object", "properties": {"sku": {"type": "string"}}}}])[0]
     result = call_http_tool(tool=tool, arguments={"sku": "A-1"}, secret="s3cret", call_id="call_9")
     assert json.loads(result) == {"stock": 7}
-    headers, body = _Recorder.received[0]
+    headers, body = Recorder.received[0]
     assert json.loads(body) == {"tool": "stock", "call_id": "call_9", "arguments": {"sku": "A-1"}}
     timestamp, signature = (part.split("=", 1)[1] for part in headers[SIGNATURE_HEADER].split(","))
     expected = hmac.new(b"s3cret", timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
@@ -115,7 +84,7 @@ def test_an_http_tool_posts_the_arguments_signed_with_hmac(tool_endpoint: str) -
 
 
 def test_an_http_tool_that_is_too_slow_is_cut_off(tool_endpoint: str) -> None:
-    _Recorder.delay = 2.0
+    Recorder.delay = 2.0
     tool = validate_tools([{"name": "stock", "binding": "http", "url": tool_endpoint, "timeout": 0.3}])[0]
     started = time.monotonic()
     with pytest.raises(ToolFailed, match=r"did not answer within 0\.3 s"):
