@@ -256,7 +256,8 @@ def main() -> None:
             print(summary("  worker: claimed -> first token from the provider", [float(r[1]) for r in rows if r[1] is not None]))
             import statistics
 
-            print(f"overhead (median via dashboard - median direct): {statistics.median(via) - statistics.median(direct):.1f} ms")
+            overhead = statistics.median(via) - statistics.median(direct)
+            print(f"overhead (median via dashboard - median direct): {overhead:.1f} ms")
             print(f"sequential runs: {args.runs}, replies whose streamed deltas differ from the saved reply: {mismatches}")
 
         times, failed, wall = asyncio.run(concurrent(dash, thread_ids[args.runs: args.runs + args.concurrent]))
