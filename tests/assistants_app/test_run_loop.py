@@ -36,7 +36,7 @@ def test_a_reply_streams_through_redis_and_is_saved_with_usage_and_cost(team, ow
     thread = make_thread(team, assistant)
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: Hello **world**, streamed.")
     run = wait_for_run(run.pk)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     reply = Message.objects.get(run=run, role="assistant")
     assert reply.text == "Hello **world**, streamed."
     assert reply.version == assistant.current_version
@@ -59,7 +59,7 @@ def test_tools_run_in_parallel_and_their_results_reach_the_model(team, owner, ch
     _, run = thread_post_message(thread=thread, actor=owner,
                                  text="use calculator and current_time expression=6*7 timezone=Asia/Tokyo")
     run = wait_for_run(run.pk)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     calls = Message.objects.filter(run=run, role="assistant").exclude(tool_calls=[]).get()
     assert [c["function"]["name"] for c in calls.tool_calls] == ["calculator", "current_time"]
     results = {m.tool_name: m.text for m in Message.objects.filter(run=run, role="tool")}
@@ -82,7 +82,7 @@ def test_ask_a_person_waits_for_the_answer_then_goes_on(team, owner, chat_connec
     question = Message.objects.get(run=run, role="tool", pending=True)
     tool_answer(run=run, message=question, actor=owner, answer="approved by Ana")
     run = wait_for_run(run.pk, statuses=("succeeded", "failed"))
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     final = Message.objects.filter(run=run, role="assistant", tool_calls=[]).get()
     assert final.text == "Tool results: approve: approved by Ana"
 
@@ -94,7 +94,7 @@ def test_a_structured_reply_follows_the_schema(team, owner, chat_connection) -> 
     thread = make_thread(team, assistant)
     _, run = thread_post_message(thread=thread, actor=owner, text="Plan a trip city=Lisbon days=3")
     run = wait_for_run(run.pk)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     reply = json.loads(Message.objects.get(run=run, role="assistant").text)
     assert reply == {"city": "Lisbon", "days": 3}
 
@@ -121,7 +121,7 @@ def test_an_image_is_sent_as_an_image_part(team, owner, chat_connection) -> None
         {"type": "image", "name": "dot.png", "mime": "image/png",
          "data_url": "data:image/png;base64," + base64.b64encode(png).decode()}])
     run = wait_for_run(run.pk)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     assert Message.objects.get(run=run, role="assistant").text.startswith("I see 1 image (image/png, 1x1).")
 
 
@@ -137,7 +137,7 @@ def test_old_messages_are_trimmed_to_fit_the_context_window(team, owner, chat_co
         make_message(thread, f"old answer {i} {filler}", role="assistant")
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: still here")
     run = wait_for_run(run.pk)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     assert run.trimmed_messages > 0
     # The sandbox counts the prompt itself: it filled the window but did not overflow it.
     assert 6_000 < run.input_tokens <= 8_192 - 500
@@ -205,7 +205,7 @@ def test_an_http_tool_is_called_signed_and_its_answer_reaches_the_model(team, ow
     thread = make_thread(team, assistant)
     _, run = thread_post_message(thread=thread, actor=owner, text="use stock sku=A-7")
     run = wait_for_run(run.pk)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     headers, body = Recorder.received[0]
     assert json.loads(body)["arguments"] == {"sku": "A-7"}
     timestamp, signature = (part.split("=", 1)[1] for part in headers["X-Switchboard-Signature"].split(","))

@@ -175,7 +175,7 @@ def test_rate_limits_are_retried_after_the_time_the_provider_asks_for(team, owne
     thread = make_thread(team, make_assistant(team, connection))
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: made it")
     run = wait_for_run(run.pk)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     assert Message.objects.get(run=run, role="assistant").text == "made it"
     assert run.total_ms is not None and run.total_ms >= 2000  # two waits of retry-after: 1 s
 
