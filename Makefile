@@ -27,7 +27,7 @@ sandbox: $(STAMP)
 	$(BIN)/python -m sandbox
 
 bench: $(STAMP)
-	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m project.testrun --bench $(ARGS)
 
 clean-data:
 	rm -rf .data

@@ -121,13 +121,13 @@ async def concurrent_streams(base: str, count: int, words: int) -> tuple[int, in
     return ok, failed, peak, elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--words", type=int, default=100)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         with sandbox_process(Path(tmp) / "a", SANDBOX_TTFT_MS="0", SANDBOX_TOKENS_PER_SECOND="0") as base:
             rate, ok, failed = asyncio.run(chat_rate(base, args.seconds, args.concurrency))
@@ -140,7 +140,8 @@ def main() -> None:
             ok, failed, peak, elapsed = asyncio.run(concurrent_streams(base, args.streams, args.words))
             print(f"streams, pacing on (300 ms TTFT, 50 tok/s, {args.words} words): {args.streams} started, "
                   f"{ok} completed, {failed} failed, peak open {peak}, {elapsed:.2f}s total")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

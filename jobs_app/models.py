@@ -22,3 +22,5 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.webhook_id}"
+from jobs_app import models_finetune  # noqa: E402,F401 - registers the fine-tuning models (own module, by concept)
+from jobs_app.models_batches import Batch, BatchBuild, BatchGroup, BatchRequest  # noqa: E402, F401

@@ -1,9 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
-from jobs_app import views, webhooks
+from jobs_app import webhooks
 
 urlpatterns = [
-    path("fine-tuning/", views.finetune_list, name="finetune_list"),
-    path("batches/", views.batch_list, name="batch_list"),
+    path("", include("jobs_app.finetune.urls")),
+    path("", include("jobs_app.batches.urls")),
     path("webhooks/<uuid:public_id>/", webhooks.webhook_receive, name="webhook_receive"),
 ]

@@ -12,6 +12,22 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
+
+
+def route_by_workload(name: str, args: object, kwargs: object, options: object, task: object = None,
+                      **extra: object) -> dict[str, str] | None:
+    """Send a task to the queue named by its `workload` attribute ("io" or "cpu").
+
+    Tasks say what they spend their time on (`@shared_task(workload="io")`); this
+    router maps that to a queue, so the per-task `queue` attribute (deprecated in
+    Celery 6) is not needed.
+    """
+    workload = getattr(task, "workload", None)
+    return {"queue": workload} if workload in WORKLOAD_QUEUES else None
+
+
+WORKLOAD_QUEUES = ("io", "cpu")
+
 app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
@@ -20,4 +36,11 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # A chat run whose worker died is re-queued or failed within about a minute and a half.
     "chat-recover-stale-runs": {"task": "assistants_app.runs_recover_stale", "schedule": 30.0},
+    # One list call per connection with active fine-tune jobs; backoff is per connection.
+    "finetune-sync": {"task": "jobs_app.finetune.tasks.finetune_sync_tick_task", "schedule": 30.0},
+    # Files made or deleted elsewhere show up (imported / missing) within the hour.
+    "files-sync-all": {"task": "project.files.tasks.files_sync_all_task", "schedule": 60 * 60},
+    "files-reap-uploads": {"task": "project.files.tasks.files_reap_uploads_task", "schedule": 30 * 60},
+    # One list call per connection with active batches; finished batches are not polled.
+    "batches-sync": {"task": "jobs_app.batches.tasks.batches_sync_tick", "schedule": 15.0},
 }

@@ -118,6 +118,16 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / ".data" / "media"))
 
+# File library limits (project/files). 512 MB is the provider's limit per file; above
+# FILES_SINGLE_UPLOAD_MAX_BYTES a file goes through the Uploads API in parts of FILES_PART_BYTES.
+FILES_MAX_BYTES = 512 * 1024 * 1024
+FILES_SINGLE_UPLOAD_MAX_BYTES = 64 * 1024 * 1024
+FILES_PART_BYTES = 64 * 1024 * 1024
+FILES_PART_ATTEMPTS = 3
+FILES_PAGE_SIZE = 25
+# A browser upload is spooled to disk by Django past this size, never held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
 # Security. Production defaults are the safe ones; DEBUG relaxes only cookies over HTTP.
 SESSION_COOKIE_SECURE = CONFIG.secure_cookies
 CSRF_COOKIE_SECURE = CONFIG.secure_cookies
@@ -174,6 +184,7 @@ CELERY_TIMEZONE = "UTC"
 # Two queues: "io" for calls that mostly wait on a provider (a thread-pool worker),
 # "cpu" for parsing and validation (a process-per-core worker). Tasks name theirs.
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_TASK_ROUTES = ("project.celery.route_by_workload",)
 
 LOGGING = {
     "version": 1,

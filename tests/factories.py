@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User
 
+from jobs_app.models_finetune import Dataset, FineTuneJob
 from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.services import connection_save
 from project.teams.models import Membership, Role, Team
@@ -14,6 +16,7 @@ from project.teams.services import team_create
 
 if TYPE_CHECKING:
     from assistants_app.models import Assistant, Message, Thread
+    from project.files.models import File
 
 PASSWORD = "correct horse battery staple"
 _sequence = itertools.count(1)
@@ -38,6 +41,83 @@ def make_connection(team: Team, *, base_url: str = "http://127.0.0.1:9/v1", api_
                            base_url=base_url, api_key=api_key, webhook_secret=webhook_secret)
 
 
+# -- fine-tuning -------------------------------------------------------------------------------
+
+def chat_example(i: int = 0, *, system: bool = True) -> dict[str, object]:
+    messages: list[dict[str, object]] = [{"role": "system", "content": "You answer in one short sentence."}] if system else []
+    messages += [{"role": "user", "content": f"What is {i} plus {i}?"},
+                 {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]
+    return {"messages": messages}
+
+
+def jsonl(examples: Iterable[object]) -> bytes:
+    import json
+
+    return "".join(json.dumps(example) + "\n" for example in examples).encode()
+
+
+def make_dataset(team: Team, *, content: bytes | None = None, method: str = "supervised", model_id: str = "gpt-4.1-mini",
+                 validation: bytes | None = None, validate: bool = True, name: str = "train.jsonl") -> Dataset:
+    """A Dataset kept here (validated at once unless validate=False)."""
+    from jobs_app.finetune.services import dataset_upload, dataset_validate
+
+    content = content if content is not None else jsonl([chat_example(i) for i in range(12)])
+    dataset = dataset_upload(team=team, method=method, model_id=model_id, training_name=name, training_chunks=[content],
+                             validation_name="valid.jsonl", validation_chunks=[validation] if validation else None,
+                             actor=None)
+    if validate:
+        dataset_validate(dataset=dataset)
+        if dataset.validation_dataset is not None:
+            dataset_validate(dataset=dataset.validation_dataset)
+    return dataset
+
+
+def make_finetune_job(team: Team, *, connection: ProviderConnection | None = None, remote_id: str | None = None,
+                      status: str = "running") -> FineTuneJob:
+    return FineTuneJob.objects.create(team=team, connection=connection or make_connection(team),
+                                      remote_id=remote_id or f"ftjob-{next(_sequence)}", base_model="gpt-4.1-mini",
+                                      status=status)
+
+
+def make_file(team: Team, *, connection: ProviderConnection | None = None, name: str = "data.jsonl",
+              purpose: str = "user_data", content: bytes = b'{"a": 1}\n', remote_id: str | None = None) -> File:
+    """A library row with a local copy, made without a provider (for pages and isolation)."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    from project.files.models import File
+
+    record = File(team=team, connection=connection or make_connection(team), remote_id=remote_id or f"file-test{next(_sequence)}",
+                  purpose=purpose, name=name, bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
+    record.content.save(name, ContentFile(content), save=False)
+    record.save()
+    return record
+
+
+# -- batches -----------------------------------------------------------------------------------------
+
+def batch_chat_line(custom_id: str, text: str, *, model: str = "gpt-4o-mini", **body: object) -> dict[str, object]:
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": model, "messages": [{"role": "user", "content": text}], **body}}
+
+
+def make_batch_group(team: Team, connection: ProviderConnection | None = None, *, lines: list[dict[str, object]] | None = None,
+                     endpoint: str = "/v1/chat/completions", metadata: dict[str, str] | None = None) -> object:
+    """A draft batch group built from JSONL lines through the real build service."""
+    import json
+
+    from jobs_app.batches.build import items_from_jsonl
+    from jobs_app.batches.services import batch_group_build
+    from jobs_app.batches.validation import InputProblems
+
+    connection = connection or make_connection(team)
+    lines = lines if lines is not None else [batch_chat_line(f"req-{i}", f"echo: answer {i}") for i in range(3)]
+    problems = InputProblems()
+    raw = [json.dumps(line).encode() + b"\n" for line in lines]
+    return batch_group_build(team=team, connection=connection, actor=None, name=f"Batch {next(_sequence)}",
+                             endpoint=endpoint, source="jsonl", items=items_from_jsonl(raw, endpoint=endpoint, problems=problems),
+                             problems=problems, metadata=metadata)
 # -- chat (assistants_app) -------------------------------------------------------------------
 
 def make_assistant(team: Team, connection: ProviderConnection | None = None, *, name: str | None = None,

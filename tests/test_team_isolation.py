@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from project.teams.models import Invitation, Membership, Role, Team
 from tests.conftest import client_for
-from tests.factories import add_member, make_connection
+from tests.factories import add_member, make_connection, make_file
 
 MakeObject = Callable[[Team], object]
 
@@ -25,6 +25,17 @@ def _connection(team: Team) -> object:
 
 def _membership(team: Team) -> object:
     return add_member(team, role=Role.MEMBER)
+
+
+def _file(team: Team) -> object:
+    return make_file(team)
+
+
+def _upload_request(team: Team) -> object:
+    from project.files.models import UploadRequest
+
+    return UploadRequest.objects.create(team=team, connection=make_connection(team), purpose="user_data", name="big.bin",
+                                        bytes=1)
 
 
 def _invitation(team: Team) -> object:
@@ -66,6 +77,29 @@ def _pending_tool_message(team: Team) -> object:
 
     run = _run(team)
     return make_message(run.thread, "", role="tool", pending=True, run=run, tool_call_id="call_1")  # type: ignore[attr-defined]
+def _dataset(team: Team) -> object:
+    from tests.factories import make_dataset
+
+    return make_dataset(team, validate=False)
+
+
+def _finetune_job(team: Team) -> object:
+    from tests.factories import make_finetune_job
+
+    return make_finetune_job(team)
+
+
+def _batch_group(team: Team) -> object:
+    from tests.factories import make_batch_group
+
+    return make_batch_group(team)
+
+
+def _batch_build(team: Team) -> object:
+    from jobs_app.models_batches import BatchBuild
+
+    return BatchBuild.objects.create(team=team, connection=make_connection(team), name="big.csv",
+                                     endpoint="/v1/chat/completions", source="csv")
 
 
 # url name -> (factory of another team's object, methods to try)
@@ -90,6 +124,26 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "run_events": (_run, ["get"]),
     "run_stop": (_run, ["post"]),
     "tool_answer": (_pending_tool_message, ["post"]),
+    "finetune_dataset_detail": (_dataset, ["get"]),
+    "finetune_job_detail": (_finetune_job, ["get"]),
+    "finetune_job_cancel": (_finetune_job, ["post"]),
+    "finetune_job_pause": (_finetune_job, ["post"]),
+    "finetune_job_resume": (_finetune_job, ["post"]),
+    "file_detail": (_file, ["get"]),
+    "file_fetch": (_file, ["post"]),
+    "file_image": (_file, ["get"]),
+    "file_download": (_file, ["get"]),
+    "file_delete": (_file, ["get", "post"]),
+    "upload_request_status": (_upload_request, ["get"]),
+    "batch_build_detail": (_batch_build, ["get"]),
+    "batch_detail": (_batch_group, ["get"]),
+    "batch_submit": (_batch_group, ["post"]),
+    "batch_discard": (_batch_group, ["post"]),
+    "batch_cancel": (_batch_group, ["post"]),
+    "batch_retry_failed": (_batch_group, ["post"]),
+    "batch_results": (_batch_group, ["get"]),
+    "batch_download_csv": (_batch_group, ["get"]),
+    "batch_download_jsonl": (_batch_group, ["get"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).

@@ -59,6 +59,8 @@ class File(models.Model):
                                     related_name="+")
     remote_created_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Set when a sync no longer finds the file on the provider; cleared if it reappears.
+    missing_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -73,3 +75,95 @@ class File(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.remote_id})"
+
+    @property
+    def has_local_copy(self) -> bool:
+        return bool(self.content)
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime_type in IMAGE_MIME_TYPES
+
+
+# Image types the provider accepts for vision; these (and only these) are served inline.
+IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+class UploadStatus(models.TextChoices):
+    PENDING = "pending", "Sending parts"
+    COMPLETED = "completed", "Completed"
+
+
+class FileUpload(models.Model):
+    """A multi-part upload (the provider's Uploads API) while it is under way.
+
+    Each part id is recorded as soon as the provider acknowledges it, so a failed
+    part is retried alone and the parts already sent are not sent again. The row
+    stays after completion as the record of how the file was sent (parts, retries);
+    a failed upload is cancelled on the provider and its row removed.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="+")
+    upload_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=255)
+    purpose = models.CharField(max_length=30, choices=FilePurpose.choices)
+    bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    part_bytes = models.BigIntegerField()
+    part_ids = models.JSONField(default=list)
+    # Attempts made across all parts; more than len(part_ids) means some part was retried.
+    part_attempts = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=UploadStatus.choices, default=UploadStatus.PENDING)
+    file = models.ForeignKey(File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "upload_id"], name="fileupload_unique_per_connection"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.upload_id}, {len(self.part_ids)} parts)"
+
+
+class UploadRequestStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting for a worker"
+    SENDING = "sending", "Sending to the provider"
+    DONE = "done", "Uploaded"
+    FAILED = "failed", "Failed"
+
+
+def _staging_path(instance: UploadRequest, filename: str) -> str:
+    return f"files/staging/team-{instance.team_id}/{filename}"
+
+
+class UploadRequest(models.Model):
+    """A big file the browser has sent here, waiting for a worker to send it to the provider.
+
+    The page's request ends once the bytes are here; the provider upload (in parts, which can
+    take minutes) runs on the io queue. The staged copy is removed when the request ends
+    either way; `error` says why it failed.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=30, choices=FilePurpose.choices)
+    name = models.CharField(max_length=255)
+    bytes = models.BigIntegerField()
+    staged = models.FileField(upload_to=_staging_path, max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=UploadRequestStatus.choices, default=UploadRequestStatus.QUEUED)
+    error = models.TextField(blank=True)
+    file = models.ForeignKey(File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (UploadRequestStatus.DONE, UploadRequestStatus.FAILED)

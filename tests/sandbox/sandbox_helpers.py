@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,9 @@ from openapi_schema_validator import OAS31Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path("/work/shared/openai-openapi/openapi.yaml")
+# The official spec lives in ../shared beside the checkout (as on CI); OPENAI_OPENAPI_SPEC overrides.
+_SHARED_SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "openai-openapi" / "openapi.yaml"
+SPEC_PATH = Path(os.environ.get("OPENAI_OPENAPI_SPEC", _SHARED_SPEC))
 
 
 def _honour_nullable(node: Any) -> None:

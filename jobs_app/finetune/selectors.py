@@ -1,0 +1,52 @@
+"""Reads for fine-tuning, always scoped to a team."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from jobs_app.models_finetune import (
+    TERMINAL_STATUSES,
+    Dataset,
+    DatasetStatus,
+    FineTuneJob,
+    MetricPoint,
+    Notification,
+)
+from project.teams.models import Team
+
+
+def team_datasets(*, team: Team) -> QuerySet[Dataset]:
+    return Dataset.objects.filter(team=team, is_validation=False).select_related("validation_dataset")
+
+
+def team_valid_datasets(*, team: Team, is_validation: bool = False) -> QuerySet[Dataset]:
+    return Dataset.objects.filter(team=team, status=DatasetStatus.VALID, is_validation=is_validation)
+
+
+def team_dataset_get(*, team: Team, dataset_id: int) -> Dataset:
+    return get_object_or_404(Dataset.objects.select_related("validation_dataset"), team=team, pk=dataset_id)
+
+
+def team_finetune_jobs(*, team: Team) -> QuerySet[FineTuneJob]:
+    return FineTuneJob.objects.filter(team=team).select_related("connection")
+
+
+def team_finetune_job_get(*, team: Team, job_id: int) -> FineTuneJob:
+    return get_object_or_404(FineTuneJob.objects.select_related("connection", "result_file"), team=team, pk=job_id)
+
+
+def team_has_active_jobs(*, team: Team) -> bool:
+    return FineTuneJob.objects.filter(team=team).exclude(status__in=TERMINAL_STATUSES).exists()
+
+
+def job_metric_points(*, job: FineTuneJob) -> QuerySet[MetricPoint]:
+    return job.metric_points.all()
+
+
+def team_notifications(*, team: Team) -> QuerySet[Notification]:
+    return Notification.objects.filter(team=team)
+
+
+def team_unread_notification_count(*, team: Team) -> int:
+    return Notification.objects.filter(team=team, read=False).count()

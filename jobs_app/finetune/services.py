@@ -1,0 +1,484 @@
+"""Writes for fine-tuning: datasets, jobs, and keeping jobs in step with the provider."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from django.contrib.auth.models import User
+from django.core.files import File as DjangoFile
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from jobs_app.finetune.validation import estimate_cost, validate_lines
+from jobs_app.models_finetune import (
+    STATUS_RANK,
+    Dataset,
+    DatasetStatus,
+    FineTuneCheckpoint,
+    FineTuneEvent,
+    FineTuneJob,
+    FineTuneMethod,
+    JobStatus,
+    MetricPoint,
+    Notification,
+)
+from project.files.models import File, FilePurpose
+from project.files.services import FileInUse, FileRejected, file_delete, file_fetch_remote, file_open, file_upload
+from project.providers.client import ProviderError, provider_call
+from project.providers.models import ProviderConnection
+from project.teams.models import Team
+from project.teams.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PAGE = 100
+CHECKPOINTS_PAGE = 100
+PROGRESS_EVERY_LINES = 2000
+
+
+class FineTuneInputError(Exception):
+    """Input we refuse before calling anyone; `message` is for the page."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# -- datasets ------------------------------------------------------------------------------
+
+def _spool(chunks: Iterable[bytes]) -> tuple[IO[bytes], str, int, bytes]:
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller.
+    for chunk in chunks:
+        if len(head) < 64:
+            head += chunk[:64]
+        digest.update(chunk)
+        size += len(chunk)
+        spool.write(chunk)
+    spool.seek(0)
+    return spool, digest.hexdigest(), size, head
+
+
+def _dataset_save(*, team: Team, name: str, method: str, model_id: str, chunks: Iterable[bytes], actor: User | None,
+                  is_validation: bool) -> Dataset:
+    spool, sha256, size, head = _spool(chunks)
+    with spool:
+        if size == 0:
+            raise FineTuneInputError(f"{name} is empty.")
+        if not head.lstrip().startswith((b"{", b"[")):
+            raise FineTuneInputError(f"{name} does not look like JSONL: each line must be a JSON object.")
+        dataset = Dataset(team=team, name=name[:255], method=method, model_id=model_id, bytes=size, sha256=sha256,
+                          is_validation=is_validation, created_by=actor)
+        dataset.content.save(name, DjangoFile(spool), save=False)
+        dataset.save()
+    return dataset
+
+
+def dataset_upload(*, team: Team, method: str, model_id: str, training_name: str, training_chunks: Iterable[bytes],
+                   validation_name: str = "", validation_chunks: Iterable[bytes] | None = None,
+                   actor: User | None) -> Dataset:
+    """Keep the files here and queue their validation; nothing is sent to a provider yet."""
+    if method not in FineTuneMethod.values:
+        raise FineTuneInputError(f"Unknown fine-tuning method: {method}.")
+    with transaction.atomic():
+        dataset = _dataset_save(team=team, name=training_name, method=method, model_id=model_id,
+                                chunks=training_chunks, actor=actor, is_validation=False)
+        if validation_chunks is not None:
+            dataset.validation_dataset = _dataset_save(team=team, name=validation_name, method=method, model_id=model_id,
+                                                       chunks=validation_chunks, actor=actor, is_validation=True)
+            dataset.save(update_fields=["validation_dataset"])
+        audit_record(team=team, actor=actor, action="finetune.dataset_uploaded", target=dataset.name, method=method)
+        from jobs_app.finetune.tasks import dataset_validate_task
+
+        ids = [dataset.pk] + ([dataset.validation_dataset.pk] if dataset.validation_dataset else [])
+        for dataset_id in ids:
+            transaction.on_commit(lambda dataset_id=dataset_id: dataset_validate_task.delay(dataset_id))  # type: ignore[misc]
+    return dataset
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    yield from stream
+
+
+def dataset_validate(*, dataset: Dataset) -> Dataset:
+    """Stream the file line by line, saving progress as we go, then the report."""
+    Dataset.objects.filter(pk=dataset.pk).update(status=DatasetStatus.VALIDATING, bytes_read=0)
+
+    def progress(lines: int, bytes_read: int) -> None:
+        Dataset.objects.filter(pk=dataset.pk).update(bytes_read=bytes_read)
+
+    try:
+        with dataset.content.open("rb") as stream:
+            report = validate_lines(_lines(stream), method=dataset.method, model_id=dataset.model_id,
+                                    is_validation=dataset.is_validation, on_progress=progress,
+                                    progress_every=PROGRESS_EVERY_LINES)
+    except OSError as error:
+        # A verdict either way, so the page stops waiting; the stored file is kept for another try.
+        logger.warning("could not read dataset %s: %s", dataset.pk, error)
+        report = {"valid": False, "errors": [{"line": 0, "kind": "unreadable", "detail": "The stored file could not be read."}],
+                  "error_counts": {"unreadable": 1}, "errors_listed": 1, "errors_total": 1}
+    dataset.report = report
+    dataset.bytes_read = dataset.bytes
+    dataset.status = DatasetStatus.VALID if report["valid"] else DatasetStatus.INVALID
+    dataset.save(update_fields=["report", "bytes_read", "status"])
+    return dataset
+
+
+def dataset_estimate(*, dataset: Dataset, model_id: str, n_epochs: int | None) -> Any:
+    report = dataset.report or {}
+    return estimate_cost(examples=int(report.get("examples", 0)), billable_tokens=int(report.get("billable_tokens", 0)),
+                         model_id=model_id, n_epochs=n_epochs)
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+def _ts(value: int | float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+def _chunks(dataset: Dataset) -> Iterator[bytes]:
+    with dataset.content.open("rb") as stream:
+        while chunk := stream.read(1024 * 1024):
+            yield chunk
+
+
+def finetune_job_create(
+    *,
+    team: Team,
+    connection: ProviderConnection,
+    dataset: Dataset,
+    validation_dataset: Dataset | None,
+    base_model: str,
+    method: str,
+    hyperparameters: dict[str, Any],
+    suffix: str,
+    seed: int | None,
+    metadata: dict[str, str],
+    actor: User | None,
+) -> FineTuneJob:
+    """Send the validated files, create the job, record it. Raises FineTuneInputError,
+    FileRejected or ProviderError; the job row exists only if the provider made the job."""
+    if dataset.team_id != team.pk or dataset.status != DatasetStatus.VALID:
+        raise FineTuneInputError("The training dataset has not passed validation.")
+    if dataset.method != method:
+        raise FineTuneInputError(f"The dataset was validated for {dataset.get_method_display()}, not {method}.")
+    if validation_dataset is not None and (validation_dataset.status != DatasetStatus.VALID
+                                           or validation_dataset.method != method):
+        raise FineTuneInputError("The validation dataset has not passed validation for this method.")
+    started = timezone.now()
+    uploaded: list[File] = []
+    try:
+        training = file_upload(team=team, connection=connection, purpose=FilePurpose.FINE_TUNE, name=dataset.name,
+                               chunks=_chunks(dataset), actor=actor)
+        uploaded.append(training)
+        validation = None
+        if validation_dataset is not None:
+            validation = file_upload(team=team, connection=connection, purpose=FilePurpose.FINE_TUNE,
+                                     name=validation_dataset.name, chunks=_chunks(validation_dataset), actor=actor)
+            uploaded.append(validation)
+        chosen = {k: v for k, v in hyperparameters.items() if v not in (None, "", "auto")}
+        kwargs: dict[str, Any] = {
+            "model": base_model,
+            "training_file": training.remote_id,
+            "method": {"type": method, method: {"hyperparameters": chosen}},
+        }
+        if validation is not None:
+            kwargs["validation_file"] = validation.remote_id
+        if suffix:
+            kwargs["suffix"] = suffix
+        if seed is not None:
+            kwargs["seed"] = seed
+        if metadata:
+            kwargs["metadata"] = metadata
+        remote = provider_call(connection, lambda client: client.fine_tuning.jobs.create(**kwargs))
+    except (ProviderError, FileRejected):
+        _discard_fresh_uploads(team=team, files=uploaded, since=started, actor=actor)
+        raise
+    estimate = dataset_estimate(dataset=dataset, model_id=base_model, n_epochs=chosen.get("n_epochs"))
+    with transaction.atomic():
+        job = FineTuneJob(team=team, connection=connection, remote_id=remote.id, dataset=dataset, created_by=actor,
+                          estimated_cost_usd=estimate.cost_usd)
+        _copy_remote(job, remote)
+        job.save()
+        audit_record(team=team, actor=actor, action="finetune.job_created", target=remote.id, model=base_model)
+    return job
+
+
+def _discard_fresh_uploads(*, team: Team, files: list[File], since: datetime, actor: User | None) -> None:
+    """The provider refused the job: files sent for it in this attempt are deleted again,
+    so nothing half-made is left. Files that were already in the library stay."""
+    for record in files:
+        if record.created_at < since:
+            continue
+        try:
+            file_delete(team=team, file=record, actor=actor)
+        except (ProviderError, FileInUse) as error:
+            logger.warning("could not remove %s after a refused job: %s", record.remote_id, error)
+
+
+def _copy_remote(job: FineTuneJob, remote: Any) -> bool:
+    """Copy the provider's view onto the row. An earlier stage never overwrites a later one,
+    so a late or replayed report changes nothing. Returns whether anything changed."""
+    before = (job.status, job.trained_tokens, job.fine_tuned_model, job.error, job.estimated_finish, job.finished_at)
+    status = str(remote.status)
+    stale = job.is_terminal or STATUS_RANK.get(status, 0) < STATUS_RANK.get(job.status, 0)
+    if job.pk is not None and stale and status != job.status:
+        return False  # a stale report: the job is already past it
+    job.status = status
+    job.base_model = remote.model
+    method = getattr(remote, "method", None)
+    job.method = getattr(method, "type", None) or job.method or FineTuneMethod.SUPERVISED
+    method_hyper = getattr(getattr(method, job.method, None), "hyperparameters", None) if method else None
+    hyper = method_hyper or getattr(remote, "hyperparameters", None)
+    if hyper is not None:
+        job.hyperparameters = hyper.model_dump(exclude_none=True) if hasattr(hyper, "model_dump") else dict(hyper)
+    job.suffix = getattr(remote, "user_provided_suffix", None) or job.suffix or ""
+    job.seed = remote.seed
+    job.metadata = dict(remote.metadata or {})
+    job.trained_tokens = remote.trained_tokens
+    job.fine_tuned_model = remote.fine_tuned_model or ""
+    error = remote.error
+    job.error = error.model_dump(exclude_none=True) if error is not None and getattr(error, "message", None) else None
+    job.estimated_finish = _ts(remote.estimated_finish)
+    job.remote_created_at = _ts(remote.created_at)
+    job.finished_at = _ts(remote.finished_at)
+    job.training_file_remote_id = remote.training_file or ""
+    job.validation_file_remote_id = remote.validation_file or ""
+    job.synced_at = timezone.now()
+    return before != (job.status, job.trained_tokens, job.fine_tuned_model, job.error, job.estimated_finish,
+                      job.finished_at)
+
+
+# What _copy_remote writes, for bulk updates.
+REMOTE_FIELDS = ["status", "base_model", "method", "hyperparameters", "suffix", "seed", "metadata", "trained_tokens",
+                 "fine_tuned_model", "error", "estimated_finish", "remote_created_at", "finished_at",
+                 "training_file_remote_id", "validation_file_remote_id", "synced_at"]
+
+
+def finetune_jobs_apply(*, pairs: list[tuple[FineTuneJob, Any]]) -> list[FineTuneJob]:
+    """Many jobs at once (a sync tick): one bulk write for the changed ones; the ended ones are finalized."""
+    changed = [(job, remote) for job, remote in pairs if _copy_remote(job, remote)]
+    FineTuneJob.objects.bulk_update([job for job, _ in changed], REMOTE_FIELDS, batch_size=500)
+    for job, remote in changed:
+        if job.is_terminal:
+            finetune_job_finalize(job=job, remote=remote)
+    return [job for job, _ in changed]
+
+
+def finetune_job_apply(*, job: FineTuneJob, remote: Any) -> bool:
+    """Save the provider's view of a job; finish it (once) when it ended. Returns whether it changed."""
+    changed = _copy_remote(job, remote)
+    if changed:
+        job.save()
+    if job.is_terminal:
+        finetune_job_finalize(job=job, remote=remote)
+    return changed
+
+
+def finetune_job_refresh(*, job: FineTuneJob) -> FineTuneJob:
+    """Fetch one job, its new events and checkpoints. For webhooks and the job page."""
+    remote = provider_call(job.connection, lambda client: client.fine_tuning.jobs.retrieve(job.remote_id))
+    finetune_job_apply(job=job, remote=remote)
+    finetune_job_sync_events(job=job)
+    if job.status in (JobStatus.RUNNING, JobStatus.PAUSED) or job.is_terminal:
+        finetune_job_sync_checkpoints(job=job)
+    return job
+
+
+def finetune_job_sync_events(*, job: FineTuneJob) -> int:
+    """Fetch events newer than the last one seen (the API lists newest first). Returns calls made."""
+    calls = 0
+    after: str | None = None
+    fresh: list[Any] = []
+    while True:
+        cursor = after
+
+        def list_page(client: Any, cursor: str | None = cursor) -> Any:
+            return client.fine_tuning.jobs.list_events(job.remote_id, limit=EVENTS_PAGE,
+                                                       **({"after": cursor} if cursor else {}))
+
+        page = provider_call(job.connection, list_page)
+        calls += 1
+        reached_seen = False
+        for event in page.data:
+            if event.id == job.last_event_id:
+                reached_seen = True
+                break
+            fresh.append(event)
+        if reached_seen or not page.has_more or not page.data:
+            break
+        after = page.data[-1].id
+    if not fresh:
+        FineTuneJob.objects.filter(pk=job.pk).update(events_synced_at=timezone.now())
+        return calls
+    # Stored oldest first, so rows of the same second keep their order.
+    rows = [FineTuneEvent(job=job, remote_id=e.id, created_at=_ts(e.created_at) or timezone.now(), level=e.level,
+                          message=e.message, type=getattr(e, "type", None) or "message",
+                          data=_event_data(e)) for e in reversed(fresh)]
+    metrics = [_metric_from(job, row.data) for row in rows if row.type == "metrics" and isinstance(row.data, dict)]
+    with transaction.atomic():
+        FineTuneEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        if metrics:
+            MetricPoint.objects.bulk_create(metrics, ignore_conflicts=True)
+        newest = fresh[0]
+        update: dict[str, Any] = {"last_event_id": newest.id, "events_synced_at": timezone.now()}
+        latest_step = max((m for m in (r.data for r in rows if r.type == "metrics") if isinstance(m, dict)),
+                          key=lambda data: int(data.get("step", 0)), default=None)
+        if latest_step is not None:
+            update["step"] = int(latest_step.get("step", 0))
+            update["total_steps"] = int(latest_step.get("total_steps", 0) or job.total_steps)
+        FineTuneJob.objects.filter(pk=job.pk).update(**update)
+    job.last_event_id = newest.id
+    job.step = update.get("step", job.step)
+    job.total_steps = update.get("total_steps", job.total_steps)
+    return calls
+
+
+def _event_data(event: Any) -> Any:
+    data = getattr(event, "data", None)
+    if data is None:
+        return None
+    return data if isinstance(data, dict | list) else getattr(data, "__dict__", None)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _metric_from(job: FineTuneJob, data: dict[str, Any]) -> MetricPoint:
+    return MetricPoint(job=job, step=int(data.get("step", 0)), train_loss=_float(data.get("train_loss")),
+                       train_accuracy=_float(data.get("train_mean_token_accuracy")),
+                       valid_loss=_float(data.get("valid_loss")),
+                       valid_accuracy=_float(data.get("valid_mean_token_accuracy")))
+
+
+def finetune_job_sync_checkpoints(*, job: FineTuneJob) -> None:
+    page = provider_call(job.connection, lambda client: client.fine_tuning.jobs.checkpoints.list(
+        job.remote_id, limit=CHECKPOINTS_PAGE))
+    rows = [FineTuneCheckpoint(job=job, remote_id=c.id, step=c.step_number, model_name=c.fine_tuned_model_checkpoint,
+                               metrics=c.metrics.model_dump(exclude_none=True) if c.metrics else {},
+                               created_at=_ts(c.created_at) or timezone.now()) for c in page.data]
+    FineTuneCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _metrics_from_result_file(job: FineTuneJob, remote_file_id: str) -> None:
+    record = file_fetch_remote(team=job.team, connection=job.connection, remote_id=remote_file_id)
+    FineTuneJob.objects.filter(pk=job.pk).update(result_file=record)
+    job.result_file = record
+    points = []
+    with file_open(file=record) as raw:
+        for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")):
+            step = _float(row.get("step"))
+            if step is None:
+                continue
+            points.append(MetricPoint(
+                job=job, step=int(step), train_loss=_float(row.get("train_loss")),
+                train_accuracy=_float(row.get("train_accuracy") or row.get("train_mean_token_accuracy")),
+                valid_loss=_float(row.get("valid_loss")),
+                valid_accuracy=_float(row.get("valid_mean_token_accuracy") or row.get("valid_accuracy")),
+            ))
+    # The result file is the full record: it fills the steps the events skipped.
+    MetricPoint.objects.bulk_create(points, update_conflicts=True, unique_fields=["job", "step"],
+                                    update_fields=["train_loss", "train_accuracy", "valid_loss", "valid_accuracy"])
+
+
+def finetune_job_finalize(*, job: FineTuneJob, remote: Any) -> bool:
+    """Once per job: fetch the last events, checkpoints and result file (idempotent, so a
+    concurrent finisher doing it too is harmless), then claim the job's end with a
+    conditional update and announce it in the same transaction: exactly once."""
+    if FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=False).exists():
+        return False
+    try:
+        finetune_job_sync_events(job=job)
+        if job.status == JobStatus.SUCCEEDED:
+            finetune_job_sync_checkpoints(job=job)
+            result_files = list(getattr(remote, "result_files", None) or [])
+            if result_files:
+                _metrics_from_result_file(job, result_files[0])
+    except ProviderError as error:
+        # The end is announced regardless; what is missing is fetched when the job page is opened.
+        logger.warning("finishing fine-tune job %s: %s", job.remote_id, error.message)
+    with transaction.atomic():
+        now = timezone.now()
+        if not FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=True).update(finalized_at=now):
+            return False
+        job.finalized_at = now
+        notification_for_job_end(job=job)
+    return True
+
+
+def notification_for_job_end(*, job: FineTuneJob) -> Notification:
+    words: dict[str, str] = {JobStatus.SUCCEEDED: "succeeded", JobStatus.FAILED: "failed", JobStatus.CANCELLED: "was cancelled"}
+    text = f"Fine-tuning job {job.remote_id} ({job.base_model}) {words.get(job.status, job.status)}"
+    if job.status == JobStatus.SUCCEEDED and job.fine_tuned_model:
+        text += f": {job.fine_tuned_model}"
+    elif job.error_message:
+        text += f": {job.error_message}"
+    link = reverse("finetune_job_detail", args=[job.pk])
+    note = Notification.objects.create(team=job.team, text=text[:500], link=link)
+    creator = job.created_by
+    if creator is not None and creator.email:
+        email = creator.email
+
+        def send() -> None:
+            try:
+                send_mail(subject=text[:120], message=f"{text}\n\n{link}", from_email=None, recipient_list=[email])
+            except OSError as error:
+                logger.warning("could not email %s about %s: %s", email, job.remote_id, error)
+
+        transaction.on_commit(send)
+    return note
+
+
+def finetune_job_action(*, job: FineTuneJob, action: str, actor: User | None) -> FineTuneJob:
+    """cancel, pause or resume on the provider; the reply becomes the job's state."""
+    if action not in ("cancel", "pause", "resume"):
+        raise FineTuneInputError(f"Unknown action: {action}.")
+    if job.is_terminal:
+        raise FineTuneInputError(f"The job has already {job.get_status_display().lower()}.")
+    remote = provider_call(job.connection, lambda client: getattr(client.fine_tuning.jobs, action)(job.remote_id))
+    finetune_job_apply(job=job, remote=remote)
+    audit_record(team=job.team, actor=actor, action=f"finetune.job_{action}", target=job.remote_id)
+    return job
+
+
+def finetune_jobs_import(*, team: Team, connection: ProviderConnection, remote_ids: list[str],
+                         actor: User | None) -> list[FineTuneJob]:
+    """Start tracking jobs made elsewhere. Already tracked ones are left as they are."""
+    known = set(FineTuneJob.objects.filter(connection=connection, remote_id__in=remote_ids)
+                .values_list("remote_id", flat=True))
+    imported = []
+    for remote_id in remote_ids:
+        if remote_id in known:
+            continue
+        remote = provider_call(connection, lambda client, rid=remote_id: client.fine_tuning.jobs.retrieve(rid))  # type: ignore[misc]
+        job = FineTuneJob(team=team, connection=connection, remote_id=remote.id, created_by=None)
+        _copy_remote(job, remote)
+        job.save()
+        if job.is_terminal:
+            # Old news: bring in its history, without announcing an end that happened elsewhere.
+            FineTuneJob.objects.filter(pk=job.pk).update(finalized_at=timezone.now())
+            job.refresh_from_db()
+        imported.append(job)
+    if imported:
+        audit_record(team=team, actor=actor, action="finetune.jobs_imported", target=connection.name,
+                     count=len(imported))
+    return imported
+
+
+def notifications_mark_read(*, team: Team) -> int:
+    return Notification.objects.filter(team=team, read=False).update(read=True)

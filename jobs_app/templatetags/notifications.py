@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from jobs_app.finetune.selectors import team_unread_notification_count
+
+register = template.Library()
+
+
+@register.inclusion_tag("jobs_app/finetune/_bell.html", takes_context=True)
+def notification_bell(context: dict[str, Any]) -> dict[str, Any]:
+    team = context.get("current_team")
+    return {"unread": team_unread_notification_count(team=team) if team is not None else 0}
