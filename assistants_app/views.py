@@ -1,21 +1,376 @@
 from __future__ import annotations
 
-from django.http import HttpResponse
-from django.shortcuts import render
+import base64
+import difflib
+import json
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from django.contrib import messages as flash
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from assistants_app import selectors, services
+from assistants_app.exports import export_json, export_jsonl, export_markdown
+from assistants_app.forms import AssistantForm
+from assistants_app.model_catalog import TASKS, model_choices, recommend
+from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus
+from project.files.services import FileRejected, file_upload
+from project.providers.client import ProviderError
+from project.providers.selectors import team_connections, team_default_connection
 from project.teams.access import TeamRequest, team_view
+from project.teams.models import Role as TeamRole
+from project.teams.selectors import team_members
 
+IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif", b"RIFF": "image/webp"}
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+
+
+# -- assistants -----------------------------------------------------------------------------
 
 @team_view()
 def assistant_list(request: TeamRequest) -> HttpResponse:
-    return render(request, "assistants_app/assistant_list.html")
+    archived = request.GET.get("archived") == "1"
+    assistants = selectors.team_assistants(team=request.team, archived=archived)
+    return render(request, "assistants_app/assistant_list.html", {"assistants": assistants, "archived": archived})
+
+
+def _form_page(request: TeamRequest, form: AssistantForm, assistant: Any = None) -> HttpResponse:
+    connection = assistant.connection if assistant else team_default_connection(team=request.team)
+    choices, models_error = model_choices(connection)
+    return render(request, "assistants_app/assistant_form.html",
+                  {"form": form, "assistant": assistant, "choices": choices, "models_error": models_error})
+
+
+@team_view(TeamRole.MEMBER)
+def assistant_create(request: TeamRequest) -> HttpResponse:
+    connections = team_connections(team=request.team)
+    if request.method == "POST":
+        form = AssistantForm(request.POST, connections=connections)
+        if form.is_valid():
+            assistant = services.assistant_create(
+                team=request.team, actor=request.user, name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"], connection=form.cleaned_data["connection"],
+                config=form.config())
+            flash.success(request, f"Assistant {assistant.name} created (version 1).")
+            return redirect("assistant_detail", assistant.pk)
+    else:
+        default = team_default_connection(team=request.team) or connections.first()
+        form = AssistantForm(connections=connections, initial={"connection": default.pk if default else None,
+                                                                "model": request.GET.get("model", "gpt-4.1-mini")})
+    return _form_page(request, form)
+
+
+@team_view()
+def assistant_detail(request: TeamRequest, assistant_id: int) -> HttpResponse:
+    assistant = selectors.team_assistant_get(team=request.team, assistant_id=assistant_id)
+    versions = selectors.assistant_versions(assistant=assistant)
+    return render(request, "assistants_app/assistant_detail.html", {"assistant": assistant, "versions": versions})
+
+
+@team_view(TeamRole.MEMBER)
+def assistant_edit(request: TeamRequest, assistant_id: int) -> HttpResponse:
+    assistant = selectors.team_assistant_get(team=request.team, assistant_id=assistant_id)
+    connections = team_connections(team=request.team)
+    if request.method == "POST":
+        form = AssistantForm(request.POST, connections=connections)
+        if form.is_valid():
+            version = services.assistant_update(
+                assistant=assistant, actor=request.user, name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"], connection=form.cleaned_data["connection"],
+                config=form.config())
+            flash.success(request, f"Saved as version {version.number}." if version else "Saved (no new version: "
+                          "the model settings did not change).")
+            return redirect("assistant_detail", assistant.pk)
+    else:
+        form = AssistantForm(connections=connections, initial=AssistantForm.initial_for(assistant))
+    return _form_page(request, form, assistant)
+
+
+@require_POST
+@team_view(TeamRole.MEMBER)
+def assistant_duplicate(request: TeamRequest, assistant_id: int) -> HttpResponse:
+    assistant = selectors.team_assistant_get(team=request.team, assistant_id=assistant_id)
+    copy = services.assistant_duplicate(assistant=assistant, actor=request.user)
+    flash.success(request, f"Duplicated as {copy.name}.")
+    return redirect("assistant_detail", copy.pk)
+
+
+@require_POST
+@team_view(TeamRole.MEMBER)
+def assistant_archive(request: TeamRequest, assistant_id: int) -> HttpResponse:
+    assistant = selectors.team_assistant_get(team=request.team, assistant_id=assistant_id)
+    archive = assistant.archived_at is None
+    services.assistant_archive(assistant=assistant, actor=request.user, archived=archive)
+    flash.success(request, f"{assistant.name} {'archived' if archive else 'restored'}.")
+    return redirect("assistant_detail", assistant.pk)
+
+
+def _version_lines(version: AssistantVersion) -> list[str]:
+    lines = [f"model: {version.model}", f"temperature: {version.temperature}", f"top_p: {version.top_p}",
+             f"reasoning_effort: {version.reasoning_effort or '-'}", f"max_output_tokens: {version.max_output_tokens}",
+             "instructions:"]
+    lines += [f"  {line}" for line in version.instructions.splitlines()]
+    lines += ["tools:"] + [f"  {line}" for line in json.dumps(version.tools, indent=2).splitlines()]
+    lines += ["response_schema:"] + [f"  {line}" for line in json.dumps(version.response_schema, indent=2).splitlines()]
+    return lines
+
+
+@team_view()
+def version_diff(request: TeamRequest, version_id: int) -> HttpResponse:
+    version = selectors.team_version_get(team=request.team, version_id=version_id)
+    previous = version.assistant.versions.filter(number__lt=version.number).order_by("-number").first()
+    before = _version_lines(previous) if previous else []
+    diff = list(difflib.unified_diff(before, _version_lines(version), lineterm="", n=2,
+                                     fromfile=f"v{previous.number}" if previous else "(nothing)",
+                                     tofile=f"v{version.number}"))
+    rows = [("add" if line.startswith("+") else "del" if line.startswith("-") else "ctx", line) for line in diff]
+    return render(request, "assistants_app/version_diff.html",
+                  {"version": version, "previous": previous, "rows": rows, "assistant": version.assistant})
+
+
+@require_POST
+@team_view(TeamRole.MEMBER)
+def version_rollback(request: TeamRequest, version_id: int) -> HttpResponse:
+    version = selectors.team_version_get(team=request.team, version_id=version_id)
+    new = services.assistant_rollback(assistant=version.assistant, version=version, actor=request.user)
+    flash.success(request, f"Rolled back: version {new.number} is a copy of version {version.number}.")
+    return redirect("assistant_detail", version.assistant_id)
+
+
+@team_view()
+def model_guide(request: TeamRequest) -> HttpResponse:
+    choices, models_error = model_choices(team_default_connection(team=request.team))
+    result = None
+    errors: list[str] = []
+    params = {"task": request.GET.get("task", "chat"), "latency": request.GET.get("latency", "medium"),
+              "budget": request.GET.get("budget", "50"), "input": request.GET.get("input", "20000000"),
+              "output": request.GET.get("output", "5000000")}
+    if "task" in request.GET:
+        try:
+            budget = Decimal(params["budget"])
+            input_tokens, output_tokens = int(params["input"]), int(params["output"])
+            if budget < 0 or input_tokens < 0 or output_tokens < 0:
+                raise ValueError
+        except (InvalidOperation, ValueError):
+            errors.append("Budget and token counts must be positive numbers.")
+        else:
+            result = recommend(choices=choices, task=params["task"], latency=params["latency"], budget_usd=budget,
+                               input_tokens=input_tokens, output_tokens=output_tokens)
+    return render(request, "assistants_app/model_guide.html",
+                  {"tasks": TASKS, "params": params, "result": result, "errors": errors, "models_error": models_error})
+
+
+# -- threads ------------------------------------------------------------------------------------
+
+def _parse_date(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    return int(raw) if raw and raw.isdigit() else None
 
 
 @team_view()
 def thread_list(request: TeamRequest) -> HttpResponse:
-    return render(request, "assistants_app/thread_list.html")
+    filters = selectors.ThreadFilters(
+        query=request.GET.get("q", "").strip()[:200], assistant_id=_int_or_none(request.GET.get("assistant")),
+        author_id=_int_or_none(request.GET.get("author")), since=_parse_date(request.GET.get("since", "")),
+        until=_parse_date(request.GET.get("until", "")))
+    page = selectors.thread_list_page(team=request.team, filters=filters, cursor=request.GET.get("cursor", ""))
+    # Headlines are escaped message text with <mark> added by the selector.
+    rows = [(thread, mark_safe(page.headlines.get(thread.pk, ""))) for thread in page.threads]  # noqa: S308
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    context = {"rows": rows, "page": page, "filters": filters, "next_query": query.urlencode(),
+               "assistants": selectors.team_assistants(team=request.team),
+               "members": team_members(team=request.team)}
+    fragment = "#thread_rows" if request.htmx and request.GET.get("cursor") else ""
+    return render(request, "assistants_app/thread_list.html" + fragment, context)
+
+
+@require_POST
+@team_view(TeamRole.MEMBER)
+def thread_start(request: TeamRequest, assistant_id: int) -> HttpResponse:
+    assistant = selectors.team_assistant_get(team=request.team, assistant_id=assistant_id)
+    try:
+        thread = services.thread_create(team=request.team, assistant=assistant, actor=request.user)
+    except services.ChatError as error:
+        flash.error(request, str(error))
+        return redirect("assistant_detail", assistant.pk)
+    return redirect("thread_detail", thread.pk)
+
+
+def _attach_runs(messages: list[Message]) -> list[Any]:
+    """Group messages for display: a user message (with the failure of its run, if
+    any), then each run's messages as one group that a live block can replace."""
+    user_ids = [m.pk for m in messages if m.role == Role.USER]
+    runs = {run.user_message_id: run for run in Run.objects.filter(user_message_id__in=user_ids)}
+    items: list[Any] = []
+    for message in messages:
+        if message.role == Role.USER:
+            message.started_run = runs.get(message.pk)  # type: ignore[attr-defined]
+            items.append(("message", message))
+        elif items and items[-1][0] == "group" and items[-1][1]["run_id"] == message.run_id:
+            items[-1][1]["messages"].append(message)
+        else:
+            items.append(("group", {"run_id": message.run_id, "messages": [message], "run": None}))
+    return items
+
+
+def run_group_context(run: Run) -> dict[str, Any]:
+    messages = list(run.messages.select_related("version").order_by("id"))
+    return {"run": run, "group_messages": messages, "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
+
+
+def _thread_updates(request: TeamRequest, thread: Any, after: int) -> HttpResponse:
+    """What others posted since `after`: their messages and the runs they started
+    (live if still writing), so every viewer of a thread sees every reply stream."""
+    new = list(thread.messages.filter(id__gt=after, role=Role.USER).exclude(author=request.user)
+               .select_related("author").order_by("id")[:20])
+    runs = {run.user_message_id: run for run in Run.objects.filter(user_message__in=new).select_related("version")}
+    items = []
+    for message in new:
+        run = runs.get(message.pk)
+        items.append({"message": message, **(run_group_context(run) if run else {})})
+    last = thread.messages.filter(id__gt=after).order_by("-id").values_list("id", flat=True).first() or after
+    return render(request, "assistants_app/_thread_updates.html", {"items": items, "thread": thread, "last_id": last})
+
+
+@team_view()
+def thread_detail(request: TeamRequest, thread_id: int) -> HttpResponse:
+    thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
+    after = _int_or_none(request.GET.get("after"))
+    if after is not None:
+        return _thread_updates(request, thread, after)
+    before = _int_or_none(request.GET.get("before"))
+    messages, has_older = selectors.thread_messages_page(thread=thread, before_id=before)
+    active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
+    active_ids = {run.pk for run in active}
+    items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
+    last_id = thread.messages.order_by("-id").values_list("id", flat=True).first() or 0
+    context = {"thread": thread, "items": items, "has_older": has_older, "last_id": last_id,
+               "oldest_id": messages[0].pk if messages else None,
+               "active_runs": [run_group_context(run) for run in active] if before is None else []}
+    if request.htmx and before is not None:
+        return render(request, "assistants_app/thread_detail.html#older", context)
+    return render(request, "assistants_app/thread_detail.html", context)
+
+
+def _image_attachment(upload: Any) -> dict[str, Any]:
+    data = upload.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise services.ChatError(f"{upload.name} is larger than 5 MB.")
+    mime = next((kind for magic, kind in IMAGE_TYPES.items() if data.startswith(magic)), None)
+    if mime is None or (mime == "image/webp" and data[8:12] != b"WEBP"):
+        raise services.ChatError(f"{upload.name} is not a PNG, JPEG, GIF or WebP image.")
+    return {"type": "image", "name": upload.name[:200], "mime": mime,
+            "data_url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
+
+
+@require_POST
+@team_view(TeamRole.MEMBER)
+def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
+    thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
+    attachments: list[dict[str, Any]] = []
+    try:
+        for upload in request.FILES.getlist("images"):
+            attachments.append(_image_attachment(upload))
+        for upload in request.FILES.getlist("files"):
+            connection = thread.assistant.connection
+            if connection is None:
+                raise services.ChatError("This assistant has no connection to upload files to.")
+            stored = file_upload(team=request.team, connection=connection, purpose="user_data", name=upload.name or "file",
+                                 chunks=upload.chunks(), actor=request.user)
+            attachments.append({"type": "file", "file_id": stored.pk, "remote_id": stored.remote_id, "name": stored.name})
+        message, run = services.thread_post_message(thread=thread, actor=request.user,
+                                                    text=request.POST.get("text", ""), attachments=attachments)
+    except (services.ChatError, FileRejected) as error:
+        if request.htmx:
+            return render(request, "assistants_app/_post_error.html", {"error": str(error)}, status=200)
+        flash.error(request, str(error))
+        return redirect("thread_detail", thread.pk)
+    except ProviderError as error:
+        flash.error(request, error.message)
+        if request.htmx:
+            return render(request, "assistants_app/_post_error.html", {"error": error.message})
+        return redirect("thread_detail", thread.pk)
+    if request.htmx:
+        message.started_run = run  # type: ignore[attr-defined]
+        # A run just made has no messages yet: no need to ask the database.
+        return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "last_id": message.pk,
+                                                               "run": run, "group_messages": [], "live": True})
+    return redirect("thread_detail", thread.pk)
+
+
+@require_POST
+@team_view(TeamRole.MEMBER)
+def run_stop(request: TeamRequest, run_id: int) -> HttpResponse:
+    run = selectors.team_run_get(team=request.team, run_id=run_id)
+    services.run_cancel(run=run, actor=request.user)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect("thread_detail", run.thread_id)
+
+
+@require_POST
+@team_view(TeamRole.MEMBER)
+def tool_answer(request: TeamRequest, message_id: int) -> HttpResponse:
+    message = selectors.team_message_get(team=request.team, message_id=message_id)
+    if message.run is None:
+        raise Http404("No run for this message.")
+    try:
+        run = services.tool_answer(run=message.run, message=message, actor=request.user,
+                                   answer=request.POST.get("answer", ""))
+    except services.ChatError as error:
+        flash.error(request, str(error))
+        return redirect("thread_detail", message.thread_id)
+    if request.htmx:
+        return render(request, "assistants_app/_run_group.html", run_group_context(run))
+    return redirect("thread_detail", message.thread_id)
+
+
+@team_view()
+def thread_export(request: TeamRequest, thread_id: int) -> HttpResponse:
+    thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
+    kind = request.GET.get("format", "md")
+    messages = list(selectors.thread_all_messages(thread=thread))
+    exporters = {"md": (export_markdown, "text/markdown", "md"), "json": (export_json, "application/json", "json"),
+                 "jsonl": (export_jsonl, "application/jsonl", "jsonl")}
+    if kind not in exporters:
+        raise Http404("Unknown export format.")
+    exporter, content_type, extension = exporters[kind]
+    response = HttpResponse(exporter(thread, messages), content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="thread-{thread.pk}.{extension}"'
+    return response
+
+
+@team_view(TeamRole.MEMBER)
+def thread_delete(request: TeamRequest, thread_id: int) -> HttpResponse:
+    thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
+    if request.method == "POST":
+        if request.POST.get("confirm") != thread.title and request.POST.get("confirm") != "delete":
+            flash.error(request, "Type delete to confirm.")
+            return redirect("thread_delete", thread.pk)
+        services.thread_delete(thread=thread, actor=request.user)
+        flash.success(request, f"Deleted the thread {thread.title}.")
+        return redirect("thread_list")
+    return render(request, "assistants_app/thread_delete.html", {"thread": thread,
+                                                                  "count": thread.messages.count()})
 
 
 @team_view()
 def usage(request: TeamRequest) -> HttpResponse:
-    return render(request, "assistants_app/usage.html")
+    rows = selectors.team_usage(team=request.team)
+    totals = {"runs": sum(r["runs"] for r in rows), "input": sum(r["input"] or 0 for r in rows),
+              "output": sum(r["output"] or 0 for r in rows),
+              "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0))}
+    return render(request, "assistants_app/usage.html", {"rows": rows, "totals": totals})
+
+

@@ -29,6 +29,8 @@ app.autodiscover_tasks()
 
 # Periodic work is added by the apps that need it (job and batch sync).
 app.conf.beat_schedule = {
+    # A chat run whose worker died is re-queued or failed within about a minute and a half.
+    "chat-recover-stale-runs": {"task": "assistants_app.runs_recover_stale", "schedule": 30.0},
     # One list call per connection with active fine-tune jobs; backoff is per connection.
     "finetune-sync": {"task": "jobs_app.finetune.tasks.finetune_sync_tick_task", "schedule": 30.0},
     # Files made or deleted elsewhere show up (imported / missing) within the hour.

@@ -15,6 +15,7 @@ from project.teams.models import Membership, Role, Team
 from project.teams.services import team_create
 
 if TYPE_CHECKING:
+    from assistants_app.models import Assistant, Message, Thread
     from project.files.models import File
 
 PASSWORD = "correct horse battery staple"
@@ -117,3 +118,27 @@ def make_batch_group(team: Team, connection: ProviderConnection | None = None, *
     return batch_group_build(team=team, connection=connection, actor=None, name=f"Batch {next(_sequence)}",
                              endpoint=endpoint, source="jsonl", items=items_from_jsonl(raw, endpoint=endpoint, problems=problems),
                              problems=problems, metadata=metadata)
+# -- chat (assistants_app) -------------------------------------------------------------------
+
+def make_assistant(team: Team, connection: ProviderConnection | None = None, *, name: str | None = None,
+                   actor: User | None = None, **config: object) -> Assistant:
+    from assistants_app.services import assistant_create
+
+    settings: dict[str, object] = {"model": "gpt-4.1-mini", "instructions": "Be brief.", "temperature": None,
+                                   "top_p": None, "reasoning_effort": "", "max_output_tokens": None, "tools": [],
+                                   "response_schema": {}}
+    settings.update(config)
+    return assistant_create(team=team, actor=actor, name=name or f"Assistant {next(_sequence)}", description="",
+                            connection=connection, config=settings)
+
+
+def make_thread(team: Team, assistant: Assistant | None = None, title: str = "A thread") -> Thread:
+    from assistants_app.models import Thread as ThreadModel
+
+    return ThreadModel.objects.create(team=team, assistant=assistant or make_assistant(team), title=title)
+
+
+def make_message(thread: Thread, text: str = "hello", role: str = "user", **extra: object) -> Message:
+    from assistants_app.models import Message as MessageModel
+
+    return MessageModel.objects.create(thread=thread, team_id=thread.team_id, role=role, text=text, **extra)

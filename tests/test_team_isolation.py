@@ -43,6 +43,40 @@ def _invitation(team: Team) -> object:
     return Invitation.objects.create(team=team, email="x@example.com", token_hash=token_hash)
 
 
+def _assistant(team: Team) -> object:
+    from tests.factories import make_assistant
+
+    return make_assistant(team)
+
+
+def _version(team: Team) -> object:
+    from tests.factories import make_assistant
+
+    return make_assistant(team).current_version
+
+
+def _thread(team: Team) -> object:
+    from tests.factories import make_thread
+
+    return make_thread(team)
+
+
+def _run(team: Team) -> object:
+    from assistants_app.models import Run
+    from tests.factories import make_thread
+
+    thread = make_thread(team)
+    version = thread.assistant.current_version
+    assert version is not None
+    return Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version,
+                              model=version.model, status="waiting")
+
+
+def _pending_tool_message(team: Team) -> object:
+    from tests.factories import make_message
+
+    run = _run(team)
+    return make_message(run.thread, "", role="tool", pending=True, run=run, tool_call_id="call_1")  # type: ignore[attr-defined]
 def _dataset(team: Team) -> object:
     from tests.factories import make_dataset
 
@@ -76,6 +110,20 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "member_role": (_membership, ["post"]),
     "member_remove": (_membership, ["post"]),
     "invitation_revoke": (_invitation, ["post"]),
+    "assistant_detail": (_assistant, ["get"]),
+    "assistant_edit": (_assistant, ["get", "post"]),
+    "assistant_duplicate": (_assistant, ["post"]),
+    "assistant_archive": (_assistant, ["post"]),
+    "thread_start": (_assistant, ["post"]),
+    "version_diff": (_version, ["get"]),
+    "version_rollback": (_version, ["post"]),
+    "thread_detail": (_thread, ["get"]),
+    "thread_post": (_thread, ["post"]),
+    "thread_export": (_thread, ["get"]),
+    "thread_delete": (_thread, ["get", "post"]),
+    "run_events": (_run, ["get"]),
+    "run_stop": (_run, ["post"]),
+    "tool_answer": (_pending_tool_message, ["post"]),
     "finetune_dataset_detail": (_dataset, ["get"]),
     "finetune_job_detail": (_finetune_job, ["get"]),
     "finetune_job_cancel": (_finetune_job, ["post"]),

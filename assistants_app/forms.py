@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from assistants_app.models import Assistant
+from assistants_app.tools import ToolDefinitionError, validate_tools
+from project.providers.models import ProviderConnection
+
+REASONING_EFFORTS = [("", "default"), ("minimal", "minimal"), ("low", "low"), ("medium", "medium"), ("high", "high")]
+
+
+def _json_field(label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(label=label, required=False, help_text=help_text,
+                           widget=forms.Textarea(attrs={"rows": 6, "class": "mono", "spellcheck": "false"}))
+
+
+class AssistantForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    connection = forms.ModelChoiceField(queryset=ProviderConnection.objects.none(), required=True)
+    model = forms.CharField(max_length=200, help_text="Pick from the list below or type a model id (fine-tuned too).")
+    instructions = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}))
+    temperature = forms.FloatField(required=False, min_value=0, max_value=2)
+    top_p = forms.FloatField(required=False, min_value=0, max_value=1)
+    reasoning_effort = forms.ChoiceField(choices=REASONING_EFFORTS, required=False,
+                                         help_text="Used for reasoning models instead of temperature and top_p.")
+    max_output_tokens = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    tools = _json_field("Tools (JSON)", 'A list such as [{"name": "calculator", "binding": "builtin"}, {"name": "lookup", '
+                        '"binding": "http", "url": "https://…", "parameters": {…}}, {"name": "approve", "binding": "human"}]. '
+                        "Built-ins: current_time, calculator, search_threads.")
+    response_schema = _json_field("Reply JSON schema (structured output)", "Optional strict JSON schema the reply must follow.")
+
+    def __init__(self, *args: Any, connections: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["connection"].queryset = connections  # type: ignore[attr-defined]
+
+    def clean_tools(self) -> list[dict[str, Any]]:
+        raw = self.cleaned_data["tools"].strip()
+        if not raw:
+            return []
+        try:
+            parsed = json.loads(raw)
+        except ValueError as error:
+            raise forms.ValidationError(f"Tools are not valid JSON: {error}") from None
+        try:
+            return validate_tools(parsed)
+        except ToolDefinitionError as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_response_schema(self) -> dict[str, Any]:
+        raw = self.cleaned_data["response_schema"].strip()
+        if not raw:
+            return {}
+        try:
+            schema = json.loads(raw)
+        except ValueError as error:
+            raise forms.ValidationError(f"The schema is not valid JSON: {error}") from None
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise forms.ValidationError('The reply schema must be a JSON schema object with "type": "object".')
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as error:
+            raise forms.ValidationError(f"Not a valid JSON Schema: {error.message}") from None
+        if schema.get("additionalProperties") is not False:
+            raise forms.ValidationError('Strict structured output needs "additionalProperties": false.')
+        return schema
+
+    def config(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {"model": data["model"].strip(), "instructions": data["instructions"], "temperature": data["temperature"],
+                "top_p": data["top_p"], "reasoning_effort": data["reasoning_effort"] or "",
+                "max_output_tokens": data["max_output_tokens"], "tools": data["tools"],
+                "response_schema": data["response_schema"]}
+
+    @staticmethod
+    def initial_for(assistant: Assistant) -> dict[str, Any]:
+        version = assistant.current_version
+        assert version is not None
+        return {"name": assistant.name, "description": assistant.description, "connection": assistant.connection_id,
+                "model": version.model, "instructions": version.instructions, "temperature": version.temperature,
+                "top_p": version.top_p, "reasoning_effort": version.reasoning_effort,
+                "max_output_tokens": version.max_output_tokens,
+                "tools": json.dumps(version.tools, indent=2) if version.tools else "",
+                "response_schema": json.dumps(version.response_schema, indent=2) if version.response_schema else ""}

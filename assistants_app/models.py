@@ -1,0 +1,200 @@
+"""Assistants, their immutable versions, threads, messages and runs.
+
+The hosted Assistants API is gone, so all of this lives here: a run is the site
+calling Chat Completions with the history it keeps in these tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+
+from project.providers.models import ProviderConnection
+from project.teams.models import Team
+
+
+class Assistant(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="assistants")
+    connection = models.ForeignKey(ProviderConnection, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    # The version runs use; rollback points it at an older one.
+    current_version = models.ForeignKey("AssistantVersion", null=True, blank=True, on_delete=models.RESTRICT,
+                                        related_name="+")
+    # Signs the body of every HTTP tool call (HMAC-SHA256), so the team's endpoint can trust it.
+    tool_secret_encrypted = models.TextField(blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_tool_secret(self) -> str:
+        from project import crypto
+
+        return crypto.decrypt(self.tool_secret_encrypted) if self.tool_secret_encrypted else ""
+
+
+class ImmutableError(Exception):
+    pass
+
+
+class AssistantVersion(models.Model):
+    """One saved configuration of an assistant. Never changed once written."""
+
+    assistant = models.ForeignKey(Assistant, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    model = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True)
+    temperature = models.FloatField(null=True, blank=True)
+    top_p = models.FloatField(null=True, blank=True)
+    reasoning_effort = models.CharField(max_length=10, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # [{"name", "description", "parameters", "binding": "builtin"|"http"|"human", "builtin", "url", "timeout"}]
+    tools = models.JSONField(default=list, blank=True)
+    # A strict JSON schema the reply must follow, or {} for free text.
+    response_schema = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["assistant", "number"], name="version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.assistant.name} v{self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ImmutableError("An assistant version cannot be changed; save a new version instead.")
+        super().save(*args, **kwargs)
+
+    def tool_named(self, name: str) -> dict[str, Any] | None:
+        return next((tool for tool in self.tools if tool.get("name") == name), None)
+
+
+class Thread(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="threads")
+    assistant = models.ForeignKey(Assistant, on_delete=models.RESTRICT, related_name="threads")
+    title = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "-updated_at", "-id"], name="thread_team_keyset")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Role(models.TextChoices):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Message(models.Model):
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    # Denormalised so team-wide search does not join threads.
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    text = models.TextField(blank=True)
+    # Non-text parts: [{"type": "image", "data_url"}, {"type": "file", "file_id", "name"}]
+    attachments = models.JSONField(default=list, blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
+    tool_call_id = models.CharField(max_length=100, blank=True)
+    tool_name = models.CharField(max_length=100, blank=True)
+    # An ask-a-person tool result still waiting for its answer.
+    pending = models.BooleanField(default=False)
+    token_count = models.PositiveIntegerField(default=0)
+    version = models.ForeignKey(AssistantVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
+    run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    search = models.GeneratedField(
+        expression=SearchVector("text", config="english"), output_field=SearchVectorField(), db_persist=True
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            GinIndex(fields=["search"], name="message_search_gin"),
+            models.Index(fields=["thread", "-id"], name="message_thread_keyset"),
+            models.Index(fields=["team", "-id"], name="message_team_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:40]}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting", "waiting for a person"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
+
+
+class Run(models.Model):
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    assistant = models.ForeignKey(Assistant, on_delete=models.RESTRICT, related_name="runs")
+    version = models.ForeignKey(AssistantVersion, on_delete=models.RESTRICT, related_name="runs")
+    # The message that asked for this reply; it is kept whatever happens to the run.
+    user_message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    total_ms = models.PositiveIntegerField(null=True, blank=True)
+    trimmed_messages = models.PositiveIntegerField(default=0)
+    provider_calls = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    request_id = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["team", "created_at"], name="run_team_day")]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def stream_key(self) -> str:
+        return stream_key(self.pk)
+
+
+def stream_key(run_id: int) -> str:
+    return f"sb:run:{run_id}:events"
+
+
+def cancel_key(run_id: int) -> str:
+    return f"sb:run:{run_id}:cancel"

@@ -1,0 +1,47 @@
+"""Model output as safe HTML: Markdown with raw HTML off, code highlighted by
+Pygments, then nh3 (an allow-list sanitiser) so no script, handler or
+javascript: URL can survive, whatever the model wrote."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import TextLexer, get_lexer_by_name
+from pygments.util import ClassNotFound
+
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+def _highlight(code: str, lang: str, _attrs: str) -> str:
+    try:
+        lexer = get_lexer_by_name(lang) if lang else TextLexer()
+    except ClassNotFound:
+        lexer = TextLexer()
+    return highlight(code, lexer, _FORMATTER)
+
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight}).enable("table")
+
+_TAGS = {"p", "br", "strong", "em", "code", "pre", "span", "ul", "ol", "li", "blockquote", "h1", "h2", "h3", "h4",
+         "h5", "h6", "a", "hr", "table", "thead", "tbody", "tr", "th", "td", "del"}
+# Images in model output are left out: they would load third-party URLs from the page.
+_ATTRIBUTES = {"span": {"class"}, "code": {"class"}, "a": {"href", "title"}}
+
+
+def render_markdown(text: str) -> str:
+    html = _MARKDOWN.render(text)
+    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
+                     link_rel="noopener noreferrer nofollow")
+
+
+def pretty_json(text: str) -> str | None:
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        return None
+    return json.dumps(value, indent=2, ensure_ascii=False)

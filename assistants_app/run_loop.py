@@ -1,0 +1,475 @@
+"""The run, as the worker executes it: claim, build and trim the history, stream
+Chat Completions into the run's Redis Stream, run tools, repeat, save usage.
+
+Everything here is restartable from the database: the history is rebuilt from
+stored messages each time, so a run resumed after a person answered a tool, or
+re-queued after its worker died, carries on from what was saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import openai
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+
+from assistants_app import streams
+from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
+from assistants_app.tools import ToolFailed, api_tools, call_http_tool, run_builtin
+from project.providers.client import ClientOptions, ProviderError, client_for, provider_errors
+from project.providers.model_facts import ModelFacts, cost_usd, model_facts
+from project.providers.models import ProviderConnection
+from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
+
+log = logging.getLogger(__name__)
+
+MAX_TOOL_ROUNDS = 8
+MAX_ATTEMPTS_PER_CALL = 4
+HEARTBEAT_SECONDS = 5.0
+CANCEL_CHECK_SECONDS = 0.2
+RETRY_BASE_SECONDS = 0.5
+FLUSH_SECONDS = 0.025
+# retry-after beyond this fails the run rather than holding a worker slot for minutes.
+RETRY_MAX_SECONDS = 20.0
+
+
+class RunCancelled(Exception):
+    pass
+
+
+class RunStopped(Exception):
+    """The run cannot go on (bad history, too long, thread deleted); the message is shown."""
+
+
+@dataclass
+class Usage:
+    input: int = 0
+    cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+    calls: int = 0
+
+    def add(self, usage: Any) -> None:
+        self.calls += 1
+        if usage is None:
+            return
+        self.input += usage.prompt_tokens or 0
+        self.output += usage.completion_tokens or 0
+        details = getattr(usage, "prompt_tokens_details", None)
+        self.cached += (getattr(details, "cached_tokens", 0) or 0) if details else 0
+        out_details = getattr(usage, "completion_tokens_details", None)
+        self.reasoning += (getattr(out_details, "reasoning_tokens", 0) or 0) if out_details else 0
+
+    def cost(self, facts: ModelFacts) -> Decimal | None:
+        prices = (facts.price("input"), facts.price("cached_input") or facts.price("input"), facts.price("output"))
+        parts = [cost_usd(self.input - self.cached, prices[0]), cost_usd(self.cached, prices[1]),
+                 cost_usd(self.output, prices[2])]
+        if any(part is None for part in parts):
+            return None
+        return sum((part for part in parts if part is not None), Decimal(0))
+
+
+@dataclass
+class Turn:
+    """What one streamed completion produced."""
+
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+    request_id: str = ""
+
+
+@dataclass
+class Clock:
+    started: float = field(default_factory=time.monotonic)
+    first_token: float | None = None
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    last_cancel_check: float = 0.0
+
+
+# -- history -----------------------------------------------------------------------------------
+
+def _api_message(message: Message) -> dict[str, Any]:
+    if message.role == Role.TOOL:
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+    if message.role == Role.ASSISTANT:
+        out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        if message.tool_calls:
+            out["tool_calls"] = message.tool_calls
+        return out
+    if not message.attachments:
+        return {"role": "user", "content": message.text}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
+    for attachment in message.attachments:
+        if attachment.get("type") == "image":
+            parts.append({"type": "image_url", "image_url": {"url": attachment["data_url"]}})
+        elif attachment.get("type") == "file":
+            parts.append({"type": "file", "file": {"file_id": attachment["remote_id"]}})
+    return {"role": "user", "content": parts}
+
+
+def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> tuple[list[dict[str, Any]], int]:
+    """The messages to send, oldest trimmed first to fit the context window minus the
+    output budget, and how many were left out. The instructions are never trimmed.
+
+    Reads newest first and stops at the budget, so a thread of thousands of messages
+    costs what fits in the window, not its whole history; stored token counts are
+    used where the message has one."""
+    encoding = encoding_for_model(version.model)
+    system = [{"role": "system", "content": version.instructions}] if version.instructions else []
+    tools_cost = len(encoding.encode(json.dumps(api_tools(version.tools)), disallowed_special=())) if version.tools else 0
+    output_budget = version.max_output_tokens or min(facts.max_output_tokens, facts.context_window // 4)
+    budget = facts.context_window - output_budget - tools_cost - REPLY_PRIMING
+    budget -= sum(count_message(message, encoding) for message in system)
+    stored = thread.messages.filter(pending=False)
+    kept: list[dict[str, Any]] = []
+    total = 0
+    for message in stored.order_by("-id").iterator(chunk_size=200):
+        api = _api_message(message)
+        cost = message.token_count or count_message(api, encoding)
+        if total + cost > budget:
+            break
+        kept.append(api)
+        total += cost
+    kept.reverse()
+    # A tool result cannot open the history: its call was trimmed away.
+    while kept and kept[0]["role"] == "tool":
+        kept.pop(0)
+    if not any(m["role"] == "user" for m in kept):
+        raise RunStopped(
+            f"The latest message alone needs more tokens than the model's context window allows "
+            f"({facts.context_window} minus {output_budget} for the reply). Shorten it.")
+    trimmed = stored.count() - len(kept)
+    return system + kept, trimmed
+
+
+# -- the provider call ---------------------------------------------------------------------------
+
+def _request(version: AssistantVersion, facts: ModelFacts, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": version.model, "messages": messages, "stream": True,
+                            "stream_options": {"include_usage": True}}
+    if version.max_output_tokens:
+        body["max_completion_tokens"] = version.max_output_tokens
+    if facts.supports("reasoning"):
+        if version.reasoning_effort:
+            body["reasoning_effort"] = version.reasoning_effort
+    else:
+        if version.temperature is not None:
+            body["temperature"] = version.temperature
+        if version.top_p is not None:
+            body["top_p"] = version.top_p
+    if version.tools:
+        body["tools"] = api_tools(version.tools)
+        body["parallel_tool_calls"] = True
+    if version.response_schema:
+        body["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "reply", "strict": True, "schema": version.response_schema}}
+    return body
+
+
+def _check_in(run: Run, clock: Clock) -> None:
+    """Heartbeat (so a dead worker is noticed) and cancel check, both rate-limited."""
+    now = time.monotonic()
+    if now - clock.last_cancel_check >= CANCEL_CHECK_SECONDS:
+        clock.last_cancel_check = now
+        if streams.cancel_requested(run.pk):
+            raise RunCancelled()
+    if now - clock.last_heartbeat >= HEARTBEAT_SECONDS:
+        clock.last_heartbeat = now
+        Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+
+
+_clients = threading.local()
+
+
+def _client(connection: ProviderConnection) -> openai.OpenAI:
+    """One SDK client per worker thread and connection settings: building one loads
+    TLS certificates and a connection pool, which cost more than a short reply."""
+    key = (connection.pk, connection.kind, connection.base_url, connection.api_key_encrypted, connection.api_version,
+           connection.organization, connection.project)
+    cache: dict[tuple[Any, ...], openai.OpenAI] = getattr(_clients, "cache", None) or {}
+    _clients.cache = cache
+    client = cache.get(key)
+    if client is None:
+        client = cache[key] = client_for(connection, ClientOptions(max_retries=0))
+    return client
+
+
+@dataclass
+class _Outbox:
+    """Deltas on their way to the run's stream. The first goes at once (time to first
+    token); later ones are sent together at most every FLUSH_SECONDS, so a fast
+    stream costs a few Redis writes instead of one per token, with no visible lag."""
+
+    run_id: int
+    parts: list[str] = field(default_factory=list)
+    last: float = 0.0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        now = time.monotonic()
+        if now - self.last >= FLUSH_SECONDS:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self.parts:
+            streams.publish(self.run_id, "delta", "".join(self.parts))
+            self.parts = []
+        self.last = now or time.monotonic()
+
+
+def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
+    assert run.assistant.connection is not None
+    client = _client(run.assistant.connection)
+    outbox = _Outbox(run.pk)
+    turn = Turn()
+    calls: dict[int, dict[str, Any]] = {}
+    with provider_errors():
+        stream = client.chat.completions.create(**body)
+        response = getattr(stream, "response", None)
+        turn.request_id = response.headers.get("x-request-id", "") if response is not None else ""
+        try:
+            for chunk in stream:
+                if chunk.usage is not None:
+                    usage.add(chunk.usage)
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.content:
+                        if clock.first_token is None:
+                            clock.first_token = time.monotonic()
+                        turn.text += delta.content
+                        outbox.add(delta.content)
+                    for call in delta.tool_calls or []:
+                        if clock.first_token is None:
+                            clock.first_token = time.monotonic()
+                        slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                        if call.id:
+                            slot["id"] = call.id
+                        if call.function is not None:
+                            slot["name"] += call.function.name or ""
+                            slot["arguments"] += call.function.arguments or ""
+                    if choice.finish_reason:
+                        turn.finish_reason = choice.finish_reason
+                _check_in(run, clock)
+        finally:
+            outbox.flush()
+            stream.close()
+    turn.tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                       for _, c in sorted(calls.items())]
+    return turn
+
+
+def _backoff(attempt: int, error: ProviderError) -> float:
+    wait = error.retry_after if error.retry_after is not None else RETRY_BASE_SECONDS * 2 ** attempt
+    return float(min(wait, RETRY_MAX_SECONDS))
+
+
+def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
+    attempt = 0
+    while True:
+        published_before = clock.first_token
+        try:
+            return _stream_once(run, body, clock, usage)
+        except ProviderError as error:
+            attempt += 1
+            if not error.transient or attempt >= MAX_ATTEMPTS_PER_CALL:
+                raise
+            wait = _backoff(attempt - 1, error)
+            if clock.first_token is not published_before:
+                streams.publish(run.pk, "reset")  # the broken attempt's text is shown again from scratch
+            streams.publish(run.pk, "note", f"{error.message} Retrying in {wait:.1f} s…")
+            log.info("run %s: transient provider error, retry %s in %.1fs: %s", run.pk, attempt, wait, error.message)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                _check_in(run, clock)
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+# -- tools ---------------------------------------------------------------------------------------
+
+def _run_tool(run: Run, call: dict[str, Any]) -> str | None:
+    """The tool's result text, or None for a question to a person."""
+    name = call["function"]["name"]
+    tool = run.version.tool_named(name)
+    if tool is None:
+        return f"Error: there is no tool named {name!r}."
+    try:
+        arguments = json.loads(call["function"]["arguments"] or "{}")
+    except ValueError:
+        return "Error: the arguments were not valid JSON."
+    if not isinstance(arguments, dict):
+        return "Error: the arguments must be a JSON object."
+    errors = sorted(Draft202012Validator(tool["parameters"]).iter_errors(arguments), key=lambda e: e.path)
+    if errors:
+        return f"Error: invalid arguments: {errors[0].message}"
+    if tool["binding"] == "human":
+        return None
+    try:
+        if tool["binding"] == "http":
+            return call_http_tool(tool=tool, arguments=arguments, secret=run.assistant.get_tool_secret(), call_id=call["id"])
+        return run_builtin(tool=tool, arguments=arguments, team=run.thread.team)
+    except ToolFailed as error:
+        return f"Error: {error}"
+
+
+def _run_tools(run: Run, calls: list[dict[str, Any]], clock: Clock) -> bool:
+    """Run the calls in parallel, each with its timeout; store results. True when a person must answer."""
+    results: dict[str, str | None] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(calls)), thread_name_prefix=f"run{run.pk}-tool") as pool:
+        futures = {call["id"]: pool.submit(_run_tool, run, call) for call in calls}
+        for call in calls:
+            tool = run.version.tool_named(call["function"]["name"]) or {}
+            try:
+                results[call["id"]] = futures[call["id"]].result(timeout=float(tool.get("timeout", 10)) + 1)
+            except FutureTimeout:
+                results[call["id"]] = "Error: the tool did not finish in time."
+            except Exception as error:  # a bug in a tool must not kill the run; the model is told
+                log.exception("run %s: tool %s crashed", run.pk, call["function"]["name"])
+                results[call["id"]] = f"Error: the tool failed ({type(error).__name__})."
+            _check_in(run, clock)
+    waiting = False
+    for call in calls:
+        result = results[call["id"]]
+        name = call["function"]["name"]
+        Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.TOOL, tool_call_id=call["id"],
+                               tool_name=name, text=result or "", pending=result is None, run=run, version=run.version)
+        if result is None:
+            waiting = True
+            streams.publish(run.pk, "tool", f"{name}({call['function']['arguments']}) → waiting for a person")
+        else:
+            streams.publish(run.pk, "tool", f"{name}({call['function']['arguments']}) → {result[:300]}")
+    return waiting
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+def run_claim(run_id: int) -> Run | None:
+    """Take a queued run for this worker. The conditional update makes a redelivered
+    or duplicated task a no-op."""
+    claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, attempts=F("attempts") + 1, heartbeat_at=timezone.now(),
+        started_at=timezone.now())
+    if not claimed:
+        return None
+    return Run.objects.select_related("thread__team", "assistant__connection", "version").get(pk=run_id)
+
+
+def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Clock, error: str = "",
+            request_id: str = "", trimmed: int = 0) -> None:
+    now = time.monotonic()
+    Run.objects.filter(pk=run.pk).update(
+        status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
+        input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
+        output_tokens=F("output_tokens") + usage.output, reasoning_tokens=F("reasoning_tokens") + usage.reasoning,
+        provider_calls=F("provider_calls") + usage.calls,
+        ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
+        total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
+    )
+    cost = usage.cost(facts)
+    if cost is not None:
+        # Added to what an earlier half (before a person answered) cost.
+        Run.objects.filter(pk=run.pk, cost_usd__isnull=True).update(cost_usd=Decimal(0))
+        Run.objects.filter(pk=run.pk).update(cost_usd=F("cost_usd") + cost)
+    Thread.objects.filter(pk=run.thread_id).update(updated_at=timezone.now())
+    streams.publish_end(run.pk)
+
+
+def _save_reply(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = None) -> Message:
+    encoding = encoding_for_model(run.model)
+    api = {"role": "assistant", "content": text, "tool_calls": tool_calls or None}
+    return Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.ASSISTANT, text=text,
+                                  tool_calls=tool_calls or [], version=run.version, run=run,
+                                  token_count=count_message(api, encoding))
+
+
+def run_execute(run_id: int) -> None:
+    run = run_claim(run_id)
+    if run is None:
+        return
+    facts = model_facts(run.model)
+    usage, clock = Usage(), Clock()
+    request_id, trimmed, turn = "", 0, Turn()
+    try:
+        for _round in range(MAX_TOOL_ROUNDS):
+            messages, trimmed = build_history(thread=run.thread, version=run.version, facts=facts)
+            if trimmed:
+                streams.publish(run.pk, "note", f"{trimmed} older messages were left out to fit the context window.")
+            turn = _call_with_retries(run, _request(run.version, facts, messages), clock, usage)
+            request_id = turn.request_id or request_id
+            if not turn.tool_calls:
+                _save_reply(run, turn.text)
+                _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                        trimmed=trimmed)
+                return
+            _save_reply(run, turn.text, turn.tool_calls)
+            waiting = _run_tools(run, turn.tool_calls, clock)
+            streams.publish(run.pk, "saved")
+            if waiting:
+                _finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                        trimmed=trimmed)
+                return
+        raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
+    except RunCancelled:
+        partial = _partial_text(run)
+        if partial:
+            _save_reply(run, partial + " …")
+        _finish(run, RunStatus.CANCELLED, usage=usage, facts=facts, clock=clock, error="Stopped by a person.",
+                request_id=request_id, trimmed=trimmed)
+    except ProviderError as error:
+        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=error.message,
+                request_id=error.request_id or request_id, trimmed=trimmed)
+    except RunStopped as error:
+        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=str(error), request_id=request_id,
+                trimmed=trimmed)
+    except Exception:
+        log.exception("run %s crashed", run_id)
+        if Run.objects.filter(pk=run_id).exists():
+            _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock,
+                    error="The run failed because of an error in Switchboard; it was logged.", request_id=request_id)
+        else:
+            streams.publish_end(run_id)
+
+
+def _partial_text(run: Run) -> str:
+    """The reply text streamed so far in the latest attempt (what viewers saw)."""
+    entries = streams.redis_client().xrange(streams.stream_key(run.pk))
+    shown, _, _ = streams.fold(entries)
+    return "".join(data for kind, data in shown if kind == "delta")
+
+
+def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2) -> tuple[int, int]:
+    """Runs whose worker stopped sending heartbeats: queue them again (a fresh attempt
+    from the saved history) or, after max_attempts, end them as failed. Returns
+    (requeued, failed)."""
+    cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
+    requeued = failed = 0
+    for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).only("pk", "attempts"):
+        if run.attempts < max_attempts:
+            with transaction.atomic():
+                if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+                        status=RunStatus.QUEUED):
+                    streams.publish(run.pk, "reset")
+                    streams.publish(run.pk, "note", "The worker stopped; the reply is being written again.")
+                    from assistants_app.tasks import run_execute_task
+
+                    transaction.on_commit(partial(run_execute_task.delay, run.pk))
+                    requeued += 1
+        elif Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+                status=RunStatus.FAILED, finished_at=timezone.now(),
+                error="The worker running this reply stopped and it could not be finished. Send the message again."):
+            streams.publish_end(run.pk)
+            failed += 1
+    return requeued, failed

@@ -1,0 +1,160 @@
+"""Reads, always scoped to a team."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.html import escape
+
+from assistants_app.models import ACTIVE_STATUSES, Assistant, AssistantVersion, Message, Run, Thread
+from project.teams.models import Team
+
+THREAD_PAGE = 25
+# Control characters mark matches, so the message text can be escaped before <mark> goes in.
+MARK_START, MARK_STOP = "\u0002", "\u0003"
+MESSAGE_PAGE = 50
+
+
+def team_assistants(*, team: Team, archived: bool = False) -> QuerySet[Assistant]:
+    return (Assistant.objects.filter(team=team, archived_at__isnull=not archived)
+            .select_related("current_version", "connection"))
+
+
+def team_assistant_get(*, team: Team, assistant_id: int) -> Assistant:
+    return get_object_or_404(Assistant.objects.select_related("current_version", "connection"), team=team,
+                             pk=assistant_id)
+
+
+def assistant_versions(*, assistant: Assistant) -> QuerySet[AssistantVersion]:
+    return assistant.versions.select_related("created_by").order_by("-number")
+
+
+def team_version_get(*, team: Team, version_id: int) -> AssistantVersion:
+    return get_object_or_404(AssistantVersion.objects.select_related("assistant", "created_by"),
+                             assistant__team=team, pk=version_id)
+
+
+def team_thread_get(*, team: Team, thread_id: int) -> Thread:
+    return get_object_or_404(Thread.objects.select_related("assistant__current_version", "assistant__connection"),
+                             team=team, pk=thread_id)
+
+
+def team_run_get(*, team: Team, run_id: int) -> Run:
+    return get_object_or_404(Run.objects.select_related("thread", "version"), team=team, pk=run_id)
+
+
+def team_message_get(*, team: Team, message_id: int) -> Message:
+    return get_object_or_404(Message.objects.select_related("run", "thread"), team=team, pk=message_id)
+
+
+def thread_messages_page(*, thread: Thread, before_id: int | None = None,
+                         limit: int = MESSAGE_PAGE) -> tuple[list[Message], bool]:
+    """The newest `limit` messages before before_id, oldest first, and whether older ones exist."""
+    qs = thread.messages.select_related("version", "author")
+    if before_id is not None:
+        qs = qs.filter(id__lt=before_id)
+    rows = list(qs.order_by("-id")[: limit + 1])
+    has_older = len(rows) > limit
+    return list(reversed(rows[:limit])), has_older
+
+
+def thread_active_runs(*, thread: Thread) -> QuerySet[Run]:
+    return thread.runs.filter(status__in=ACTIVE_STATUSES).order_by("id")
+
+
+def thread_all_messages(*, thread: Thread) -> QuerySet[Message]:
+    return thread.messages.select_related("version", "author").order_by("id")
+
+
+@dataclass(frozen=True)
+class ThreadFilters:
+    query: str = ""
+    assistant_id: int | None = None
+    author_id: int | None = None
+    since: date | None = None
+    until: date | None = None
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    threads: list[Thread]
+    next_cursor: str | None
+    headlines: dict[int, str]
+
+
+def _encode_cursor(thread: Thread) -> str:
+    raw = json.dumps([thread.updated_at.isoformat(), thread.pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        stamp, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(stamp), int(pk)
+    except (ValueError, TypeError):
+        return None
+
+
+def thread_list_page(*, team: Team, filters: ThreadFilters, cursor: str = "", limit: int = THREAD_PAGE) -> ThreadPage:
+    """Threads newest first, keyset-paginated on (updated_at, id) so page N costs what page 1 does."""
+    qs = Thread.objects.filter(team=team).select_related("assistant", "created_by")
+    if filters.assistant_id:
+        qs = qs.filter(assistant_id=filters.assistant_id)
+    if filters.author_id:
+        qs = qs.filter(created_by_id=filters.author_id)
+    if filters.since:
+        qs = qs.filter(updated_at__date__gte=filters.since)
+    if filters.until:
+        qs = qs.filter(updated_at__date__lte=filters.until)
+    query = SearchQuery(filters.query, search_type="websearch", config="english") if filters.query else None
+    if query is not None:
+        matching = Message.objects.filter(team=team, search=query).values("thread_id")
+        qs = qs.filter(id__in=matching)
+    position = _decode_cursor(cursor) if cursor else None
+    if position is not None:
+        stamp, pk = position
+        qs = qs.filter(Q(updated_at__lt=stamp) | Q(updated_at=stamp, id__lt=pk))
+    rows = list(qs.order_by("-updated_at", "-id")[: limit + 1])
+    threads = rows[:limit]
+    next_cursor = _encode_cursor(threads[-1]) if len(rows) > limit else None
+    headlines: dict[int, str] = {}
+    if query is not None and threads:
+        best = (Message.objects.filter(team=team, thread_id__in=[t.pk for t in threads], search=query)
+                .annotate(rank=SearchRank("search", query))
+                .order_by("thread_id", "-rank", "id").distinct("thread_id")
+                .annotate(headline=SearchHeadline("text", query, config="english", start_sel=MARK_START,
+                                                  stop_sel=MARK_STOP, max_words=30, min_words=10))
+                .values_list("thread_id", "headline"))
+        headlines = {thread_id: _highlight(text) for thread_id, text in best}
+    return ThreadPage(threads=threads, next_cursor=next_cursor, headlines=headlines)
+
+
+def _highlight(headline: str) -> str:
+    return escape(headline).replace(MARK_START, "<mark>").replace(MARK_STOP, "</mark>")
+
+
+def message_search(*, team: Team, query: str, limit: int = 10) -> list[Message]:
+    search = SearchQuery(query, search_type="websearch", config="english")
+    return list(Message.objects.filter(team=team, search=search).select_related("thread").order_by("-id")[:limit])
+
+
+def team_usage(*, team: Team, days: int = 30) -> list[dict[str, Any]]:
+    """Tokens and cost per day, assistant and model, from the runs."""
+    qs = Run.objects.filter(team=team, created_at__gte=timezone.now() - timedelta(days=days))
+    rows: list[dict[str, Any]] = list(
+        qs.annotate(day=TruncDate("created_at"))
+        .values("day", "assistant__name", "model")
+        .annotate(runs=Count("id"), input=Sum("input_tokens"), cached=Sum("cached_tokens"), output=Sum("output_tokens"),
+                  reasoning=Sum("reasoning_tokens"), cost=Sum("cost_usd"))
+        .order_by("-day", "assistant__name", "model")  # type: ignore[arg-type]
+    )
+    return rows

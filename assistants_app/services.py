@@ -1,0 +1,196 @@
+"""Writes: assistants and versions, threads, messages, runs and their control."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from assistants_app import streams
+from assistants_app.models import (
+    Assistant,
+    AssistantVersion,
+    Message,
+    Role,
+    Run,
+    RunStatus,
+    Thread,
+)
+from project import crypto
+from project.providers.models import ProviderConnection
+from project.teams.models import Team
+from project.teams.services import audit_record
+from project.tokens import count_message, encoding_for_model
+
+VERSION_FIELDS = ("model", "instructions", "temperature", "top_p", "reasoning_effort", "max_output_tokens", "tools",
+                  "response_schema")
+
+
+class ChatError(Exception):
+    """A request the user can fix; the message is shown on the page."""
+
+
+def _config_of(version: AssistantVersion) -> dict[str, Any]:
+    return {field: getattr(version, field) for field in VERSION_FIELDS}
+
+
+def _version_add(*, assistant: Assistant, actor: User | None, config: dict[str, Any], note: str) -> AssistantVersion:
+    last = assistant.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    version = AssistantVersion.objects.create(assistant=assistant, number=last + 1, created_by=actor, note=note,
+                                              **config)
+    assistant.current_version = version
+    assistant.save(update_fields=["current_version"])
+    return version
+
+
+@transaction.atomic
+def assistant_create(*, team: Team, actor: User | None, name: str, description: str = "",
+                     connection: ProviderConnection | None, config: dict[str, Any]) -> Assistant:
+    assistant = Assistant.objects.create(team=team, name=name, description=description, connection=connection,
+                                         tool_secret_encrypted=crypto.encrypt(secrets.token_urlsafe(32)))
+    _version_add(assistant=assistant, actor=actor, config=config, note="created")
+    audit_record(team=team, actor=actor, action="assistant.create", target=str(assistant.pk), name=name)
+    return assistant
+
+
+@transaction.atomic
+def assistant_update(*, assistant: Assistant, actor: User | None, name: str, description: str,
+                     connection: ProviderConnection | None, config: dict[str, Any]) -> AssistantVersion | None:
+    """Save an edit. A change to the configuration makes a new version; an edit of only
+    the name or description does not (versions are about what the model sees)."""
+    assistant.name, assistant.description, assistant.connection = name, description, connection
+    assistant.save(update_fields=["name", "description", "connection"])
+    current = assistant.current_version
+    if current is not None and _config_of(current) == config:
+        return None
+    version = _version_add(assistant=assistant, actor=actor, config=config, note="edited")
+    audit_record(team=assistant.team, actor=actor, action="assistant.version", target=str(assistant.pk),
+                 version=version.number)
+    return version
+
+
+@transaction.atomic
+def assistant_rollback(*, assistant: Assistant, version: AssistantVersion, actor: User | None) -> AssistantVersion:
+    """Make an old version current again, as a new version that copies it (history only grows)."""
+    if version.assistant_id != assistant.pk:
+        raise ChatError("That version belongs to another assistant.")
+    new = _version_add(assistant=assistant, actor=actor, config=_config_of(version),
+                       note=f"rolled back to v{version.number}")
+    audit_record(team=assistant.team, actor=actor, action="assistant.rollback", target=str(assistant.pk),
+                 to=version.number)
+    return new
+
+
+@transaction.atomic
+def assistant_duplicate(*, assistant: Assistant, actor: User | None) -> Assistant:
+    current = assistant.current_version
+    assert current is not None
+    return assistant_create(team=assistant.team, actor=actor, name=f"{assistant.name} (copy)"[:120],
+                            description=assistant.description, connection=assistant.connection,
+                            config=_config_of(current))
+
+
+def assistant_archive(*, assistant: Assistant, actor: User | None, archived: bool = True) -> Assistant:
+    assistant.archived_at = timezone.now() if archived else None
+    assistant.save(update_fields=["archived_at"])
+    audit_record(team=assistant.team, actor=actor, action="assistant.archive" if archived else "assistant.restore",
+                 target=str(assistant.pk))
+    return assistant
+
+
+def thread_create(*, team: Team, assistant: Assistant, actor: User | None, title: str = "") -> Thread:
+    if assistant.team_id != team.pk:
+        raise ChatError("Unknown assistant.")
+    if assistant.archived_at is not None:
+        raise ChatError("This assistant is archived; restore it to chat with it.")
+    return Thread.objects.create(team=team, assistant=assistant, title=title or "New conversation", created_by=actor)
+
+
+def _enqueue(run: Run) -> None:
+    from assistants_app.tasks import run_execute_task
+
+    run_id = run.pk
+
+    def send() -> None:
+        # A stream left under this id (a database restored or reset while Redis kept
+        # its data) must not be replayed as this run's reply.
+        streams.stream_clear(run_id)
+        run_execute_task.delay(run_id)
+
+    transaction.on_commit(send)
+
+
+def thread_post_message(*, thread: Thread, actor: User | None, text: str,
+                        attachments: list[dict[str, Any]] | None = None) -> tuple[Message, Run]:
+    """Store the user's message and a queued run in one transaction; the worker is told on commit."""
+    text = text.strip()
+    attachments = attachments or []
+    if not text and not attachments:
+        raise ChatError("Write a message or attach an image or file.")
+    assistant = thread.assistant
+    version = assistant.current_version
+    if version is None or assistant.archived_at is not None:
+        raise ChatError("This assistant cannot run: it is archived or has no version.")
+    if assistant.connection is None:
+        raise ChatError("This assistant has no provider connection; choose one in its settings.")
+    with transaction.atomic():
+        # Lock the thread so two messages posted at the same moment cannot both start a run.
+        Thread.objects.select_for_update().filter(pk=thread.pk).first()
+        if Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists():
+            raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
+        message = Message.objects.create(thread=thread, team_id=thread.team_id, role=Role.USER, text=text,
+                                         attachments=attachments, author=actor,
+                                         token_count=count_message({"role": "user", "content": text},
+                                                                   encoding_for_model(version.model)))
+        run = Run.objects.create(thread=thread, team_id=thread.team_id, assistant=assistant, version=version,
+                                 user_message=message, model=version.model)
+        update: dict[str, Any] = {"updated_at": timezone.now()}
+        if thread.title == "New conversation" and text:
+            update["title"] = text[:80]
+        Thread.objects.filter(pk=thread.pk).update(**update)
+        _enqueue(run)
+    return message, run
+
+
+def run_cancel(*, run: Run, actor: User | None) -> Run:
+    """Stop a run. A queued or waiting run ends here; a running one is told through Redis
+    and the worker stops at its next delta, keeping what was written so far."""
+    ended = Run.objects.filter(pk=run.pk, status__in=(RunStatus.QUEUED, RunStatus.WAITING)).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Stopped before it started.")
+    if ended:
+        Message.objects.filter(run=run, pending=True).update(pending=False, text="(stopped: no answer was given)")
+        streams.publish_end(run.pk)
+    elif run.status == RunStatus.RUNNING:
+        streams.cancel_request(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def tool_answer(*, run: Run, message: Message, actor: User | None, answer: str) -> Run:
+    """A person answers an ask-a-person tool call; when none is left waiting the run goes on."""
+    if message.run_id != run.pk or not message.pending:
+        raise ChatError("That question was already answered.")
+    if not answer.strip():
+        raise ChatError("Write an answer.")
+    with transaction.atomic():
+        message.text, message.pending, message.author = answer.strip(), False, actor
+        message.save(update_fields=["text", "pending", "author"])
+        if not Message.objects.filter(run=run, pending=True).exists():
+            resumed = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(status=RunStatus.QUEUED)
+            if resumed:
+                # The stream of the first half ended with "done"; the second half starts clean.
+                streams.stream_clear(run.pk)
+                _enqueue(run)
+    run.refresh_from_db()
+    return run
+
+
+def thread_delete(*, thread: Thread, actor: User | None) -> None:
+    runs = list(thread.runs.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)))
+    for run in runs:
+        run_cancel(run=run, actor=actor)
+    audit_record(team=thread.team, actor=actor, action="thread.delete", target=str(thread.pk), title=thread.title)
+    thread.delete()

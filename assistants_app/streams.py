@@ -1,0 +1,74 @@
+"""The live side of a run: every delta goes into a Redis Stream per run.
+
+The worker appends; any number of SSE views read from the id they last saw, so a
+reconnect resumes with nothing lost or repeated and several viewers see the same
+run. Entries are {"t": kind, "d": data}; kinds: delta (reply text), tool (a tool
+call and its result, one line), note (status line), reset (a retried attempt starts
+over: drop what was shown), saved (what came before is now in the database, so a
+fresh viewer, who renders it from there, need not replay it), done (the run ended; render it from the database).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from assistants_app.models import cancel_key, stream_key
+
+# Streams outlive the run a little so a late reconnect still finds the end; the
+# finished message itself always comes from the database.
+STREAM_TTL_SECONDS = 60 * 60
+STREAM_MAXLEN = 200_000
+
+
+@cache
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def publish(run_id: int, kind: str, data: str = "") -> str:
+    entry_id = redis_client().xadd(stream_key(run_id), {"t": kind, "d": data}, maxlen=STREAM_MAXLEN, approximate=True)
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def publish_end(run_id: int) -> None:
+    client = redis_client()
+    pipe = client.pipeline()
+    pipe.xadd(stream_key(run_id), {"t": "done", "d": ""})
+    pipe.expire(stream_key(run_id), STREAM_TTL_SECONDS)
+    pipe.delete(cancel_key(run_id))
+    pipe.execute()
+
+
+def stream_clear(run_id: int) -> None:
+    redis_client().delete(stream_key(run_id), cancel_key(run_id))
+
+
+def cancel_request(run_id: int) -> None:
+    redis_client().set(cancel_key(run_id), "1", ex=STREAM_TTL_SECONDS)
+
+
+def cancel_requested(run_id: int) -> bool:
+    return bool(redis_client().exists(cancel_key(run_id)))
+
+
+def fold(entries: Any) -> tuple[list[tuple[str, str]], str, bool]:
+    """Collapse stream entries into what a fresh viewer must see: the events since
+    the last reset, the id to continue from, and whether the run has ended."""
+    shown: list[tuple[str, str]] = []
+    cursor = "0-0"
+    ended = False
+    for raw_id, fields in entries:
+        cursor = raw_id.decode()
+        kind = fields.get(b"t", b"").decode()
+        data = fields.get(b"d", b"").decode()
+        if kind in ("reset", "saved"):
+            shown = []
+        elif kind == "done":
+            ended = True
+        else:
+            shown.append((kind, data))
+    return shown, cursor, ended

@@ -1,0 +1,275 @@
+"""Streaming through the dashboard, end to end over real processes:
+sandbox (pacing off) <- Celery worker (threads pool, queue io) -> Redis Stream ->
+uvicorn (ASGI, the async SSE view) -> SSE client (httpx2).
+
+1. Overhead: time to first token seen by an SSE client of the dashboard (from the
+   POST of the message) minus time to first token from the sandbox directly; and
+   over N sequential runs, every delta compared with the saved reply (lost or
+   reordered deltas would show as a mismatch).
+2. Concurrency: C chats posted and streamed at once; none may fail; p95 TTFT.
+
+    python bench/chat_streaming.py [--runs 1000] [--concurrent 200] [--worker-threads 40]
+
+Needs DATABASE_URL / REDIS_URL (a migrated database) like the tests. It starts and
+stops its own sandbox, uvicorn and Celery worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import _setup  # noqa: F401  (Django setup)
+import httpx2
+import openai
+from _setup import summary
+from django.db import connection
+from django.test import Client
+
+from assistants_app import streams
+from assistants_app.models import Message, Run, Thread, stream_key
+from project.providers.models import ProviderKind
+from project.teams.models import Team
+from tests.factories import make_assistant, make_connection, make_team, make_user
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+RUN_ID = re.compile(r'sse-connect="/runs/(\d+)/events/"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def parse_events(raw: str) -> list[tuple[str, str]]:
+    out = []
+    for block in raw.split("\n\n"):
+        kind, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+        if data:
+            out.append((kind, "\n".join(data)))
+    return out
+
+
+class Dashboard:
+    def __init__(self, base: str, session: str, csrf: str) -> None:
+        self.base, self.session, self.csrf = base, session, csrf
+        self.post_ms, self.delivery_ms = [], []
+
+    post_ms: list[float]
+    delivery_ms: list[float]
+
+    async def chat(self, http: httpx2.AsyncClient, thread_id: int, text: str,
+                   posting: asyncio.Semaphore | None = None) -> tuple[float, str, int]:
+        """Post a message, read the reply's SSE stream; (ms to first delta, streamed text, run id)."""
+        gate = posting or asyncio.Semaphore(1)
+        await gate.acquire()
+        started = time.perf_counter()
+        try:
+            response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
+                                       headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
+        except BaseException:
+            gate.release()
+            raise
+        self.post_ms.append((time.perf_counter() - started) * 1000)
+        match = RUN_ID.search(response.text)
+        if not match:
+            gate.release()
+            raise RuntimeError(f"post failed: {response.status_code} {response.text[:200]}")
+        run_id = int(match.group(1))
+        first: float | None = None
+        first_wall = 0.0
+        text_parts: list[str] = []
+        buffer = ""
+        released = False
+        try:
+            async with http.stream("GET", f"/runs/{run_id}/events/") as stream:
+                released = True
+                gate.release()  # connected: the stream itself holds no database connection
+                async for chunk in stream.aiter_text():
+                    buffer += chunk
+                    while "\n\n" in buffer:
+                        block, buffer = buffer.split("\n\n", 1)
+                        for kind, data in parse_events(block + "\n\n"):
+                            if kind == "delta":
+                                if first is None:
+                                    first = time.perf_counter()
+                                    first_wall = time.time()
+                                text_parts.append(re.sub(r"</?span>", "", data))
+                            elif kind == "done":
+                                entries: Any = streams.redis_client().xrange(stream_key(run_id), count=3)
+                                added = next(int(i.split(b"-")[0]) for i, f in entries if f and f[b"t"] == b"delta")
+                                self.delivery_ms.append(first_wall * 1000 - added)
+                                return ((first or time.perf_counter()) - started) * 1000, unescape("".join(text_parts)), run_id
+            raise RuntimeError(f"stream of run {run_id} ended without done")
+        finally:
+            if not released:
+                gate.release()
+
+
+def direct_ttft(base_url: str, runs: int) -> list[float]:
+    client = openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+    times = []
+    for i in range(runs):
+        started = time.perf_counter()
+        stream = client.chat.completions.create(model="gpt-4.1-mini", stream=True, stream_options={"include_usage": True},
+                                                messages=[{"role": "user", "content": f"write 50 words {i}"}])
+        first = None
+        for chunk in stream:
+            if first is None and chunk.choices and chunk.choices[0].delta.content:
+                first = time.perf_counter()
+        times.append(((first or time.perf_counter()) - started) * 1000)
+    return times
+
+
+async def sequential(dash: Dashboard, threads: list[int], runs: int) -> tuple[list[float], int]:
+    times, mismatches = [], 0
+    async with httpx2.AsyncClient(base_url=dash.base, cookies={"sessionid": dash.session, "csrftoken": dash.csrf},
+                                  timeout=60) as http:
+        for i in range(runs):
+            ttft, text, run_id = await dash.chat(http, threads[i], f"write 50 words {i}")
+            times.append(ttft)
+            saved = await Message.objects.filter(run_id=run_id, role="assistant").values_list("text", flat=True).afirst()
+            if saved != text:
+                mismatches += 1
+                if mismatches <= 2:
+                    print(f"  run {run_id} streamed {text!r}\n  saved {saved!r}")
+    return times, mismatches
+
+
+async def concurrent(dash: Dashboard, threads: list[int]) -> tuple[list[float], int, float]:
+    limits = httpx2.Limits(max_connections=2 * len(threads) + 10, max_keepalive_connections=2 * len(threads))
+    async with httpx2.AsyncClient(base_url=dash.base, cookies={"sessionid": dash.session, "csrftoken": dash.csrf},
+                                  timeout=120, limits=limits) as http:
+        # PostgreSQL here allows 100 connections for everyone; a POST holds one, so at most
+        # 20 are in flight. Every stream stays open at once: the chats run concurrently.
+        posting = asyncio.Semaphore(20)
+        started = time.perf_counter()
+        results = await asyncio.gather(*(dash.chat(http, t, f"write 100 words {i}", posting)
+                                         for i, t in enumerate(threads)),
+                                       return_exceptions=True)
+        wall = time.perf_counter() - started
+    times = [r[0] for r in results if isinstance(r, tuple)] or [0.0]
+    errors = [r for r in results if not isinstance(r, tuple)]
+    for error in errors[:3]:
+        print("  error:", repr(error))
+    return times, len(errors), wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--concurrent", type=int, default=200)
+    parser.add_argument("--worker-threads", type=int, default=40)
+    parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn processes (production runs one per core)")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="chat-bench-"))
+    env = dict(os.environ)
+    sandbox_port, web_port = free_port(), free_port()
+    env.update({"SANDBOX_PORT": str(sandbox_port), "SANDBOX_DATA_DIR": str(tmp / "sandbox"), "SANDBOX_TTFT_MS": "0",
+                "SANDBOX_TOKENS_PER_SECOND": "0", "SANDBOX_HOST": "127.0.0.1"})
+    processes = [
+        start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox.log"),
+        start([PYTHON, "-m", "uvicorn", "project.asgi:application", "--port", str(web_port), "--log-level", "warning",
+               "--no-access-log", "--workers", str(args.web_workers)],
+              {**env, "DJANGO_SETTINGS_MODULE": "bench.web_settings"}, tmp / "web.log"),
+        start([PYTHON, "-m", "celery", "-A", "project", "worker", "-P", "threads", "-c", str(args.worker_threads),
+               "-Q", "io,cpu", "-l", "warning", "--without-gossip", "--without-mingle"], env, tmp / "worker.log"),
+    ]
+    try:
+        wait_port(sandbox_port)
+        wait_port(web_port)
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}/v1"
+        Team.objects.filter(name="Streaming bench").delete()
+        user = make_user(f"bench{int(time.time())}")
+        team = make_team("Streaming bench", owner=user)
+        provider = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX, name="Sandbox")
+        assistant = make_assistant(team, provider, name="Bench", instructions="")
+        total = args.runs + args.concurrent + 20
+        Thread.objects.bulk_create([Thread(team=team, assistant=assistant, title=f"bench {i}") for i in range(total)])
+        thread_ids = list(Thread.objects.filter(team=team).order_by("id").values_list("id", flat=True))
+        client = Client()
+        client.force_login(user)
+        client.get(f"/threads/{thread_ids[0]}/")
+        dash = Dashboard(f"http://127.0.0.1:{web_port}", client.cookies["sessionid"].value,
+                         client.cookies["csrftoken"].value)
+        asyncio.run(sequential(dash, thread_ids[-20:], 20))  # warm up worker, pools, connections
+
+        if args.skip_sequential:
+            args.runs = 0
+        direct = direct_ttft(sandbox_url, 200)
+        print(summary("TTFT sandbox directly", direct))
+        dash.post_ms, dash.delivery_ms = [], []
+        if args.runs:
+            via, mismatches = asyncio.run(sequential(dash, thread_ids[: args.runs], args.runs))
+            print(summary("TTFT via dashboard SSE (POST -> first delta)", via))
+            print(summary("  of which the POST (message + run saved, task sent, fragment rendered)", dash.post_ms))
+            print(summary("  first delta: XADD by the worker -> received by the SSE client", dash.delivery_ms))
+            ids = Run.objects.filter(thread_id__in=thread_ids[: args.runs]).values_list("pk", flat=True)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT extract(epoch FROM started_at - created_at) * 1000, ttft_ms FROM assistants_app_run "
+                               "WHERE id = ANY(%s)", [list(ids)])
+                rows = cursor.fetchall()
+            print(summary("  queue: run saved -> claimed by the worker", [float(r[0]) for r in rows]))
+            print(summary("  worker: claimed -> first token from the provider", [float(r[1]) for r in rows if r[1] is not None]))
+            import statistics
+
+            overhead = statistics.median(via) - statistics.median(direct)
+            print(f"overhead (median via dashboard - median direct): {overhead:.1f} ms")
+            print(f"sequential runs: {args.runs}, replies whose streamed deltas differ from the saved reply: {mismatches}")
+
+        times, failed, wall = asyncio.run(concurrent(dash, thread_ids[args.runs: args.runs + args.concurrent]))
+        runs = Run.objects.filter(thread_id__in=thread_ids[args.runs: args.runs + args.concurrent])
+        failed_runs = runs.exclude(status="succeeded").count()
+        print(summary(f"TTFT with {args.concurrent} concurrent chats ({args.worker_threads} worker threads)", times))
+        print(f"concurrent: {args.concurrent} chats in {wall:.1f} s; client errors {failed}, runs not succeeded {failed_runs}")
+    finally:
+        for process in processes:
+            stop(process)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Chat fixtures: a connection to the sandbox, a way to wait for a run, and the
+dashboard served by uvicorn (ASGI) so SSE streams for real."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from assistants_app.models import Run
+from project.providers.models import ProviderConnection, ProviderKind
+from tests import factories
+
+
+@pytest.fixture
+def paced_sandbox(tmp_path: Path) -> Iterator[str]:
+    """A sandbox that streams at 400 tokens a second, so a reply takes long enough to watch or stop."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(tmp_path, ttft_ms=0, tokens_per_second=400) as url:
+        yield url
+
+
+@pytest.fixture
+def chat_connection(team: factories.Team, sandbox_url: str) -> ProviderConnection:
+    return factories.make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX, name="Sandbox")
+
+
+def wait_for_run(run_id: int, timeout: float = 20.0, statuses: tuple[str, ...] = ("succeeded", "failed", "cancelled",
+                                                                                 "waiting")) -> Run:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = Run.objects.get(pk=run_id)
+        if run.status in statuses:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} still {run.status} after {timeout}s")
+        time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def asgi_url(django_db_setup: None, django_db_blocker: object) -> Iterator[str]:
+    """The dashboard under uvicorn, as in production, against the test database."""
+    from project.asgi import application
+
+    port = _free_port()
+    server = _ThreadedServer(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
+                                            lifespan="off", timeout_graceful_shutdown=1))
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        thread = threading.Thread(target=server.run, name="asgi-test", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+class Recorder(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+    delay = 0.0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Recorder.received.append((dict(self.headers), body))
+        time.sleep(Recorder.delay)
+        payload = json.dumps({"stock": 7}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        # The tool's caller may have given up waiting, which is what the timeout test wants.
+        with contextlib.suppress(BrokenPipeError):
+            self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tool_endpoint() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    Recorder.received, Recorder.delay = [], 0.0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/stock"
+    server.shutdown()

@@ -1,0 +1,214 @@
+"""The run on a real Celery worker against the sandbox over HTTP: streaming into
+Redis, usage and cost, tools, people, structured output, errors, stop, recovery."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from assistants_app import run_loop, streams
+from assistants_app.models import Message, Run, RunStatus
+from assistants_app.services import run_cancel, thread_post_message, tool_answer
+from tests.assistants_app.conftest import wait_for_run
+from tests.factories import make_assistant, make_message, make_thread
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
+
+
+def _deltas(run_id: int) -> str:
+    # "done" goes out just after the run's row is final (viewers render it from there).
+    deadline = time.monotonic() + 5
+    while True:
+        shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
+        if ended or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert ended
+    return "".join(data for kind, data in shown if kind == "delta")
+
+
+def test_a_reply_streams_through_redis_and_is_saved_with_usage_and_cost(team, owner, chat_connection) -> None:
+    assistant = make_assistant(team, chat_connection, model="gpt-4.1-mini")
+    thread = make_thread(team, assistant)
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: Hello **world**, streamed.")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    reply = Message.objects.get(run=run, role="assistant")
+    assert reply.text == "Hello **world**, streamed."
+    assert reply.version == assistant.current_version
+    assert _deltas(run.pk) == reply.text  # every delta went through the stream, in order
+    assert run.input_tokens > 0 and run.output_tokens > 0
+    assert run.cost_usd is not None and run.cost_usd > 0
+    assert run.ttft_ms is not None and run.total_ms is not None and run.request_id
+
+
+def test_tools_run_in_parallel_and_their_results_reach_the_model(team, owner, chat_connection) -> None:
+    assistant = make_assistant(team, chat_connection, tools=[
+        {"name": "calculator", "binding": "builtin", "builtin": "calculator", "description": "maths", "timeout": 5,
+         "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"],
+                        "additionalProperties": False}},
+        {"name": "current_time", "binding": "builtin", "builtin": "current_time", "description": "time", "timeout": 5,
+         "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"],
+                        "additionalProperties": False}},
+    ])
+    thread = make_thread(team, assistant)
+    _, run = thread_post_message(thread=thread, actor=owner,
+                                 text="use calculator and current_time expression=6*7 timezone=Asia/Tokyo")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    calls = Message.objects.filter(run=run, role="assistant").exclude(tool_calls=[]).get()
+    assert [c["function"]["name"] for c in calls.tool_calls] == ["calculator", "current_time"]
+    results = {m.tool_name: m.text for m in Message.objects.filter(run=run, role="tool")}
+    assert results["calculator"] == "6*7 = 42"
+    assert "Asia/Tokyo" in results["current_time"]
+    final = Message.objects.filter(run=run, role="assistant", tool_calls=[]).get()
+    assert final.text.startswith("Tool results: calculator: 6*7 = 42; current_time:")
+    assert run.provider_calls == 2
+
+
+def test_ask_a_person_waits_for_the_answer_then_goes_on(team, owner, chat_connection) -> None:
+    assistant = make_assistant(team, chat_connection, tools=[
+        {"name": "approve", "binding": "human", "description": "Ask a manager", "timeout": 10,
+         "parameters": {"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"],
+                        "additionalProperties": False}}])
+    thread = make_thread(team, assistant)
+    _, run = thread_post_message(thread=thread, actor=owner, text="use approve amount=120")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.WAITING
+    question = Message.objects.get(run=run, role="tool", pending=True)
+    tool_answer(run=run, message=question, actor=owner, answer="approved by Ana")
+    run = wait_for_run(run.pk, statuses=("succeeded", "failed"))
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    final = Message.objects.filter(run=run, role="assistant", tool_calls=[]).get()
+    assert final.text == "Tool results: approve: approved by Ana"
+
+
+def test_a_structured_reply_follows_the_schema(team, owner, chat_connection) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+              "required": ["city", "days"], "additionalProperties": False}
+    assistant = make_assistant(team, chat_connection, response_schema=schema)
+    thread = make_thread(team, assistant)
+    _, run = thread_post_message(thread=thread, actor=owner, text="Plan a trip city=Lisbon days=3")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    reply = json.loads(Message.objects.get(run=run, role="assistant").text)
+    assert reply == {"city": "Lisbon", "days": 3}
+
+
+def test_a_provider_error_fails_the_run_with_the_reason_and_keeps_the_message(team, owner, chat_connection) -> None:
+    assistant = make_assistant(team, chat_connection, model="no-such-model")
+    thread = make_thread(team, assistant)
+    message, run = thread_post_message(thread=thread, actor=owner, text="Hello?")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert "no-such-model" in run.error and "404" in run.error
+    assert Message.objects.filter(pk=message.pk, text="Hello?").exists()
+    assert not Message.objects.filter(run=run).exists()
+
+
+def test_an_image_is_sent_as_an_image_part(team, owner, chat_connection) -> None:
+    import base64
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    assistant = make_assistant(team, chat_connection)
+    thread = make_thread(team, assistant)
+    _, run = thread_post_message(thread=thread, actor=owner, text="What is this?", attachments=[
+        {"type": "image", "name": "dot.png", "mime": "image/png",
+         "data_url": "data:image/png;base64," + base64.b64encode(png).decode()}])
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert Message.objects.get(run=run, role="assistant").text.startswith("I see 1 image (image/png, 1x1).")
+
+
+def test_old_messages_are_trimmed_to_fit_the_context_window(team, owner, chat_connection) -> None:
+    # The model facts do not know gpt-3.5-turbo, so its window is taken as a conservative 8,192
+    # tokens; 40 stored turns of ~800 tokens cannot all fit.
+    assistant = make_assistant(team, chat_connection, model="gpt-3.5-turbo", max_output_tokens=500,
+                               instructions="Never forget these instructions.")
+    thread = make_thread(team, assistant)
+    filler = " ".join(["river"] * 800)
+    for i in range(20):
+        make_message(thread, f"old question {i} {filler}")
+        make_message(thread, f"old answer {i} {filler}", role="assistant")
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: still here")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert run.trimmed_messages > 0
+    # The sandbox counts the prompt itself: it filled the window but did not overflow it.
+    assert 6_000 < run.input_tokens <= 8_192 - 500
+    assert Message.objects.get(run=run, role="assistant").text == "still here"
+
+
+def test_stop_ends_a_queued_run_at_once(team, owner, chat_connection) -> None:
+    assistant = make_assistant(team, chat_connection)
+    thread = make_thread(team, assistant)
+    message = make_message(thread, "hi")
+    version = assistant.current_version
+    assert version is not None
+    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                             user_message=message)
+    run = run_cancel(run=run, actor=owner)
+    assert run.status == RunStatus.CANCELLED
+    run_loop.run_execute(run.pk)  # a late task finds nothing to claim
+    assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+
+
+def test_a_run_whose_worker_died_is_queued_again_and_finishes(team, owner, chat_connection) -> None:
+    assistant = make_assistant(team, chat_connection)
+    thread = make_thread(team, assistant)
+    message = make_message(thread, "echo: recovered")
+    version = assistant.current_version
+    assert version is not None
+    # What a worker that died after claiming leaves behind: running, heartbeat long ago.
+    stale = timezone.now() - timedelta(minutes=5)
+    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                             user_message=message, status=RunStatus.RUNNING, attempts=1, heartbeat_at=stale)
+    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (1, 0)
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.attempts == 2
+    assert Message.objects.get(run=run, role="assistant").text == "recovered"
+
+
+def test_a_run_whose_worker_died_twice_is_failed_with_a_reason(team, owner, chat_connection) -> None:
+    assistant = make_assistant(team, chat_connection)
+    thread = make_thread(team, assistant)
+    version = assistant.current_version
+    assert version is not None
+    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                             status=RunStatus.RUNNING, attempts=2,
+                             heartbeat_at=timezone.now() - timedelta(minutes=5))
+    fresh = Run.objects.create(thread=make_thread(team, assistant), team=team, assistant=assistant, version=version,
+                               model=version.model, status=RunStatus.RUNNING, attempts=1, heartbeat_at=timezone.now())
+    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (0, 1)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "worker" in run.error
+    assert Run.objects.get(pk=fresh.pk).status == RunStatus.RUNNING  # a live run is left alone
+
+
+def test_an_http_tool_is_called_signed_and_its_answer_reaches_the_model(team, owner, chat_connection,
+                                                                       tool_endpoint) -> None:
+    import hashlib
+    import hmac
+
+    from tests.assistants_app.conftest import Recorder
+
+    assistant = make_assistant(team, chat_connection, tools=[
+        {"name": "stock", "binding": "http", "url": tool_endpoint, "description": "Stock level", "timeout": 5,
+         "parameters": {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"],
+                        "additionalProperties": False}}])
+    thread = make_thread(team, assistant)
+    _, run = thread_post_message(thread=thread, actor=owner, text="use stock sku=A-7")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    headers, body = Recorder.received[0]
+    assert json.loads(body)["arguments"] == {"sku": "A-7"}
+    timestamp, signature = (part.split("=", 1)[1] for part in headers["X-Switchboard-Signature"].split(","))
+    secret = assistant.get_tool_secret().encode()
+    assert signature == hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert Message.objects.filter(run=run, role="assistant", tool_calls=[]).get().text == 'Tool results: stock: {"stock": 7}'

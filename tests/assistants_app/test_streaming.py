@@ -1,0 +1,192 @@
+"""The SSE endpoint and the live side of a run: replay, resume from Last-Event-ID,
+several viewers, Stop mid-stream, and retries that honour retry-after."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from html import unescape
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from django.test import AsyncClient, Client
+
+from assistants_app import streams
+from assistants_app.models import Message, Run, RunStatus
+from assistants_app.services import run_cancel, thread_post_message
+from project.providers.models import ProviderKind
+from sandbox.testing import running_sandbox
+from tests.assistants_app.conftest import wait_for_run
+from tests.factories import add_member, make_assistant, make_connection, make_thread, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def parse_sse(raw: str) -> list[dict[str, str]]:
+    events = []
+    for block in raw.split("\n\n"):
+        if not block.strip() or block.startswith(":"):
+            continue
+        event: dict[str, str] = {"event": "message", "data": ""}
+        data = []
+        for line in block.split("\n"):
+            field, _, value = line.partition(": ")
+            if field == "data":
+                data.append(value)
+            elif field in ("event", "id"):
+                event[field] = value
+        event["data"] = "\n".join(data)
+        events.append(event)
+    return events
+
+
+def _text_of(events: list[dict[str, str]]) -> str:
+    html = "".join(e["data"] for e in events if e["event"] == "delta")
+    return unescape(re.sub(r"</?span>", "", html))
+
+
+async def _read_all(client: AsyncClient, url: str, headers: dict[str, str] | None = None) -> str:
+    response = await client.get(url, headers=headers or {})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    return "".join([chunk.decode() async for chunk in response.streaming_content])  # type: ignore[attr-defined]
+
+
+def run_async[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """asyncio.run in a thread of its own: Playwright's sync API keeps a loop running in this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def _running_run(team, owner, connection) -> Run:
+    assistant = make_assistant(team, connection)
+    thread = make_thread(team, assistant)
+    version = assistant.current_version
+    assert version is not None
+    return Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                              status=RunStatus.RUNNING)
+
+
+def test_a_fresh_viewer_gets_a_replay_and_a_reconnect_resumes_after_its_last_event_id(team, owner) -> None:
+    run = _running_run(team, owner, None)
+    ids = [streams.publish(run.pk, "delta", piece) for piece in ("Hel", "lo ", "<b>wor", "ld</b>")]
+    streams.publish_end(run.pk)
+    url = f"/runs/{run.pk}/events/"
+
+    async def read_twice() -> tuple[str, str]:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        return await _read_all(client, url), await _read_all(client, url, {"Last-Event-ID": ids[1]})
+
+    first, second = run_async(read_twice)
+    fresh = parse_sse(first)
+    assert fresh[0]["event"] == "reset"
+    assert _text_of(fresh) == "Hello <b>world</b>"
+    assert "&lt;b&gt;" in "".join(e["data"] for e in fresh)  # model text is escaped, never HTML
+    assert fresh[-1]["event"] == "done" and 'id="run-' in fresh[-1]["data"]
+
+    resumed = parse_sse(second)
+    assert _text_of(resumed) == "<b>world</b>"  # nothing repeated, nothing lost
+    assert [e["event"] for e in resumed][-1] == "done"
+    assert all(e.get("id") for e in resumed if e["event"] == "delta")
+
+
+def test_the_event_stream_of_another_team_is_not_found(team, owner, other_team) -> None:
+    run = _running_run(other_team, owner, None)
+
+    async def read() -> int:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        return (await client.get(f"/runs/{run.pk}/events/")).status_code
+
+    assert run_async(read) == 404
+
+
+def _watch(base: str, session: str, run_id: int, into: list[str]) -> None:
+    with httpx2.Client(base_url=base, cookies={"sessionid": session}, timeout=30) as http, \
+            http.stream("GET", f"/runs/{run_id}/events/") as response:
+        into.append("".join(response.iter_text()))
+
+
+@pytest.mark.usefixtures("celery_worker_session")
+def test_several_viewers_over_asgi_all_see_the_whole_reply_as_it_streams(team, owner, paced_sandbox, asgi_url) -> None:
+    connection = make_connection(team, base_url=paced_sandbox, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    colleague = make_user()
+    add_member(team, colleague)
+    sessions = []
+    for user in (owner, colleague):
+        client = Client()
+        client.force_login(user)
+        sessions.append(client.cookies["sessionid"].value)
+    _, run = thread_post_message(thread=thread, actor=owner, text="write 300 words")
+    seen: list[list[str]] = [[], []]
+    watchers = [threading.Thread(target=_watch, args=(asgi_url, session, run.pk, out))
+                for session, out in zip(sessions, seen, strict=True)]
+    for watcher in watchers:
+        watcher.start()
+    for watcher in watchers:
+        watcher.join(30)
+    run = wait_for_run(run.pk)
+    reply = Message.objects.get(run=run, role="assistant").text
+    assert len(reply.split()) == 300
+    for raw in seen:
+        events = parse_sse(raw[0])
+        assert _text_of(events) == reply
+        assert events[-1]["event"] == "done" and reply.split()[0] in events[-1]["data"]
+
+
+@pytest.mark.usefixtures("celery_worker_session")
+def test_stop_ends_a_streaming_reply_and_keeps_what_was_written(team, owner, paced_sandbox) -> None:
+    connection = make_connection(team, base_url=paced_sandbox, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="write 3000 words")
+    deadline = time.monotonic() + 10
+    while not streams.redis_client().xlen(streams.stream_key(run.pk)):
+        assert time.monotonic() < deadline, "no delta arrived"
+        time.sleep(0.02)
+    run_cancel(run=Run.objects.get(pk=run.pk), actor=owner)
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.CANCELLED and run.error == "Stopped by a person."
+    partial = Message.objects.get(run=run, role="assistant").text
+    assert 0 < len(partial.split()) < 3000
+    assert run.total_ms is not None and run.total_ms < 6000
+
+
+@pytest.fixture
+def flaky_sandbox(tmp_path: Path) -> Iterator[str]:
+    # The sandbox draws its faults from random.Random(1234): at a 50% rate the draws
+    # go pass, 429, 429, pass. The first request is spent by the test itself.
+    with running_sandbox(tmp_path, fault_rate_429=0.5) as url:
+        openai.OpenAI(base_url=url, api_key="sk-test").models.list()
+        yield url
+
+
+@pytest.mark.usefixtures("celery_worker_session")
+def test_rate_limits_are_retried_after_the_time_the_provider_asks_for(team, owner, flaky_sandbox) -> None:
+    connection = make_connection(team, base_url=flaky_sandbox, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: made it")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert Message.objects.get(run=run, role="assistant").text == "made it"
+    assert run.total_ms is not None and run.total_ms >= 2000  # two waits of retry-after: 1 s
+
+
+@pytest.mark.usefixtures("celery_worker_session")
+def test_a_provider_that_keeps_refusing_fails_the_run_with_its_reason(team, owner, tmp_path) -> None:
+    with running_sandbox(tmp_path, fault_rate_429=1.0) as url:
+        connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX)
+        thread = make_thread(team, make_assistant(team, connection))
+        message, run = thread_post_message(thread=thread, actor=owner, text="hello")
+        run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert "Rate limited" in run.error
+    assert Message.objects.filter(pk=message.pk).exists()

@@ -1,0 +1,307 @@
+"""Pages: assistants and versions, the model picker and guide, threads, history
+search and pagination, exports, delete, usage, and script injection."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from assistants_app.models import AssistantVersion, ImmutableError, Message, Run, Thread
+from project.providers.models import ProviderKind
+from project.teams.models import Role
+from tests.conftest import client_for
+from tests.factories import add_member, make_assistant, make_connection, make_message, make_thread, make_user
+
+pytestmark = pytest.mark.django_db
+
+XSS = '<script>alert(1)</script><img src=x onerror=alert(2)>[click](javascript:alert(3))'
+
+
+def _form(connection, **overrides: str) -> dict[str, str]:
+    data = {"name": "Helper", "description": "", "connection": str(connection.pk), "model": "gpt-4.1-mini",
+            "instructions": "Be kind.", "temperature": "0.3", "top_p": "", "reasoning_effort": "",
+            "max_output_tokens": "", "tools": "", "response_schema": ""}
+    data.update(overrides)
+    return data
+
+
+def test_creating_an_assistant_makes_version_one(owner_client, team) -> None:
+    connection = make_connection(team)
+    tools = json.dumps([{"name": "calculator", "binding": "builtin"}])
+    response = owner_client.post("/assistants/new/", _form(connection, tools=tools))
+    assert response.status_code == 302
+    version = AssistantVersion.objects.get(assistant__team=team)
+    assert version.number == 1 and version.temperature == 0.3
+    assert version.tools[0]["builtin"] == "calculator" and version.tools[0]["parameters"]["type"] == "object"
+
+
+def test_it_shows_a_clear_error_for_a_tool_schema_that_is_not_json_schema(owner_client, team) -> None:
+    connection = make_connection(team)
+    tools = json.dumps([{"name": "lookup", "binding": "human", "parameters": {"type": "object",
+                                                                               "properties": {"q": {"type": 5}}}}])
+    response = owner_client.post("/assistants/new/", _form(connection, tools=tools))
+    assert response.status_code == 200
+    assert "Tool 1 (lookup): parameters are not a valid JSON Schema" in response.content.decode()
+    assert not AssistantVersion.objects.exists()
+
+
+def test_it_rejects_a_reply_schema_that_is_not_strict(owner_client, team) -> None:
+    connection = make_connection(team)
+    schema = json.dumps({"type": "object", "properties": {"a": {"type": "string"}}})
+    response = owner_client.post("/assistants/new/", _form(connection, response_schema=schema))
+    assert "additionalProperties" in response.content.decode()
+
+
+def test_edits_make_versions_with_a_diff_and_rollback_restores_an_old_one(owner_client, team, owner) -> None:
+    connection = make_connection(team)
+    assistant = make_assistant(team, connection, instructions="Answer in English.")
+    owner_client.post(f"/assistants/{assistant.pk}/edit/", _form(connection, instructions="Answer in French."))
+    assistant.refresh_from_db()
+    v2 = assistant.current_version
+    assert v2 is not None and v2.number == 2 and v2.created_by == owner
+    diff = owner_client.get(f"/versions/{v2.pk}/diff/").content.decode()
+    assert "-  Answer in English." in diff and "+  Answer in French." in diff
+    # A save that changes nothing the model sees makes no version.
+    owner_client.post(f"/assistants/{assistant.pk}/edit/", _form(connection, instructions="Answer in French.",
+                                                                 name="Renamed"))
+    assert assistant.versions.count() == 2
+    v1 = assistant.versions.get(number=1)
+    owner_client.post(f"/versions/{v1.pk}/rollback/")
+    assistant.refresh_from_db()
+    assert assistant.current_version is not None
+    assert assistant.current_version.number == 3 and assistant.current_version.instructions == "Answer in English."
+    assert "rolled back to v1" in owner_client.get(f"/assistants/{assistant.pk}/").content.decode()
+
+
+def test_a_version_cannot_be_changed_once_saved(team) -> None:
+    version = make_assistant(team).current_version
+    assert version is not None
+    version.instructions = "sneaky"
+    with pytest.raises(ImmutableError):
+        version.save()
+
+
+def test_duplicate_and_archive(owner_client, team) -> None:
+    assistant = make_assistant(team, name="Original")
+    owner_client.post(f"/assistants/{assistant.pk}/duplicate/")
+    assert team.assistants.filter(name="Original (copy)").exists()
+    owner_client.post(f"/assistants/{assistant.pk}/archive/")
+    assert "Original</a>" not in owner_client.get("/assistants/").content.decode().replace("(copy)", "")
+    assert "Original" in owner_client.get("/assistants/?archived=1").content.decode()
+    response = owner_client.post(f"/assistants/{assistant.pk}/threads/new/", follow=True)
+    assert "archived" in response.content.decode()
+
+
+def test_a_viewer_can_read_but_not_chat(team) -> None:
+    viewer = make_user()
+    add_member(team, viewer, role=Role.VIEWER)
+    thread = make_thread(team)
+    client = client_for(viewer)
+    assert client.get(f"/threads/{thread.pk}/").status_code == 200
+    assert client.post(f"/threads/{thread.pk}/messages/", {"text": "hi"}).status_code == 403
+    assert not Message.objects.filter(thread=thread).exists()
+
+
+def test_the_model_picker_lists_the_connections_models_with_facts(owner_client, team, sandbox_url) -> None:
+    make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
+    page = owner_client.get("/assistants/new/").content.decode()
+    assert "<code>gpt-4.1-mini</code>" in page and "1047576" in page
+    assert "2027-03-31" in page  # gpt-4o-mini's shutdown date, from GET /v1/models
+    assert "vision, tools, structured outputs" in page
+
+
+def test_the_guide_recommends_a_model_within_budget(owner_client, team) -> None:
+    page = owner_client.get("/assistants/guide/?task=vision&latency=fast&budget=5&input=20000000&output=2000000")
+    text = page.content.decode()
+    assert 'id="recommendation"' in text and "Use <code>" in text
+    cheap = owner_client.get("/assistants/guide/?task=reasoning&latency=fast&budget=0.01&input=2000000&output=0")
+    assert "No model has what this task needs" in cheap.content.decode()
+
+
+def test_posting_over_htmx_answers_with_the_message_and_a_live_block(owner_client, team, sandbox_url) -> None:
+    connection = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    response = owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "Hello"}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    run = Run.objects.get(thread=thread)
+    assert f'sse-connect="/runs/{run.pk}/events/"' in html and "Hello" in html and "Stop" in html
+    again = owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "Again"}, HTTP_HX_REQUEST="true")
+    assert "still being written" in again.content.decode()
+
+
+def test_an_image_that_is_not_an_image_is_refused(owner_client, team) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    thread = make_thread(team, make_assistant(team, make_connection(team)))
+    upload = SimpleUploadedFile("cat.png", b"<svg onload=alert(1)>", content_type="image/png")
+    response = owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "look", "images": upload}, follow=True)
+    assert "is not a PNG, JPEG, GIF or WebP image" in response.content.decode()
+    assert not Message.objects.filter(thread=thread).exists()
+
+
+def test_model_output_names_and_instructions_render_inert(owner_client, team) -> None:
+    assistant = make_assistant(team, name=XSS, instructions=XSS)
+    thread = make_thread(team, assistant, title=XSS)
+    make_message(thread, XSS)
+    make_message(thread, XSS + "\n\n```python\nprint('hi')\n```", role="assistant", version=assistant.current_version)
+    for url in ("/assistants/", f"/assistants/{assistant.pk}/", f"/threads/{thread.pk}/", "/threads/",
+                "/threads/?q=alert"):
+        html = owner_client.get(url).content.decode()
+        assert "<script>alert" not in html, url
+        assert "onerror=alert" not in html.replace("onerror=alert(2)&gt;", ""), url
+        assert 'href="javascript:' not in html, url
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert '<span class="nb">print</span>' in page  # code is highlighted
+
+
+def test_search_highlights_matches_and_filters_combine(owner_client, team, owner) -> None:
+    alpha, beta = make_assistant(team, name="Alpha"), make_assistant(team, name="Beta")
+    colleague = make_user()
+    add_member(team, colleague)
+    t1 = make_thread(team, alpha, title="Invoices")
+    make_message(t1, "Please send the <b>overdue</b> invoices to accounting")
+    t2 = make_thread(team, beta, title="Holidays")
+    make_message(t2, "Book the holidays; invoices can wait")
+    Thread.objects.filter(pk=t2.pk).update(created_by=colleague)
+    make_message(make_thread(team, alpha, title="Weather"), "It rains")
+
+    html = owner_client.get("/threads/?q=invoice").content.decode()
+    assert "Invoices" in html and "Holidays" in html and "Weather" not in html
+    assert "<mark>invoices</mark>" in html and "<b>overdue" not in html
+    only_beta = owner_client.get(f"/threads/?q=invoice&assistant={beta.pk}").content.decode()
+    assert "Holidays" in only_beta and "Invoices</a>" not in only_beta
+    by_colleague = owner_client.get(f"/threads/?author={colleague.pk}").content.decode()
+    assert "Holidays" in by_colleague and "Weather" not in by_colleague
+    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    assert "Invoices" not in owner_client.get(f"/threads/?since={tomorrow}").content.decode()
+
+
+def test_the_thread_list_pages_by_keyset_without_overlap(owner_client, team) -> None:
+    assistant = make_assistant(team)
+    for i in range(30):
+        make_thread(team, assistant, title=f"thread-{i:02d}")
+    first = owner_client.get("/threads/").content.decode()
+    assert first.count('class="thread-row"') == 25
+    cursor = first.split("cursor=")[1].split('"')[0]
+    second = owner_client.get(f"/threads/?cursor={cursor}", HTTP_HX_REQUEST="true").content.decode()
+    assert second.count('class="thread-row"') == 5 and "<html" not in second
+    titles = {f"thread-{i:02d}" for i in range(30)}
+    assert all(title in first + second for title in titles)
+
+
+def test_a_long_thread_opens_with_the_newest_messages_and_loads_older_ones(owner_client, team) -> None:
+    thread = make_thread(team)
+    for i in range(120):
+        make_message(thread, f"message number {i}")
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert "message number 119" in page and "message number 69<" not in page and "message number 70<" in page
+    oldest = Message.objects.get(thread=thread, text="message number 70").pk
+    older = owner_client.get(f"/threads/{thread.pk}/?before={oldest}", HTTP_HX_REQUEST="true").content.decode()
+    assert "message number 69<" in older and "message number 20<" in older and "message number 70<" not in older
+    assert "load-older" in older
+
+
+def test_exports_in_three_formats(owner_client, team) -> None:
+    assistant = make_assistant(team, instructions="Be brief.")
+    thread = make_thread(team, assistant, title="Export me")
+    make_message(thread, "What is 2+2?")
+    make_message(thread, "4", role="assistant", version=assistant.current_version)
+    md = owner_client.get(f"/threads/{thread.pk}/export/?format=md")
+    assert md["Content-Disposition"].endswith('.md"') and "# Export me" in md.content.decode()
+    data = json.loads(owner_client.get(f"/threads/{thread.pk}/export/?format=json").content)
+    assert [m["text"] for m in data["messages"]] == ["What is 2+2?", "4"]
+    line = owner_client.get(f"/threads/{thread.pk}/export/?format=jsonl").content.decode()
+    assert json.loads(line) == {"messages": [{"role": "system", "content": "Be brief."},
+                                             {"role": "user", "content": "What is 2+2?"},
+                                             {"role": "assistant", "content": "4"}]}
+
+
+def test_delete_asks_for_confirmation_first(owner_client, team) -> None:
+    thread = make_thread(team)
+    assert "Type <strong>delete</strong>" in owner_client.get(f"/threads/{thread.pk}/delete/").content.decode()
+    owner_client.post(f"/threads/{thread.pk}/delete/", {"confirm": "nope"})
+    assert Thread.objects.filter(pk=thread.pk).exists()
+    owner_client.post(f"/threads/{thread.pk}/delete/", {"confirm": "delete"})
+    assert not Thread.objects.filter(pk=thread.pk).exists()
+
+
+def test_usage_totals_by_assistant_model_and_day(owner_client, team, other_team) -> None:
+    assistant = make_assistant(team, name="Counter")
+    thread = make_thread(team, assistant)
+    version = assistant.current_version
+    assert version is not None
+    for cost in ("0.001000", "0.002500"):
+        Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model="gpt-4.1-mini",
+                           status="succeeded", input_tokens=100, output_tokens=50, cost_usd=Decimal(cost))
+    foreign = make_thread(other_team)
+    foreign_version = foreign.assistant.current_version
+    assert foreign_version is not None
+    Run.objects.create(thread=foreign, team=other_team, assistant=foreign.assistant,
+                       version=foreign_version, model="gpt-5", status="succeeded",
+                       input_tokens=999_999)
+    html = owner_client.get("/usage/").content.decode()
+    assert "Counter" in html and "0.003500" in html and "<td>200</td>" in html
+    assert "999999" not in html
+
+
+def test_a_team_with_assistants_threads_and_runs_can_be_deleted(team) -> None:
+    assistant = make_assistant(team)
+    thread = make_thread(team, assistant)
+    make_message(thread, "hi")
+    version = assistant.current_version
+    assert version is not None
+    Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model)
+    make_message(thread, "reply", role="assistant", version=version)
+    team.delete()
+    assert not Thread.objects.filter(pk=thread.pk).exists()
+
+
+def test_other_viewers_of_a_thread_get_new_messages_and_their_live_reply(team, owner, sandbox_url) -> None:
+    from assistants_app.services import thread_post_message
+
+    connection = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    colleague = make_user()
+    add_member(team, colleague)
+    before = client_for(colleague).get(f"/threads/{thread.pk}/").content.decode()
+    assert f"/threads/{thread.pk}/?after=0" in before
+    message, run = thread_post_message(thread=thread, actor=owner, text="Anyone there?")
+    update = client_for(colleague).get(f"/threads/{thread.pk}/?after=0", HTTP_HX_REQUEST="true").content.decode()
+    assert "Anyone there?" in update and f'sse-connect="/runs/{run.pk}/events/"' in update
+    assert f"?after={message.pk}" in update and 'hx-swap-oob="true"' in update
+    own = client_for(owner).get(f"/threads/{thread.pk}/?after=0", HTTP_HX_REQUEST="true").content.decode()
+    assert "Anyone there?" not in own  # the poster's page got it from the POST already
+
+
+def test_a_file_attached_to_a_message_goes_to_the_provider_through_the_file_library(owner_client, team,
+                                                                                   sandbox_url) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from project.files.models import File
+
+    connection = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    upload = SimpleUploadedFile("notes.txt", b"meeting notes: ship on friday", content_type="text/plain")
+    owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "summarise", "files": upload})
+    message = Message.objects.get(thread=thread)
+    stored = File.objects.get(team=team)
+    assert message.attachments == [{"type": "file", "file_id": stored.pk, "remote_id": stored.remote_id,
+                                    "name": "notes.txt"}]
+    assert stored.remote_id.startswith("file-")
+
+
+def test_a_structured_reply_is_shown_as_formatted_json_and_checked_against_its_schema(owner_client, team) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    assistant = make_assistant(team, response_schema=schema)
+    thread = make_thread(team, assistant)
+    make_message(thread, '{"city": "Lisbon"}', role="assistant", version=assistant.current_version)
+    make_message(thread, '{"town": "Porto"}', role="assistant", version=assistant.current_version)
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert '<pre class="json">{\n  &quot;city&quot;: &quot;Lisbon&quot;\n}</pre>' in page
+    assert "Valid against the reply schema." in page
+    assert "Does not follow the schema: &#x27;city&#x27; is a required property" in page
