@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from assistants_app import run_loop
+from project.workloads import IoTask
 
 # A run whose worker has not sent a heartbeat for this long is taken as dead.
 STALE_AFTER_SECONDS = 60.0
@@ -12,11 +13,11 @@ STALE_AFTER_SECONDS = 60.0
 
 # No acks_late: a redelivered run would be claimed by nobody (the claim is a
 # conditional update) and a dead worker's run is recovered by the beat task below.
-@shared_task(workload="io", name="assistants_app.run_execute")
+@shared_task(base=IoTask, name="assistants_app.run_execute")
 def run_execute_task(run_id: int) -> None:
     run_loop.run_execute(run_id)
 
 
-@shared_task(workload="io", name="assistants_app.runs_recover_stale")
+@shared_task(base=IoTask, name="assistants_app.runs_recover_stale")
 def runs_recover_stale_task() -> tuple[int, int]:
     return run_loop.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS)

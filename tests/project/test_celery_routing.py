@@ -6,7 +6,8 @@ from project.celery import app
 
 
 def _queue_of(task_name: str) -> str:
-    route = app.amqp.router.route({}, task_name, (), {}, app.tasks[task_name])
+    # Celery passes the registered task instance here (as send_task does); the stub says "type".
+    route = app.amqp.router.route({}, task_name, (), {}, app.tasks[task_name])  # type: ignore[arg-type]
     return str(route["queue"].name)
 
 
@@ -15,6 +16,7 @@ def _queue_of(task_name: str) -> str:
     [
         ("project.files.tasks.files_sync_all_task", "io"),
         ("jobs_app.batches.tasks.batches_sync_tick", "io"),
+        ("assistants_app.run_execute", "io"),
         ("jobs_app.finetune.tasks.dataset_validate_task", "cpu"),
     ],
 )
