@@ -166,6 +166,7 @@ def test_compare_opens_both_threads_side_by_side_and_sends_one_message_to_both(o
     for run in runs:  # each column streams its own run over SSE
         assert f'sse-connect="{reverse("run_events", args=[run.pk])}"' in fragment
     assert fragment.count('class="msg user"') == 2
+    assert 'id="post-error" hx-swap-oob="true"' in fragment  # an earlier error is cleared
 
 
 def test_an_empty_message_to_both_is_an_error_and_swaps_nothing(owner_client, team) -> None:

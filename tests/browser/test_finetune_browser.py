@@ -86,5 +86,5 @@ def test_upload_validate_start_a_job_watch_it_finish_and_chat_with_the_model(asg
     base = page.wait_for_selector("#compare-2 .run-group[data-run-status=succeeded] .msg.assistant", timeout=30_000)
     assert 0 < partial_words < 400
     assert model in tuned.inner_text() and "gpt-4.1-mini" in base.inner_text()
-    assert len(tuned.query_selector(".md").inner_text().split()) == 400  # type: ignore[union-attr]
+    assert len(tuned.query_selector(".md").inner_text().split()) == 400
     assert page.input_value("#composer-text") == ""
