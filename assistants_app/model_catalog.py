@@ -40,6 +40,16 @@ def _remote_models(connection: ProviderConnection) -> list[dict[str, Any]]:
     return rows
 
 
+def connection_has_model(connection: ProviderConnection, model_id: str) -> bool:
+    """Whether the connection lists model_id. A miss in the cached list asks the provider
+    again, since a model made minutes ago is not in a list cached before it existed.
+    Raises ProviderError when the list cannot be fetched."""
+    if any(row["id"] == model_id for row in _remote_models(connection)):
+        return True
+    cache.delete(f"chat:models:{connection.pk}")
+    return any(row["id"] == model_id for row in _remote_models(connection))
+
+
 def model_choices(connection: ProviderConnection | None) -> tuple[list[ModelChoice], str]:
     """Chat models of the connection with their facts, and an error to show when the
     list could not be fetched (then the models the repo knows are offered)."""

@@ -381,19 +381,21 @@ def run_claim(run_id: int) -> Run | None:
 def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Clock, error: str = "",
             request_id: str = "", trimmed: int = 0) -> None:
     now = time.monotonic()
-    Run.objects.filter(pk=run.pk).update(
-        status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
-        input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
-        output_tokens=F("output_tokens") + usage.output, reasoning_tokens=F("reasoning_tokens") + usage.reasoning,
-        provider_calls=F("provider_calls") + usage.calls,
-        ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
-        total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
-    )
     cost = usage.cost(facts)
-    if cost is not None:
-        # Added to what an earlier half (before a person answered) cost.
-        Run.objects.filter(pk=run.pk, cost_usd__isnull=True).update(cost_usd=Decimal(0))
-        Run.objects.filter(pk=run.pk).update(cost_usd=F("cost_usd") + cost)
+    # One transaction: nobody may see the run finished while its cost is still missing.
+    with transaction.atomic():
+        Run.objects.filter(pk=run.pk).update(
+            status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
+            input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
+            output_tokens=F("output_tokens") + usage.output, reasoning_tokens=F("reasoning_tokens") + usage.reasoning,
+            provider_calls=F("provider_calls") + usage.calls,
+            ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
+            total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
+        )
+        if cost is not None:
+            # Added to what an earlier half (before a person answered) cost.
+            Run.objects.filter(pk=run.pk, cost_usd__isnull=True).update(cost_usd=Decimal(0))
+            Run.objects.filter(pk=run.pk).update(cost_usd=F("cost_usd") + cost)
     Thread.objects.filter(pk=run.thread_id).update(updated_at=timezone.now())
     streams.publish_end(run.pk)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -24,6 +26,9 @@ from project.providers.models import ProviderConnection
 from project.teams.models import Team
 from project.teams.services import audit_record
 from project.tokens import count_message, encoding_for_model
+
+if TYPE_CHECKING:
+    from jobs_app.models_finetune import FineTuneJob
 
 VERSION_FIELDS = ("model", "instructions", "temperature", "top_p", "reasoning_effort", "max_output_tokens", "tools",
                   "response_schema")
@@ -194,3 +199,116 @@ def thread_delete(*, thread: Thread, actor: User | None) -> None:
         run_cancel(run=run, actor=actor)
     audit_record(team=thread.team, actor=actor, action="thread.delete", target=str(thread.pk), title=thread.title)
     thread.delete()
+
+
+# -- threads with a given model (a fine-tuned one, beside its base model) ----------------------
+
+MAX_MODEL_ID = 200  # AssistantVersion.model
+FINE_TUNED_PREFIX = "Fine-tuned: "
+BASE_PREFIX = "Base model: "
+
+
+@dataclass(frozen=True)
+class ModelThreads:
+    thread: Thread
+    compare: Thread | None
+
+
+def chat_model_check(*, team: Team, connection: ProviderConnection, model: str) -> None:
+    """Refuse a model the team cannot chat with on this connection. Allowed: one made by the
+    team's own fine-tuning jobs there (a fine-tuned model or a checkpoint; checkpoints are not
+    in model lists), or one the connection lists. A fine-tuned model exists only on the
+    connection (the provider account) that trained it, so it is checked there."""
+    from assistants_app.model_catalog import connection_has_model
+    from jobs_app.finetune.selectors import team_job_for_model
+    from project.providers.client import ProviderError
+
+    if not model:
+        raise ChatError("Choose a model to chat with.")
+    if len(model) > MAX_MODEL_ID or any(ch.isspace() for ch in model):
+        raise ChatError("That is not a model id.")
+    if connection.team_id != team.pk:
+        raise ChatError("Unknown connection.")
+    if team_job_for_model(team=team, model_id=model, connection=connection) is not None:
+        return
+    try:
+        listed = connection_has_model(connection, model)
+    except ProviderError as error:
+        raise ChatError(f"Could not check the models of {connection.name}: {error.message}") from None
+    if not listed:
+        raise ChatError(f"The model {model} is not available on {connection.name}: it is neither made by one of "
+                        "this team's fine-tuning jobs there nor in the connection's model list.")
+
+
+def model_assistant_name(*, model: str, job: FineTuneJob | None = None) -> str:
+    """What an assistant made to chat with a model is called (and found again by)."""
+    if job is not None and model == job.fine_tuned_model:
+        return f"{FINE_TUNED_PREFIX}{job.suffix or model}"[:120]
+    if job is not None:
+        checkpoint = job.checkpoints.filter(model_name=model).first()
+        if checkpoint is not None:
+            return f"{FINE_TUNED_PREFIX}{job.suffix or job.fine_tuned_model or job.base_model} at step {checkpoint.step}"[:120]
+    return f"{FINE_TUNED_PREFIX if model.startswith('ft:') else BASE_PREFIX}{model}"[:120]
+
+
+def model_assistant_find(*, team: Team, connection: ProviderConnection, model: str, name: str) -> Assistant | None:
+    return (Assistant.objects.filter(team=team, connection=connection, name=name, archived_at__isnull=True,
+                                     current_version__model=model)
+            .select_related("current_version").order_by("id").first())
+
+
+@transaction.atomic
+def model_assistant_get_or_create(*, team: Team, connection: ProviderConnection, model: str, name: str,
+                                  instructions: str, actor: User | None) -> Assistant:
+    """The team's assistant for this model on this connection, made on first use. Asked again
+    with other instructions, it gets a new version (so its history says what changed)."""
+    assistant = model_assistant_find(team=team, connection=connection, model=model, name=name)
+    if assistant is None:
+        config: dict[str, Any] = {"model": model, "instructions": instructions, "temperature": None, "top_p": None,
+                                  "reasoning_effort": "", "max_output_tokens": None, "tools": [], "response_schema": {}}
+        return assistant_create(team=team, actor=actor, name=name, connection=connection, config=config,
+                                description=f"Chats with {model} on {connection.name}.")
+    current = assistant.current_version
+    assert current is not None
+    if current.instructions != instructions:
+        _version_add(assistant=assistant, actor=actor, config={**_config_of(current), "instructions": instructions},
+                     note="instructions changed to start a thread")
+    return assistant
+
+
+@transaction.atomic
+def model_threads_start(*, team: Team, actor: User | None, connection: ProviderConnection, model: str,
+                        compare_model: str = "", instructions: str = "", job: FineTuneJob | None = None) -> ModelThreads:
+    """Start a thread with `model` on `connection` and, given compare_model, a second one with
+    that model and the same instructions, to send both the same messages side by side."""
+    model, compare_model = model.strip(), compare_model.strip()
+    if job is not None and (job.team_id != team.pk or job.connection_id != connection.pk):
+        raise ChatError("That fine-tuning job is not on this connection.")
+    chat_model_check(team=team, connection=connection, model=model)
+    if compare_model:
+        if compare_model == model:
+            raise ChatError("Compare with a different model.")
+        chat_model_check(team=team, connection=connection, model=compare_model)
+    assistant = model_assistant_get_or_create(team=team, connection=connection, model=model, actor=actor,
+                                              name=model_assistant_name(model=model, job=job), instructions=instructions)
+    if not compare_model:
+        thread = thread_create(team=team, assistant=assistant, actor=actor, title=f"Chat with {model}"[:200])
+        audit_record(team=team, actor=actor, action="thread.start_with_model", target=str(thread.pk), model=model)
+        return ModelThreads(thread=thread, compare=None)
+    other = model_assistant_get_or_create(team=team, connection=connection, model=compare_model, actor=actor,
+                                          name=model_assistant_name(model=compare_model, job=job),
+                                          instructions=instructions)
+    title = f"{model} vs {compare_model}"[:200]
+    thread = thread_create(team=team, assistant=assistant, actor=actor, title=title)
+    compare = thread_create(team=team, assistant=other, actor=actor, title=title)
+    audit_record(team=team, actor=actor, action="thread.start_with_model", target=str(thread.pk), model=model,
+                 compare_thread=compare.pk, compare_model=compare_model)
+    return ModelThreads(thread=thread, compare=compare)
+
+
+def threads_post_message(*, threads: Sequence[Thread], actor: User | None, text: str) -> list[tuple[Message, Run]]:
+    """Send the same message to several threads (a comparison): all get a run, or none does."""
+    if len({thread.pk for thread in threads}) != len(threads):
+        raise ChatError("A comparison needs two different threads.")
+    with transaction.atomic():
+        return [thread_post_message(thread=thread, actor=actor, text=text) for thread in threads]

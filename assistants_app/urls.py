@@ -1,6 +1,6 @@
 from django.urls import path
 
-from assistants_app import views, views_stream
+from assistants_app import views, views_compare, views_stream
 
 urlpatterns = [
     path("assistants/", views.assistant_list, name="assistant_list"),
@@ -14,6 +14,8 @@ urlpatterns = [
     path("versions/<int:version_id>/diff/", views.version_diff, name="version_diff"),
     path("versions/<int:version_id>/rollback/", views.version_rollback, name="version_rollback"),
     path("threads/", views.thread_list, name="thread_list"),
+    path("threads/new/", views_compare.thread_start_with_model, name="thread_start_with_model"),
+    path("threads/<int:thread_id>/compare/", views_compare.thread_compare, name="thread_compare"),
     path("threads/<int:thread_id>/", views.thread_detail, name="thread_detail"),
     path("threads/<int:thread_id>/messages/", views.thread_post, name="thread_post"),
     path("threads/<int:thread_id>/export/", views.thread_export, name="thread_export"),

@@ -142,3 +142,23 @@ def make_message(thread: Thread, text: str = "hello", role: str = "user", **extr
     from assistants_app.models import Message as MessageModel
 
     return MessageModel.objects.create(thread=thread, team_id=thread.team_id, role=role, text=text, **extra)
+
+
+# -- chat with fine-tuned models ----------------------------------------------------------------
+
+def make_finished_finetune_job(team: Team, *, connection: ProviderConnection | None = None, suffix: str = "support",
+                               fine_tuned_model: str | None = None, checkpoint_steps: tuple[int, ...] = ()) -> FineTuneJob:
+    """A succeeded job row with its model (and checkpoints), made without a provider."""
+    from datetime import UTC, datetime
+
+    from jobs_app.models_finetune import FineTuneCheckpoint
+
+    job = make_finetune_job(team, connection=connection, status="succeeded")
+    job.suffix = suffix
+    job.fine_tuned_model = fine_tuned_model or f"ft:gpt-4.1-mini:org-test:{suffix}:{job.remote_id[-8:]}"
+    job.save(update_fields=["suffix", "fine_tuned_model"])
+    for step in checkpoint_steps:
+        FineTuneCheckpoint.objects.create(job=job, remote_id=f"ftckpt-{job.pk}-{step}", step=step,
+                                          model_name=f"{job.fine_tuned_model}:ckpt-step-{step}",
+                                          created_at=datetime.now(UTC))
+    return job

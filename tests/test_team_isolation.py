@@ -121,6 +121,7 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "thread_post": (_thread, ["post"]),
     "thread_export": (_thread, ["get"]),
     "thread_delete": (_thread, ["get", "post"]),
+    "thread_compare": (_thread, ["get", "post"]),
     "run_events": (_run, ["get"]),
     "run_stop": (_run, ["post"]),
     "tool_answer": (_pending_tool_message, ["post"]),

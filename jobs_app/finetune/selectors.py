@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from jobs_app.models_finetune import (
@@ -13,6 +13,7 @@ from jobs_app.models_finetune import (
     MetricPoint,
     Notification,
 )
+from project.providers.models import ProviderConnection
 from project.teams.models import Team
 
 
@@ -34,6 +35,17 @@ def team_finetune_jobs(*, team: Team) -> QuerySet[FineTuneJob]:
 
 def team_finetune_job_get(*, team: Team, job_id: int) -> FineTuneJob:
     return get_object_or_404(FineTuneJob.objects.select_related("connection", "result_file"), team=team, pk=job_id)
+
+
+def team_job_for_model(*, team: Team, model_id: str, connection: ProviderConnection | None = None) -> FineTuneJob | None:
+    """The team's job that made model_id (its fine-tuned model or one of its checkpoints), if any."""
+    if not model_id:
+        return None
+    jobs = FineTuneJob.objects.filter(team=team).select_related("connection")
+    if connection is not None:
+        jobs = jobs.filter(connection=connection)
+    return (jobs.filter(Q(fine_tuned_model=model_id) | Q(checkpoints__model_name=model_id))
+            .order_by("-created_at", "-id").first())
 
 
 def team_has_active_jobs(*, team: Team) -> bool:

@@ -233,10 +233,10 @@ def _charts(job: FineTuneJob) -> list[Chart]:
     ]
 
 
-def thread_link(model_id: str, compare_with: str = "") -> str:
-    # The chat feature's "new thread" route does not exist yet; this is the agreed address.
-    params = {"model": model_id, **({"compare": compare_with} if compare_with else {})}
-    return "/threads/new/?" + urlencode(params)
+def thread_link(job: FineTuneJob, model_id: str) -> str:
+    """The chat page's confirm step for a thread with model_id beside the job's base model."""
+    params = {"model": model_id, "compare": job.base_model, "job": job.pk}
+    return reverse("thread_start_with_model") + "?" + urlencode(params)
 
 
 @team_view()
@@ -245,11 +245,11 @@ def job_detail(request: TeamRequest, job_id: int) -> HttpResponse:
     if not job.is_terminal or job.finalized_at is None:
         enqueue_job_refresh(job.pk)
     events = list(job.events.all())
-    checkpoints = [(c, thread_link(c.model_name, job.base_model)) for c in job.checkpoints.all()]
+    checkpoints = [(c, thread_link(job, c.model_name)) for c in job.checkpoints.all()]
     context = {
         "job": job, "events": events[-200:], "events_total": len(events), "timeline": _timeline(job, events),
         "charts": _charts(job), "checkpoints": checkpoints,
-        "thread_url": thread_link(job.fine_tuned_model, job.base_model) if job.fine_tuned_model else "",
+        "thread_url": thread_link(job, job.fine_tuned_model) if job.fine_tuned_model else "",
         "can_pause": job.status == JobStatus.RUNNING, "can_resume": job.status == JobStatus.PAUSED,
         "can_cancel": not job.is_terminal,
     }

@@ -3,22 +3,23 @@
 "use strict";
 
 (() => {
-  const list = () => document.querySelector("[data-chat-scroll]");
+  // A thread page has one message list; a comparison has one per model.
+  const lists = () => document.querySelectorAll("[data-chat-scroll]");
   const nearBottom = (el) => el.scrollHeight - el.scrollTop - el.clientHeight < 120;
   let follow = true;
 
   document.addEventListener("DOMContentLoaded", () => {
-    const el = list();
-    if (el) {
-      el.scrollTop = el.scrollHeight;
-      el.addEventListener("scroll", () => { follow = nearBottom(el); });
-    }
+    lists().forEach((el) => { el.scrollTop = el.scrollHeight; });
   });
+
+  // Scroll does not bubble; listen in the capture phase so lists swapped in later count too.
+  document.addEventListener("scroll", (event) => {
+    if (event.target.matches && event.target.matches("[data-chat-scroll]")) follow = nearBottom(event.target);
+  }, true);
 
   // New text streamed in: stay at the bottom if the reader was there.
   document.body.addEventListener("htmx:afterSwap", () => {
-    const el = list();
-    if (el && follow) el.scrollTop = el.scrollHeight;
+    if (follow) lists().forEach((el) => { el.scrollTop = el.scrollHeight; });
   });
 
   // A retried or resumed reply starts over: drop what the live block shows.

@@ -1,11 +1,10 @@
-"""Chat fixtures: a connection to the sandbox, a way to wait for a run, and the
-dashboard served by uvicorn (ASGI) so SSE streams for real."""
+"""Chat fixtures: a connection to the sandbox, a way to wait for a run, an HTTP tool
+endpoint. The dashboard under uvicorn (`asgi_url`) is in tests/conftest.py."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from assistants_app.models import Run
 from project.providers.models import ProviderConnection, ProviderKind
@@ -44,39 +42,6 @@ def wait_for_run(run_id: int, timeout: float = 20.0, statuses: tuple[str, ...] =
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} still {run.status} after {timeout}s")
         time.sleep(0.05)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class _ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        pass
-
-
-@pytest.fixture(scope="session")
-def asgi_url(django_db_setup: None, django_db_blocker: object) -> Iterator[str]:
-    """The dashboard under uvicorn, as in production, against the test database."""
-    from project.asgi import application
-
-    port = _free_port()
-    server = _ThreadedServer(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                                            lifespan="off", timeout_graceful_shutdown=1))
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        thread = threading.Thread(target=server.run, name="asgi-test", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(timeout=5)
 
 
 class Recorder(BaseHTTPRequestHandler):

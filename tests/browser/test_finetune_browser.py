@@ -1,9 +1,13 @@
 """In a real browser, with a real Celery worker and the sandbox: upload a dataset, read
-its validation report, start a job, watch it finish, open a thread with the model."""
+its validation report, start a job, watch it finish, open a thread with the model beside
+its base model and watch both replies stream in. The dashboard runs under uvicorn
+(`asgi_url`), as in production, so the chat's SSE streams for real."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,13 +17,22 @@ from tests.factories import PASSWORD, chat_example, jsonl, make_connection, make
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_upload_validate_start_a_job_watch_it_finish_and_open_a_thread(live_server, page, sandbox_url,
-                                                                         celery_worker_session) -> None:
+@pytest.fixture
+def tuning_sandbox(tmp_path: Path) -> Iterator[str]:
+    """Jobs finish in seconds (fast clock), replies stream at 400 tokens a second (long enough to watch)."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(tmp_path, time_scale=2000.0, ttft_ms=0, tokens_per_second=400) as url:
+        yield url
+
+
+def test_upload_validate_start_a_job_watch_it_finish_and_chat_with_the_model(asgi_url, page, tuning_sandbox,
+                                                                               celery_worker_session) -> None:
     user = make_user("fiona")
     team = make_team("Tuners", owner=user)
-    make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX, name="Sandbox", api_key="sk-ft-browser-1")
+    make_connection(team, base_url=tuning_sandbox, kind=ProviderKind.SANDBOX, name="Sandbox", api_key="sk-ft-browser-1")
 
-    page.goto(f"{live_server.url}/login/")
+    page.goto(f"{asgi_url}/login/")
     page.fill("input[name=username]", "fiona")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
@@ -55,5 +68,23 @@ def test_upload_validate_start_a_job_watch_it_finish_and_open_a_thread(live_serv
     assert page.get_attribute("a.bell", "aria-label") == "Notifications, 1 unread"
 
     page.click("text=Start a thread with it")
-    # The chat feature's new-thread route is not built yet; the link carries the model for it.
+    # A link creates nothing: it asks first.
+    page.wait_for_selector("button:has-text('Start the comparison')")
     assert "/threads/new/" in page.url and "model=ft%3Agpt-4.1-mini" in page.url
+    page.fill("textarea[name=instructions]", "You answer support questions.")
+    page.click("button:has-text('Start the comparison')")
+
+    page.wait_for_selector("#compare-columns")
+    models = [page.get_attribute(f".compare-col:nth-child({n})", "data-model") for n in (1, 2)]
+    assert models == [model, "gpt-4.1-mini"]
+    page.fill("#composer-text", "write 400 words")
+    page.keyboard.press("Enter")
+    # Both replies stream in: live blocks show part of a reply before the whole arrives.
+    page.wait_for_selector("#compare-1 .live .stream-text span")
+    partial_words = len(page.inner_text("#compare-1 .live .stream-text").split())
+    tuned = page.wait_for_selector("#compare-1 .run-group[data-run-status=succeeded] .msg.assistant", timeout=30_000)
+    base = page.wait_for_selector("#compare-2 .run-group[data-run-status=succeeded] .msg.assistant", timeout=30_000)
+    assert 0 < partial_words < 400
+    assert model in tuned.inner_text() and "gpt-4.1-mini" in base.inner_text()
+    assert len(tuned.query_selector(".md").inner_text().split()) == 400
+    assert page.input_value("#composer-text") == ""

@@ -1,0 +1,124 @@
+"""Chat with a given model, e.g. one a fine-tuning job made, and compare it side by side
+with another (its base model): two threads that get the same messages."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django_htmx.http import reswap
+
+from assistants_app import selectors, services
+from assistants_app.models import Thread
+from assistants_app.views import _attach_runs, _int_or_none, run_group_context
+from jobs_app.finetune.selectors import team_finetune_job_get, team_job_for_model
+from jobs_app.models_finetune import FineTuneJob
+from project.providers.models import ProviderConnection
+from project.providers.selectors import team_connection_get, team_default_connection
+from project.teams.access import TeamRequest, team_view
+from project.teams.models import Role as TeamRole
+
+
+def _id_param(data: QueryDict, name: str) -> int | None:
+    raw = data.get(name, "")
+    if raw and not raw.isdigit():
+        raise Http404(f"Bad {name}.")
+    return int(raw) if raw else None
+
+
+def _target(request: TeamRequest, data: QueryDict, model: str) -> tuple[FineTuneJob | None, ProviderConnection | None]:
+    """The job and connection to chat on: the job's own connection (a fine-tuned model lives
+    only there), else the one asked for, else the one of the team's job that made the model,
+    else the team's default. Another team's job or connection is a 404."""
+    job_id, connection_id = _id_param(data, "job"), _id_param(data, "connection")
+    job = team_finetune_job_get(team=request.team, job_id=job_id) if job_id is not None else None
+    if job is not None:
+        return job, job.connection
+    if connection_id is not None:
+        return None, team_connection_get(team=request.team, connection_id=connection_id)
+    job = team_job_for_model(team=request.team, model_id=model)
+    if job is not None:
+        return job, job.connection
+    return None, team_default_connection(team=request.team)
+
+
+@team_view(TeamRole.MEMBER)
+def thread_start_with_model(request: TeamRequest) -> HttpResponse:
+    """GET asks for confirmation (a link never creates anything); POST starts the thread(s)."""
+    data = request.POST if request.method == "POST" else request.GET
+    model, compare = data.get("model", "").strip()[:300], data.get("compare", "").strip()[:300]
+    job, connection = _target(request, data, model)
+    error = ""
+    if connection is None:
+        error = "This team has no provider connection; add one in Settings first."
+    elif request.method == "POST":
+        try:
+            started = services.model_threads_start(team=request.team, actor=request.user, connection=connection,
+                                                   model=model, compare_model=compare, job=job,
+                                                   instructions=data.get("instructions", "").strip()[:20_000])
+        except services.ChatError as failure:
+            error = str(failure)
+        else:
+            if started.compare is None:
+                return redirect("thread_detail", started.thread.pk)
+            return redirect(compare_url(started.thread, started.compare))
+    elif model:
+        # Say now, not after the click, when the model cannot be used here.
+        try:
+            for wanted in filter(None, (model, compare)):
+                services.chat_model_check(team=request.team, connection=connection, model=wanted)
+        except services.ChatError as failure:
+            error = str(failure)
+    else:
+        error = "Choose a model to chat with."
+    instructions = data.get("instructions")
+    if instructions is None and connection is not None:
+        # Starting again with the same model keeps what its assistant was told last time.
+        existing = services.model_assistant_find(team=request.team, connection=connection, model=model,
+                                                 name=services.model_assistant_name(model=model, job=job))
+        instructions = existing.current_version.instructions if existing and existing.current_version else ""
+    context = {"model": model, "compare": compare, "job": job, "connection": connection, "error": error,
+               "instructions": instructions or ""}
+    return render(request, "assistants_app/thread_start_model.html", context, status=400 if error else 200)
+
+
+def compare_url(thread: Thread, other: Thread) -> str:
+    return reverse("thread_compare", args=[thread.pk]) + "?" + urlencode({"with": other.pk})
+
+
+def _column(thread: Thread) -> dict[str, Any]:
+    messages, has_older = selectors.thread_messages_page(thread=thread)
+    active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
+    active_ids = {run.pk for run in active}
+    items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
+    return {"thread": thread, "items": items, "has_older": has_older,
+            "active_runs": [run_group_context(run) for run in active]}
+
+
+@team_view()
+def thread_compare(request: TeamRequest, thread_id: int) -> HttpResponse:
+    """Two threads side by side; a POST sends one message to both (two runs, or none)."""
+    thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
+    data = request.POST if request.method == "POST" else request.GET
+    other_id = _int_or_none(data.get("with"))
+    if other_id is None or other_id == thread.pk:
+        raise Http404("Compare with which thread?")
+    other = selectors.team_thread_get(team=request.team, thread_id=other_id)
+    error = ""
+    if request.method == "POST":
+        try:
+            services.threads_post_message(threads=[thread, other], actor=request.user, text=data.get("text", ""))
+        except services.ChatError as failure:
+            error = str(failure)
+            if request.htmx:
+                return reswap(render(request, "assistants_app/_post_error.html", {"error": error}), "none")
+        else:
+            if not request.htmx:
+                return redirect(compare_url(thread, other))
+    context = {"thread": thread, "other": other, "columns": [_column(thread), _column(other)], "error": error}
+    if request.htmx:
+        return render(request, "assistants_app/thread_compare.html#columns", context)
+    return render(request, "assistants_app/thread_compare.html", context, status=400 if error else 200)
