@@ -2,7 +2,8 @@
 capabilities, fine-tuning support. Read from model_facts.json in the repo.
 
 A fine-tuned model ("ft:gpt-4.1-mini-2025-04-14:org:suffix:id") and a dated
-snapshot ("gpt-4.1-mini-2025-04-14") take the facts of their base model; a model
+snapshot ("gpt-4.1-mini-2025-04-14") take the facts of their base model (a
+fine-tuned one with the base's fine-tuned prices); a model
 the file does not know gets conservative defaults and `known=False`, so callers
 can say "price unknown" instead of guessing.
 """
@@ -65,6 +66,9 @@ def model_facts(model_id: str) -> ModelFacts:
     if raw is None:
         return ModelFacts(model_id=model_id, base_id=base, known=False)
     prices = {kind: Decimal(str(value)) for kind, value in dict(raw.get("prices", {})).items()}
+    if model_id.startswith("ft:"):
+        # A fine-tuned model is billed at its own (higher) rates; training stays the base's.
+        prices |= {kind: Decimal(str(value)) for kind, value in dict(raw.get("fine_tuned_prices", {})).items()}
     return ModelFacts(
         model_id=model_id,
         base_id=base,
