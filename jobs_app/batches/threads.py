@@ -36,7 +36,7 @@ def batch_group_build_from_threads(*, team: Team, connection: ProviderConnection
     Raises BatchInputInvalid, leaving nothing behind, when a thread cannot be run again or
     the threads' assistants use different models (a batch runs one model)."""
     threads = list(threads)
-    if any(getattr(thread, "team_id", team.pk) != team.pk for thread in threads):
+    if any(thread.team_id != team.pk for thread in threads):
         raise ValueError("a thread of another team")  # the form's team-scoped choices make this unreachable
     problems = InputProblems()
     items = items_from_conversations(_conversations(threads, problems), endpoint=BatchEndpoint.CHAT, problems=problems)
