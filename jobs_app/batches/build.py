@@ -352,7 +352,7 @@ def items_from_conversations(conversations: Iterable[tuple[str, list[dict[str, A
     for line_no, (custom_id, messages, spec) in enumerate(conversations, start=1):
         history = [m for m in messages if m.get("role") != "system"]
         if not any(m.get("role") == "user" for m in history):
-            problems.add(f"{custom_id} has no user message to run again.", line=line_no)
+            problems.add(f"{custom_id} has no user message to run again.")
             continue
         body = body_for_prompt(spec, endpoint, "")
         body["messages"] = body["messages"][:-1] + history

@@ -16,18 +16,31 @@ from project.providers.models import ProviderConnection
 from project.teams.models import Team
 
 
-def _conversations(threads: Iterable[Any], problems: InputProblems) -> Iterator[tuple[str, list[dict[str, Any]], BodySpec]]:
+def _specs(threads: list[Any], problems: InputProblems) -> dict[int, BodySpec]:
+    """One body spec per assistant of the chosen threads, and one model for them all."""
     specs: dict[int, BodySpec] = {}
-    for line_no, thread in enumerate(threads, start=1):
+    names: dict[int, str] = {}
+    for thread in threads:
         assistant = thread.assistant
-        if assistant.pk not in specs:
-            try:
-                specs[assistant.pk] = request_body_for_assistant(assistant)
-            except ValueError as error:
-                problems.add(f"thread “{thread.title}”: {error}", line=line_no)
-                continue
+        if assistant.pk in specs or assistant.pk in names:
+            continue
+        names[assistant.pk] = assistant.name
+        try:
+            specs[assistant.pk] = request_body_for_assistant(assistant)
+        except ValueError as error:
+            problems.add(f"thread “{thread.title}”: {error}")
+    models = {spec.model for spec in specs.values()}
+    if len(models) > 1:
+        used = "; ".join(f"{names[pk]}: {spec.model}" for pk, spec in specs.items())
+        problems.add(f"the chosen threads' assistants use different models ({used}); a batch runs one model, "
+                     "so choose threads of assistants with the same model.")
+    return specs
+
+
+def _conversations(threads: list[Any], specs: dict[int, BodySpec]) -> Iterator[tuple[str, list[dict[str, Any]], BodySpec]]:
+    for thread in threads:
         custom_id, messages = thread_conversation(thread)
-        yield custom_id, messages, specs[assistant.pk]
+        yield custom_id, messages, specs[thread.assistant.pk]
 
 
 def batch_group_build_from_threads(*, team: Team, connection: ProviderConnection, actor: User | None, name: str,
@@ -39,6 +52,8 @@ def batch_group_build_from_threads(*, team: Team, connection: ProviderConnection
     if any(thread.team_id != team.pk for thread in threads):
         raise ValueError("a thread of another team")  # the form's team-scoped choices make this unreachable
     problems = InputProblems()
-    items = items_from_conversations(_conversations(threads, problems), endpoint=BatchEndpoint.CHAT, problems=problems)
+    specs = _specs(threads, problems)
+    problems.raise_if_any()
+    items = items_from_conversations(_conversations(threads, specs), endpoint=BatchEndpoint.CHAT, problems=problems)
     return batch_group_build(team=team, connection=connection, actor=actor, name=name or "Threads run again",
                              endpoint=BatchEndpoint.CHAT, source=BatchSource.THREADS, items=items, problems=problems)

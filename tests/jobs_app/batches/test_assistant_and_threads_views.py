@@ -164,6 +164,19 @@ def test_another_teams_thread_id_is_refused_and_nothing_is_built(owner_client: C
     assert not BatchGroup.objects.exists() and not BatchRequest.objects.exists()
 
 
+def test_threads_of_different_models_are_refused_in_the_page_with_the_choices_kept(owner_client: Client,
+                                                                                   team: Team) -> None:
+    mini = conversation(team, "Mini thread", make_assistant(team, name="Mini", model="gpt-4o-mini"))
+    big = conversation(team, "Big thread", make_assistant(team, name="Big", model="gpt-4.1-mini"))
+    response = owner_client.post(reverse("batch_from_threads"), {"connection": make_connection(team).pk,
+                                                                 "threads": [mini.pk, big.pk]})
+    page = response.content.decode()
+    assert response.status_code == 400 and "nothing was created or sent" in page
+    assert "use different models (Mini: gpt-4o-mini; Big: gpt-4.1-mini)" in page.replace("&#x27;", "'")
+    assert page.count("checked") == 2
+    assert not BatchGroup.objects.exists()
+
+
 def test_choosing_no_thread_is_a_clear_error_and_viewers_cannot_build(owner_client: Client, team: Team) -> None:
     response = owner_client.post(reverse("batch_from_threads"), {"connection": make_connection(team).pk})
     assert response.status_code == 400 and "Choose at least one thread." in response.content.decode()

@@ -245,17 +245,28 @@ def test_threads_run_again_under_their_assistants_current_version(team: Team) ->
 
 def test_threads_of_assistants_with_different_models_are_refused_and_nothing_is_left(team: Team) -> None:
     threads = []
-    for model in ("gpt-4o-mini", "gpt-4.1-mini"):
-        thread = make_thread(team, make_assistant(team, model=model))
+    for name, model in (("Mini", "gpt-4o-mini"), ("Big", "gpt-4.1-mini")):
+        thread = make_thread(team, make_assistant(team, name=name, model=model))
         make_message(thread, "hi")
         threads.append(thread)
-    empty = make_thread(team, title="Empty")
+    with pytest.raises(BatchInputInvalid) as raised:
+        batch_group_build_from_threads(team=team, connection=make_connection(team), actor=None, name="x", threads=threads)
+    assert [str(p) for p in raised.value.problems.problems] == [
+        "the chosen threads' assistants use different models (Mini: gpt-4o-mini; Big: gpt-4.1-mini); "
+        "a batch runs one model, so choose threads of assistants with the same model."]
+    assert not BatchGroup.objects.exists()
+
+
+def test_a_thread_without_a_user_message_is_reported_and_nothing_is_left(team: Team) -> None:
+    assistant = make_assistant(team, model="gpt-4o-mini")
+    asked = make_thread(team, assistant)
+    make_message(asked, "hi")
+    empty = make_thread(team, assistant, title="Empty")
     with pytest.raises(BatchInputInvalid) as raised:
         batch_group_build_from_threads(team=team, connection=make_connection(team), actor=None, name="x",
-                                       threads=[*threads, empty])
-    problems = [str(p) for p in raised.value.problems.problems]
-    assert any("a batch runs one model" in p for p in problems)
-    assert any(f"thread-{empty.pk} has no user message" in p for p in problems)
+                                       threads=[asked, empty])
+    assert [str(p) for p in raised.value.problems.problems] == [
+        f"thread-{empty.pk} has no user message to run again."]
     assert not BatchGroup.objects.exists()
 
 
