@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 import openai
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -190,6 +191,15 @@ def _check_in(run: Run, clock: Clock) -> None:
     if now - clock.last_heartbeat >= HEARTBEAT_SECONDS:
         clock.last_heartbeat = now
         Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+        _release_database_connection()
+
+
+def _release_database_connection() -> None:
+    """Give this thread's PostgreSQL connection back to the pool while the model
+    streams: a reply can take minutes, and many runs stream at once on one worker,
+    so holding a connection per run would exhaust the pool (and the server)."""
+    if not db_connection.in_atomic_block:
+        db_connection.close()
 
 
 _clients = threading.local()
@@ -237,6 +247,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
     outbox = _Outbox(run.pk)
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
+    _release_database_connection()
     with provider_errors():
         stream = client.chat.completions.create(**body)
         response = getattr(stream, "response", None)

@@ -13,7 +13,11 @@ from pathlib import Path
 
 
 def available() -> list[str]:
-    return sorted(info.name for info in pkgutil.iter_modules([str(Path(__file__).parent)]) if not info.name.startswith("_"))
+    folder = Path(__file__).parent
+    return sorted(
+        info.name for info in pkgutil.iter_modules([str(folder)])
+        if not info.name.startswith("_") and "\ndef main(" in (folder / f"{info.name}.py").read_text()
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -1,20 +1,8 @@
-"""Shared by the chat benchmarks: Django set up against DATABASE_URL (migrated), and
-percentile helpers. Run benchmarks with the same env as the tests (see README)."""
+"""Percentile helpers shared by the chat benchmarks."""
 
 from __future__ import annotations
 
-import os
 import statistics
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-
-import django
-
-django.setup()
 
 
 def pct(values: list[float], p: float) -> float:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import sys
 import time
 
-import _setup  # noqa: F401  (Django setup)
-from _setup import summary
 from django.db import connection
 from django.test import Client
 
 from assistants_app.models import Assistant, Message, Thread
+from bench._setup import summary
 from project.teams.models import Team
 from tests.factories import make_assistant, make_team, make_user
 
@@ -94,14 +93,16 @@ def measure(team: Team, big_thread: int, repeats: int = 40) -> None:
         print(summary(name, times))
 
 
-def main() -> None:
-    if "--keep" in sys.argv and (team := Team.objects.filter(name="Scale bench").first()):
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--keep" in argv and (team := Team.objects.filter(name="Scale bench").first()):
         big = Thread.objects.filter(team=team).order_by("id").values_list("id", flat=True).first()
         assert big is not None
     else:
         team, big = build()
     measure(team, big)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

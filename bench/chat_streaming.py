@@ -30,15 +30,14 @@ from html import unescape
 from pathlib import Path
 from typing import Any
 
-import _setup  # noqa: F401  (Django setup)
 import httpx2
 import openai
-from _setup import summary
 from django.db import connection
 from django.test import Client
 
 from assistants_app import streams
 from assistants_app.models import Message, Run, Thread, stream_key
+from bench._setup import summary
 from project.providers.models import ProviderKind
 from project.teams.models import Team
 from tests.factories import make_assistant, make_connection, make_team, make_user
@@ -197,14 +196,14 @@ async def concurrent(dash: Dashboard, threads: list[int]) -> tuple[list[float], 
     return times, len(errors), wall
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--worker-threads", type=int, default=40)
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn processes (production runs one per core)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     env = dict(os.environ)
@@ -269,7 +268,8 @@ def main() -> None:
     finally:
         for process in processes:
             stop(process)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

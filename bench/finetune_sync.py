@@ -34,8 +34,9 @@ from sandbox.testing import running_sandbox  # noqa: E402
 from tests.factories import chat_example, jsonl, make_connection, make_team, make_user  # noqa: E402
 
 
-def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    count = next((int(arg.split("=")[1]) for arg in argv if arg.startswith("--jobs=")), 1000)
     old_name = db.creation.create_test_db(verbosity=0, keepdb=True)
     calls: Counter[str] = Counter()
     for module in (sync, services):
@@ -82,7 +83,8 @@ def main() -> None:
             owner.delete()
     finally:
         db.creation.destroy_test_db(old_name, verbosity=0, keepdb=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -92,11 +92,13 @@ def measure(examples: int, *, distinct_system: bool) -> None:
     print(f"validator peak Python memory (tracemalloc): {peak:.1f} MB")
 
 
-def main() -> None:
-    examples = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    examples = next((int(arg.split("=")[1]) for arg in argv if arg.startswith("--examples=")), 50_000)
     measure(examples, distinct_system=False)
     measure(examples, distinct_system=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

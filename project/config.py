@@ -113,6 +113,7 @@ class Config:
     site_url: str
     sandbox_url: str
     log_level: str
+    database_pool_size: int
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -166,6 +167,7 @@ class Config:
             site_url=site_url.rstrip("/"),
             sandbox_url=read.url("SANDBOX_URL", {"http", "https"}, required=False),
             log_level=read.text("LOG_LEVEL", "INFO").upper(),
+            database_pool_size=read.integer("DATABASE_POOL_SIZE", 20, minimum=1),
         )
         if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             read.problems.append(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (got {config.log_level!r}).")

@@ -77,7 +77,13 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=60, conn_health_checks=True)}
+# Under ASGI each request may run its sync part on a different thread, so persistent
+# per-thread connections pile up unused; a per-process pool (psycopg_pool) reuses
+# them instead. Connections go back to the pool at the end of every request and task.
+DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=0)}
+DATABASES["default"]["OPTIONS"] = {
+    "pool": {"min_size": 1, "max_size": CONFIG.database_pool_size, "timeout": 10},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
