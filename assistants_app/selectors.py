@@ -48,6 +48,17 @@ def team_thread_get(*, team: Team, thread_id: int) -> Thread:
                              team=team, pk=thread_id)
 
 
+def team_threads(*, team: Team) -> QuerySet[Thread]:
+    return Thread.objects.filter(team=team).select_related("assistant__current_version")
+
+
+def thread_message_counts(*, team: Team, thread_ids: list[int]) -> dict[int, int]:
+    """Stored messages per thread (pending tool results left out), for a page of threads."""
+    rows = (Message.objects.filter(team=team, thread_id__in=thread_ids, pending=False)
+            .values("thread_id").annotate(n=Count("id")).values_list("thread_id", "n"))
+    return dict(rows)
+
+
 def team_run_get(*, team: Team, run_id: int) -> Run:
     return get_object_or_404(Run.objects.select_related("thread", "version"), team=team, pk=run_id)
 

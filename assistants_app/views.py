@@ -18,6 +18,7 @@ from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
 from assistants_app.model_catalog import TASKS, model_choices, recommend
 from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus
+from jobs_app.batches.selectors import team_batch_usage
 from project.files.services import FileRejected, file_upload
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections, team_default_connection
@@ -371,6 +372,12 @@ def usage(request: TeamRequest) -> HttpResponse:
     totals = {"runs": sum(r["runs"] for r in rows), "input": sum(r["input"] or 0 for r in rows),
               "output": sum(r["output"] or 0 for r in rows),
               "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0))}
-    return render(request, "assistants_app/usage.html", {"rows": rows, "totals": totals})
+    batch_rows = team_batch_usage(team=request.team)
+    batch_totals = {"batches": sum(r.batches for r in batch_rows), "requests": sum(r.requests for r in batch_rows),
+                    "input": sum(r.input for r in batch_rows), "output": sum(r.output for r in batch_rows),
+                    "cost": sum((r.cost for r in batch_rows if r.cost is not None), Decimal(0))}
+    context = {"rows": rows, "totals": totals, "batch_rows": batch_rows, "batch_totals": batch_totals,
+               "total_cost": totals["cost"] + batch_totals["cost"]}
+    return render(request, "assistants_app/usage.html", context)
 
 

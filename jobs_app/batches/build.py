@@ -49,53 +49,86 @@ class BodySpec:
 
 
 def _api_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """An assistant's tool ({"name", "description", "parameters", "binding", ...}) as the API takes it."""
-    if tool.get("type") == "function" and "function" in tool:
-        return tool
-    function = {"name": tool["name"], "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
-    if tool.get("description"):
-        function["description"] = tool["description"]
-    return {"type": "function", "function": function}
+    """A stored assistant tool ({"name", "description", "parameters", "binding", "url", "timeout", ...})
+    as a Chat Completions function definition: how it is bound (built-in, HTTP, a person) and
+    its URL stay on the site; the model only sees the function."""
+    return {"type": "function", "function": {
+        "name": tool["name"], "description": str(tool.get("description") or ""),
+        "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}}
 
 
 def request_body_for_assistant(assistant: Any) -> BodySpec:
-    """The seam to assistants_app: an Assistant's current version makes the body, the way
-    its run loop builds a chat request (minus streaming). Read duck-typed so this module
-    does not import assistants_app: model, instructions, tools, response_schema (a strict
-    JSON schema, or {} for free text; a ready response_format is taken as is), max output
-    tokens, and temperature/top_p or reasoning_effort by what the model supports."""
-    version = getattr(assistant, "current_version", None)
-    if callable(version):
-        version = version()
+    """The seam to assistants_app: an Assistant's current AssistantVersion makes the body, the
+    way its run loop builds a chat request (minus streaming): model, instructions, tools
+    (function definitions only), response_schema as a strict json_schema response_format
+    ({} means free text), max_output_tokens, and temperature/top_p or reasoning_effort by
+    what the model supports. Read duck-typed so this module does not import assistants_app."""
+    version = assistant.current_version
     if version is None:
-        raise ValueError(f"{assistant} has no version yet.")
+        raise ValueError(f"{assistant} has no saved version yet.")
     model = str(version.model)
     extra: dict[str, Any] = {}
     if model_facts(model).supports("reasoning"):
-        if getattr(version, "reasoning_effort", ""):
+        if version.reasoning_effort:
             extra["reasoning_effort"] = version.reasoning_effort
     else:
         for name in ("temperature", "top_p"):
-            value = getattr(version, name, None)
+            value = getattr(version, name)
             if value is not None:
                 extra[name] = value
-    max_tokens = getattr(version, "max_output_tokens", None) or getattr(version, "max_tokens", None)
-    if max_tokens:
-        extra["max_completion_tokens"] = max_tokens
-    response_format = getattr(version, "response_format", None) or None
-    schema = getattr(version, "response_schema", None)
-    if response_format is None and schema:
-        response_format = {"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}}
-    tools = [_api_tool(tool) for tool in (getattr(version, "tools", None) or [])] or None
-    return BodySpec(model=model, instructions=str(getattr(version, "instructions", "") or ""),
-                    response_format=response_format, tools=tools, extra=extra)
+    if version.max_output_tokens:
+        extra["max_completion_tokens"] = version.max_output_tokens
+    schema = version.response_schema or None
+    response_format = ({"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}}
+                       if schema else None)
+    tools = [_api_tool(tool) for tool in (version.tools or [])] or None
+    return BodySpec(model=model, instructions=str(version.instructions or ""), response_format=response_format,
+                    tools=tools, extra=extra)
+
+
+def _user_content(message: Any) -> Any:
+    """A user message's text and attachments as the run loop sends them (images as data URLs,
+    files by their provider id)."""
+    attachments = message.attachments or []
+    if not attachments:
+        return message.text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
+    for attachment in attachments:
+        if attachment.get("type") == "image" and attachment.get("data_url"):
+            parts.append({"type": "image_url", "image_url": {"url": attachment["data_url"]}})
+        elif attachment.get("type") == "file" and attachment.get("remote_id"):
+            parts.append({"type": "file", "file": {"file_id": attachment["remote_id"]}})
+    return parts or message.text
+
+
+def _complete_tool_rounds(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The API refuses an assistant tool call without its result (and a result without its
+    call); a round left unanswered (a person never replied) is kept as text only."""
+    answered = {m["tool_call_id"] for m in messages if m["role"] == "tool"}
+    called: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message["role"] == "assistant" and message.get("tool_calls"):
+            ids = {str(call.get("id")) for call in message["tool_calls"]}
+            if ids <= answered:
+                called |= ids
+            else:
+                message = {k: v for k, v in message.items() if k != "tool_calls"}
+                if not message.get("content"):
+                    continue
+        elif message["role"] == "tool" and message["tool_call_id"] not in called:
+            continue
+        out.append(message)
+    return out
 
 
 def thread_conversation(thread: Any) -> tuple[str, list[dict[str, Any]]]:
     """The seam for "pick threads to run again": a Thread's stored messages as API messages
-    (custom_id thread-<pk>), read duck-typed like the assistant above. The run loop's own
-    history builder also trims to the context window; a batch sends the whole history."""
+    (custom_id thread-<pk>), up to and including its last user message, so the batch asks
+    that question again. Pending tool results are left out. Unlike the run loop's history
+    builder this does not trim to the context window: a batch line too long fails alone."""
     messages: list[dict[str, Any]] = []
+    last_user = -1
     for message in thread.messages.filter(pending=False).order_by("id"):
         if message.role == "tool":
             messages.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text})
@@ -105,8 +138,9 @@ def thread_conversation(thread: Any) -> tuple[str, list[dict[str, Any]]]:
                 entry["tool_calls"] = message.tool_calls
             messages.append(entry)
         elif message.role == "user":
-            messages.append({"role": "user", "content": message.text})
-    return f"thread-{thread.pk}", messages
+            messages.append({"role": "user", "content": _user_content(message)})
+            last_user = len(messages) - 1
+    return f"thread-{thread.pk}", _complete_tool_rounds(messages[: last_user + 1])
 
 
 def input_text_of(body: dict[str, Any], endpoint: str) -> str:
@@ -200,7 +234,13 @@ def body_for_prompt(spec: BodySpec, endpoint: str, prompt: str) -> dict[str, Any
     if endpoint == BatchEndpoint.EMBEDDINGS:
         return {"model": spec.model, "input": prompt, **spec.extra}
     if endpoint == BatchEndpoint.RESPONSES:
-        body: dict[str, Any] = {"model": spec.model, "input": prompt, **spec.extra}
+        extra = dict(spec.extra)
+        # The assistant's settings are kept in Chat Completions terms; Responses names two differently.
+        if "max_completion_tokens" in extra:
+            extra["max_output_tokens"] = extra.pop("max_completion_tokens")
+        if "reasoning_effort" in extra:
+            extra["reasoning"] = {"effort": extra.pop("reasoning_effort")}
+        body: dict[str, Any] = {"model": spec.model, "input": prompt, **extra}
         if spec.instructions:
             body["instructions"] = spec.instructions
         if spec.response_format and spec.response_format.get("type") == "json_schema":
@@ -301,21 +341,22 @@ def text_stream(binary: IO[bytes]) -> IO[str]:
 
 # -- conversations (threads) and earlier rows ---------------------------------------------------------
 
-def items_from_conversations(conversations: Iterable[tuple[str, list[dict[str, Any]]]], *, spec: BodySpec,
+def items_from_conversations(conversations: Iterable[tuple[str, list[dict[str, Any]], BodySpec]], *,
                              endpoint: str, problems: InputProblems) -> Iterator[RequestItem]:
-    """Run conversations again: each (custom_id, messages) becomes one chat request,
-    with the spec's instructions as the system message."""
+    """Run conversations again: each (custom_id, messages, spec) becomes one chat request, with
+    its spec's instructions as the system message (stored system messages are replaced)."""
     if endpoint != BatchEndpoint.CHAT:
         problems.add("threads can only be run again as /v1/chat/completions requests.")
         return
-    encoding = encoding_for_model(spec.model)
-    for line_no, (custom_id, messages) in enumerate(conversations, start=1):
-        if not messages:
-            problems.add(f"thread {custom_id} has no messages.", line=line_no)
-            continue
+    encodings: dict[str, tiktoken.Encoding] = {}
+    for line_no, (custom_id, messages, spec) in enumerate(conversations, start=1):
         history = [m for m in messages if m.get("role") != "system"]
+        if not any(m.get("role") == "user" for m in history):
+            problems.add(f"{custom_id} has no user message to run again.")
+            continue
         body = body_for_prompt(spec, endpoint, "")
         body["messages"] = body["messages"][:-1] + history
+        encoding = encodings.get(spec.model) or encodings.setdefault(spec.model, encoding_for_model(spec.model))
         yield RequestItem(line_no, custom_id, body, input_text_of(body, endpoint),
                           body_input_tokens(body, endpoint, encoding))
 

@@ -5,6 +5,8 @@ from typing import Any
 
 from django import forms
 
+from assistants_app.models import Assistant, Thread
+from assistants_app.selectors import team_assistants, team_threads
 from jobs_app.models_batches import BatchEndpoint
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connections
@@ -21,7 +23,10 @@ class BatchBuildForm(forms.Form):
     file = forms.FileField(help_text="A .jsonl of request lines, or a .csv with a header row.")
     template = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
                                help_text="CSV only: the prompt, with {column} placeholders.")
-    model = forms.CharField(required=False, max_length=200, help_text="CSV only: e.g. gpt-4.1-mini.")
+    assistant = forms.ModelChoiceField(
+        queryset=Assistant.objects.none(), required=False, empty_label="— none: use the model below —",
+        help_text="CSV only: its current version's model, instructions, response format and tools make the request.")
+    model = forms.CharField(required=False, max_length=200, help_text="CSV only, without an assistant: e.g. gpt-4.1-mini.")
     instructions = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
                                    help_text="CSV only: the system message.")
     response_format = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
@@ -32,6 +37,9 @@ class BatchBuildForm(forms.Form):
         field = self.fields["connection"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = team_connections(team=team)
+        assistant = self.fields["assistant"]
+        assert isinstance(assistant, forms.ModelChoiceField)
+        assistant.queryset = team_assistants(team=team).filter(current_version__isnull=False)
 
     def clean_response_format(self) -> dict[str, Any] | None:
         raw = self.cleaned_data["response_format"].strip()
@@ -50,6 +58,39 @@ class BatchBuildForm(forms.Form):
         if data.get("source") == "csv":
             if not (data.get("template") or "").strip():
                 self.add_error("template", "A CSV needs a prompt template.")
-            if not (data.get("model") or "").strip():
-                self.add_error("model", "A CSV needs a model.")
+            explicit = [name for name in ("model", "instructions") if (data.get(name) or "").strip()]
+            if data.get("response_format"):
+                explicit.append("response_format")
+            if data.get("assistant") is not None:
+                if data.get("endpoint") == BatchEndpoint.EMBEDDINGS:
+                    self.add_error("assistant", "An assistant makes chat requests; choose Chat Completions or Responses "
+                                                "as the endpoint, or no assistant.")
+                if explicit:
+                    self.add_error("assistant", "Choose an assistant or write a model and instructions, not both: "
+                                                "the assistant's current version sets them.")
+            elif not (data.get("model") or "").strip():
+                self.add_error("model", "A CSV needs an assistant or a model: choose an assistant, or enter a model "
+                                        "(and instructions if you want a system message).")
         return data
+
+
+class ThreadsBatchForm(forms.Form):
+    """Threads to run again. Only the team's threads are valid choices; an id from elsewhere
+    is a form error, so nothing is built from it."""
+
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to “Threads run again”.")
+    connection = forms.ModelChoiceField(queryset=ProviderConnection.objects.none(), empty_label=None)
+    threads = forms.ModelMultipleChoiceField(
+        queryset=Thread.objects.none(), error_messages={
+            "required": "Choose at least one thread.",
+            "invalid_choice": "Thread %(value)s is not one of this team's threads.",
+        })
+
+    def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        connection = self.fields["connection"]
+        assert isinstance(connection, forms.ModelChoiceField)
+        connection.queryset = team_connections(team=team)
+        threads = self.fields["threads"]
+        assert isinstance(threads, forms.ModelMultipleChoiceField)
+        threads.queryset = team_threads(team=team)

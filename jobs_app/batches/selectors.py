@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from jobs_app.models_batches import (
     ACTIVE_STATUSES,
@@ -85,8 +89,6 @@ def group_requests(*, group: BatchGroup, status: str = "", query: str = "") -> Q
 
 
 def group_status_counts(group: BatchGroup) -> dict[str, int]:
-    from django.db.models import Count
-
     counts = {row["status"]: row["n"] for row in
               BatchRequest.objects.filter(batch__group=group).values("status").annotate(n=Count("id"))}
     return counts
@@ -103,3 +105,32 @@ def group_export_rows(group: BatchGroup, *, status: str = "", query: str = "") -
     return group_requests(group=group, status=status, query=query).only(
         "custom_id", "input_text", "status", "status_code", "output_text", "output_json", "error_code",
         "error_message", "input_tokens", "output_tokens", "body", "line_no", "batch_id").iterator(chunk_size=2000)
+
+
+
+@dataclass(frozen=True)
+class BatchUsageRow:
+    day: date
+    model: str
+    batches: int
+    requests: int
+    input: int
+    cached: int
+    output: int
+    cost: Decimal | None
+
+
+def team_batch_usage(*, team: Team, days: int = 30) -> list[BatchUsageRow]:
+    """Tokens and cost of the team's batches sent in the last `days`, per day and model, for the
+    Usage page. Parts not yet sent are left out; cost is known once a part has ended."""
+    since = (timezone.now() - timedelta(days=days)).date()
+    rows = (Batch.objects.filter(team=team).exclude(remote_id="")
+            .annotate(day=TruncDate(Coalesce("remote_created_at", "created_at")))
+            .filter(day__gte=since)
+            .values("day", "group__model")
+            .annotate(batches=Count("id"), request_total=Sum("total"), input=Sum("input_tokens"), cached=Sum("cached_tokens"),
+                      output=Sum("output_tokens"), cost=Sum("cost_usd"))
+            .order_by("-day", "group__model"))
+    return [BatchUsageRow(day=row["day"], model=row["group__model"], batches=row["batches"], requests=row["request_total"] or 0,
+                          input=row["input"] or 0, cached=row["cached"] or 0, output=row["output"] or 0, cost=row["cost"])
+            for row in rows]

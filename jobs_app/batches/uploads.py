@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from jobs_app.batches.build import BodySpec, items_from_csv, items_from_jsonl, text_stream
+from jobs_app.batches.build import BodySpec, items_from_csv, items_from_jsonl, request_body_for_assistant, text_stream
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
 from jobs_app.models_batches import BatchBuild, BatchGroup, BatchSource, BuildState
@@ -33,6 +33,22 @@ class BuildOptions:
     model: str = ""
     instructions: str = ""
     response_format: dict[str, Any] | None = None
+    # From an assistant's current version, resolved when the form is sent (so a big input
+    # checked later on a worker uses the version the person chose, not a newer one).
+    tools: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] | None = None
+    assistant_version_id: int | None = None
+
+    def body_spec(self) -> BodySpec:
+        return BodySpec(model=self.model, instructions=self.instructions, response_format=self.response_format,
+                        tools=self.tools, extra=dict(self.extra or {}))
+
+    @classmethod
+    def for_assistant(cls, assistant: Any, *, template: str) -> BuildOptions:
+        spec = request_body_for_assistant(assistant)
+        return cls(template=template, model=spec.model, instructions=spec.instructions,
+                   response_format=spec.response_format, tools=spec.tools, extra=spec.extra,
+                   assistant_version_id=assistant.current_version.pk)
 
 
 def batch_group_build_from_upload(*, team: Team, connection: ProviderConnection, actor: User | None, name: str,
@@ -40,8 +56,7 @@ def batch_group_build_from_upload(*, team: Team, connection: ProviderConnection,
     """Raises BatchInputInvalid (with every problem found) and leaves nothing behind when the input is bad."""
     problems = InputProblems()
     if source == BatchSource.CSV:
-        spec = BodySpec(model=options.model, instructions=options.instructions, response_format=options.response_format)
-        items = items_from_csv(text_stream(stream), template=options.template, spec=spec, endpoint=endpoint,
+        items = items_from_csv(text_stream(stream), template=options.template, spec=options.body_spec(), endpoint=endpoint,
                                problems=problems)
     else:
         items = items_from_jsonl(stream, endpoint=endpoint, problems=problems)

@@ -5,6 +5,7 @@ from jobs_app.batches import views
 urlpatterns = [
     path("batches/", views.batch_list, name="batch_list"),
     path("batches/new/", views.batch_new, name="batch_new"),
+    path("batches/from-threads/", views.batch_from_threads, name="batch_from_threads"),
     path("batches/checks/<int:build_id>/", views.batch_build_detail, name="batch_build_detail"),
     path("batches/<int:group_id>/", views.batch_detail, name="batch_detail"),
     path("batches/<int:group_id>/submit/", views.batch_submit, name="batch_submit"),

@@ -18,8 +18,9 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from jobs_app.batches import selectors, services
-from jobs_app.batches.forms import BatchBuildForm
+from jobs_app.batches.forms import BatchBuildForm, ThreadsBatchForm
 from jobs_app.batches.tasks import batch_group_submit_task
+from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.uploads import BuildOptions, batch_build_queue, batch_group_build_from_upload, inline_build_bytes
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
 from jobs_app.models_batches import BatchSource, BatchStatus, BuildState, RequestStatus
@@ -52,8 +53,11 @@ def batch_new(request: TeamRequest) -> HttpResponse:
             data = form.cleaned_data
             upload = data["file"]
             source = BatchSource.CSV if data["source"] == "csv" else BatchSource.JSONL
-            options = BuildOptions(template=data["template"], model=data["model"].strip(),
-                                   instructions=data["instructions"].strip(), response_format=data["response_format"])
+            if source == BatchSource.CSV and data["assistant"] is not None:
+                options = BuildOptions.for_assistant(data["assistant"], template=data["template"])
+            else:
+                options = BuildOptions(template=data["template"], model=data["model"].strip(),
+                                       instructions=data["instructions"].strip(), response_format=data["response_format"])
             arguments: dict[str, Any] = {
                 "team": request.team, "connection": data["connection"], "actor": request.user,
                 "name": data["name"].strip() or PurePath(upload.name or "batch").stem, "endpoint": data["endpoint"],
@@ -71,6 +75,50 @@ def batch_new(request: TeamRequest) -> HttpResponse:
         form = BatchBuildForm(team=request.team)
     status = 400 if problems else 200
     return render(request, "jobs_app/batches/batch_new.html", {"form": form, "problems": problems}, status=status)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+@team_view(Role.MEMBER)
+def batch_from_threads(request: TeamRequest) -> HttpResponse:
+    """Pick threads to run again: a filterable, keyset-paged checkbox list; "Older threads"
+    appends rows inside the same form, so choices made on earlier pages are kept."""
+    from assistants_app import selectors as chat
+
+    problems: InputProblems | None = None
+    if request.method == "POST":
+        form = ThreadsBatchForm(request.POST, team=request.team)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                group = batch_group_build_from_threads(
+                    team=request.team, connection=data["connection"], actor=request.user, name=data["name"].strip(),
+                    threads=data["threads"].order_by("id"))
+            except BatchInputInvalid as invalid:
+                problems = invalid.problems
+            else:
+                return redirect("batch_detail", group.pk)
+    else:
+        form = ThreadsBatchForm(team=request.team)
+    filters = chat.ThreadFilters(query=request.GET.get("q", "").strip()[:200],
+                                 assistant_id=_int_or_none(request.GET.get("assistant")))
+    page = chat.thread_list_page(team=request.team, filters=filters, cursor=request.GET.get("cursor", ""))
+    counts = chat.thread_message_counts(team=request.team, thread_ids=[t.pk for t in page.threads])
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    chosen = {str(v) for v in request.POST.getlist("threads")} if request.method == "POST" else set()
+    context = {"form": form, "problems": problems, "page": page, "filters": filters, "next_query": query.urlencode(),
+               "rows": [(thread, counts.get(thread.pk, 0)) for thread in page.threads], "chosen": chosen,
+               "assistants": chat.team_assistants(team=request.team)}
+    if request.htmx and request.GET.get("cursor"):
+        return render(request, "jobs_app/batches/batch_threads.html#thread_rows", context)
+    status = 400 if problems or form.errors else 200
+    return render(request, "jobs_app/batches/batch_threads.html", context, status=status)
 
 
 @team_view()

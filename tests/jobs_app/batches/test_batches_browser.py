@@ -80,3 +80,54 @@ def test_upload_a_csv_submit_watch_it_complete_filter_failed_rows_and_download(
     statuses = dict(group.parts.get().requests.values_list("custom_id", "status"))
     assert statuses == {"w1": RequestStatus.SUCCEEDED, "w2": RequestStatus.SUCCEEDED, "w3": RequestStatus.FAILED,
                         "w4": RequestStatus.SUCCEEDED}
+
+
+def test_pick_two_threads_review_the_draft_submit_and_watch_it_complete(
+        live_server: Any, page: Any, sandbox_url: str, celery_worker_session: object) -> None:
+    from tests.factories import make_assistant, make_message, make_thread
+
+    user = make_user("theo")
+    team = make_team("Support", owner=user)
+    connection = sandbox_connection(team, sandbox_url, webhook_secret=WEBHOOK_SECRET, name="Sandbox")
+    httpx2.post(sandbox_url.removesuffix("/v1") + "/sandbox/webhooks",
+                headers={"Authorization": f"Bearer {connection.get_api_key()}"},
+                json={"url": f"{live_server.url}/webhooks/{connection.public_id}/", "secret": WEBHOOK_SECRET}
+                ).raise_for_status()
+    assistant = make_assistant(team, name="Helpdesk", model="gpt-4o-mini", instructions="Be brief.")
+    threads = {}
+    for title in ("Refund question", "Login trouble", "Not this one"):
+        thread = make_thread(team, assistant, title)
+        make_message(thread, "hello")
+        make_message(thread, "hi", role="assistant")
+        make_message(thread, f"echo: answer for {title}")
+        threads[title] = thread
+
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "theo")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.click("nav.mainnav >> text=Batches")
+    page.click("text=Run threads again")
+    expect(page.locator("tr.thread-row")).to_have_count(3)
+    page.fill("input[name=name]", "Support rerun")
+    page.check("label:has-text('Refund question')")
+    page.check("label:has-text('Login trouble')")
+    page.click("button:has-text('Check and estimate')")
+    page.wait_for_selector("[data-preview]")
+    assert "2 in 1 batch" in page.inner_text("[data-request-count]")
+    assert "at batch prices" in page.inner_text("[data-estimate]")
+    assert f'"custom_id":"thread-{threads["Refund question"].pk}"' in page.inner_text("[data-preview]")
+    page.click("button:has-text('Submit 2 requests')")
+
+    page.wait_for_selector("[data-status]:has-text('Completed')", timeout=40_000)
+    page.click("a:has-text('Results')")
+    expect(page.locator("tr[data-row-status]")).to_have_count(2)
+    table = page.inner_text("table.batch-results")
+    assert "answer for Refund question" in table and "answer for Login trouble" in table
+    assert "Not this one" not in table
+
+    group = BatchGroup.objects.get(team=team)
+    assert group.source == "threads"
+    statuses = dict(group.parts.get().requests.values_list("custom_id", "status"))
+    assert statuses == {f"thread-{threads['Refund question'].pk}": RequestStatus.SUCCEEDED,
+                        f"thread-{threads['Login trouble'].pk}": RequestStatus.SUCCEEDED}

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from assistants_app.models import Assistant
+from assistants_app.services import assistant_update
 from jobs_app.batches.build import (
     BodySpec,
+    body_for_prompt,
     items_from_conversations,
     items_from_csv,
     items_from_jsonl,
@@ -18,11 +20,12 @@ from jobs_app.batches.build import (
     thread_conversation,
 )
 from jobs_app.batches.services import batch_group_build
+from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
 from jobs_app.models_batches import Batch, BatchGroup, BatchRequest
 from project.teams.models import Team
 from project.tokens import count_messages
-from tests.factories import batch_chat_line, make_connection
+from tests.factories import batch_chat_line, make_assistant, make_connection, make_message, make_thread
 
 pytestmark = pytest.mark.django_db
 CHAT = "/v1/chat/completions"
@@ -162,47 +165,116 @@ def test_a_single_request_over_the_byte_limit_is_reported_by_line(team: Team, se
     assert problems[0].startswith("line 3: this request is")
 
 
-def test_an_assistants_current_version_makes_the_body() -> None:
-    # Shaped like assistants_app's AssistantVersion on the chat branch (not merged here yet).
-    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": False}
-    version = SimpleNamespace(model="gpt-4.1", instructions="You are terse.", response_schema=schema,
-                              tools=[{"name": "f", "description": "Find", "parameters": {"type": "object"}, "binding": "http"}],
-                              temperature=0.2, top_p=None, reasoning_effort="", max_output_tokens=100)
-    spec = request_body_for_assistant(SimpleNamespace(current_version=version))
+SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": False}
+HTTP_TOOL = {"name": "lookup", "description": "Find a word", "binding": "http", "url": "https://tools.example/lookup",
+             "timeout": 10.0, "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}
+
+
+def test_an_assistants_current_version_makes_the_body(team: Team) -> None:
+    assistant = make_assistant(team, model="gpt-4.1", instructions="Old.", tools=[])
+    assistant_update(assistant=assistant, actor=None, name=assistant.name, description="", connection=None, config={
+        "model": "gpt-4.1", "instructions": "You are terse.", "temperature": 0.2, "top_p": None, "reasoning_effort": "",
+        "max_output_tokens": 100, "tools": [HTTP_TOOL], "response_schema": SCHEMA})
+    assistant = Assistant.objects.get(pk=assistant.pk)
+    spec = request_body_for_assistant(assistant)
+    # The current (second) version, and only function definitions: binding, URL and timeout stay on the site.
     assert spec == BodySpec(
         model="gpt-4.1", instructions="You are terse.",
-        response_format={"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}},
-        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "description": "Find"}}],
+        response_format={"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": SCHEMA}},
+        tools=[{"type": "function", "function": {"name": "lookup", "description": "Find a word",
+                                                 "parameters": HTTP_TOOL["parameters"]}}],
         extra={"temperature": 0.2, "max_completion_tokens": 100})
-    reasoning = SimpleNamespace(model="o4-mini", instructions="", response_schema={}, tools=[], temperature=0.5, top_p=None,
-                                reasoning_effort="high", max_output_tokens=None)
-    assert request_body_for_assistant(SimpleNamespace(current_version=reasoning)).extra == {"reasoning_effort": "high"}
+    body = body_for_prompt(spec, CHAT, "hi")
+    assert "https://tools.example" not in json.dumps(body)
+    reasoning = make_assistant(team, model="o4-mini", instructions="", temperature=0.5, reasoning_effort="high")
+    assert request_body_for_assistant(reasoning) == BodySpec(model="o4-mini", extra={"reasoning_effort": "high"})
 
 
-def test_a_threads_stored_messages_become_a_conversation() -> None:
-    stored = [SimpleNamespace(role="user", text="hi", tool_calls=[], tool_call_id=""),
-              SimpleNamespace(role="assistant", text="", tool_calls=[{"id": "c1"}], tool_call_id=""),
-              SimpleNamespace(role="tool", text="42", tool_calls=[], tool_call_id="c1")]
+def test_a_threads_conversation_ends_at_its_last_user_message(team: Team) -> None:
+    thread = make_thread(team)
+    make_message(thread, "what is 6*7?")
+    make_message(thread, "", role="assistant", tool_calls=[{"id": "c1", "type": "function",
+                                                           "function": {"name": "calculator", "arguments": "{}"}}])
+    make_message(thread, "42", role="tool", tool_call_id="c1", tool_name="calculator")
+    make_message(thread, "It is 42.", role="assistant")
+    make_message(thread, "and 6*8?", attachments=[{"type": "image", "data_url": "data:image/png;base64,AAAA"}])
+    make_message(thread, "", role="assistant", tool_calls=[{"id": "c2", "type": "function",
+                                                           "function": {"name": "calculator", "arguments": "{}"}}])
+    make_message(thread, "", role="tool", tool_call_id="c2", pending=True)
+    custom_id, messages = thread_conversation(thread)
+    assert custom_id == f"thread-{thread.pk}"
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "user"]
+    assert messages[1]["tool_calls"][0]["id"] == "c1" and messages[2] == {"role": "tool", "tool_call_id": "c1",
+                                                                           "content": "42"}
+    assert messages[-1]["content"] == [{"type": "text", "text": "and 6*8?"},
+                                       {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
 
-    class Messages:
-        def filter(self, **kwargs: Any) -> Messages:
-            assert kwargs == {"pending": False}
-            return self
 
-        def order_by(self, *fields: str) -> list[SimpleNamespace]:
-            return stored
-
-    custom_id, messages = thread_conversation(SimpleNamespace(pk=7, messages=Messages()))
-    assert custom_id == "thread-7"
-    assert messages == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]},
-                        {"role": "tool", "tool_call_id": "c1", "content": "42"}]
+def test_a_tool_call_left_unanswered_is_kept_as_text_only(team: Team) -> None:
+    thread = make_thread(team)
+    make_message(thread, "ask Ann")
+    make_message(thread, "Asking.", role="assistant", tool_calls=[{"id": "c9", "type": "function",
+                                                                   "function": {"name": "ask", "arguments": "{}"}}])
+    make_message(thread, "never mind, hello")
+    _, messages = thread_conversation(thread)
+    assert messages == [{"role": "user", "content": "ask Ann"}, {"role": "assistant", "content": "Asking."},
+                        {"role": "user", "content": "never mind, hello"}]
 
 
-def test_threads_run_again_keep_their_history_under_the_new_instructions(team: Team) -> None:
+def test_threads_run_again_under_their_assistants_current_version(team: Team) -> None:
+    assistant = make_assistant(team, model="gpt-4o-mini", instructions="Answer in French.")
+    first, second = make_thread(team, assistant, "One"), make_thread(team, assistant, "Two")
+    for thread, word in ((first, "cat"), (second, "dog")):
+        make_message(thread, f"translate {word}")
+        make_message(thread, "chat" if word == "cat" else "chien", role="assistant")
+        make_message(thread, f"and {word}s?")
+        make_message(thread, "an answer the batch asks for again", role="assistant")
+    group = batch_group_build_from_threads(team=team, connection=make_connection(team), actor=None, name="",
+                                           threads=[first, second])
+    assert group.source == "threads" and group.model == "gpt-4o-mini" and group.request_count == 2
+    rows = list(BatchRequest.objects.filter(batch__group=group).order_by("line_no"))
+    assert [r.custom_id for r in rows] == [f"thread-{first.pk}", f"thread-{second.pk}"]
+    assert rows[0].input_text == "and cats?"
+    assert rows[0].body["messages"] == [
+        {"role": "system", "content": "Answer in French."}, {"role": "user", "content": "translate cat"},
+        {"role": "assistant", "content": "chat"}, {"role": "user", "content": "and cats?"}]
+    assert rows[0].body["model"] == "gpt-4o-mini"
+    expected = sum(count_messages(r.body["messages"], "gpt-4o-mini") for r in rows)
+    assert group.estimated_input_tokens == expected
+
+
+def test_threads_of_assistants_with_different_models_are_refused_and_nothing_is_left(team: Team) -> None:
+    threads = []
+    for name, model in (("Mini", "gpt-4o-mini"), ("Big", "gpt-4.1-mini")):
+        thread = make_thread(team, make_assistant(team, name=name, model=model))
+        make_message(thread, "hi")
+        threads.append(thread)
+    with pytest.raises(BatchInputInvalid) as raised:
+        batch_group_build_from_threads(team=team, connection=make_connection(team), actor=None, name="x", threads=threads)
+    assert [str(p) for p in raised.value.problems.problems] == [
+        "the chosen threads' assistants use different models (Mini: gpt-4o-mini; Big: gpt-4.1-mini); "
+        "a batch runs one model, so choose threads of assistants with the same model."]
+    assert not BatchGroup.objects.exists()
+
+
+def test_a_thread_without_a_user_message_is_reported_and_nothing_is_left(team: Team) -> None:
+    assistant = make_assistant(team, model="gpt-4o-mini")
+    asked = make_thread(team, assistant)
+    make_message(asked, "hi")
+    empty = make_thread(team, assistant, title="Empty")
+    with pytest.raises(BatchInputInvalid) as raised:
+        batch_group_build_from_threads(team=team, connection=make_connection(team), actor=None, name="x",
+                                       threads=[asked, empty])
+    assert [str(p) for p in raised.value.problems.problems] == [
+        f"thread-{empty.pk} has no user message to run again."]
+    assert not BatchGroup.objects.exists()
+
+
+def test_conversations_replace_stored_system_messages_with_the_specs_instructions(team: Team) -> None:
     problems = InputProblems()
     history = [{"role": "system", "content": "old"}, {"role": "user", "content": "hi"},
                {"role": "assistant", "content": "hello"}, {"role": "user", "content": "again"}]
-    items = items_from_conversations([("thread-7", history)], spec=BodySpec(model="gpt-4o-mini", instructions="new"),
+    items = items_from_conversations([("thread-7", history, BodySpec(model="gpt-4o-mini", instructions="new"))],
                                      endpoint=CHAT, problems=problems)
     group = batch_group_build(team=team, connection=make_connection(team), actor=None, name="threads", endpoint=CHAT,
                               source="threads", items=items, problems=problems)

@@ -203,3 +203,37 @@ def test_a_provider_refusal_at_submit_leaves_the_draft_to_submit_again(team: Tea
     assert part.status == BatchStatus.SUBMIT_FAILED and not part.remote_id
     assert "refused" in group.submit_error and "/v1/images/generations" in group.submit_error
     assert batch_group_mark_submitting(group=group, actor=None) == 1  # it can be tried again
+
+
+def test_a_threads_batch_runs_to_completion_with_each_reply_joined_to_its_thread(team: Team, sandbox_conn) -> None:
+    from jobs_app.batches.threads import batch_group_build_from_threads
+    from tests.factories import make_assistant, make_message, make_thread
+
+    assistant = make_assistant(team, model="gpt-4o-mini", instructions="Reply briefly.")
+    plain = make_thread(team, assistant, "Plain")
+    make_message(plain, "hello")
+    make_message(plain, "hi there", role="assistant")
+    make_message(plain, "echo: plain again")
+    make_message(plain, "an old reply", role="assistant")  # after the last user message: asked again
+    with_tools = make_thread(team, assistant, "With a tool round")
+    make_message(with_tools, "what is 6*7?")
+    make_message(with_tools, "", role="assistant", tool_calls=[
+        {"id": "call_1", "type": "function", "function": {"name": "calculator", "arguments": '{"expression": "6*7"}'}}])
+    make_message(with_tools, "42", role="tool", tool_call_id="call_1", tool_name="calculator")
+    make_message(with_tools, "It is 42.", role="assistant")
+    make_message(with_tools, "echo: tools again")
+
+    group = batch_group_build_from_threads(team=team, connection=sandbox_conn, actor=None, name="Run again",
+                                           threads=[plain, with_tools])
+    submit(group)
+    sync_until_terminal(group)
+    collect(group)
+
+    part = group.parts.get()
+    assert part.status == BatchStatus.COMPLETED and (part.total, part.completed, part.failed) == (2, 2, 0)
+    rows = {row.custom_id: row for row in BatchRequest.objects.filter(batch=part)}
+    assert rows[f"thread-{plain.pk}"].output_text == "plain again"
+    assert rows[f"thread-{plain.pk}"].input_text == "echo: plain again"
+    assert rows[f"thread-{with_tools.pk}"].output_text == "tools again"
+    assert all(row.status == RequestStatus.SUCCEEDED and row.input_tokens > 0 for row in rows.values())
+    assert part.cost_usd is not None and part.cost_usd > 0
