@@ -12,7 +12,10 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
+
+import dj_database_url
 
 
 class ConfigError(Exception):
@@ -174,6 +177,16 @@ class Config:
         if read.problems:
             raise ConfigError(read.problems)
         return config
+
+
+def database_settings(url: str, *, pool_size: int) -> dict[str, Any]:
+    """Django's DATABASES entry for a URL, with a connection pool.
+
+    The URL's own options (a Unix-socket host arrives as OPTIONS["host"]) are kept.
+    """
+    entry: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
+    entry["OPTIONS"] = {**entry.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
+    return entry
 
 
 def _broker_url_for(redis_url: str) -> str:

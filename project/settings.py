@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import dj_database_url
 from django.utils.csp import CSP
 
-from project.config import Config
+from project.config import Config, database_settings
 from project.tokenizer_files import use_bundled_tiktoken_files
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -80,10 +79,7 @@ TEMPLATES = [
 # Under ASGI each request may run its sync part on a different thread, so persistent
 # per-thread connections pile up unused; a per-process pool (psycopg_pool) reuses
 # them instead. Connections go back to the pool at the end of every request and task.
-DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=0)}
-DATABASES["default"]["OPTIONS"] = {
-    "pool": {"min_size": 1, "max_size": CONFIG.database_pool_size, "timeout": 10},
-}
+DATABASES = {"default": database_settings(CONFIG.database_url, pool_size=CONFIG.database_pool_size)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from project.config import Config, ConfigError
+from project.config import Config, ConfigError, database_settings
 
 GOOD = {
     "SECRET_KEY": "s" * 50,
@@ -73,3 +73,11 @@ def test_django_refuses_to_start_with_a_readable_message_not_a_traceback_of_sett
     assert result.returncode != 0
     assert "SECRET_KEY is required but not set." in result.stderr
     assert "DATABASE_URL is required but not set." in result.stderr
+
+
+def test_a_unix_socket_database_url_keeps_its_socket_folder_beside_the_pool() -> None:
+    entry = database_settings("postgresql://postgres:@/switchboard?host=/srv/data/postgres", pool_size=7)
+    assert entry["NAME"] == "switchboard"
+    assert entry["OPTIONS"]["host"] == "/srv/data/postgres"
+    assert entry["OPTIONS"]["pool"]["max_size"] == 7
+    assert entry["CONN_MAX_AGE"] == 0
