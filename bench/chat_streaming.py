@@ -38,6 +38,7 @@ from django.test import Client
 from assistants_app import streams
 from assistants_app.models import Message, Run, Thread, stream_key
 from bench._setup import summary
+from project.asgi_thread import free_port
 from project.providers.models import ProviderKind
 from project.teams.models import Team
 from tests.factories import make_assistant, make_connection, make_team, make_user
@@ -45,13 +46,6 @@ from tests.factories import make_assistant, make_connection, make_team, make_use
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 RUN_ID = re.compile(r'sse-connect="/runs/(\d+)/events/"')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_port(port: int, timeout: float = 30) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,20 +25,15 @@ from pathlib import Path
 
 import httpx2
 
+from project.asgi_thread import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-bench"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def sandbox_process(data_dir: Path, **env: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     environ = {**os.environ, "SANDBOX_DATA_DIR": str(data_dir), "SANDBOX_PORT": str(port), **env}
     proc = subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=ROOT, env=environ,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

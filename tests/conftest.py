@@ -4,18 +4,15 @@ REDIS_URL (make test provides them) and reach the sandbox over real HTTP."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
-import uvicorn
 from django.conf import settings
 from django.test import Client
 
+from project.asgi_thread import serving_in_thread
 from tests import factories
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made
@@ -106,34 +103,10 @@ def celery_worker_session(django_db_setup: None, django_db_blocker: object) -> I
         yield worker
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class _ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def asgi_url(django_db_setup: None, django_db_blocker: object) -> Iterator[str]:
     """The dashboard under uvicorn, as in production, against the test database."""
     from project.asgi import application
 
-    port = _free_port()
-    server = _ThreadedServer(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                                            lifespan="off", timeout_graceful_shutdown=1))
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        thread = threading.Thread(target=server.run, name="asgi-test", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
+    with django_db_blocker.unblock(), serving_in_thread(application, name="dashboard") as port:  # type: ignore[attr-defined]
         yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(timeout=5)

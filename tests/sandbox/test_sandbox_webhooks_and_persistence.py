@@ -118,13 +118,12 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 
 def test_python_dash_m_sandbox_serves_on_the_given_port(tmp_path: Path) -> None:
     import os
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from project.asgi_thread import free_port
+
+    port = free_port()
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "SANDBOX_DATA_DIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port)], cwd=root, env=env,
