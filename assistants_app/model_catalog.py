@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from django.core.cache import cache
-
-from project.providers.client import ProviderError, provider_call
+from project.providers.client import ProviderError
 from project.providers.model_facts import ModelFacts, known_model_ids, model_facts
 from project.providers.models import ProviderConnection
+from project.providers.remote_models import RemoteModel, connection_models
 
-CACHE_SECONDS = 10 * 60
 CAPABILITIES = ("vision", "tools", "structured_outputs", "reasoning")
 
 
@@ -28,42 +25,20 @@ class ModelChoice:
         return [c.replace("_", " ") for c in CAPABILITIES if self.facts.supports(c)]
 
 
-def _remote_models(connection: ProviderConnection) -> list[dict[str, Any]]:
-    key = f"chat:models:{connection.pk}"
-    cached = cache.get(key)
-    if cached is not None:
-        return list(cached)
-    page = provider_call(connection, lambda client: client.models.list())
-    rows = [{"id": m.id, "shutdown_date": getattr(m, "shutdown_date", None) or (m.model_extra or {}).get("shutdown_date")}
-            for m in page.data]
-    cache.set(key, rows, CACHE_SECONDS)
-    return rows
-
-
-def connection_has_model(connection: ProviderConnection, model_id: str) -> bool:
-    """Whether the connection lists model_id. A miss in the cached list asks the provider
-    again, since a model made minutes ago is not in a list cached before it existed.
-    Raises ProviderError when the list cannot be fetched."""
-    if any(row["id"] == model_id for row in _remote_models(connection)):
-        return True
-    cache.delete(f"chat:models:{connection.pk}")
-    return any(row["id"] == model_id for row in _remote_models(connection))
-
-
 def model_choices(connection: ProviderConnection | None) -> tuple[list[ModelChoice], str]:
     """Chat models of the connection with their facts, and an error to show when the
     list could not be fetched (then the models the repo knows are offered)."""
     error = ""
-    rows: list[dict[str, Any]] = []
+    rows: list[RemoteModel] = []
     if connection is not None:
         try:
-            rows = _remote_models(connection)
+            rows = connection_models(connection)
         except ProviderError as failure:
             error = failure.message
     if not rows:
-        rows = [{"id": model_id, "shutdown_date": None} for model_id in known_model_ids()]
-    choices = [ModelChoice(id=row["id"], facts=model_facts(row["id"]), shutdown_date=row["shutdown_date"])
-               for row in rows if not any(word in row["id"] for word in ("embedding", "whisper", "tts", "dall-e"))]
+        rows = [RemoteModel(id=model_id, shutdown_date=None) for model_id in known_model_ids()]
+    choices = [ModelChoice(id=row.id, facts=model_facts(row.id), shutdown_date=row.shutdown_date)
+               for row in rows if not any(word in row.id for word in ("embedding", "whisper", "tts", "dall-e"))]
     choices.sort(key=lambda c: (not c.facts.known, c.id))
     return choices, error
 

@@ -219,9 +219,9 @@ def chat_model_check(*, team: Team, connection: ProviderConnection, model: str) 
     team's own fine-tuning jobs there (a fine-tuned model or a checkpoint; checkpoints are not
     in model lists), or one the connection lists. A fine-tuned model exists only on the
     connection (the provider account) that trained it, so it is checked there."""
-    from assistants_app.model_catalog import connection_has_model
     from jobs_app.finetune.selectors import team_job_for_model
     from project.providers.client import ProviderError
+    from project.providers.remote_models import connection_has_model
 
     if not model:
         raise ChatError("Choose a model to chat with.")

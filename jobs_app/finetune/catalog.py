@@ -2,7 +2,7 @@
 
 The model facts say which models support fine-tuning (and how); the
 connection's GET /v1/models says which of them it serves and their
-shutdown_date. The answer is cached briefly per connection.
+shutdown_date (project.providers.remote_models, cached briefly per connection).
 """
 
 from __future__ import annotations
@@ -10,15 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.core.cache import cache
-
-from project.providers.client import provider_call
 from project.providers.model_facts import model_facts
 from project.providers.models import ProviderConnection, ProviderKind
+from project.providers.remote_models import connection_models
 
 # OpenAI closes self-serve fine-tuning to new jobs on this day; other providers keep it.
 OPENAI_FINE_TUNING_DEADLINE = date(2027, 1, 6)
-CACHE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -34,21 +31,11 @@ def shows_openai_deadline(connection: ProviderConnection) -> bool:
     return connection.kind in (ProviderKind.OPENAI, ProviderKind.SANDBOX)
 
 
-def _remote_models(connection: ProviderConnection) -> list[tuple[str, str | None]]:
-    key = f"finetune:models:{connection.pk}"
-    cached = cache.get(key)
-    if cached is not None:
-        return [(str(m), s) for m, s in cached]
-    page = provider_call(connection, lambda client: client.models.list())
-    models = [(m.id, getattr(m, "shutdown_date", None)) for m in page.data]
-    cache.set(key, models, CACHE_SECONDS)
-    return models
-
-
 def finetunable_models(connection: ProviderConnection) -> list[BaseModelChoice]:
     """Base models that both the model facts and the connection know. Raises ProviderError."""
     out = []
-    for model_id, shutdown in _remote_models(connection):
+    for remote in connection_models(connection):
+        model_id, shutdown = remote.id, remote.shutdown_date
         if model_id.startswith("ft:"):
             continue
         facts = model_facts(model_id)
@@ -61,7 +48,7 @@ def finetunable_models(connection: ProviderConnection) -> list[BaseModelChoice]:
 
 
 def model_shutdown_date(connection: ProviderConnection, model_id: str) -> str | None:
-    for remote_id, shutdown in _remote_models(connection):
-        if remote_id == model_id:
-            return shutdown
+    for remote in connection_models(connection):
+        if remote.id == model_id:
+            return remote.shutdown_date
     return None

@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from project.providers.client import ClientOptions, ProviderError, provider_call
+from project.providers.client import ClientOptions, ProviderError
 from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
+from project.providers.remote_models import connection_models, connection_models_forget
 from project.teams.models import Team
 from project.teams.services import audit_record
 
@@ -63,6 +64,8 @@ def connection_save(
         ProviderConnection.objects.filter(team=team, is_default=True).exclude(pk=connection.pk).update(is_default=False)
         connection.is_default = True
     connection.save()
+    # Another URL or key may serve other models.
+    transaction.on_commit(lambda: connection_models_forget(connection))
     audit_record(
         team=team, actor=actor, action="connection.created" if creating else "connection.updated",
         target=connection.name, kind=kind,
@@ -78,8 +81,8 @@ def connection_delete(*, connection: ProviderConnection, actor: User) -> None:
 def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
     """List the provider's models through the SDK and remember the outcome."""
     try:
-        page = provider_call(connection, lambda client: client.models.list(), _test_options())
-        model_ids = sorted(model.id for model in page)
+        # A fresh list, which also refreshes what the pickers show for this connection.
+        model_ids = sorted(model.id for model in connection_models(connection, fresh=True, options=_test_options()))
         result = ConnectionTestResult(True, f"Connected: {len(model_ids)} models available.", model_ids)
     except ProviderError as error:
         result = ConnectionTestResult(False, error.message, [])
