@@ -208,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox.log"),
         start([PYTHON, "-m", "uvicorn", "project.asgi:application", "--port", str(web_port), "--log-level", "warning",
                "--no-access-log", "--workers", str(args.web_workers)],
-              {**env, "DJANGO_SETTINGS_MODULE": "bench.web_settings"}, tmp / "web.log"),
-        start([PYTHON, "-m", "celery", "-A", "project", "worker", "-P", "threads", "-c", str(args.worker_threads),
+              env, tmp / "web.log"),
+        start([PYTHON, "-m", "celery", "-A", "project.celery", "worker", "-P", "threads", "-c", str(args.worker_threads),
                "-Q", "io,cpu", "-l", "warning", "--without-gossip", "--without-mingle"], env, tmp / "worker.log"),
     ]
     try:
