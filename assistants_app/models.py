@@ -196,5 +196,10 @@ def stream_key(run_id: int) -> str:
     return f"sb:run:{run_id}:events"
 
 
+def feed_key(thread_id: int) -> str:
+    """A thread's feed: one entry per run started or resumed in it, read by every open page."""
+    return f"sb:thread:{thread_id}:feed"
+
+
 def cancel_key(run_id: int) -> str:
     return f"sb:run:{run_id}:cancel"

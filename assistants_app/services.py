@@ -117,12 +117,10 @@ def thread_create(*, team: Team, assistant: Assistant, actor: User | None, title
 def _enqueue(run: Run) -> None:
     from assistants_app.tasks import run_execute_task
 
-    run_id = run.pk
+    run_id, thread_id = run.pk, run.thread_id
 
     def send() -> None:
-        # A stream left under this id (a database restored or reset while Redis kept
-        # its data) must not be replayed as this run's reply.
-        streams.stream_clear(run_id)
+        streams.announce_run(thread_id, run_id)
         run_execute_task.delay(run_id)
 
     transaction.on_commit(send)
@@ -186,8 +184,8 @@ def tool_answer(*, run: Run, message: Message, actor: User | None, answer: str) 
         if not Message.objects.filter(run=run, pending=True).exists():
             resumed = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(status=RunStatus.QUEUED)
             if resumed:
-                # The stream of the first half ended with "done"; the second half starts clean.
-                streams.stream_clear(run.pk)
+                # The stream of the first half ended with "done"; the second half starts
+                # clean (the announcement clears it) and every open page follows it again.
                 _enqueue(run)
     run.refresh_from_db()
     return run

@@ -2,10 +2,15 @@
 
 The worker appends; any number of SSE views read from the id they last saw, so a
 reconnect resumes with nothing lost or repeated and several viewers see the same
-run. Entries are {"t": kind, "d": data}; kinds: delta (reply text), tool (a tool
-call and its result, one line), note (status line), reset (a retried attempt starts
-over: drop what was shown), saved (what came before is now in the database, so a
-fresh viewer, who renders it from there, need not replay it), done (the run ended; render it from the database).
+run. A run's entries are {"t": kind, "d": data}; kinds: delta (reply text), tool (a
+tool call and its result, one line), note (status line), reset (a retried attempt
+starts over: drop what was shown), saved (what came before is now in the database,
+so a fresh viewer, who renders it from there, need not replay it), done (the run
+ended; render it from the database).
+
+Each thread also has a feed stream with one entry per run started or resumed in it:
+an open thread page follows the feed, so a new run (whoever posted it) is shown and
+streamed there over the connection the page already has.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from assistants_app.models import cancel_key, stream_key
+from assistants_app.models import cancel_key, feed_key, stream_key
 
 # Streams outlive the run a little so a late reconnect still finds the end; the
 # finished message itself always comes from the database.
 STREAM_TTL_SECONDS = 60 * 60
 STREAM_MAXLEN = 200_000
+# A feed only needs the runs a page opened a moment ago has not seen yet.
+FEED_MAXLEN = 100
+FEED_TTL_SECONDS = 24 * 60 * 60
 
 
 @cache
@@ -43,8 +51,26 @@ def publish_end(run_id: int) -> None:
     pipe.execute()
 
 
-def stream_clear(run_id: int) -> None:
-    redis_client().delete(stream_key(run_id), cancel_key(run_id))
+def announce_run(thread_id: int, run_id: int) -> None:
+    """A run is about to start (or resume) in the thread: clear anything left under its
+    stream key (a database restored while Redis kept its data, or the first half of a
+    resumed run) and tell the thread's open pages, in one round trip."""
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.delete(stream_key(run_id), cancel_key(run_id))
+    pipe.xadd(feed_key(thread_id), {"run": str(run_id)}, maxlen=FEED_MAXLEN, approximate=True)
+    pipe.expire(feed_key(thread_id), FEED_TTL_SECONDS)
+    pipe.execute()
+
+
+def feed_position(thread_id: int) -> str:
+    """The id of the thread's newest feed entry: a page rendered after reading it
+    follows the feed from there and misses no run."""
+    return newest_id(redis_client().xrevrange(feed_key(thread_id), count=1))
+
+
+def newest_id(entries: Any) -> str:
+    """The id of the first of XREVRANGE's entries, or the id before every entry."""
+    return entries[0][0].decode() if entries else "0-0"
 
 
 def cancel_request(run_id: int) -> None:

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from assistants_app import selectors, services
+from assistants_app import selectors, services, streams
 from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
 from assistants_app.model_catalog import TASKS, model_choices, recommend
@@ -230,33 +230,19 @@ def run_group_context(run: Run) -> dict[str, Any]:
     return {"run": run, "group_messages": messages, "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
 
 
-def _thread_updates(request: TeamRequest, thread: Any, after: int) -> HttpResponse:
-    """What others posted since `after`: their messages and the runs they started
-    (live if still writing), so every viewer of a thread sees every reply stream."""
-    new = list(thread.messages.filter(id__gt=after, role=Role.USER).exclude(author=request.user)
-               .select_related("author").order_by("id")[:20])
-    runs = {run.user_message_id: run for run in Run.objects.filter(user_message__in=new).select_related("version")}
-    items = []
-    for message in new:
-        run = runs.get(message.pk)
-        items.append({"message": message, **(run_group_context(run) if run else {})})
-    last = thread.messages.filter(id__gt=after).order_by("-id").values_list("id", flat=True).first() or after
-    return render(request, "assistants_app/_thread_updates.html", {"items": items, "thread": thread, "last_id": last})
-
-
 @team_view()
 def thread_detail(request: TeamRequest, thread_id: int) -> HttpResponse:
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
-    after = _int_or_none(request.GET.get("after"))
-    if after is not None:
-        return _thread_updates(request, thread, after)
+    # Read before the messages: the page's event stream follows the feed from here, so
+    # a run started while the page is rendered is shown twice at worst (the page's
+    # script drops the copy), never missed.
+    feed_position = streams.feed_position(thread.pk)
     before = _int_or_none(request.GET.get("before"))
     messages, has_older = selectors.thread_messages_page(thread=thread, before_id=before)
     active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
     active_ids = {run.pk for run in active}
     items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
-    last_id = thread.messages.order_by("-id").values_list("id", flat=True).first() or 0
-    context = {"thread": thread, "items": items, "has_older": has_older, "last_id": last_id,
+    context = {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
                "oldest_id": messages[0].pk if messages else None,
                "active_runs": [run_group_context(run) for run in active] if before is None else []}
     if request.htmx and before is not None:
@@ -305,8 +291,8 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
     if request.htmx:
         message.started_run = run  # type: ignore[attr-defined]
         # A run just made has no messages yet: no need to ask the database.
-        return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "last_id": message.pk,
-                                                               "run": run, "group_messages": [], "live": True})
+        return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "run": run,
+                                                               "group_messages": [], "live": True})
     return redirect("thread_detail", thread.pk)
 
 

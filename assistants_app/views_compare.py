@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django_htmx.http import reswap
 
-from assistants_app import selectors, services
+from assistants_app import selectors, services, streams
 from assistants_app.models import Thread
 from assistants_app.views import _attach_runs, _int_or_none, run_group_context
 from jobs_app.finetune.selectors import team_finetune_job_get, team_job_for_model
@@ -90,11 +90,12 @@ def compare_url(thread: Thread, other: Thread) -> str:
 
 
 def _column(thread: Thread) -> dict[str, Any]:
+    feed_position = streams.feed_position(thread.pk)  # before the messages, as on the thread page
     messages, has_older = selectors.thread_messages_page(thread=thread)
     active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
     active_ids = {run.pk for run in active}
     items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
-    return {"thread": thread, "items": items, "has_older": has_older,
+    return {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
             "active_runs": [run_group_context(run) for run in active]}
 
 

@@ -1,16 +1,26 @@
-"""The SSE endpoint a thread page listens to while a run writes its reply.
+"""The SSE endpoint an open thread page listens to.
 
-Async, so a waiting viewer holds no thread: it XREADs the run's Redis Stream with
-BLOCK from the id it last saw (the browser sends Last-Event-ID on reconnect), and
-every event carries its stream id. A fresh connection first gets `reset` and a
-replay of what is not yet in the database. The stream ends with `done`, whose data
-is the run's messages rendered from the database, which htmx swaps in.
+One connection per page, opened when the page loads, so posting a message costs no
+new connection before the reply can stream. It XREADs (with BLOCK) the thread's
+feed (one entry per run started or resumed) and the Redis Stream of every run it
+follows. Async, so a waiting viewer holds no thread.
+
+Events, all carrying the position to resume from as their id (the browser sends it
+back as Last-Event-ID on reconnect, so nothing is lost or repeated):
+- `run`: a run started or resumed; the data is the user's message and the live run
+  block, which the page adds (or, for a resumed run, puts in place of the old block).
+- `delta-<run>`, `note-<run>`, `tool-<run>`: what the run writes, for its live block.
+- `reset-<run>`: a retried attempt starts over (or a fresh page replays): drop what
+  the live block shows.
+- `done-<run>`: the run ended; the data is its messages rendered from the database.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aredis
@@ -22,11 +32,32 @@ from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from assistants_app.models import ACTIVE_STATUSES, Run, stream_key
-from assistants_app.streams import fold
+from assistants_app.models import ACTIVE_STATUSES, Run, Thread, feed_key, stream_key
+from assistants_app.streams import fold, newest_id
 
 BLOCK_MS = 10_000
-_STREAM_ID = re.compile(r"^\d+-\d+$")
+_STREAM_ID = r"\d+-\d+"
+_POSITION = re.compile(rf"^(?P<feed>{_STREAM_ID})(?P<runs>(?:;\d+={_STREAM_ID})*)$")
+_FOLLOWED = re.compile(rf";(\d+)=({_STREAM_ID})")
+
+
+@dataclass
+class Position:
+    """Where a page is: the last feed entry it saw and, for each run it follows, the
+    last entry of that run's stream."""
+
+    feed: str
+    runs: dict[int, str] = field(default_factory=dict)
+
+    def event_id(self) -> str:
+        return ";".join([self.feed, *(f"{run_id}={cursor}" for run_id, cursor in self.runs.items())])
+
+    @classmethod
+    def parse(cls, text: str) -> Position | None:
+        match = _POSITION.match(text)
+        if match is None:
+            return None
+        return cls(match["feed"], {int(run_id): cursor for run_id, cursor in _FOLLOWED.findall(match["runs"])})
 
 
 def sse_event(kind: str, data: str, event_id: str | None = None) -> bytes:
@@ -45,8 +76,8 @@ def _fragment(kind: str, data: str) -> str:
 
 def _db[T](call: Callable[[], T]) -> Callable[[], Awaitable[T]]:
     """Run ORM work in the request's sync thread, then close that thread's connection:
-    a stream can stay open for minutes, and holding a database connection per
-    viewer for that long would exhaust PostgreSQL's connection limit."""
+    a stream can stay open for hours, and holding a database connection per viewer
+    for that long would exhaust PostgreSQL's connection limit."""
     def run() -> T:
         try:
             return call()
@@ -60,79 +91,152 @@ def _db[T](call: Callable[[], T]) -> Callable[[], Awaitable[T]]:
 def render_run_group(run_id: int, request: HttpRequest) -> str:
     from assistants_app.views import run_group_context
 
-    run = Run.objects.select_related("thread", "version").get(pk=run_id)
+    run = Run.objects.select_related("thread", "version").filter(pk=run_id).first()
+    if run is None:  # the thread was deleted: the page drops the block
+        return ""
     return render_to_string("assistants_app/_run_group.html", run_group_context(run), request=request)
 
 
-async def _events(run_id: int, last_id: str, request: HttpRequest) -> AsyncIterator[bytes]:
-    client = aredis.Redis.from_url(settings.REDIS_URL)
-    key = stream_key(run_id)
+def render_run_started(thread_id: int, run_id: int, request: HttpRequest) -> str:
+    """The user's message and the run's block, as the page that posted it shows them."""
+    from assistants_app.views import run_group_context
 
-    async def finished(event_id: str | None) -> bytes:
-        html = await _db(lambda: render_run_group(run_id, request))()
-        return sse_event("done", html, event_id)
+    run = Run.objects.select_related("thread", "version", "user_message__author").filter(
+        pk=run_id, thread_id=thread_id).first()
+    if run is None:  # deleted since it was announced
+        return ""
+    message = run.user_message
+    if message is not None:
+        message.started_run = run  # type: ignore[attr-defined]
+    return render_to_string("assistants_app/_run_started.html", {"message": message, **run_group_context(run)},
+                            request=request)
 
-    try:
-        cursor = last_id if _STREAM_ID.match(last_id) else ""
-        if not cursor:
-            shown, cursor, ended = fold(await client.xrange(key))
-            yield sse_event("reset", "")
-            for kind, data in shown:
-                if kind in ("delta", "note", "tool"):
-                    yield sse_event(kind, _fragment(kind, data))
-            if ended:
-                yield await finished(cursor)
-                return
-            yield f"id: {cursor}\n\n".encode()
-        while True:
-            reply: Any = await client.xread({key: cursor}, block=BLOCK_MS, count=1000)
-            if not reply:
-                status = await _db(lambda: Run.objects.filter(pk=run_id).values_list("status", flat=True).first())()
-                if status not in ACTIVE_STATUSES:
-                    yield await finished(None)
-                    return
-                yield b": still working\n\n"
+
+class _Feed:
+    """One page's connection: what it follows and the events to send it."""
+
+    def __init__(self, thread_id: int, position: Position, request: HttpRequest) -> None:
+        self.thread_id, self.position, self.request = thread_id, position, request
+
+    async def done(self, run_id: int) -> bytes:
+        self.position.runs.pop(run_id, None)
+        html = await _db(lambda: render_run_group(run_id, self.request))()
+        return sse_event(f"done-{run_id}", html, self.position.event_id())
+
+    async def replay(self, client: aredis.Redis, run_id: int) -> list[bytes]:
+        """A run the page shows from the database: what its live block must show now."""
+        shown, cursor, ended = fold(await client.xrange(stream_key(run_id)))
+        self.position.runs[run_id] = cursor
+        events = [sse_event(f"reset-{run_id}", "")]
+        events += [sse_event(f"{kind}-{run_id}", _fragment(kind, data)) for kind, data in shown
+                   if kind in ("delta", "note", "tool")]
+        events.append(await self.done(run_id) if ended else f"id: {self.position.event_id()}\n\n".encode())
+        return events
+
+    async def run_entries(self, run_id: int, entries: list[Any]) -> list[bytes]:
+        events: list[bytes] = []
+        text: list[str] = []
+        for raw_id, fields in entries:
+            kind = fields.get(b"t", b"").decode()
+            data = fields.get(b"d", b"").decode()
+            if kind == "delta":
+                text.append(data)  # consecutive deltas go out as one event
+                self.position.runs[run_id] = raw_id.decode()
                 continue
-            text: list[str] = []
-            text_id = cursor
-            for raw_id, fields in reply[0][1]:
-                cursor = raw_id.decode()
-                kind = fields.get(b"t", b"").decode()
-                data = fields.get(b"d", b"").decode()
-                if kind == "delta":
-                    text.append(data)  # consecutive deltas go out as one event
-                    text_id = cursor
-                    continue
-                if text:
-                    yield sse_event("delta", _fragment("delta", "".join(text)), text_id)
-                    text = []
-                if kind == "done":
-                    yield await finished(cursor)
-                    return
-                if kind in ("note", "tool", "reset"):
-                    yield sse_event(kind, _fragment(kind, data) if kind != "reset" else "", cursor)
             if text:
-                yield sse_event("delta", _fragment("delta", "".join(text)), cursor)
-            else:
-                yield f"id: {cursor}\n\n".encode()
+                events.append(sse_event(f"delta-{run_id}", _fragment("delta", "".join(text)), self.position.event_id()))
+                text = []
+            self.position.runs[run_id] = raw_id.decode()
+            if kind == "done":
+                events.append(await self.done(run_id))
+                return events
+            if kind in ("note", "tool", "reset"):
+                events.append(sse_event(f"{kind}-{run_id}", _fragment(kind, data) if kind != "reset" else "",
+                                        self.position.event_id()))
+        if text:
+            events.append(sse_event(f"delta-{run_id}", _fragment("delta", "".join(text)), self.position.event_id()))
+        return events
+
+    async def feed_entries(self, entries: list[Any]) -> list[bytes]:
+        events: list[bytes] = []
+        for raw_id, fields in entries:
+            self.position.feed = raw_id.decode()
+            run_id = int(fields.get(b"run", b"0"))
+            html = await _db(partial(render_run_started, self.thread_id, run_id, self.request))()
+            if html:
+                # A run already followed keeps its cursor (the page saw part of it);
+                # a new or resumed one is read from its start.
+                self.position.runs.setdefault(run_id, "0-0")
+                events.append(sse_event("run", html, self.position.event_id()))
+        return events
+
+    async def ended_runs(self) -> list[int]:
+        """Followed runs that ended without a "done" (their worker died and recovery gave up)."""
+        followed = list(self.position.runs)
+        active = await _db(lambda: set(Run.objects.filter(pk__in=followed, status__in=ACTIVE_STATUSES)
+                                       .values_list("pk", flat=True)))()
+        return [run_id for run_id in followed if run_id not in active]
+
+
+async def _thread_events(thread_id: int, position: Position | None, since: str,
+                         request: HttpRequest) -> AsyncIterator[bytes]:
+    client = aredis.Redis.from_url(settings.REDIS_URL)
+    try:
+        if position is None and since == "$":
+            since = newest_id(await client.xrevrange(feed_key(thread_id), count=1))
+        feed = _Feed(thread_id, position or Position(since), request)
+        # A browser that loses the connection comes back within a second.
+        yield b"retry: 1000\n\n"
+        if position is None:
+            # A page just rendered: it shows the database, so each active run's live
+            # block needs what its stream holds that the database does not yet.
+            active = await _db(lambda: list(Run.objects.filter(thread_id=thread_id, status__in=ACTIVE_STATUSES)
+                                            .order_by("id").values_list("pk", flat=True)))()
+            for run_id in active:
+                for event in await feed.replay(client, run_id):
+                    yield event
+        yield f"id: {feed.position.event_id()}\n\n".encode()
+        while True:
+            keys: dict[Any, Any] = {stream_key(run_id): cursor for run_id, cursor in feed.position.runs.items()}
+            keys[feed_key(thread_id)] = feed.position.feed
+            reply: Any = await client.xread(keys, block=BLOCK_MS, count=1000)
+            if not reply:
+                for run_id in await feed.ended_runs():
+                    yield await feed.done(run_id)
+                yield b": still here\n\n"
+                continue
+            events: list[bytes] = []
+            feed_name = feed_key(thread_id).encode()
+            # A run's own entries before the feed's: its "done" comes before the next run.
+            for key, entries in sorted(reply, key=lambda item: item[0] == feed_name):
+                if key == feed_name:
+                    events += await feed.feed_entries(entries)
+                else:
+                    events += await feed.run_entries(int(key.split(b":")[2]), entries)
+            for event in events:
+                yield event
+            yield f"id: {feed.position.event_id()}\n\n".encode()
     finally:
         await client.aclose()
 
 
-async def run_events(request: HttpRequest, run_id: int) -> HttpResponseBase:
+async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBase:
     def allowed() -> bool | None:
         # The middleware has already loaded the user and the team in this thread.
         team = getattr(request, "team", None)
         if not request.user.is_authenticated or team is None:
             return None
-        return Run.objects.filter(team=team, pk=run_id).exists()
+        return Thread.objects.filter(team=team, pk=thread_id).exists()
 
     found = await _db(allowed)()
     if found is None:
-        return HttpResponseForbidden("Log in to a team to watch this run.")
+        return HttpResponseForbidden("Log in to a team to watch this thread.")
     if not found:
-        raise Http404("No such run.")
-    response = StreamingHttpResponse(_events(run_id, request.headers.get("Last-Event-ID", ""), request),
+        raise Http404("No such thread.")
+    position = Position.parse(request.headers.get("Last-Event-ID", ""))
+    since = request.GET.get("feed", "")
+    since = since if re.fullmatch(_STREAM_ID, since) else "$"
+    response = StreamingHttpResponse(_thread_events(thread_id, position, since, request),
                                      content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

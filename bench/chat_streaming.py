@@ -89,6 +89,7 @@ class Dashboard:
     def __init__(self, base: str, session: str, csrf: str) -> None:
         self.base, self.session, self.csrf = base, session, csrf
         self.post_ms, self.delivery_ms = [], []
+        self.timelines: dict[int, dict[str, float]] = {}
 
     post_ms: list[float]
     delivery_ms: list[float]
@@ -99,6 +100,7 @@ class Dashboard:
         gate = posting or asyncio.Semaphore(1)
         await gate.acquire()
         started = time.perf_counter()
+        timeline = {"post sent": time.time() * 1000}
         try:
             response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
                                        headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
@@ -106,11 +108,13 @@ class Dashboard:
             gate.release()
             raise
         self.post_ms.append((time.perf_counter() - started) * 1000)
+        timeline["POST answered"] = time.time() * 1000
         match = RUN_ID.search(response.text)
         if not match:
             gate.release()
             raise RuntimeError(f"post failed: {response.status_code} {response.text[:200]}")
         run_id = int(match.group(1))
+        self.timelines[run_id] = timeline
         first: float | None = None
         first_wall = 0.0
         text_parts: list[str] = []
@@ -118,6 +122,7 @@ class Dashboard:
         released = False
         try:
             async with http.stream("GET", f"/runs/{run_id}/events/") as stream:
+                timeline["SSE response headers"] = time.time() * 1000
                 released = True
                 gate.release()  # connected: the stream itself holds no database connection
                 async for chunk in stream.aiter_text():
@@ -134,11 +139,27 @@ class Dashboard:
                                 entries: Any = streams.redis_client().xrange(stream_key(run_id), count=3)
                                 added = next(int(i.split(b"-")[0]) for i, f in entries if f and f[b"t"] == b"delta")
                                 self.delivery_ms.append(first_wall * 1000 - added)
+                                timeline["first delta XADDed by the worker"] = float(added)
+                                timeline["first delta at the SSE client"] = first_wall * 1000
                                 return ((first or time.perf_counter()) - started) * 1000, unescape("".join(text_parts)), run_id
             raise RuntimeError(f"stream of run {run_id} ended without done")
         finally:
             if not released:
                 gate.release()
+
+
+def print_timeline(timelines: dict[int, dict[str, float]]) -> None:
+    """Median time of each step after the POST was sent, in the order they happen, to
+    show which path (the worker's or the SSE connection's) the first token waits for."""
+    import statistics
+
+    steps: dict[str, list[float]] = {}
+    for timeline in timelines.values():
+        for step, at in timeline.items():
+            steps.setdefault(step, []).append(at - timeline["post sent"])
+    print("  median timeline from the POST (ms):")
+    for step, offsets in sorted(steps.items(), key=lambda item: statistics.median(item[1])):
+        print(f"    {statistics.median(offsets):7.1f}  {step}")
 
 
 def direct_ttft(base_url: str, runs: int) -> list[float]:
@@ -243,9 +264,14 @@ def main(argv: list[str] | None = None) -> int:
             print(summary("  first delta: XADD by the worker -> received by the SSE client", dash.delivery_ms))
             ids = Run.objects.filter(thread_id__in=thread_ids[: args.runs]).values_list("pk", flat=True)
             with connection.cursor() as cursor:
-                cursor.execute("SELECT extract(epoch FROM started_at - created_at) * 1000, ttft_ms FROM assistants_app_run "
-                               "WHERE id = ANY(%s)", [list(ids)])
+                cursor.execute("SELECT extract(epoch FROM started_at - created_at) * 1000, ttft_ms, id, "
+                               "extract(epoch FROM created_at) * 1000, extract(epoch FROM started_at) * 1000 "
+                               "FROM assistants_app_run WHERE id = ANY(%s)", [list(ids)])
                 rows = cursor.fetchall()
+            for row in rows:
+                if row[2] in dash.timelines:
+                    dash.timelines[row[2]].update({"run row saved": float(row[3]), "run claimed by the worker": float(row[4])})
+            print_timeline(dash.timelines)
             print(summary("  queue: run saved -> claimed by the worker", [float(r[0]) for r in rows]))
             print(summary("  worker: claimed -> first token from the provider", [float(r[1]) for r in rows if r[1] is not None]))
             import statistics

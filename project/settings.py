@@ -172,11 +172,12 @@ DEFAULT_FROM_EMAIL = CONFIG.default_from_email
 
 # Celery: JSON only, bounded tasks, the schedule lives in project/celery.py.
 CELERY_BROKER_URL = CONFIG.broker_url
-CELERY_RESULT_BACKEND = CONFIG.broker_url
+# No result backend: nothing reads task results (every task's outcome lives in our own
+# tables), and with one the sender subscribed to a Redis channel per task sent, a third
+# of the time of posting a chat message.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
-CELERY_RESULT_EXPIRES = 60 * 60
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -122,7 +122,7 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "thread_export": (_thread, ["get"]),
     "thread_delete": (_thread, ["get", "post"]),
     "thread_compare": (_thread, ["get", "post"]),
-    "run_events": (_run, ["get"]),
+    "thread_events": (_thread, ["get"]),
     "run_stop": (_run, ["post"]),
     "tool_answer": (_pending_tool_message, ["post"]),
     "finetune_dataset_detail": (_dataset, ["get"]),

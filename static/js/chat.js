@@ -29,6 +29,45 @@
     event.target.closest(".live").querySelectorAll(".live-part").forEach((part) => part.replaceChildren());
   });
 
+  // Whether a block arriving now should be dropped: it is on the page already, as a
+  // live block (whose streamed text must stay) or as the same message.
+  const alreadyShown = (incoming) => {
+    const current = incoming.id && document.getElementById(incoming.id);
+    return Boolean(current) && (current.querySelector(".live") !== null || !incoming.matches(".run-group"));
+  };
+
+  // A run started in this thread (by this page's own post, by a colleague, or resumed
+  // after a person answered a tool): add its message and live block, or put the live
+  // block in place of the finished one. htmx.process at once, not after htmx's settle
+  // delay, so the block listens before the run's first delta arrives on this stream.
+  document.body.addEventListener("htmx:sseBeforeMessage", (event) => {
+    if (!event.target.matches("[data-run-started]")) return;
+    event.preventDefault();
+    const list = event.target.closest("[sse-connect]").querySelector("[data-chat-scroll]");
+    const template = document.createElement("template");
+    template.innerHTML = event.detail.data;
+    [...template.content.children].forEach((incoming) => {
+      if (alreadyShown(incoming)) return;
+      const current = incoming.id && document.getElementById(incoming.id);
+      if (current) current.replaceWith(incoming); else list.append(incoming);
+      htmx.process(incoming);
+    });
+    if (follow) list.scrollTop = list.scrollHeight;
+  });
+
+  // The page's own post answers with the same blocks; whichever of the two comes
+  // second is dropped.
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    if (!event.detail.elt.matches || !event.detail.elt.matches("[data-chat-composer]")) return;
+    if (!event.detail.target.matches("[data-chat-scroll]")) return;
+    const template = document.createElement("template");
+    template.innerHTML = event.detail.serverResponse;
+    [...template.content.children].forEach((incoming) => {
+      if (incoming.id && !incoming.hasAttribute("hx-swap-oob") && document.getElementById(incoming.id)) incoming.remove();
+    });
+    event.detail.serverResponse = template.innerHTML;
+  });
+
   document.addEventListener("keydown", (event) => {
     const box = event.target.closest("[data-chat-composer] textarea");
     if (box && event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -163,8 +163,9 @@ def test_compare_opens_both_threads_side_by_side_and_sends_one_message_to_both(o
                                  HTTP_HX_REQUEST="true").content.decode()
     runs = list(Run.objects.order_by("id"))
     assert [run.model for run in runs] == [job.fine_tuned_model, "gpt-4.1-mini"]
-    for run in runs:  # each column streams its own run over SSE
-        assert f'sse-connect="{reverse("run_events", args=[run.pk])}"' in fragment
+    for run in runs:  # each column follows its own thread's stream and shows its run live
+        assert f'sse-connect="{reverse("thread_events", args=[run.thread_id])}?feed=' in fragment
+        assert f'sse-swap="delta-{run.pk}"' in fragment
     assert fragment.count('class="msg user"') == 2
     assert 'id="post-error" hx-swap-oob="true"' in fragment  # an earlier error is cleared
 

@@ -1,5 +1,6 @@
-"""The SSE endpoint and the live side of a run: replay, resume from Last-Event-ID,
-several viewers, Stop mid-stream, and retries that honour retry-after."""
+"""The thread page's SSE endpoint and the live side of a run: replay, resume from
+Last-Event-ID, runs announced to open pages, several viewers, Stop mid-stream, and
+retries that honour retry-after."""
 
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def parse_sse(raw: str) -> list[dict[str, str]]:
+    """The named events (position-only and retry blocks left out)."""
     events = []
     for block in raw.split("\n\n"):
-        if not block.strip() or block.startswith(":"):
+        if "event: " not in block:
             continue
         event: dict[str, str] = {"event": "message", "data": ""}
         data = []
@@ -47,16 +49,34 @@ def parse_sse(raw: str) -> list[dict[str, str]]:
     return events
 
 
-def _text_of(events: list[dict[str, str]]) -> str:
-    html = "".join(e["data"] for e in events if e["event"] == "delta")
+def _text_of(events: list[dict[str, str]], run_id: int) -> str:
+    html = "".join(e["data"] for e in events if e["event"] == f"delta-{run_id}")
     return unescape(re.sub(r"</?span>", "", html))
 
 
-async def _read_all(client: AsyncClient, url: str, headers: dict[str, str] | None = None) -> str:
+async def _read_until(client: AsyncClient, url: str, last_event: str, headers: dict[str, str] | None = None,
+                      into: list[str] | None = None) -> str:
+    """What the thread's stream sends up to and including the first event whose name
+    starts with `last_event` (the stream itself stays open as long as the page does);
+    `into` shows it as it arrives."""
     response = await client.get(url, headers=headers or {})
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"
-    return "".join([chunk.decode() async for chunk in response.streaming_content])  # type: ignore[attr-defined]
+    content = response.streaming_content  # type: ignore[attr-defined]
+    received = into if into is not None else []
+
+    async def read() -> None:
+        async for chunk in content:
+            received.append(chunk.decode())
+            text = "".join(received)
+            if f"event: {last_event}" in text and text.endswith("\n\n"):
+                return
+
+    try:
+        await asyncio.wait_for(read(), timeout=15)
+    finally:
+        await content.aclose()
+    return "".join(received)
 
 
 def run_async[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -74,45 +94,97 @@ def _running_run(team, owner, connection) -> Run:
                               status=RunStatus.RUNNING)
 
 
-def test_a_fresh_viewer_gets_a_replay_and_a_reconnect_resumes_after_its_last_event_id(team, owner) -> None:
+def test_a_fresh_page_gets_a_replay_and_a_reconnect_resumes_after_its_last_event_id(team, owner) -> None:
     run = _running_run(team, owner, None)
     ids = [streams.publish(run.pk, "delta", piece) for piece in ("Hel", "lo ", "<b>wor", "ld</b>")]
     streams.publish_end(run.pk)
-    url = f"/runs/{run.pk}/events/"
+    url = f"/threads/{run.thread_id}/events/"
 
     async def read_twice() -> tuple[str, str]:
         client = AsyncClient()
         await client.aforce_login(owner)
-        return await _read_all(client, url), await _read_all(client, url, {"Last-Event-ID": ids[1]})
+        return (await _read_until(client, url, f"done-{run.pk}"),
+                await _read_until(client, url, f"done-{run.pk}", {"Last-Event-ID": f"0-0;{run.pk}={ids[1]}"}))
 
     first, second = run_async(read_twice)
     fresh = parse_sse(first)
-    assert fresh[0]["event"] == "reset"
-    assert _text_of(fresh) == "Hello <b>world</b>"
+    assert fresh[0]["event"] == f"reset-{run.pk}"
+    assert _text_of(fresh, run.pk) == "Hello <b>world</b>"
     assert "&lt;b&gt;" in "".join(e["data"] for e in fresh)  # model text is escaped, never HTML
-    assert fresh[-1]["event"] == "done" and 'id="run-' in fresh[-1]["data"]
+    assert fresh[-1]["event"] == f"done-{run.pk}" and f'id="run-{run.pk}"' in fresh[-1]["data"]
 
     resumed = parse_sse(second)
-    assert _text_of(resumed) == "<b>world</b>"  # nothing repeated, nothing lost
-    assert [e["event"] for e in resumed][-1] == "done"
-    assert all(e.get("id") for e in resumed if e["event"] == "delta")
+    assert _text_of(resumed, run.pk) == "<b>world</b>"  # nothing repeated, nothing lost
+    assert [e["event"] for e in resumed][-1] == f"done-{run.pk}"
+    assert all(e.get("id") for e in resumed if e["event"].startswith("delta-"))
 
 
-def test_the_event_stream_of_another_team_is_not_found(team, owner, other_team) -> None:
+def test_a_page_open_before_a_post_is_told_of_the_run_and_follows_it_to_the_end(team, owner) -> None:
+    connection = make_connection(team, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    colleague = make_user("colleague")
+    add_member(team, colleague)
+    page = Client()
+    page.force_login(colleague)
+    html = page.get(f"/threads/{thread.pk}/").content.decode()
+    url = unescape(re.search(r'sse-connect="([^"]+)"', html)[1])  # type: ignore[index]
+    assert url.startswith(f"/threads/{thread.pk}/events/?feed=")
+
+    received: list[str] = []
+
+    async def read() -> str:
+        client = AsyncClient()
+        await client.aforce_login(colleague)
+        return await _read_until(client, url, "done-", into=received)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(lambda: asyncio.run(read()))
+        deadline = time.monotonic() + 10
+        while "id: " not in "".join(received):  # the page's stream is open and has caught up
+            assert time.monotonic() < deadline, "the page's stream did not open"
+            time.sleep(0.01)
+        # Someone else posts after the page was rendered; then the worker writes the reply.
+        message, run = thread_post_message(thread=thread, actor=owner, text="Anyone <there>?")
+        deadline = time.monotonic() + 10
+        while "event: run\n" not in "".join(received):
+            assert time.monotonic() < deadline, "the page was not told of the run"
+            time.sleep(0.01)
+        for piece in ("Yes, ", "here."):
+            streams.publish(run.pk, "delta", piece)
+        Message.objects.create(thread=thread, team=team, role="assistant", text="Yes, here.", run=run,
+                               version=run.version)
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+        streams.publish_end(run.pk)
+        events = parse_sse(reading.result(timeout=20))
+    names = [e["event"] for e in events]
+    assert names[0] == "run" and names[-1] == f"done-{run.pk}" and set(names[1:-1]) == {f"delta-{run.pk}"}
+    started = events[0]["data"]
+    assert f'id="m-{message.pk}"' in started and "Anyone &lt;there&gt;?" in started and owner.username in started
+    assert f'sse-swap="delta-{run.pk}"' in started  # the live block listens for this run's text
+    assert _text_of(events, run.pk) == "Yes, here."
+    assert "Yes, here." in events[-1]["data"] and "succeeded" in events[-1]["data"]
+
+
+def test_the_event_stream_of_another_teams_thread_is_not_found(team, owner, other_team) -> None:
     run = _running_run(other_team, owner, None)
 
     async def read() -> int:
         client = AsyncClient()
         await client.aforce_login(owner)
-        return (await client.get(f"/runs/{run.pk}/events/")).status_code
+        return (await client.get(f"/threads/{run.thread_id}/events/")).status_code
 
     assert run_async(read) == 404
 
 
-def _watch(base: str, session: str, run_id: int, into: list[str]) -> None:
+def _watch(base: str, session: str, thread_id: int, run_id: int, into: list[str]) -> None:
+    received = ""
     with httpx2.Client(base_url=base, cookies={"sessionid": session}, timeout=30) as http, \
-            http.stream("GET", f"/runs/{run_id}/events/") as response:
-        into.append("".join(response.iter_text()))
+            http.stream("GET", f"/threads/{thread_id}/events/") as response:
+        for chunk in response.iter_text():
+            received += chunk
+            if f"event: done-{run_id}\n" in received and received.endswith("\n\n"):
+                break
+    into.append(received)
 
 
 @pytest.mark.usefixtures("celery_worker_session")
@@ -128,7 +200,7 @@ def test_several_viewers_over_asgi_all_see_the_whole_reply_as_it_streams(team, o
         sessions.append(client.cookies["sessionid"].value)
     _, run = thread_post_message(thread=thread, actor=owner, text="write 300 words")
     seen: list[list[str]] = [[], []]
-    watchers = [threading.Thread(target=_watch, args=(asgi_url, session, run.pk, out))
+    watchers = [threading.Thread(target=_watch, args=(asgi_url, session, thread.pk, run.pk, out))
                 for session, out in zip(sessions, seen, strict=True)]
     for watcher in watchers:
         watcher.start()
@@ -139,8 +211,8 @@ def test_several_viewers_over_asgi_all_see_the_whole_reply_as_it_streams(team, o
     assert len(reply.split()) == 300
     for raw in seen:
         events = parse_sse(raw[0])
-        assert _text_of(events) == reply
-        assert events[-1]["event"] == "done" and reply.split()[0] in events[-1]["data"]
+        assert _text_of(events, run.pk) == reply
+        assert events[-1]["event"] == f"done-{run.pk}" and reply.split()[0] in events[-1]["data"]
 
 
 @pytest.mark.usefixtures("celery_worker_session")
