@@ -173,6 +173,8 @@ class _Feed:
     async def ended_runs(self) -> list[int]:
         """Followed runs that ended without a "done" (their worker died and recovery gave up)."""
         followed = list(self.position.runs)
+        if not followed:
+            return []
         active = await _db(lambda: set(Run.objects.filter(pk__in=followed, status__in=ACTIVE_STATUSES)
                                        .values_list("pk", flat=True)))()
         return [run_id for run_id in followed if run_id not in active]
@@ -180,7 +182,9 @@ class _Feed:
 
 async def _thread_events(thread_id: int, position: Position | None, since: str,
                          request: HttpRequest) -> AsyncIterator[bytes]:
-    client = aredis.Redis.from_url(settings.REDIS_URL)
+    # The client's socket timeout must outlast the BLOCK of an idle page's XREAD
+    # (redis-py's default of 5 s would cut every quiet stream).
+    client = aredis.Redis.from_url(settings.REDIS_URL, socket_timeout=BLOCK_MS / 1000 + 10)
     try:
         if position is None and since == "$":
             since = newest_id(await client.xrevrange(feed_key(thread_id), count=1))

@@ -2,6 +2,9 @@
 sandbox (pacing off) <- Celery worker (threads pool, queue io) -> Redis Stream ->
 uvicorn (ASGI, the async SSE view) -> SSE client (httpx2).
 
+The client does what a thread page does: it holds the thread's event stream open,
+posts a message, and reads the reply from that stream.
+
 1. Overhead: time to first token seen by an SSE client of the dashboard (from the
    POST of the message) minus time to first token from the sandbox directly; and
    over N sequential runs, every delta compared with the saved reply (lost or
@@ -45,7 +48,7 @@ from tests.factories import make_assistant, make_connection, make_team, make_use
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-RUN_ID = re.compile(r'sse-connect="/runs/(\d+)/events/"')
+RUN_ID = re.compile(r'id="run-(\d+)"')
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -96,56 +99,57 @@ class Dashboard:
 
     async def chat(self, http: httpx2.AsyncClient, thread_id: int, text: str,
                    posting: asyncio.Semaphore | None = None) -> tuple[float, str, int]:
-        """Post a message, read the reply's SSE stream; (ms to first delta, streamed text, run id)."""
+        """As a thread page does: open the thread's event stream, post a message, read
+        the reply from that stream. (ms from the POST to the first delta, streamed text, run id)."""
         gate = posting or asyncio.Semaphore(1)
-        await gate.acquire()
-        started = time.perf_counter()
-        timeline = {"post sent": time.time() * 1000}
-        try:
-            response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
-                                       headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
-        except BaseException:
-            gate.release()
-            raise
-        self.post_ms.append((time.perf_counter() - started) * 1000)
-        timeline["POST answered"] = time.time() * 1000
-        match = RUN_ID.search(response.text)
-        if not match:
-            gate.release()
-            raise RuntimeError(f"post failed: {response.status_code} {response.text[:200]}")
-        run_id = int(match.group(1))
-        self.timelines[run_id] = timeline
-        first: float | None = None
-        first_wall = 0.0
-        text_parts: list[str] = []
-        buffer = ""
-        released = False
-        try:
-            async with http.stream("GET", f"/runs/{run_id}/events/") as stream:
-                timeline["SSE response headers"] = time.time() * 1000
-                released = True
-                gate.release()  # connected: the stream itself holds no database connection
+        events: list[tuple[float, float, str, str]] = []  # (perf_counter, wall clock, event, data)
+        caught_up = asyncio.Event()
+        async with http.stream("GET", f"/threads/{thread_id}/events/") as stream:
+            async def read() -> None:
+                buffer = ""
                 async for chunk in stream.aiter_text():
                     buffer += chunk
                     while "\n\n" in buffer:
                         block, buffer = buffer.split("\n\n", 1)
+                        if block.startswith("id: "):
+                            caught_up.set()
                         for kind, data in parse_events(block + "\n\n"):
-                            if kind == "delta":
-                                if first is None:
-                                    first = time.perf_counter()
-                                    first_wall = time.time()
-                                text_parts.append(re.sub(r"</?span>", "", data))
-                            elif kind == "done":
-                                entries: Any = streams.redis_client().xrange(stream_key(run_id), count=3)
-                                added = next(int(i.split(b"-")[0]) for i, f in entries if f and f[b"t"] == b"delta")
-                                self.delivery_ms.append(first_wall * 1000 - added)
-                                timeline["first delta XADDed by the worker"] = float(added)
-                                timeline["first delta at the SSE client"] = first_wall * 1000
-                                return ((first or time.perf_counter()) - started) * 1000, unescape("".join(text_parts)), run_id
+                            events.append((time.perf_counter(), time.time(), kind, data))
+                            if kind.startswith("done-"):
+                                return
+
+            reader = asyncio.create_task(read())
+            await asyncio.wait_for(caught_up.wait(), 30)
+            async with gate:  # the POST holds a database connection; the open stream does not
+                started = time.perf_counter()
+                timeline = {"post sent": time.time() * 1000}
+                response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
+                                           headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
+                self.post_ms.append((time.perf_counter() - started) * 1000)
+                timeline["POST answered"] = time.time() * 1000
+            match = RUN_ID.search(response.text)
+            if not match:
+                reader.cancel()
+                raise RuntimeError(f"post failed: {response.status_code} {response.text[:200]}")
+            run_id = int(match.group(1))
+            self.timelines[run_id] = timeline
+            await asyncio.wait_for(reader, 120)
+        if not events or events[-1][2] != f"done-{run_id}":
             raise RuntimeError(f"stream of run {run_id} ended without done")
-        finally:
-            if not released:
-                gate.release()
+        deltas = [(at, wall, data) for at, wall, kind, data in events if kind == f"delta-{run_id}"]
+        announced = [wall for _, wall, kind, _ in events if kind == "run"]
+        if announced:
+            timeline["run shown on the page (SSE run event)"] = announced[0] * 1000
+        streamed = unescape(re.sub(r"</?span>", "", "".join(data for _, _, data in deltas)))
+        if not deltas:
+            return (events[-1][0] - started) * 1000, streamed, run_id
+        first, first_wall = deltas[0][0], deltas[0][1]
+        entries: Any = streams.redis_client().xrange(stream_key(run_id), count=3)
+        added = next(int(i.split(b"-")[0]) for i, f in entries if f and f[b"t"] == b"delta")
+        self.delivery_ms.append(first_wall * 1000 - added)
+        timeline["first delta XADDed by the worker"] = float(added)
+        timeline["first delta at the SSE client"] = first_wall * 1000
+        return (first - started) * 1000, streamed, run_id
 
 
 def print_timeline(timelines: dict[int, dict[str, float]]) -> None:
@@ -197,7 +201,7 @@ async def concurrent(dash: Dashboard, threads: list[int]) -> tuple[list[float], 
     async with httpx2.AsyncClient(base_url=dash.base, cookies={"sessionid": dash.session, "csrftoken": dash.csrf},
                                   timeout=120, limits=limits) as http:
         # PostgreSQL here allows 100 connections for everyone; a POST holds one, so at most
-        # 20 are in flight. Every stream stays open at once: the chats run concurrently.
+        # 20 are in flight. Every page's stream stays open at once: the chats run concurrently.
         posting = asyncio.Semaphore(20)
         started = time.perf_counter()
         results = await asyncio.gather(*(dash.chat(http, t, f"write 100 words {i}", posting)

@@ -69,3 +69,32 @@ def test_create_an_assistant_chat_use_a_tool_roll_back_and_search(page, asgi_url
     page.click(".thread-row a")
     page.wait_for_selector("#message-list .msg.user")
     assert time.monotonic() - started < 5
+
+
+def test_a_colleagues_open_page_shows_a_new_message_and_its_reply_streaming_without_a_reload(
+        page, asgi_url, paced_sandbox) -> None:
+    from assistants_app.services import thread_post_message
+    from tests.factories import add_member, make_assistant, make_thread
+
+    owner = make_user("olga")
+    team = make_team("Ops", owner=owner)
+    colleague = make_user("pavel")
+    add_member(team, colleague)
+    thread = make_thread(team, make_assistant(team, make_connection(team, base_url=paced_sandbox,
+                                                                   kind=ProviderKind.SANDBOX)))
+    page.goto(f"{asgi_url}/login/")
+    page.fill("input[name=username]", "pavel")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Ops')")
+    page.goto(f"{asgi_url}/threads/{thread.pk}/")
+    # Posted after the page was rendered: its stream follows the thread's feed from the
+    # position the page was rendered at, whenever the connection opens.
+    message, run = thread_post_message(thread=thread, actor=owner, text="write 400 words, please")
+    page.wait_for_selector(f"#m-{message.pk}:has-text('write 400 words, please')")
+    page.wait_for_selector(f"#run-{run.pk} .live .stream-text span")
+    partial_words = len(page.inner_text(f"#run-{run.pk} .live .stream-text").split())
+    final = page.wait_for_selector(f"#run-{run.pk}[data-run-status=succeeded] .msg.assistant .md")
+    assert 0 < partial_words < 400
+    assert len(final.inner_text().split()) == 400
+    assert page.locator(f"#m-{message.pk}").count() == 1 and page.locator(f"#run-{run.pk}").count() == 1

@@ -165,6 +165,30 @@ def test_a_page_open_before_a_post_is_told_of_the_run_and_follows_it_to_the_end(
     assert "Yes, here." in events[-1]["data"] and "succeeded" in events[-1]["data"]
 
 
+def test_a_quiet_page_keeps_its_stream_past_the_redis_clients_default_timeout(team, owner, monkeypatch) -> None:
+    # redis-py's sockets time out after 5 s by default; an idle page blocks longer than that.
+    from assistants_app import views_stream
+
+    monkeypatch.setattr(views_stream, "BLOCK_MS", 6_000)
+    thread = make_thread(team, make_assistant(team, make_connection(team, kind=ProviderKind.SANDBOX)))
+    received: list[str] = []
+
+    async def read() -> str:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        return await _read_until(client, f"/threads/{thread.pk}/events/", "run", into=received)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(lambda: asyncio.run(read()))
+        deadline = time.monotonic() + 12
+        while ": still here" not in "".join(received):  # a whole quiet BLOCK went by
+            assert time.monotonic() < deadline and not reading.done(), "".join(received)
+            time.sleep(0.05)
+        _, run = thread_post_message(thread=thread, actor=owner, text="Still there?")
+        events = parse_sse(reading.result(timeout=10))
+    assert events[-1]["event"] == "run" and f'id="run-{run.pk}"' in events[-1]["data"]
+
+
 def test_the_event_stream_of_another_teams_thread_is_not_found(team, owner, other_team) -> None:
     run = _running_run(other_team, owner, None)
 
