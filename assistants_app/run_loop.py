@@ -138,14 +138,17 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
     stored = thread.messages.filter(pending=False)
     kept: list[dict[str, Any]] = []
     total = 0
+    full = False
     for message in stored.order_by("-id").iterator(chunk_size=200):
         api = _api_message(message)
         cost = message.token_count or count_message(api, encoding)
         if total + cost > budget:
+            full = True
             break
         kept.append(api)
         total += cost
     kept.reverse()
+    fetched = len(kept)
     # A tool result cannot open the history: its call was trimmed away.
     while kept and kept[0]["role"] == "tool":
         kept.pop(0)
@@ -153,7 +156,8 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
         raise RunStopped(
             f"The latest message alone needs more tokens than the model's context window allows "
             f"({facts.context_window} minus {output_budget} for the reply). Shorten it.")
-    trimmed = stored.count() - len(kept)
+    # Counted only when something did not fit: most runs are spared the query.
+    trimmed = (stored.count() if full else fetched) - len(kept)
     return system + kept, trimmed
 
 

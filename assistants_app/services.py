@@ -139,9 +139,13 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         raise ChatError("This assistant cannot run: it is archived or has no version.")
     if assistant.connection is None:
         raise ChatError("This assistant has no provider connection; choose one in its settings.")
+    update: dict[str, Any] = {"updated_at": timezone.now()}
+    if thread.title == "New conversation" and text:
+        update["title"] = text[:80]
     with transaction.atomic():
-        # Lock the thread so two messages posted at the same moment cannot both start a run.
-        Thread.objects.select_for_update().filter(pk=thread.pk).first()
+        # The update locks the thread's row: two messages posted at the same moment
+        # cannot both start a run.
+        Thread.objects.filter(pk=thread.pk).update(**update)
         if Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists():
             raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
         message = Message.objects.create(thread=thread, team_id=thread.team_id, role=Role.USER, text=text,
@@ -150,10 +154,6 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
                                                                    encoding_for_model(version.model)))
         run = Run.objects.create(thread=thread, team_id=thread.team_id, assistant=assistant, version=version,
                                  user_message=message, model=version.model)
-        update: dict[str, Any] = {"updated_at": timezone.now()}
-        if thread.title == "New conversation" and text:
-            update["title"] = text[:80]
-        Thread.objects.filter(pk=thread.pk).update(**update)
         _enqueue(run)
     return message, run
 
