@@ -43,6 +43,9 @@ def test_create_an_assistant_chat_use_a_tool_roll_back_and_search(page, asgi_url
     final = page.wait_for_selector(".run-group[data-run-status=succeeded] .msg.assistant .md")
     assert 0 < partial_words < 600
     assert len(final.inner_text().split()) == 600
+    # The post's answer and the page's stream both bring the new blocks: each is shown once.
+    assert page.locator("#message-list .msg.user").count() == 1
+    assert page.locator("#message-list .run-group").count() == 1
     assert page.input_value("#composer-text") == ""
 
     page.fill("#composer-text", "use calculator expression=6*7")
