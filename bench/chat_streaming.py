@@ -152,6 +152,22 @@ class Dashboard:
         return (first - started) * 1000, streamed, run_id
 
 
+def run_times(dash: Dashboard, thread_ids: list[int]) -> list[tuple[Any, ...]]:
+    """Add the database's times of each run to its timeline, print the median timeline,
+    and return (queue ms, worker ms to first token) per run."""
+    ids = list(Run.objects.filter(thread_id__in=thread_ids).values_list("pk", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch FROM started_at - created_at) * 1000, ttft_ms, id, "
+                       "extract(epoch FROM created_at) * 1000, extract(epoch FROM started_at) * 1000 "
+                       "FROM assistants_app_run WHERE id = ANY(%s)", [ids])
+        rows = cursor.fetchall()
+    for row in rows:
+        if row[2] in dash.timelines:
+            dash.timelines[row[2]].update({"run row saved": float(row[3]), "run claimed by the worker": float(row[4])})
+    print_timeline({run_id: dash.timelines[run_id] for run_id in ids if run_id in dash.timelines})
+    return rows
+
+
 def print_timeline(timelines: dict[int, dict[str, float]]) -> None:
     """Median time of each step after the POST was sent, in the order they happen, to
     show which path (the worker's or the SSE connection's) the first token waits for."""
@@ -266,16 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             print(summary("TTFT via dashboard SSE (POST -> first delta)", via))
             print(summary("  of which the POST (message + run saved, task sent, fragment rendered)", dash.post_ms))
             print(summary("  first delta: XADD by the worker -> received by the SSE client", dash.delivery_ms))
-            ids = Run.objects.filter(thread_id__in=thread_ids[: args.runs]).values_list("pk", flat=True)
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT extract(epoch FROM started_at - created_at) * 1000, ttft_ms, id, "
-                               "extract(epoch FROM created_at) * 1000, extract(epoch FROM started_at) * 1000 "
-                               "FROM assistants_app_run WHERE id = ANY(%s)", [list(ids)])
-                rows = cursor.fetchall()
-            for row in rows:
-                if row[2] in dash.timelines:
-                    dash.timelines[row[2]].update({"run row saved": float(row[3]), "run claimed by the worker": float(row[4])})
-            print_timeline(dash.timelines)
+            rows = run_times(dash, thread_ids[: args.runs])
             print(summary("  queue: run saved -> claimed by the worker", [float(r[0]) for r in rows]))
             print(summary("  worker: claimed -> first token from the provider", [float(r[1]) for r in rows if r[1] is not None]))
             import statistics
@@ -289,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         failed_runs = runs.exclude(status="succeeded").count()
         print(summary(f"TTFT with {args.concurrent} concurrent chats ({args.worker_threads} worker threads)", times))
         print(f"concurrent: {args.concurrent} chats in {wall:.1f} s; client errors {failed}, runs not succeeded {failed_runs}")
+        if args.concurrent:
+            run_times(dash, thread_ids[args.runs: args.runs + args.concurrent])
     finally:
         for process in processes:
             stop(process)
