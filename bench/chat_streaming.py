@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--concurrent", type=int, default=200)
     parser.add_argument("--worker-threads", type=int, default=40)
+    parser.add_argument("--worker-processes", type=int, default=1, help="io worker processes (each a thread pool)")
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn processes (production runs one per core)")
     args = parser.parse_args(argv)
@@ -250,8 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         start([PYTHON, "-m", "uvicorn", "project.asgi:application", "--port", str(web_port), "--log-level", "warning",
                "--no-access-log", "--workers", str(args.web_workers)],
               env, tmp / "web.log"),
+    ]
+    processes += [
         start([PYTHON, "-m", "celery", "-A", "project.celery", "worker", "-P", "threads", "-c", str(args.worker_threads),
-               "-Q", "io,cpu", "-l", "warning", "--without-gossip", "--without-mingle"], env, tmp / "worker.log"),
+               "-Q", "io,cpu", "-n", f"bench{number}@%h", "-l", "warning", "--without-gossip", "--without-mingle"],
+              env, tmp / f"worker{number}.log")
+        for number in range(args.worker_processes)
     ]
     try:
         wait_port(sandbox_port)
@@ -294,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         times, failed, wall = asyncio.run(concurrent(dash, thread_ids[args.runs: args.runs + args.concurrent]))
         runs = Run.objects.filter(thread_id__in=thread_ids[args.runs: args.runs + args.concurrent])
         failed_runs = runs.exclude(status="succeeded").count()
-        print(summary(f"TTFT with {args.concurrent} concurrent chats ({args.worker_threads} worker threads)", times))
+        print(summary(f"TTFT with {args.concurrent} concurrent chats ({args.worker_processes} worker process(es) "
+                      f"of {args.worker_threads} threads)", times))
         print(f"concurrent: {args.concurrent} chats in {wall:.1f} s; client errors {failed}, runs not succeeded {failed_runs}")
         if args.concurrent:
             run_times(dash, thread_ids[args.runs: args.runs + args.concurrent])
