@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 
@@ -162,3 +162,14 @@ def make_finished_finetune_job(team: Team, *, connection: ProviderConnection | N
                                           model_name=f"{job.fine_tuned_model}:ckpt-step-{step}",
                                           created_at=datetime.now(UTC))
     return job
+
+
+def log_in(page: Any, base_url: str, username: str, *, expect_heading: str | None = None) -> None:
+    """Log a Playwright page in through the login form (password PASSWORD); wait for the
+    dashboard's heading when one is named."""
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    if expect_heading is not None:
+        page.wait_for_selector(f"h1:has-text('{expect_heading}')")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from project.providers.models import ProviderKind
-from tests.factories import PASSWORD, make_connection, make_team, make_user
+from tests.factories import log_in, make_connection, make_team, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
 
@@ -19,11 +19,7 @@ def test_create_an_assistant_chat_use_a_tool_roll_back_and_search(page, asgi_url
     team = make_team("Support", owner=user)
     make_connection(team, base_url=paced_sandbox, kind=ProviderKind.SANDBOX, name="Sandbox")
 
-    page.goto(f"{asgi_url}/login/")
-    page.fill("input[name=username]", "carmen")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Support')")
+    log_in(page, asgi_url, "carmen", expect_heading="Support")
 
     page.click("nav.mainnav >> text=Assistants")
     page.click("text=New assistant")
@@ -85,11 +81,7 @@ def test_a_colleagues_open_page_shows_a_new_message_and_its_reply_streaming_with
     add_member(team, colleague)
     thread = make_thread(team, make_assistant(team, make_connection(team, base_url=paced_sandbox,
                                                                    kind=ProviderKind.SANDBOX)))
-    page.goto(f"{asgi_url}/login/")
-    page.fill("input[name=username]", "pavel")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Ops')")
+    log_in(page, asgi_url, "pavel", expect_heading="Ops")
     page.goto(f"{asgi_url}/threads/{thread.pk}/")
     # Posted after the page was rendered: its stream follows the thread's feed from the
     # position the page was rendered at, whenever the connection opens.

@@ -10,7 +10,7 @@ import pytest
 
 from assistants_app.models import Message
 from project.providers.models import ProviderKind
-from tests.factories import PASSWORD, make_assistant, make_connection, make_team, make_thread, make_user
+from tests.factories import log_in, make_assistant, make_connection, make_team, make_thread, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
 PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -23,11 +23,7 @@ def test_attach_an_image_and_get_a_reply_about_it(page, asgi_url, paced_sandbox)
     connection = make_connection(team, base_url=paced_sandbox, kind=ProviderKind.SANDBOX)
     thread = make_thread(team, make_assistant(team, connection, model="gpt-4o"), title="Pictures")
 
-    page.goto(f"{asgi_url}/login/")
-    page.fill("input[name=username]", "ines")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Vision')")
+    log_in(page, asgi_url, "ines", expect_heading="Vision")
     page.goto(f"{asgi_url}/threads/{thread.pk}/")
     page.set_input_files("input[name=images]", files=[{"name": "dot.png", "mimeType": "image/png", "buffer": PNG}])
     assert "dot.png" in page.inner_text("[data-chat-attached]")
@@ -56,11 +52,7 @@ def test_images_pasted_into_the_composer_are_sent_with_the_message(page, asgi_ur
     connection = make_connection(team, base_url=paced_sandbox, kind=ProviderKind.SANDBOX)
     thread = make_thread(team, make_assistant(team, connection, model="gpt-4o"), title="Screenshots")
 
-    page.goto(f"{asgi_url}/login/")
-    page.fill("input[name=username]", "paula")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Clipboard')")
+    log_in(page, asgi_url, "paula", expect_heading="Clipboard")
     page.goto(f"{asgi_url}/threads/{thread.pk}/")
     page.fill("#composer-text", "What are these?")
     page.focus("#composer-text")
@@ -99,11 +91,7 @@ def test_the_assistant_asks_a_person_and_goes_on_with_the_answer(page, asgi_url,
                         "additionalProperties": False}}])
     thread = make_thread(team, assistant, title="Refund")
 
-    page.goto(f"{asgi_url}/login/")
-    page.fill("input[name=username]", "omar")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Approvals')")
+    log_in(page, asgi_url, "omar", expect_heading="Approvals")
     page.goto(f"{asgi_url}/threads/{thread.pk}/")
     page.fill("#composer-text", "use approve amount=250")
     page.keyboard.press("Enter")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from project.providers.models import ProviderKind
-from tests.factories import PASSWORD, chat_example, jsonl, make_connection, make_team, make_user
+from tests.factories import chat_example, jsonl, log_in, make_connection, make_team, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,10 +32,7 @@ def test_upload_validate_start_a_job_watch_it_finish_and_chat_with_the_model(asg
     team = make_team("Tuners", owner=user)
     make_connection(team, base_url=tuning_sandbox, kind=ProviderKind.SANDBOX, name="Sandbox", api_key="sk-ft-browser-1")
 
-    page.goto(f"{asgi_url}/login/")
-    page.fill("input[name=username]", "fiona")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, asgi_url, "fiona")
     page.click("nav.mainnav >> text=Fine-tuning")
     page.click("text=Upload a dataset")
     page.set_input_files("input[name=training_file]", files=[{
