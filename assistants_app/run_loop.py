@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -20,12 +21,14 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+import httpx2
 import openai
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from jsonschema import Draft202012Validator
+from openai import APIResponse
 
 from assistants_app import streams
 from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
@@ -63,16 +66,15 @@ class Usage:
     reasoning: int = 0
     calls: int = 0
 
-    def add(self, usage: Any) -> None:
+    def add(self, usage: dict[str, Any] | None) -> None:
+        """Count a completion's `usage` object (a stream's last chunk carries it)."""
         self.calls += 1
-        if usage is None:
+        if not usage:
             return
-        self.input += usage.prompt_tokens or 0
-        self.output += usage.completion_tokens or 0
-        details = getattr(usage, "prompt_tokens_details", None)
-        self.cached += (getattr(details, "cached_tokens", 0) or 0) if details else 0
-        out_details = getattr(usage, "completion_tokens_details", None)
-        self.reasoning += (getattr(out_details, "reasoning_tokens", 0) or 0) if out_details else 0
+        self.input += usage.get("prompt_tokens") or 0
+        self.output += usage.get("completion_tokens") or 0
+        self.cached += (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        self.reasoning += (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
 
     def cost(self, facts: ModelFacts) -> Decimal | None:
         prices = (facts.price("input"), facts.price("cached_input") or facts.price("input"), facts.price("output"))
@@ -206,19 +208,20 @@ def _release_database_connection() -> None:
         db_connection.close()
 
 
-_clients = threading.local()
+_clients: dict[tuple[Any, ...], openai.OpenAI] = {}
+_clients_lock = threading.Lock()
 
 
 def _client(connection: ProviderConnection) -> openai.OpenAI:
-    """One SDK client per worker thread and connection settings: building one loads
-    TLS certificates and a connection pool, which cost more than a short reply."""
+    """One SDK client per process and connection settings, shared by the worker's
+    threads (the SDK's clients are thread-safe): its pool keeps connections to the
+    provider open between runs, and building a client costs more than a short reply."""
     key = (connection.pk, connection.kind, connection.base_url, connection.api_key_encrypted, connection.api_version,
            connection.organization, connection.project)
-    cache: dict[tuple[Any, ...], openai.OpenAI] = getattr(_clients, "cache", None) or {}
-    _clients.cache = cache
-    client = cache.get(key)
-    if client is None:
-        client = cache[key] = client_for(connection, ClientOptions(max_retries=0))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = client_for(connection, ClientOptions(max_retries=0))
     return client
 
 
@@ -245,6 +248,37 @@ class _Outbox:
         self.last = now or time.monotonic()
 
 
+def _chunks(response: APIResponse[Any]) -> Iterator[dict[str, Any]]:
+    """A streamed Chat Completion's chunks as plain dicts, read off the server-sent
+    events. The SDK's own iterator builds a pydantic model per chunk: for a fast
+    stream that was the worker's largest CPU cost, paid under the GIL that the
+    worker's other runs share. Errors are raised as the SDK would raise them."""
+    data: list[str] = []
+    try:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+                continue
+            if line or not data:
+                continue  # other fields (event, id, comments), or a blank line with no data
+            payload, data = "\n".join(data), []
+            if payload.startswith("[DONE]"):
+                return
+            chunk = json.loads(payload)
+            if not isinstance(chunk, dict):
+                continue
+            if chunk.get("error"):
+                error = chunk["error"]
+                message = error.get("message") if isinstance(error, dict) else None
+                raise openai.APIError(message=message if isinstance(message, str) else "An error occurred during streaming",
+                                      request=response.http_request, body=error)
+            yield chunk
+    except httpx2.TimeoutException as error:
+        raise openai.APITimeoutError(request=response.http_request) from error
+    except httpx2.TransportError as error:
+        raise openai.APIConnectionError(request=response.http_request) from error
+
+
 def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
     assert run.assistant.connection is not None
     client = _client(run.assistant.connection)
@@ -252,36 +286,34 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
     _release_database_connection()
-    with provider_errors():
-        stream = client.chat.completions.create(**body)
-        response = getattr(stream, "response", None)
-        turn.request_id = response.headers.get("x-request-id", "") if response is not None else ""
+    with provider_errors(), client.chat.completions.with_streaming_response.create(**body) as response:
+        turn.request_id = response.headers.get("x-request-id", "")
         try:
-            for chunk in stream:
-                if chunk.usage is not None:
-                    usage.add(chunk.usage)
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta.content:
+            for chunk in _chunks(response):
+                if chunk.get("usage"):
+                    usage.add(chunk["usage"])
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content:
                         if clock.first_token is None:
                             clock.first_token = time.monotonic()
-                        turn.text += delta.content
-                        outbox.add(delta.content)
-                    for call in delta.tool_calls or []:
+                        turn.text += content
+                        outbox.add(content)
+                    for call in delta.get("tool_calls") or ():
                         if clock.first_token is None:
                             clock.first_token = time.monotonic()
-                        slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-                        if call.id:
-                            slot["id"] = call.id
-                        if call.function is not None:
-                            slot["name"] += call.function.name or ""
-                            slot["arguments"] += call.function.arguments or ""
-                    if choice.finish_reason:
-                        turn.finish_reason = choice.finish_reason
+                        slot = calls.setdefault(call.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                        if call.get("id"):
+                            slot["id"] = call["id"]
+                        function = call.get("function") or {}
+                        slot["name"] += function.get("name") or ""
+                        slot["arguments"] += function.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        turn.finish_reason = choice["finish_reason"]
                 _check_in(run, clock)
         finally:
             outbox.flush()
-            stream.close()
     turn.tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                        for _, c in sorted(calls.items())]
     return turn

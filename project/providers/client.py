@@ -8,9 +8,11 @@ sees `ProviderError` (and its subclasses), never an SDK exception.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TypedDict
 
 import httpx2
@@ -95,10 +97,19 @@ class ClientOptions:
     max_retries: int = DEFAULT_MAX_RETRIES
 
 
+@cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context of this process. Building one loads the whole CA bundle
+    (tens of ms of CPU, under the GIL); a context is safe to share between clients
+    and threads, so each new client reuses it."""
+    return httpx2.create_ssl_context()
+
+
 def client_for(connection: ProviderConnection, options: ClientOptions | None = None) -> openai.OpenAI:
     options = options or ClientOptions()
     api_key = connection.get_api_key() or PLACEHOLDER_KEY
     webhook_secret = connection.get_webhook_secret() or None
+    http_client = openai.DefaultHttpxClient(verify=tls_context(), timeout=options.timeout)
     if connection.kind == ProviderKind.AZURE:
         return openai.AzureOpenAI(
             azure_endpoint=connection.base_url,
@@ -107,6 +118,7 @@ def client_for(connection: ProviderConnection, options: ClientOptions | None = N
             webhook_secret=webhook_secret,
             timeout=options.timeout,
             max_retries=options.max_retries,
+            http_client=http_client,
         )
     return openai.OpenAI(
         api_key=api_key,
@@ -116,6 +128,7 @@ def client_for(connection: ProviderConnection, options: ClientOptions | None = N
         webhook_secret=webhook_secret,
         timeout=options.timeout,
         max_retries=options.max_retries,
+        http_client=http_client,
     )
 
 
