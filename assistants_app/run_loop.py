@@ -33,7 +33,7 @@ from openai import APIResponse
 from assistants_app import streams
 from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
 from assistants_app.tools import ToolFailed, api_tools, call_http_tool, run_builtin
-from project.providers.client import ClientOptions, ProviderError, client_for, provider_errors
+from project.providers.client import ClientOptions, ProviderError, ProviderServerError, client_for, provider_errors
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import ProviderConnection
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
@@ -99,6 +99,8 @@ class Turn:
 class Clock:
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
+    # Whether the current attempt has put reply text on the run's stream.
+    text_shown: bool = False
     last_heartbeat: float = field(default_factory=time.monotonic)
     last_cancel_check: float = 0.0
 
@@ -248,6 +250,16 @@ class _Outbox:
         self.last = now or time.monotonic()
 
 
+def _stream_error(error: Any) -> ProviderError:
+    """An error event in the middle of a reply. OpenAI sends one when a server fails
+    after the reply has begun: that is worth a retry, as a 5xx would be."""
+    details = error if isinstance(error, dict) else {}
+    message = details.get("message") if isinstance(details.get("message"), str) else "no reason given"
+    if details.get("type") in ("server_error", "api_error", None):
+        return ProviderServerError(f"The provider failed in the middle of the reply: {message}")
+    return ProviderError(f"The provider stopped the reply: {message}")
+
+
 def _chunks(response: APIResponse[Any]) -> Iterator[dict[str, Any]]:
     """A streamed Chat Completion's chunks as plain dicts, read off the server-sent
     events. The SDK's own iterator builds a pydantic model per chunk: for a fast
@@ -268,10 +280,7 @@ def _chunks(response: APIResponse[Any]) -> Iterator[dict[str, Any]]:
             if not isinstance(chunk, dict):
                 continue
             if chunk.get("error"):
-                error = chunk["error"]
-                message = error.get("message") if isinstance(error, dict) else None
-                raise openai.APIError(message=message if isinstance(message, str) else "An error occurred during streaming",
-                                      request=response.http_request, body=error)
+                raise _stream_error(chunk["error"])
             yield chunk
     except httpx2.TimeoutException as error:
         raise openai.APITimeoutError(request=response.http_request) from error
@@ -300,6 +309,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
                             clock.first_token = time.monotonic()
                         turn.text += content
                         outbox.add(content)
+                        clock.text_shown = True
                     for call in delta.get("tool_calls") or ():
                         if clock.first_token is None:
                             clock.first_token = time.monotonic()
@@ -327,7 +337,7 @@ def _backoff(attempt: int, error: ProviderError) -> float:
 def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
     attempt = 0
     while True:
-        published_before = clock.first_token
+        clock.text_shown = False
         try:
             return _stream_once(run, body, clock, usage)
         except ProviderError as error:
@@ -335,7 +345,7 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
             if not error.transient or attempt >= MAX_ATTEMPTS_PER_CALL:
                 raise
             wait = _backoff(attempt - 1, error)
-            if clock.first_token is not published_before:
+            if clock.text_shown:
                 streams.publish(run.pk, "reset")  # the broken attempt's text is shown again from scratch
             streams.publish(run.pk, "note", f"{error.message} Retrying in {wait:.1f} s…")
             log.info("run %s: transient provider error, retry %s in %.1fs: %s", run.pk, attempt, wait, error.message)

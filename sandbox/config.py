@@ -69,6 +69,10 @@ class SandboxConfig:
     # Probability (0..1) of an injected fault on any /v1 request, for reliability drills.
     fault_rate_500: float = 0.0
     fault_rate_429: float = 0.0
+    # Of streamed chat completions: the connection drops after a few events, or an error
+    # event arrives mid-stream (as OpenAI sends when a server fails during a reply).
+    fault_rate_break_stream: float = 0.0
+    fault_rate_stream_error: float = 0.0
     organization: str = "sandbox-org"
     # Seconds the webhook ticker sleeps between looks at jobs and batches.
     tick_seconds: float = 0.2
@@ -90,6 +94,8 @@ class SandboxConfig:
             max_file_bytes=_env_int("SANDBOX_MAX_FILE_BYTES", 512 * MB),
             fault_rate_500=_env_float("SANDBOX_FAULT_RATE_500", 0.0),
             fault_rate_429=_env_float("SANDBOX_FAULT_RATE_429", 0.0),
+            fault_rate_break_stream=_env_float("SANDBOX_FAULT_RATE_BREAK_STREAM", 0.0),
+            fault_rate_stream_error=_env_float("SANDBOX_FAULT_RATE_STREAM_ERROR", 0.0),
             organization=_env_str("SANDBOX_ORGANIZATION", "sandbox-org") or "sandbox-org",
         )
 

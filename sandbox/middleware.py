@@ -19,6 +19,8 @@ from .ids import request_id
 from .ratelimit import RateLimiter
 
 FAULT_HEADER = b"x-sandbox-fault"
+# A drawn mid-stream fault strikes after this many events: the role chunk and a few tokens.
+STREAM_FAULT_AFTER_EVENTS = 4
 RETRY_HEADER = b"x-stainless-retry-count"
 NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
@@ -95,6 +97,8 @@ class SandboxMiddleware:
                     await self._hold_until_disconnect(receive)
                     return
                 await self._faults(fault)
+                if path == "/v1/chat/completions":
+                    state["fault"] = self._stream_fault(fault)
                 self.limiter.take_request(key)
         except ApiError as exc:
             await exc.response()(scope, receive, send_with_headers)
@@ -106,6 +110,16 @@ class SandboxMiddleware:
         # Never answer: the client's own timeout is what this fault exercises.
         while (await receive())["type"] != "http.disconnect":
             pass
+
+    def _stream_fault(self, fault: str) -> str:
+        """A drawn mid-stream fault for this request, or the one asked for."""
+        if fault:
+            return fault
+        if self.config.fault_rate_break_stream and self.random.random() < self.config.fault_rate_break_stream:
+            return f"break-stream:{STREAM_FAULT_AFTER_EVENTS}"
+        if self.config.fault_rate_stream_error and self.random.random() < self.config.fault_rate_stream_error:
+            return f"stream-error:{STREAM_FAULT_AFTER_EVENTS}"
+        return ""
 
     async def _faults(self, fault: str) -> None:
         if fault == "500" or (self.config.fault_rate_500 and self.random.random() < self.config.fault_rate_500):

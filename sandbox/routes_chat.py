@@ -138,10 +138,19 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     if not body.get("stream"):
         return json_response(outcome.to_completion())
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    fault = request.scope["state"].get("fault", "")
-    break_after = int(fault.split(":", 1)[1]) if fault.startswith("break-stream:") else None
+    fault, _, after = str(request.scope["state"].get("fault", "")).partition(":")
+    events = stream_events(outcome, include_usage)
+    break_after = None
+    if fault in ("break-stream", "stream-error") and after.isdigit():
+        break_after = int(after)
+        if fault == "stream-error":
+            # OpenAI's shape for a failure after the reply has begun: an error object as data.
+            error = {"error": {"message": "The server had an error while processing your request. Sorry about that!",
+                               "type": "server_error", "param": None, "code": None}}
+            events = [*events[:break_after], f"data: {json.dumps(error)}\n\n".encode()]
+            break_after = None
     cfg = state.config
-    return SSEResponse(stream_events(outcome, include_usage), cfg.ttft_ms, cfg.tokens_per_second, break_after)
+    return SSEResponse(events, cfg.ttft_ms, cfg.tokens_per_second, break_after)
 
 
 async def embeddings(request: Request) -> Response:

@@ -290,3 +290,49 @@ def test_a_provider_that_keeps_refusing_fails_the_run_with_its_reason(team, owne
     assert run.status == RunStatus.FAILED
     assert "Rate limited" in run.error
     assert Message.objects.filter(pk=message.pk).exists()
+
+
+@pytest.fixture
+def breaking_sandbox(tmp_path: Path) -> Iterator[str]:
+    # Drawn from random.Random(1234) at a 50% rate: pass, break, break, pass. The first
+    # completion is the test's own, so the run's first two attempts break midway.
+    with running_sandbox(tmp_path, fault_rate_break_stream=0.5) as url:
+        client = openai.OpenAI(base_url=url, api_key="sk-test")
+        client.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+        yield url
+
+
+@pytest.mark.usefixtures("celery_worker_session")
+def test_a_reply_whose_stream_breaks_midway_is_retried_and_shown_once(team, owner, breaking_sandbox) -> None:
+    connection = make_connection(team, base_url=breaking_sandbox, kind=ProviderKind.SANDBOX)
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: made it through in the end")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert list(Message.objects.filter(run=run).values_list("text", flat=True)) == ["made it through in the end"]
+    entries = streams.redis_client().xrange(streams.stream_key(run.pk))
+    kinds = [fields[b"t"].decode() for _, fields in entries]
+    # Each broken attempt had shown some text; a reset tells viewers to drop it.
+    assert kinds.count("reset") == 2 and kinds.index("delta") < kinds.index("reset")
+    shown, _, ended = streams.fold(entries)
+    assert ended and "".join(data for kind, data in shown if kind == "delta") == "made it through in the end"
+
+
+@pytest.mark.usefixtures("celery_worker_session")
+def test_an_error_event_in_the_middle_of_a_reply_is_retried_then_fails_the_run_with_it(team, owner, tmp_path,
+                                                                                      monkeypatch) -> None:
+    from assistants_app import run_loop
+
+    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
+    with running_sandbox(tmp_path, fault_rate_stream_error=1.0) as url:
+        connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX)
+        thread = make_thread(team, make_assistant(team, connection))
+        message, run = thread_post_message(thread=thread, actor=owner, text="write 100 words")
+        run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.error == ("The provider failed in the middle of the reply: "
+                         "The server had an error while processing your request. Sorry about that!")
+    notes = [fields[b"d"].decode() for _, fields in streams.redis_client().xrange(streams.stream_key(run.pk))
+             if fields[b"t"] == b"note"]
+    assert len(notes) == run_loop.MAX_ATTEMPTS_PER_CALL - 1 and all("Retrying" in note for note in notes)
+    assert Message.objects.filter(pk=message.pk).exists() and not Message.objects.filter(run=run).exists()
