@@ -310,7 +310,7 @@ def test_a_reply_whose_stream_breaks_midway_is_retried_and_shown_once(team, owne
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     assert list(Message.objects.filter(run=run).values_list("text", flat=True)) == ["made it through in the end"]
-    entries = streams.redis_client().xrange(streams.stream_key(run.pk))
+    entries: Any = streams.redis_client().xrange(streams.stream_key(run.pk))
     kinds = [fields[b"t"].decode() for _, fields in entries]
     # Each broken attempt had shown some text; a reset tells viewers to drop it.
     assert kinds.count("reset") == 2 and kinds.index("delta") < kinds.index("reset")
@@ -332,7 +332,7 @@ def test_an_error_event_in_the_middle_of_a_reply_is_retried_then_fails_the_run_w
     assert run.status == RunStatus.FAILED
     assert run.error == ("The provider failed in the middle of the reply: "
                          "The server had an error while processing your request. Sorry about that!")
-    notes = [fields[b"d"].decode() for _, fields in streams.redis_client().xrange(streams.stream_key(run.pk))
-             if fields[b"t"] == b"note"]
+    entries: Any = streams.redis_client().xrange(streams.stream_key(run.pk))
+    notes = [fields[b"d"].decode() for _, fields in entries if fields[b"t"] == b"note"]
     assert len(notes) == run_loop.MAX_ATTEMPTS_PER_CALL - 1 and all("Retrying" in note for note in notes)
     assert Message.objects.filter(pk=message.pk).exists() and not Message.objects.filter(run=run).exists()
