@@ -88,23 +88,18 @@ def _db[T](call: Callable[[], T]) -> Callable[[], Awaitable[T]]:
     return sync_to_async(run)
 
 
-def render_run_group(run_id: int, request: HttpRequest) -> str:
+def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_message: bool = False) -> str:
+    """A run of the thread rendered from the database: its block, and before it the
+    user's message that started it when the page is to add both. Empty when the run
+    is not (or no longer) in the thread: the page drops the block."""
     from assistants_app.views import run_group_context
 
-    run = Run.objects.select_related("thread", "version").filter(pk=run_id).first()
-    if run is None:  # the thread was deleted: the page drops the block
+    related = ("thread", "version", "user_message__author") if with_user_message else ("thread", "version")
+    run = Run.objects.select_related(*related).filter(pk=run_id, thread_id=thread_id).first()
+    if run is None:
         return ""
-    return render_to_string("assistants_app/_run_group.html", run_group_context(run), request=request)
-
-
-def render_run_started(thread_id: int, run_id: int, request: HttpRequest) -> str:
-    """The user's message and the run's block, as the page that posted it shows them."""
-    from assistants_app.views import run_group_context
-
-    run = Run.objects.select_related("thread", "version", "user_message__author").filter(
-        pk=run_id, thread_id=thread_id).first()
-    if run is None:  # deleted since it was announced
-        return ""
+    if not with_user_message:
+        return render_to_string("assistants_app/_run_group.html", run_group_context(run), request=request)
     message = run.user_message
     if message is not None:
         message.started_run = run  # type: ignore[attr-defined]
@@ -120,7 +115,7 @@ class _Feed:
 
     async def done(self, run_id: int) -> bytes:
         self.position.runs.pop(run_id, None)
-        html = await _db(lambda: render_run_group(run_id, self.request))()
+        html = await _db(lambda: render_run(self.thread_id, run_id, self.request))()
         return sse_event(f"done-{run_id}", html, self.position.event_id())
 
     async def replay(self, client: aredis.Redis, run_id: int) -> list[bytes]:
@@ -162,7 +157,7 @@ class _Feed:
         for raw_id, fields in entries:
             self.position.feed = raw_id.decode()
             run_id = int(fields.get(b"run", b"0"))
-            html = await _db(partial(render_run_started, self.thread_id, run_id, self.request))()
+            html = await _db(partial(render_run, self.thread_id, run_id, self.request, with_user_message=True))()
             if html:
                 # A run already followed keeps its cursor (the page saw part of it);
                 # a new or resumed one is read from its start.
@@ -225,19 +220,27 @@ async def _thread_events(thread_id: int, position: Position | None, since: str,
 
 
 async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBase:
+    position = Position.parse(request.headers.get("Last-Event-ID", ""))
+
     def allowed() -> bool | None:
         # The middleware has already loaded the user and the team in this thread.
         team = getattr(request, "team", None)
         if not request.user.is_authenticated or team is None:
             return None
-        return Thread.objects.filter(team=team, pk=thread_id).exists()
+        if not Thread.objects.filter(team=team, pk=thread_id).exists():
+            return False
+        if position is not None and position.runs:
+            # Last-Event-ID comes from the client: follow only runs of this thread, or a
+            # forged id would stream another thread's (or team's) runs.
+            own = set(Run.objects.filter(thread_id=thread_id, pk__in=list(position.runs)).values_list("pk", flat=True))
+            position.runs = {run_id: cursor for run_id, cursor in position.runs.items() if run_id in own}
+        return True
 
     found = await _db(allowed)()
     if found is None:
         return HttpResponseForbidden("Log in to a team to watch this thread.")
     if not found:
         raise Http404("No such thread.")
-    position = Position.parse(request.headers.get("Last-Event-ID", ""))
     since = request.GET.get("feed", "")
     since = since if re.fullmatch(_STREAM_ID, since) else "$"
     response = StreamingHttpResponse(_thread_events(thread_id, position, since, request),

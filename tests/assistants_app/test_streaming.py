@@ -204,6 +204,39 @@ def test_the_event_stream_of_another_teams_thread_is_not_found(team, owner, othe
     assert run_async(read) == 404
 
 
+def test_a_forged_last_event_id_does_not_follow_another_teams_run(team, owner, other_team, monkeypatch) -> None:
+    from assistants_app import views_stream
+
+    monkeypatch.setattr(views_stream, "BLOCK_MS", 300)
+    theirs = _running_run(other_team, make_user("stranger"), None)
+    streams.publish(theirs.pk, "delta", "their secret")
+    Message.objects.create(thread=theirs.thread, team=other_team, role="assistant", text="their saved secret",
+                           run=theirs, version=theirs.version)
+    Run.objects.filter(pk=theirs.pk).update(status=RunStatus.SUCCEEDED)  # ended: a follower would render it
+    streams.publish_end(theirs.pk)
+    mine = make_thread(team, make_assistant(team, make_connection(team, kind=ProviderKind.SANDBOX)))
+
+    async def read() -> str:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        response = await client.get(f"/threads/{mine.pk}/events/", headers={"Last-Event-ID": f"0-0;{theirs.pk}=0-0"})
+        assert response.status_code == 200
+        received = ""
+        content = response.streaming_content  # type: ignore[attr-defined]
+        try:
+            async for chunk in content:
+                received += chunk.decode()
+                if ": still here" in received:  # a whole quiet BLOCK went by
+                    break
+        finally:
+            await content.aclose()
+        return received
+
+    received = run_async(read)
+    assert ": still here" in received
+    assert "secret" not in received and f"-{theirs.pk}" not in received and f"{theirs.pk}=" not in received
+
+
 def _watch(base: str, session: str, thread_id: int, run_id: int, into: list[str]) -> None:
     received = ""
     with httpx2.Client(base_url=base, cookies={"sessionid": session}, timeout=30) as http, \
