@@ -173,3 +173,5 @@ def log_in(page: Any, base_url: str, username: str, *, expect_heading: str | Non
     page.click("button[type=submit]")
     if expect_heading is not None:
         page.wait_for_selector(f"h1:has-text('{expect_heading}')")
+    else:
+        page.wait_for_selector("nav.mainnav")  # shown only to a member who is logged in

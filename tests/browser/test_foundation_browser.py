@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import PASSWORD, make_team, make_user
+from tests.factories import log_in, make_team, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -14,11 +14,7 @@ def test_log_in_switch_team_add_a_connection_and_test_it(live_server, page, sand
     make_team("Alpha", owner=user)
     make_team("Beta", owner=user)
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "bruno")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Alpha')")
+    log_in(page, live_server.url, "bruno", expect_heading="Alpha")
 
     page.select_option("#team-switch-select", label="Beta")  # auto-submits through site.js
     page.wait_for_selector("h1:has-text('Beta')")

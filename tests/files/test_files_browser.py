@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from project.files.models import File, FileState
-from tests.factories import PASSWORD
+from tests.factories import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_upload_a_file_see_its_preview_and_delete_it(live_server, page, owner, team, connection, provider) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", owner.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server.url, owner.username)
     page.click("nav.mainnav >> text=Files")
 
     page.select_option("select[name=purpose]", "batch")
@@ -58,10 +55,7 @@ def test_upload_a_file_see_its_preview_and_delete_it(live_server, page, owner, t
 
 def test_a_big_upload_follows_the_worker_to_the_file_page(celery_worker_session, live_server, page, owner, team, connection,
                                                           provider, small_parts) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", owner.username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server.url, owner.username)
     page.goto(f"{live_server.url}/files/")
     data = b"".join(b'{"messages": [{"role": "user", "content": "%d"}]}\n' % i for i in range(80))  # > 1000 bytes: parts
 

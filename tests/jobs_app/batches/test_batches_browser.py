@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from jobs_app.models_batches import BatchGroup, RequestStatus
-from tests.factories import PASSWORD, make_team, make_user
+from tests.factories import log_in, make_team, make_user
 from tests.jobs_app.batches.conftest import WEBHOOK_SECRET, sandbox_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,10 +37,7 @@ def test_upload_a_csv_submit_watch_it_complete_filter_failed_rows_and_download(
     content = io.StringIO()
     csv.writer(content).writerows([("custom_id", "word"), *rows])
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "bea")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server.url, "bea")
     page.click("nav.mainnav >> text=Batches")
     page.click("text=New batch")
     page.select_option("select[name=endpoint]", "/v1/chat/completions")
@@ -102,10 +99,7 @@ def test_pick_two_threads_review_the_draft_submit_and_watch_it_complete(
         make_message(thread, f"echo: answer for {title}")
         threads[title] = thread
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "theo")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, live_server.url, "theo")
     page.click("nav.mainnav >> text=Batches")
     page.click("text=Run threads again")
     expect(page.locator("tr.thread-row")).to_have_count(3)
