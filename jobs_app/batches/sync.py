@@ -24,7 +24,7 @@ from jobs_app.models_batches import (
     Batch,
     ResultsState,
 )
-from project.providers.client import ProviderError, provider_call
+from project.providers.client import ProviderError, poll_backoff_seconds, provider_call
 from project.providers.models import ProviderConnection
 
 logger = logging.getLogger(__name__)
@@ -100,9 +100,8 @@ def _back_off(batches: list[Batch], error: ProviderError) -> None:
     now = timezone.now()
     for batch in batches:
         failures = batch.sync_failures + 1
-        delay = min(BACKOFF_BASE * (2 ** min(failures - 1, 10)), BACKOFF_MAX)
-        if error.retry_after:
-            delay = max(delay, timedelta(seconds=error.retry_after))
+        delay = timedelta(seconds=poll_backoff_seconds(failures, error, base=BACKOFF_BASE.total_seconds(),
+                                                       cap=BACKOFF_MAX.total_seconds()))
         Batch.objects.filter(pk=batch.pk).update(sync_failures=failures, sync_error=error.message[:1000],
                                                  next_sync_at=now + delay)
 

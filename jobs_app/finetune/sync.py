@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from jobs_app.finetune.services import finetune_job_sync_events, finetune_jobs_apply
 from jobs_app.models_finetune import TERMINAL_STATUSES, FineTuneJob, FineTuneSyncState
-from project.providers.client import ProviderError, provider_call
+from project.providers.client import ProviderError, poll_backoff_seconds, provider_call
 from project.providers.models import ProviderConnection
 
 logger = logging.getLogger(__name__)
@@ -53,9 +53,7 @@ def active_jobs(connection: ProviderConnection) -> dict[str, FineTuneJob]:
 
 def _backoff(state: FineTuneSyncState, error: ProviderError) -> None:
     state.consecutive_failures += 1
-    delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (state.consecutive_failures - 1))
-    if error.retry_after:
-        delay = max(delay, int(error.retry_after))
+    delay = poll_backoff_seconds(state.consecutive_failures, error, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_MAX_SECONDS)
     state.next_sync_at = timezone.now() + timedelta(seconds=delay)
     state.last_error = error.message[:1000]
     state.save()

@@ -91,6 +91,13 @@ class ProviderServerError(ProviderError):
         return True
 
 
+def poll_backoff_seconds(failures: int, error: ProviderError, *, base: float, cap: float) -> float:
+    """How long a poller waits after its n-th failure in a row: doubling from `base` up
+    to `cap`, and never less than the provider's retry-after."""
+    delay = min(cap, base * 2 ** min(failures - 1, 30))
+    return max(delay, error.retry_after or 0.0)
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     timeout: float | httpx2.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)

@@ -113,3 +113,11 @@ def test_editing_without_a_new_key_keeps_the_saved_key(owner_client: Client, tea
                                                                   "base_url": "http://127.0.0.1:9/v1"})
     connection.refresh_from_db()
     assert connection.name == "Renamed" and connection.get_api_key() == "sk-keep-me-5555"
+
+
+def test_pollers_back_off_doubling_up_to_the_cap_and_never_before_retry_after() -> None:
+    from project.providers.client import ProviderRateLimited, ProviderServerError, poll_backoff_seconds
+
+    failed = ProviderServerError("down")
+    assert [poll_backoff_seconds(n, failed, base=30, cap=1800) for n in (1, 2, 3, 7, 50)] == [30, 60, 120, 1800, 1800]
+    assert poll_backoff_seconds(1, ProviderRateLimited("slow down", retry_after=90), base=30, cap=1800) == 90
