@@ -119,6 +119,10 @@ def thread_compare(request: TeamRequest, thread_id: int) -> HttpResponse:
         else:
             if not request.htmx:
                 return redirect(compare_url(thread, other))
+            # Each column's event stream brings the message and its live reply (the
+            # "run" event), so the columns, and the connections they hold, stay as they
+            # are; the answer only clears an earlier error.
+            return reswap(HttpResponse('<div id="post-error" hx-swap-oob="true" aria-live="polite"></div>'), "none")
     context = {"thread": thread, "other": other, "columns": [_column(thread), _column(other)], "error": error}
     if request.htmx:
         return render(request, "assistants_app/thread_compare.html#columns", context)
