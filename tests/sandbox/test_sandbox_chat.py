@@ -338,6 +338,16 @@ def test_it_breaks_a_stream_off_on_demand(client: openai.OpenAI) -> None:
     assert received <= 3
 
 
+def test_it_ends_a_stream_with_an_error_event_on_demand(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model="gpt-4o", messages=user("please write 50 words"), stream=True,
+                                            extra_headers={"X-Sandbox-Fault": "stream-error:3"})
+    received = []
+    with pytest.raises(openai.APIError) as exc:
+        for chunk in stream:  # the SDK raises on the error event, as it does against OpenAI
+            received.append(chunk)
+    assert len(received) == 3 and "server had an error" in exc.value.message
+
+
 def test_it_rejects_unknown_arguments_and_non_chat_models(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
         client.chat.completions.create(model="gpt-4o", messages=user("x"), extra_body={"temperatur": 1})
