@@ -212,3 +212,17 @@ def test_an_http_tool_is_called_signed_and_its_answer_reaches_the_model(team, ow
     secret = assistant.get_tool_secret().encode()
     assert signature == hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     assert Message.objects.filter(run=run, role="assistant", tool_calls=[]).get().text == 'Tool results: stock: {"stock": 7}'
+
+
+def test_the_history_is_read_newest_first_across_pages_and_sent_in_order(team, chat_connection, monkeypatch) -> None:
+    from project.providers.model_facts import model_facts
+
+    monkeypatch.setattr(run_loop, "HISTORY_PAGE", 3)
+    assistant = make_assistant(team, chat_connection, instructions="Be brief.")
+    thread = make_thread(team, assistant)
+    for i in range(8):
+        make_message(thread, f"turn {i}", role="user" if i % 2 == 0 else "assistant")
+    version = assistant.current_version
+    assert version is not None
+    messages, trimmed = run_loop.build_history(thread=thread, version=version, facts=model_facts(version.model))
+    assert [m["content"] for m in messages] == ["Be brief."] + [f"turn {i}" for i in range(8)] and trimmed == 0
