@@ -82,6 +82,10 @@ def test_upload_validate_start_a_job_watch_it_finish_and_chat_with_the_model(asg
     tuned = page.wait_for_selector("#compare-1 .run-group[data-run-status=succeeded] .msg.assistant", timeout=30_000)
     base = page.wait_for_selector("#compare-2 .run-group[data-run-status=succeeded] .msg.assistant", timeout=30_000)
     assert 0 < partial_words < 400
+    # Each column's stream brought the message and one reply, shown once.
+    for column in ("#compare-1", "#compare-2"):
+        assert page.locator(f"{column} .msg.user .text").all_inner_texts() == ["write 400 words"]
+        assert page.locator(f"{column} .run-group").count() == 1
     assert model in tuned.inner_text() and "gpt-4.1-mini" in base.inner_text()
     assert len(tuned.query_selector(".md").inner_text().split()) == 400
     assert page.input_value("#composer-text") == ""
