@@ -56,9 +56,11 @@
   });
 
   // The page's own post answers with the same blocks; whichever of the two comes
-  // second is dropped.
+  // second is dropped. (htmx sets detail.elt to the swap's target; the element that
+  // made the request is requestConfig.elt.)
   document.body.addEventListener("htmx:beforeSwap", (event) => {
-    if (!event.detail.elt.matches || !event.detail.elt.matches("[data-chat-composer]")) return;
+    const source = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (!source || !source.matches || !source.matches("[data-chat-composer]")) return;
     if (!event.detail.target.matches("[data-chat-scroll]")) return;
     const template = document.createElement("template");
     template.innerHTML = event.detail.serverResponse;

@@ -5,6 +5,7 @@ version, search the history."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,35 @@ def test_a_colleagues_open_page_shows_a_new_message_and_its_reply_streaming_with
     assert 0 < partial_words < 400
     assert len(final.inner_text().split()) == 400
     assert page.locator(f"#m-{message.pk}").count() == 1 and page.locator(f"#run-{run.pk}").count() == 1
+
+
+def test_a_post_answered_after_its_stream_has_shown_the_run_is_not_shown_twice(
+        page, asgi_url, paced_sandbox, monkeypatch) -> None:
+    # The page's stream usually brings the run a moment after the post's own answer;
+    # here the answer is held back so that the stream's copy is on the page first.
+    from assistants_app import services
+    from tests.factories import make_assistant, make_thread
+
+    post = services.thread_post_message
+
+    def slow_post(**kwargs: Any) -> Any:
+        posted = post(**kwargs)
+        time.sleep(0.8)  # committed and announced: the run streams while the answer waits
+        return posted
+
+    monkeypatch.setattr(services, "thread_post_message", slow_post)
+    owner = make_user("quinn")
+    team = make_team("Late", owner=owner)
+    thread = make_thread(team, make_assistant(team, make_connection(team, base_url=paced_sandbox,
+                                                                   kind=ProviderKind.SANDBOX)))
+    log_in(page, asgi_url, "quinn", expect_heading="Late")
+    page.goto(f"{asgi_url}/threads/{thread.pk}/")
+    page.wait_for_timeout(300)  # the page's event stream is open
+    page.fill("#composer-text", "write 400 words")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".live .stream-text span")  # from the stream, while the post waits
+    page.wait_for_selector(".run-group[data-run-status=succeeded] .msg.assistant .md")
+    page.wait_for_timeout(300)
+    assert page.locator("#message-list .msg.user").count() == 1
+    assert page.locator("#message-list .run-group").count() == 1
+    assert len(page.inner_text(".run-group .msg.assistant .md").split()) == 400
