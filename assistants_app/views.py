@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib import messages as flash
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
@@ -212,16 +213,22 @@ def _attach_runs(messages: list[Message]) -> list[Any]:
     """Group messages for display: a user message (with the failure of its run, if
     any), then each run's messages as one group that a live block can replace."""
     user_ids = [m.pk for m in messages if m.role == Role.USER]
-    runs = {run.user_message_id: run for run in Run.objects.filter(user_message_id__in=user_ids)}
+    run_ids = {m.run_id for m in messages if m.run_id is not None}
+    found = list(Run.objects.filter(Q(user_message_id__in=user_ids) | Q(pk__in=run_ids)))
+    started_by = {run.user_message_id: run for run in found}
+    by_id = {run.pk: run for run in found}
     items: list[Any] = []
     for message in messages:
         if message.role == Role.USER:
-            message.started_run = runs.get(message.pk)  # type: ignore[attr-defined]
+            message.started_run = started_by.get(message.pk)  # type: ignore[attr-defined]
             items.append(("message", message))
         elif items and items[-1][0] == "group" and items[-1][1]["run_id"] == message.run_id:
             items[-1][1]["messages"].append(message)
         else:
-            items.append(("group", {"run_id": message.run_id, "messages": [message], "run": None}))
+            # With its run, the group shows what the run cost and took, and has the id a
+            # resumed run's live block takes the place of.
+            run = by_id.get(message.run_id) if message.run_id is not None else None
+            items.append(("group", {"run_id": message.run_id, "messages": [message], "run": run}))
     return items
 
 

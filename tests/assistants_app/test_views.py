@@ -207,6 +207,21 @@ def test_a_long_thread_opens_with_the_newest_messages_and_loads_older_ones(owner
     assert "load-older" in older
 
 
+def test_a_reloaded_thread_page_still_shows_what_each_finished_run_cost_and_took(owner_client, team) -> None:
+    assistant = make_assistant(team)
+    thread = make_thread(team, assistant)
+    version = assistant.current_version
+    assert version is not None
+    question = make_message(thread, "What is 6*7?")
+    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                             user_message=question, status="succeeded", input_tokens=120, output_tokens=8,
+                             cost_usd=Decimal("0.000061"), ttft_ms=310, total_ms=544)
+    make_message(thread, "42", role="assistant", run=run, version=version)
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert f'id="run-{run.pk}" data-run-status="succeeded"' in page
+    assert "120 in / 8 out · $0.000061 · first token 310 ms · 544 ms" in page
+
+
 def test_exports_in_three_formats(owner_client, team) -> None:
     assistant = make_assistant(team, instructions="Be brief.")
     thread = make_thread(team, assistant, title="Export me")
