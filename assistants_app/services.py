@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import kombu.exceptions
+import redis
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -29,6 +33,8 @@ from project.tokens import count_message, encoding_for_model
 
 if TYPE_CHECKING:
     from jobs_app.models_finetune import FineTuneJob
+
+log = logging.getLogger(__name__)
 
 VERSION_FIELDS = ("model", "instructions", "temperature", "top_p", "reasoning_effort", "max_output_tokens", "tools",
                   "response_schema")
@@ -114,16 +120,23 @@ def thread_create(*, team: Team, assistant: Assistant, actor: User | None, title
     return Thread.objects.create(team=team, assistant=assistant, title=title or "New conversation", created_by=actor)
 
 
-def _enqueue(run: Run) -> None:
+def run_dispatch(run_id: int, thread_id: int) -> bool:
+    """Tell the thread's open pages and a worker that the run is queued. False when
+    Redis or the broker could not be reached: the run stays queued, saved, and the
+    stale-run sweep sends it again (or fails it with a reason) a minute later."""
     from assistants_app.tasks import run_execute_task
 
-    run_id, thread_id = run.pk, run.thread_id
-
-    def send() -> None:
+    try:
         streams.announce_run(thread_id, run_id)
         run_execute_task.delay(run_id)
+    except (redis.RedisError, kombu.exceptions.KombuError, OSError) as error:
+        log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
+        return False
+    return True
 
-    transaction.on_commit(send)
+
+def _enqueue(run: Run) -> None:
+    transaction.on_commit(partial(run_dispatch, run.pk, run.thread_id))
 
 
 def thread_post_message(*, thread: Thread, actor: User | None, text: str,
@@ -182,7 +195,8 @@ def tool_answer(*, run: Run, message: Message, actor: User | None, answer: str) 
         message.text, message.pending, message.author = answer.strip(), False, actor
         message.save(update_fields=["text", "pending", "author"])
         if not Message.objects.filter(run=run, pending=True).exists():
-            resumed = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(status=RunStatus.QUEUED)
+            resumed = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(status=RunStatus.QUEUED,
+                                                                                     heartbeat_at=timezone.now())
             if resumed:
                 # The stream of the first half ended with "done"; the second half starts
                 # clean (the announcement clears it) and every open page follows it again.

@@ -191,6 +191,47 @@ def test_a_run_whose_worker_died_twice_is_failed_with_a_reason(team, owner, chat
     assert Run.objects.get(pk=fresh.pk).status == RunStatus.RUNNING  # a live run is left alone
 
 
+def test_a_post_made_while_redis_is_unreachable_is_kept_and_sent_by_the_sweep(team, owner, chat_connection,
+                                                                             monkeypatch) -> None:
+    import redis
+
+    from tests.conftest import client_for
+
+    def unreachable(thread_id: int, run_id: int) -> None:
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    thread = make_thread(team, make_assistant(team, chat_connection))
+    with monkeypatch.context() as patched:
+        patched.setattr(streams, "announce_run", unreachable)
+        response = client_for(owner).post(f"/threads/{thread.pk}/messages/", {"text": "echo: kept"},
+                                          HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "echo: kept" in response.content.decode()  # no error page
+    run = Run.objects.get(thread=thread)
+    assert run.status == RunStatus.QUEUED and run.user_message is not None
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (1, 0)
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED
+    assert Message.objects.get(run=run, role="assistant").text == "kept"
+
+
+def test_a_run_no_worker_takes_is_failed_with_a_reason_after_ten_minutes(team, owner, chat_connection) -> None:
+    assistant = make_assistant(team, chat_connection)
+    version = assistant.current_version
+    assert version is not None
+    lost = Run.objects.create(thread=make_thread(team, assistant), team=team, assistant=assistant, version=version,
+                              model=version.model)
+    Run.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=11))
+    just_queued = Run.objects.create(thread=make_thread(team, assistant), team=team, assistant=assistant,
+                                     version=version, model=version.model, status=RunStatus.WAITING)
+    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (0, 1)
+    lost.refresh_from_db()
+    assert lost.status == RunStatus.FAILED and "No worker took this reply within 10 minutes" in lost.error
+    assert Run.objects.get(pk=just_queued.pk).status == RunStatus.WAITING  # waiting for a person: left alone
+    _, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(lost.pk)))
+    assert ended  # open pages render the failure
+
+
 def test_an_http_tool_is_called_signed_and_its_answer_reaches_the_model(team, owner, chat_connection,
                                                                        tool_endpoint) -> None:
     import hashlib
