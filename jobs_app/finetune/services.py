@@ -21,6 +21,7 @@ from django.utils import timezone
 from jobs_app.finetune.validation import estimate_cost, validate_lines
 from jobs_app.models_finetune import (
     STATUS_RANK,
+    TERMINAL_STATUSES,
     Dataset,
     DatasetStatus,
     FineTuneCheckpoint,
@@ -417,6 +418,21 @@ def finetune_job_finalize(*, job: FineTuneJob, remote: Any) -> bool:
         if not FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=True).update(finalized_at=now):
             return False
         job.finalized_at = now
+        notification_for_job_end(job=job)
+    return True
+
+
+def finetune_job_end_missing(*, job: FineTuneJob, reason: str) -> bool:
+    """The provider no longer knows the job: end it as failed with the reason, once, and
+    tell the team. False when it had already ended."""
+    now = timezone.now()
+    with transaction.atomic():
+        ended = FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=True).exclude(
+            status__in=TERMINAL_STATUSES).update(status=JobStatus.FAILED, finished_at=now, finalized_at=now,
+                                                 error={"code": "not_found", "message": reason[:1000]})
+        if not ended:
+            return False
+        job.refresh_from_db()
         notification_for_job_end(job=job)
     return True
 

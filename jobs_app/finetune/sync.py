@@ -18,15 +18,22 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
-from jobs_app.finetune.services import finetune_job_sync_events, finetune_jobs_apply
+from jobs_app.finetune.services import (
+    finetune_job_apply,
+    finetune_job_end_missing,
+    finetune_job_sync_events,
+    finetune_jobs_apply,
+)
 from jobs_app.models_finetune import TERMINAL_STATUSES, FineTuneJob, FineTuneSyncState
-from project.providers.client import ProviderError, poll_backoff_seconds, provider_call
+from project.providers.client import ProviderError, ProviderNotFound, poll_backoff_seconds, provider_call
 from project.providers.models import ProviderConnection
 
 logger = logging.getLogger(__name__)
 
 LIST_PAGE = 100
 EVENT_FETCHES_PER_TICK = 3
+# Active jobs the list did not show are asked about one by one, this many per tick.
+MISSING_CHECKS_PER_TICK = 3
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_MAX_SECONDS = 30 * 60
 LOCK_SECONDS = 120
@@ -36,6 +43,7 @@ LOCK_SECONDS = 120
 class TickResult:
     list_calls: int = 0
     event_calls: int = 0
+    missing_checks: int = 0
     updated: int = 0
     skipped: str = ""
     error: str = ""
@@ -43,7 +51,7 @@ class TickResult:
 
     @property
     def api_calls(self) -> int:
-        return self.list_calls + self.event_calls
+        return self.list_calls + self.event_calls + self.missing_checks
 
 
 def active_jobs(connection: ProviderConnection) -> dict[str, FineTuneJob]:
@@ -116,6 +124,7 @@ def _sync(connection: ProviderConnection, result: TickResult) -> None:
             break  # the list is newest first: the rest is older than every active job (a missing one must not cost a full walk)
         after = page.data[-1].id
     changed = finetune_jobs_apply(pairs=pairs)
+    changed += _check_unlisted(connection, [active[remote_id] for remote_id in sorted(unseen)], result)
     # Unchanged jobs were not written one by one; one update records that they were seen.
     FineTuneJob.objects.filter(pk__in=[active[rid].pk for rid in set(active) - unseen]).update(synced_at=timezone.now())
     result.updated = len(changed)
@@ -133,6 +142,27 @@ def _sync(connection: ProviderConnection, result: TickResult) -> None:
             # One job's refusal (say, deleted on the provider) must not stall the others.
             result.event_calls += 1
             logger.info("events of fine-tune job %s: %s", job.remote_id, error.message)
+
+
+def _check_unlisted(connection: ProviderConnection, jobs: list[FineTuneJob], result: TickResult) -> list[FineTuneJob]:
+    """Active jobs the provider's list no longer shows: fetch each (a few per tick). One
+    the provider does not know any more (deleted there) is ended here with the reason,
+    or it would stay "running" and be polled for ever."""
+    changed: list[FineTuneJob] = []
+    for job in jobs[:MISSING_CHECKS_PER_TICK]:
+        result.missing_checks += 1
+        def retrieve(client: Any, remote_id: str = job.remote_id) -> Any:
+            return client.fine_tuning.jobs.retrieve(remote_id)
+
+        try:
+            remote = provider_call(connection, retrieve)
+        except ProviderNotFound as error:
+            if finetune_job_end_missing(job=job, reason=f"The job no longer exists on {connection.name}: {error.message}"):
+                changed.append(job)
+            continue
+        if finetune_job_apply(job=job, remote=remote):
+            changed.append(job)
+    return changed
 
 
 def sync_all_connections() -> dict[int, TickResult]:

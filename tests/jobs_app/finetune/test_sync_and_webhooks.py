@@ -229,3 +229,24 @@ def test_a_job_missing_from_the_provider_does_not_make_every_tick_walk_the_whole
     assert result.list_calls == 1  # not ceil(150 / 100) = 2 or more: older jobs cannot include it
     assert result.error == ""  # its events answer 404; the tick goes on and does not back off
     assert counter.total == result.api_calls == 2
+
+
+@pytest.mark.django_db
+def test_a_job_deleted_on_the_provider_is_ended_with_the_reason_not_polled_for_ever(team, realtime_sandbox_url,
+                                                                                 monkeypatch) -> None:
+    connection = sandbox_connection(team, realtime_sandbox_url)
+    [listed] = _active_jobs_on_sandbox(team, connection, 1)
+    gone = make_finetune_job(team, connection=connection, remote_id="ftjob-deleted-elsewhere")
+    counter = CallCounter(monkeypatch)
+
+    result = sync_connection(connection)
+
+    gone.refresh_from_db()
+    assert gone.status == JobStatus.FAILED and gone.is_terminal and gone.finalized_at is not None
+    assert gone.error_message.startswith(f"The job no longer exists on {connection.name}: ")
+    assert Notification.objects.filter(team=team, text__contains="ftjob-deleted-elsewhere").count() == 1
+    assert result.missing_checks == 1 and counter.total == result.api_calls
+    listed.refresh_from_db()
+    assert listed.synced_at is not None  # the listed job went on as before
+    again = sync_connection(connection)
+    assert again.missing_checks == 0  # ended: no longer asked about
