@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from datetime import UTC, datetime
+
+from django.contrib.auth.models import User
+from django.db.models import Case, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from jobs_app.models_finetune import (
@@ -12,9 +16,13 @@ from jobs_app.models_finetune import (
     FineTuneJob,
     MetricPoint,
     Notification,
+    NotificationsSeen,
 )
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
+
+# Before any notification: someone who never opened the list has read none.
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def team_datasets(*, team: Team) -> QuerySet[Dataset]:
@@ -56,9 +64,17 @@ def job_metric_points(*, job: FineTuneJob) -> QuerySet[MetricPoint]:
     return job.metric_points.all()
 
 
-def team_notifications(*, team: Team) -> QuerySet[Notification]:
-    return Notification.objects.filter(team=team)
+def _seen_until(team: Team, user: User) -> Subquery:
+    return Subquery(NotificationsSeen.objects.filter(team=team, user=user).values("until")[:1])
 
 
-def team_unread_notification_count(*, team: Team) -> int:
-    return Notification.objects.filter(team=team, read=False).count()
+def team_notifications(*, team: Team, user: User) -> QuerySet[Notification]:
+    """The team's notifications, newest first, each with `unread` for this person."""
+    seen = _seen_until(team, user)
+    return Notification.objects.filter(team=team).annotate(
+        unread=Case(When(created_at__gt=Coalesce(seen, Value(EPOCH)), then=Value(True)), default=Value(False)))
+
+
+def team_unread_notification_count(*, team: Team, user: User) -> int:
+    """How many of the team's notifications this person has not read (one query)."""
+    return Notification.objects.filter(team=team, created_at__gt=Coalesce(_seen_until(team, user), Value(EPOCH))).count()

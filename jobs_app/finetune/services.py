@@ -31,6 +31,7 @@ from jobs_app.models_finetune import (
     JobStatus,
     MetricPoint,
     Notification,
+    NotificationsSeen,
 )
 from project.files.models import File, FilePurpose
 from project.files.services import FileInUse, FileRejected, file_delete, file_fetch_remote, file_open, file_upload
@@ -496,5 +497,7 @@ def finetune_jobs_import(*, team: Team, connection: ProviderConnection, remote_i
     return imported
 
 
-def notifications_mark_read(*, team: Team) -> int:
-    return Notification.objects.filter(team=team, read=False).update(read=True)
+def notifications_mark_read(*, team: Team, user: User) -> None:
+    """This person has read everything the team has been told so far (their colleagues
+    have not, until they look)."""
+    NotificationsSeen.objects.update_or_create(user=user, team=team, defaults={"until": timezone.now()})

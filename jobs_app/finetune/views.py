@@ -309,7 +309,7 @@ def job_import(request: TeamRequest) -> HttpResponse:
 @team_view()
 def notification_list(request: TeamRequest) -> HttpResponse:
     if request.method == "POST":
-        notifications_mark_read(team=request.team)
+        notifications_mark_read(team=request.team, user=request.user)
         return redirect(reverse("notification_list"))
     return render(request, "jobs_app/finetune/notifications.html",
-                  {"notifications": selectors.team_notifications(team=request.team)[:100]})
+                  {"notifications": selectors.team_notifications(team=request.team, user=request.user)[:100]})

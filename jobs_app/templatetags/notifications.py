@@ -12,4 +12,8 @@ register = template.Library()
 @register.inclusion_tag("jobs_app/finetune/_bell.html", takes_context=True)
 def notification_bell(context: dict[str, Any]) -> dict[str, Any]:
     team = context.get("current_team")
-    return {"unread": team_unread_notification_count(team=team) if team is not None else 0}
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if team is None or user is None or not user.is_authenticated:
+        return {"unread": 0}
+    return {"unread": team_unread_notification_count(team=team, user=user)}

@@ -181,12 +181,27 @@ def test_viewers_cannot_cancel(team) -> None:
     assert response.status_code == 403
 
 
-def test_the_bell_counts_unread_notifications_and_they_can_be_marked_read(owner_client, team) -> None:
+def test_the_bell_counts_unread_notifications_and_each_person_marks_their_own_read(owner_client, team) -> None:
+    from tests.conftest import client_for
+    from tests.factories import add_member, make_user
+
+    colleague = make_user("reader")
+    add_member(team, colleague)
+    colleague_client = client_for(colleague)
     Notification.objects.create(team=team, text="Fine-tuning job ftjob-1 succeeded", link="/fine-tuning/")
-    page = owner_client.get(reverse("finetune_list")).content.decode()
-    assert "Notifications, 1 unread" in page
+    assert "Notifications, 1 unread" in owner_client.get(reverse("finetune_list")).content.decode()
+    listed = owner_client.get(reverse("notification_list")).content.decode()
+    assert '<li class="unread">' in listed and "ftjob-1 succeeded" in listed
+
     owner_client.post(reverse("notification_list"))
-    assert not Notification.objects.filter(read=False).exists()
+    assert "Notifications, 0 unread" in owner_client.get(reverse("finetune_list")).content.decode()
+    assert '<li class="unread">' not in owner_client.get(reverse("notification_list")).content.decode()
+    # Reading is per person: the colleague has not read it yet.
+    assert "Notifications, 1 unread" in colleague_client.get(reverse("finetune_list")).content.decode()
+    # News that comes later is unread for the owner again.
+    Notification.objects.create(team=team, text="Fine-tuning job ftjob-2 failed", link="/fine-tuning/")
+    assert "Notifications, 1 unread" in owner_client.get(reverse("finetune_list")).content.decode()
+    assert "Notifications, 2 unread" in colleague_client.get(reverse("finetune_list")).content.decode()
 
 
 def test_a_dataset_whose_file_is_gone_gets_a_verdict_instead_of_spinning(owner_client, team) -> None:
