@@ -167,6 +167,9 @@ class Batch(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     results_state = models.CharField(max_length=10, choices=ResultsState.choices, default=ResultsState.NONE)
     results_error = models.TextField(blank=True)
+    # When a submit task claimed the part: a claim this old with no remote id means the
+    # task's worker stopped mid-submit (see services.batches_recover_interrupted_submits).
+    submitting_since = models.DateTimeField(null=True, blank=True)
     # Sync bookkeeping: errors back off per batch, so one broken connection is not hammered.
     sync_failures = models.PositiveIntegerField(default=0)
     sync_error = models.TextField(blank=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +35,8 @@ from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
 from project.teams.services import audit_record
+
+logger = logging.getLogger(__name__)
 
 COPY_REQUESTS = (
     "COPY jobs_app_batchrequest (batch_id, line_no, custom_id, body, input_text, status, output_text, error_code, "
@@ -178,7 +182,7 @@ def batch_group_mark_submitting(*, group: BatchGroup, actor: User | None) -> int
     """Claim the unsent parts for one submit task (a conditional update, so a double
     click or a redelivered request submits nothing twice). Returns parts claimed."""
     claimed = Batch.objects.filter(group=group, status__in=[BatchStatus.DRAFT, BatchStatus.SUBMIT_FAILED],
-                                   remote_id="").update(status=BatchStatus.SUBMITTING)
+                                   remote_id="").update(status=BatchStatus.SUBMITTING, submitting_since=timezone.now())
     if claimed:
         BatchGroup.objects.filter(pk=group.pk).update(submit_error="")
         audit_record(team=group.team, actor=actor, action="batch.submitted", target=group.name, parts=claimed)
@@ -244,6 +248,55 @@ def batch_group_submit(*, group: BatchGroup, actor: User | None) -> None:
         BatchGroup.objects.filter(pk=group.pk).update(submit_error=error.message)
         return
     BatchGroup.objects.filter(pk=group.pk).update(submitted_at=timezone.now(), submit_error="")
+
+
+INTERRUPTED_SUBMIT = "The submission was interrupted (its worker stopped). Submit again."
+
+
+def batches_recover_interrupted_submits(*, stale_after_seconds: float) -> int:
+    """Parts claimed for submitting long ago that never got a remote id: their worker
+    died mid-submit. A part the provider did create (found by the metadata every part is
+    created with) is adopted; the others go back to "submit failed", to be submitted
+    again, instead of staying "submitting" for ever. Returns parts recovered."""
+    from jobs_app.batches.sync import batch_apply_remote
+
+    cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
+    stuck = list(Batch.objects.filter(status=BatchStatus.SUBMITTING, remote_id="", submitting_since__lt=cutoff)
+                 .select_related("group", "connection"))
+    recovered = 0
+    for connection_id in {part.connection_id for part in stuck}:
+        parts = [part for part in stuck if part.connection_id == connection_id]
+        try:
+            created = _created_remotely(parts[0].connection, {part.group_id for part in parts})
+        except ProviderError as error:
+            logger.info("interrupted batch submits on connection %s: %s", connection_id, error.message)
+            created = {}
+        for part in parts:
+            remote = created.get((part.group_id, part.part))
+            with transaction.atomic():
+                if remote is not None:
+                    if Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
+                            remote_id=remote.id, status=BatchStatus.VALIDATING):
+                        part.remote_id, part.status = remote.id, BatchStatus.VALIDATING
+                        batch_apply_remote(batch=part, remote=remote)
+                        recovered += 1
+                elif Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
+                        status=BatchStatus.SUBMIT_FAILED):
+                    BatchGroup.objects.filter(pk=part.group_id).update(submit_error=INTERRUPTED_SUBMIT)
+                    recovered += 1
+    return recovered
+
+
+def _created_remotely(connection: ProviderConnection, group_ids: set[int]) -> dict[tuple[int, int], Any]:
+    """The provider's recent batches that are parts of these groups, by (group, part)."""
+    page = provider_call(connection, lambda client: client.batches.list(limit=100))
+    found: dict[tuple[int, int], Any] = {}
+    for remote in page.data:
+        metadata = remote.metadata or {}
+        group_id, part = metadata.get("switchboard_group", ""), metadata.get("part", "").split("/")[0]
+        if group_id.isdigit() and int(group_id) in group_ids and part.isdigit():
+            found[(int(group_id), int(part))] = remote
+    return found
 
 
 def batch_group_cancel(*, group: BatchGroup, actor: User | None) -> list[str]:

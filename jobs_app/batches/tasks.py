@@ -20,11 +20,17 @@ def batch_group_submit_task(group_id: int, actor_id: int | None = None) -> None:
         services.batch_group_submit(group=group, actor=actor)
 
 
+# A submit claims its parts, uploads their files and creates the batches: well within this.
+SUBMIT_STALE_AFTER_SECONDS = 15 * 60
+
+
 @shared_task(base=IoTask)
 def batches_sync_tick() -> None:
-    """Beat: one sync task per connection that has active batches."""
+    """Beat: one sync task per connection that has active batches; submits whose worker
+    stopped are recovered."""
     for connection_id in sync.connections_with_active_batches():
         batches_sync_connection_task.delay(connection_id)
+    services.batches_recover_interrupted_submits(stale_after_seconds=SUBMIT_STALE_AFTER_SECONDS)
 
 
 @shared_task(base=IoTask, acks_late=True)  # idempotent: applying the same remote state twice changes nothing

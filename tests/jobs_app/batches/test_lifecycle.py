@@ -237,3 +237,48 @@ def test_a_threads_batch_runs_to_completion_with_each_reply_joined_to_its_thread
     assert rows[f"thread-{with_tools.pk}"].output_text == "tools again"
     assert all(row.status == RequestStatus.SUCCEEDED and row.input_tokens > 0 for row in rows.values())
     assert part.cost_usd is not None and part.cost_usd > 0
+
+
+def _interrupted(group: BatchGroup) -> None:
+    """What a worker that stopped mid-submit leaves: the part claimed long ago, no remote id."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Batch.objects.filter(group=group).update(status=BatchStatus.SUBMITTING, remote_id="",
+                                             submitting_since=timezone.now() - timedelta(hours=1))
+
+
+def test_a_submit_whose_worker_stopped_can_be_submitted_again(team: Team, sandbox_conn) -> None:
+    from jobs_app.batches.services import INTERRUPTED_SUBMIT, batches_recover_interrupted_submits
+
+    group = make_batch_group(team, sandbox_conn)
+    assert isinstance(group, BatchGroup)
+    assert batch_group_mark_submitting(group=group, actor=None) == 1
+    assert batches_recover_interrupted_submits(stale_after_seconds=900) == 0  # just claimed: its worker is at it
+    _interrupted(group)
+    assert batches_recover_interrupted_submits(stale_after_seconds=900) == 1
+    group.refresh_from_db()
+    assert group.parts.get().status == BatchStatus.SUBMIT_FAILED and group.submit_error == INTERRUPTED_SUBMIT
+    submit(group)  # the person submits again
+    part = group.parts.get()
+    assert part.status == BatchStatus.VALIDATING and part.remote_id
+
+
+def test_a_part_the_provider_created_before_the_worker_stopped_is_adopted_not_sent_twice(team: Team,
+                                                                                       sandbox_conn) -> None:
+    import openai
+
+    from jobs_app.batches.services import batches_recover_interrupted_submits
+
+    group = make_batch_group(team, sandbox_conn)
+    assert isinstance(group, BatchGroup)
+    submit(group)
+    created = group.parts.get().remote_id
+    _interrupted(group)  # the batch exists on the provider; its id was never saved here
+    assert batches_recover_interrupted_submits(stale_after_seconds=900) == 1
+    part = group.parts.get()
+    assert part.remote_id == created and part.status != BatchStatus.SUBMIT_FAILED
+    client = openai.OpenAI(base_url=sandbox_conn.base_url, api_key=sandbox_conn.get_api_key())
+    mine = [b for b in client.batches.list(limit=100).data if (b.metadata or {}).get("switchboard_group") == str(group.pk)]
+    assert len(mine) == 1
