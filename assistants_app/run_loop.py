@@ -142,6 +142,23 @@ def _newest_first(messages: QuerySet[Message]) -> Iterator[Message]:
         before = page[-1].pk
 
 
+_version_token_counts: dict[int, int] = {}
+
+
+def _version_tokens(version: AssistantVersion) -> int:
+    """Tokens the instructions and tool definitions take in every request. A version
+    never changes once saved, so each is counted once per worker process, not once per
+    run (long instructions take a millisecond or more to encode)."""
+    count = _version_token_counts.get(version.pk)
+    if count is None:
+        encoding = encoding_for_model(version.model)
+        count = count_message({"role": "system", "content": version.instructions}, encoding) if version.instructions else 0
+        if version.tools:
+            count += len(encoding.encode(json.dumps(api_tools(version.tools)), disallowed_special=()))
+        _version_token_counts[version.pk] = count
+    return count
+
+
 def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> tuple[list[dict[str, Any]], int]:
     """The messages to send, oldest trimmed first to fit the context window minus the
     output budget, and how many were left out. The instructions are never trimmed.
@@ -151,10 +168,8 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
     used where the message has one."""
     encoding = encoding_for_model(version.model)
     system = [{"role": "system", "content": version.instructions}] if version.instructions else []
-    tools_cost = len(encoding.encode(json.dumps(api_tools(version.tools)), disallowed_special=())) if version.tools else 0
     output_budget = version.max_output_tokens or min(facts.max_output_tokens, facts.context_window // 4)
-    budget = facts.context_window - output_budget - tools_cost - REPLY_PRIMING
-    budget -= sum(count_message(message, encoding) for message in system)
+    budget = facts.context_window - output_budget - REPLY_PRIMING - _version_tokens(version)
     stored = thread.messages.filter(pending=False)
     kept: list[dict[str, Any]] = []
     total = 0
