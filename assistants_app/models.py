@@ -97,6 +97,28 @@ class Thread(models.Model):
         return self.title
 
 
+class ChatImage(models.Model):
+    """A picture sent in a chat, stored once per team and content. Kept as a file (with a
+    small thumbnail for pages), not inside the message: a thread page with many pictures
+    stays small, and the run builds the data URL the provider needs when it sends one."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    sha256 = models.CharField(max_length=64)
+    mime = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    image = models.FileField(upload_to="chat-images/%Y/%m/")
+    thumbnail = models.FileField(upload_to="chat-images/%Y/%m/thumbs/")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "sha256"], name="chat_image_once_per_team")]
+
+    def __str__(self) -> str:
+        return f"{self.mime} {self.width}x{self.height}"
+
+
 class Role(models.TextChoices):
     USER = "user"
     ASSISTANT = "assistant"
@@ -109,7 +131,9 @@ class Message(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
     role = models.CharField(max_length=10, choices=Role.choices)
     text = models.TextField(blank=True)
-    # Non-text parts: [{"type": "image", "data_url"}, {"type": "file", "file_id", "name"}]
+    # Non-text parts: [{"type": "image", "image_id", "name", "mime", "width", "height"} (a ChatImage;
+    # messages saved before images were stored apart carry a "data_url" instead),
+    # {"type": "file", "file_id", "remote_id", "name"}]
     attachments = models.JSONField(default=list, blank=True)
     tool_calls = models.JSONField(default=list, blank=True)
     tool_call_id = models.CharField(max_length=100, blank=True)

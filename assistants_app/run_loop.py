@@ -32,6 +32,7 @@ from jsonschema import Draft202012Validator
 from openai import APIResponse
 
 from assistants_app import streams
+from assistants_app.images import image_data_url
 from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
 from assistants_app.tools import ToolFailed, api_tools, call_http_tool, run_builtin
 from project.providers.client import ClientOptions, ProviderError, ProviderServerError, client_for, provider_errors
@@ -108,6 +109,22 @@ class Clock:
 
 # -- history -----------------------------------------------------------------------------------
 
+def user_content(message: Message) -> str | list[dict[str, Any]]:
+    """A user message as the API takes it: the text alone, or the text and its parts
+    (images as data URLs, files by their provider id)."""
+    if not message.attachments:
+        return message.text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
+    for attachment in message.attachments:
+        if attachment.get("type") == "image":
+            url = image_data_url(attachment, team_id=message.team_id)
+            if url is not None:
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+        elif attachment.get("type") == "file" and attachment.get("remote_id"):
+            parts.append({"type": "file", "file": {"file_id": attachment["remote_id"]}})
+    return parts or message.text
+
+
 def _api_message(message: Message) -> dict[str, Any]:
     if message.role == Role.TOOL:
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
@@ -116,15 +133,7 @@ def _api_message(message: Message) -> dict[str, Any]:
         if message.tool_calls:
             out["tool_calls"] = message.tool_calls
         return out
-    if not message.attachments:
-        return {"role": "user", "content": message.text}
-    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
-    for attachment in message.attachments:
-        if attachment.get("type") == "image":
-            parts.append({"type": "image_url", "image_url": {"url": attachment["data_url"]}})
-        elif attachment.get("type") == "file":
-            parts.append({"type": "file", "file": {"file_id": attachment["remote_id"]}})
-    return {"role": "user", "content": parts}
+    return {"role": "user", "content": user_content(message)}
 
 
 HISTORY_PAGE = 200

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.html import escape
 
-from assistants_app.models import ACTIVE_STATUSES, Assistant, AssistantVersion, Message, Run, Thread
+from assistants_app.models import ACTIVE_STATUSES, Assistant, AssistantVersion, ChatImage, Message, Run, Thread
 from project.teams.models import Team
 
 THREAD_PAGE = 25
@@ -169,3 +169,7 @@ def team_usage(*, team: Team, days: int = 30) -> list[dict[str, Any]]:
         .order_by("-day", "assistant__name", "model")  # type: ignore[arg-type]
     )
     return rows
+
+
+def team_chat_image_get(*, team: Team, image_id: int) -> ChatImage:
+    return get_object_or_404(ChatImage, team=team, pk=image_id)

@@ -23,5 +23,6 @@ urlpatterns = [
     path("threads/<int:thread_id>/events/", views_stream.thread_events, name="thread_events"),
     path("runs/<int:run_id>/stop/", views.run_stop, name="run_stop"),
     path("tool-results/<int:message_id>/", views.tool_answer, name="tool_answer"),
+    path("images/<int:image_id>/", views.chat_image, name="chat_image"),
     path("usage/", views.usage, name="usage"),
 ]

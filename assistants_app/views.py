@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-import base64
 import difflib
 import json
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages as flash
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_POST
 from assistants_app import selectors, services, streams
 from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
+from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment
 from assistants_app.model_catalog import TASKS, model_choices, recommend
 from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus
 from jobs_app.batches.selectors import team_batch_usage
@@ -26,10 +26,6 @@ from project.providers.selectors import team_connections, team_default_connectio
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
 from project.teams.selectors import team_members
-
-IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif", b"RIFF": "image/webp"}
-MAX_IMAGE_BYTES = 5 * 1024 * 1024
-
 
 # -- assistants -----------------------------------------------------------------------------
 
@@ -257,15 +253,28 @@ def thread_detail(request: TeamRequest, thread_id: int) -> HttpResponse:
     return render(request, "assistants_app/thread_detail.html", context)
 
 
-def _image_attachment(upload: Any) -> dict[str, Any]:
-    data = upload.read(MAX_IMAGE_BYTES + 1)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise services.ChatError(f"{upload.name} is larger than 5 MB.")
-    mime = next((kind for magic, kind in IMAGE_TYPES.items() if data.startswith(magic)), None)
-    if mime is None or (mime == "image/webp" and data[8:12] != b"WEBP"):
-        raise services.ChatError(f"{upload.name} is not a PNG, JPEG, GIF or WebP image.")
-    return {"type": "image", "name": upload.name[:200], "mime": mime,
-            "data_url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}
+def _image_attachment(upload: Any, team: Any) -> dict[str, Any]:
+    name = upload.name or "image"
+    try:
+        image = chat_image_store(team=team, data=upload.read(MAX_IMAGE_BYTES + 1), name=name)
+    except ImageRejected as error:
+        raise services.ChatError(str(error)) from error
+    return image_attachment(image, name)
+
+
+@team_view()
+def chat_image(request: TeamRequest, image_id: int) -> HttpResponse:
+    """A chat picture, inline; ?size=thumb for the thumbnail the thread page shows."""
+    image = selectors.team_chat_image_get(team=request.team, image_id=image_id)
+    thumb = request.GET.get("size") == "thumb"
+    stored = image.thumbnail if thumb else image.image
+    content_type = ("image/png" if (stored.name or "").endswith(".png") else "image/jpeg") if thumb else image.mime
+    response = FileResponse(stored.open("rb"), content_type=content_type)
+    response["Content-Disposition"] = "inline"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    # The same id always names the same bytes.
+    response["Cache-Control"] = "private, max-age=86400, immutable"
+    return cast(HttpResponse, response)
 
 
 @require_POST
@@ -275,7 +284,7 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
     attachments: list[dict[str, Any]] = []
     try:
         for upload in request.FILES.getlist("images"):
-            attachments.append(_image_attachment(upload))
+            attachments.append(_image_attachment(upload, request.team))
         for upload in request.FILES.getlist("files"):
             connection = thread.assistant.connection
             if connection is None:

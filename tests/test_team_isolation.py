@@ -31,6 +31,16 @@ def _file(team: Team) -> object:
     return make_file(team)
 
 
+def _chat_image(team: Team) -> object:
+    import base64
+
+    from assistants_app.images import chat_image_store
+
+    dot = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    return chat_image_store(team=team, data=dot, name="dot.png")
+
+
 def _upload_request(team: Team) -> object:
     from project.files.models import UploadRequest
 
@@ -133,6 +143,7 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "file_detail": (_file, ["get"]),
     "file_fetch": (_file, ["post"]),
     "file_image": (_file, ["get"]),
+    "chat_image": (_chat_image, ["get"]),
     "file_download": (_file, ["get"]),
     "file_delete": (_file, ["get", "post"]),
     "upload_request_status": (_upload_request, ["get"]),

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import tiktoken
 
+from assistants_app.run_loop import user_content
 from jobs_app.batches.estimate import body_input_tokens
 from jobs_app.batches.validation import JSON_OBJECT_PROBLEM, InputProblems, check_body, json_object_without_json
 from jobs_app.models_batches import BatchEndpoint
@@ -86,21 +87,6 @@ def request_body_for_assistant(assistant: Any) -> BodySpec:
                     tools=tools, extra=extra)
 
 
-def _user_content(message: Any) -> Any:
-    """A user message's text and attachments as the run loop sends them (images as data URLs,
-    files by their provider id)."""
-    attachments = message.attachments or []
-    if not attachments:
-        return message.text
-    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
-    for attachment in attachments:
-        if attachment.get("type") == "image" and attachment.get("data_url"):
-            parts.append({"type": "image_url", "image_url": {"url": attachment["data_url"]}})
-        elif attachment.get("type") == "file" and attachment.get("remote_id"):
-            parts.append({"type": "file", "file": {"file_id": attachment["remote_id"]}})
-    return parts or message.text
-
-
 def _complete_tool_rounds(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The API refuses an assistant tool call without its result (and a result without its
     call); a round left unanswered (a person never replied) is kept as text only."""
@@ -138,7 +124,7 @@ def thread_conversation(thread: Any) -> tuple[str, list[dict[str, Any]]]:
                 entry["tool_calls"] = message.tool_calls
             messages.append(entry)
         elif message.role == "user":
-            messages.append({"role": "user", "content": _user_content(message)})
+            messages.append({"role": "user", "content": user_content(message)})
             last_user = len(messages) - 1
     return f"thread-{thread.pk}", _complete_tool_rounds(messages[: last_user + 1])
 

@@ -8,7 +8,7 @@ import base64
 
 import pytest
 
-from assistants_app.models import Message
+from assistants_app.models import ChatImage, Message
 from project.providers.models import ProviderKind
 from tests.factories import log_in, make_assistant, make_connection, make_team, make_thread, make_user
 
@@ -70,10 +70,14 @@ def test_images_pasted_into_the_composer_are_sent_with_the_message(page, asgi_ur
 
     message = Message.objects.get(thread=thread, role="user")
     assert message.text == "What are these?"
-    assert [(a["type"], a["name"], a["mime"], a["data_url"]) for a in message.attachments] == [
-        ("image", "first.png", "image/png", f"data:image/png;base64,{PNG_BASE64}"),
-        ("image", "second.png", "image/png", f"data:image/png;base64,{PNG_BASE64}"),
+    # Stored as a picture of the team's (once: both are the same bytes), not inside the message.
+    stored = ChatImage.objects.get(team=team)
+    assert [(a["type"], a["name"], a["mime"], a["image_id"], a["width"]) for a in message.attachments] == [
+        ("image", "first.png", "image/png", stored.pk, 1),
+        ("image", "second.png", "image/png", stored.pk, 1),
     ]
+    with stored.image.open("rb") as saved:
+        assert saved.read() == PNG
     page.reload()
     for name in ("first.png", "second.png"):
         # naturalWidth 1: the browser decoded the stored picture, not just an <img> with a broken source.

@@ -115,11 +115,13 @@ def test_an_image_is_sent_as_an_image_part(team, owner, chat_connection) -> None
 
     png = base64.b64decode(
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    from assistants_app.images import chat_image_store, image_attachment
+
     assistant = make_assistant(team, chat_connection)
     thread = make_thread(team, assistant)
-    _, run = thread_post_message(thread=thread, actor=owner, text="What is this?", attachments=[
-        {"type": "image", "name": "dot.png", "mime": "image/png",
-         "data_url": "data:image/png;base64," + base64.b64encode(png).decode()}])
+    stored = chat_image_store(team=team, data=png, name="dot.png")
+    _, run = thread_post_message(thread=thread, actor=owner, text="What is this?",
+                                 attachments=[image_attachment(stored, "dot.png")])
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     assert Message.objects.get(run=run, role="assistant").text.startswith("I see 1 image (image/png, 1x1).")

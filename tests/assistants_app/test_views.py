@@ -145,6 +145,58 @@ def test_an_image_that_is_not_an_image_is_refused(owner_client, team) -> None:
     assert not Message.objects.filter(thread=thread).exists()
 
 
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_posted_picture_is_stored_once_and_the_page_shows_its_thumbnail_not_its_bytes(owner_client, team) -> None:
+    import base64
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from assistants_app.models import ChatImage
+
+    thread = make_thread(team, make_assistant(team, make_connection(team)))
+    picture = _png(1600, 1200)
+    for text in ("first look", "again"):
+        upload = SimpleUploadedFile("red.png", picture, content_type="image/png")
+        assert owner_client.post(f"/threads/{thread.pk}/messages/", {"text": text, "images": upload}).status_code == 302
+        Run.objects.filter(thread=thread).update(status="succeeded")
+    image = ChatImage.objects.get(team=team)  # the same bytes twice: stored once
+    assert (image.width, image.height, image.mime, image.size) == (1600, 1200, "image/png", len(picture))
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert page.count(f'src="/images/{image.pk}/?size=thumb"') == 2
+    assert base64.b64encode(picture[:300]).decode()[:100] not in page  # no data URL in the page
+    full = owner_client.get(f"/images/{image.pk}/")
+    assert full["Content-Type"] == "image/png" and b"".join(full.streaming_content) == picture
+    assert "sandbox" in full["Content-Security-Policy"]
+    thumb = owner_client.get(f"/images/{image.pk}/?size=thumb")
+    import io
+
+    from PIL import Image as PILImage
+    with PILImage.open(io.BytesIO(b"".join(thumb.streaming_content))) as small:
+        assert max(small.size) == 480 and small.size == (480, 360)
+
+
+def test_a_broken_or_enormous_picture_is_refused_with_the_reason(owner_client, team) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    thread = make_thread(team, make_assistant(team, make_connection(team)))
+    truncated = SimpleUploadedFile("cut.png", _png(64, 64)[:-40], content_type="image/png")
+    response = owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "look", "images": truncated}, follow=True)
+    assert "cut.png is not a PNG, JPEG, GIF or WebP image" in response.content.decode()
+    huge = SimpleUploadedFile("huge.png", _png(8000, 6000), content_type="image/png")
+    response = owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "look", "images": huge}, follow=True)
+    assert "huge.png is 8000x6000 pixels; the limit is 40,000,000 pixels." in response.content.decode()
+    assert not Message.objects.filter(thread=thread).exists()
+
+
 def test_model_output_names_and_instructions_render_inert(owner_client, team) -> None:
     assistant = make_assistant(team, name=XSS, instructions=XSS)
     thread = make_thread(team, assistant, title=XSS)

@@ -1,0 +1,94 @@
+"""Pictures sent in chats: checked by decoding them, stored once per team and content
+with a thumbnail, and turned back into the data URL a provider needs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from PIL import Image, UnidentifiedImageError
+
+from assistants_app.models import ChatImage
+from project.teams.models import Team
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+# A small file can still decode to a huge bitmap (a "decompression bomb"): refuse those.
+MAX_IMAGE_PIXELS = 40_000_000
+THUMBNAIL_SIZE = (480, 480)
+FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+
+
+class ImageRejected(ValueError):
+    """The upload is not a picture we can send; the message says why."""
+
+
+def _inspect(data: bytes, name: str) -> tuple[str, int, int]:
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            kind, (width, height) = probe.format or "", probe.size
+            if kind not in FORMATS:
+                raise ImageRejected(f"{name} is not a PNG, JPEG, GIF or WebP image.")
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageRejected(f"{name} is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS:,} pixels.")
+            probe.verify()  # reads the whole file: a truncated or corrupt one fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ImageRejected(f"{name} is not a PNG, JPEG, GIF or WebP image ({type(error).__name__}).") from error
+    return FORMATS[kind], width, height
+
+
+def _thumbnail(data: bytes) -> tuple[bytes, str]:
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.thumbnail(THUMBNAIL_SIZE)
+        out = io.BytesIO()
+        if picture.mode in ("RGBA", "LA", "P"):
+            picture.convert("RGBA").save(out, "PNG", optimize=True)
+            return out.getvalue(), "png"
+        picture.convert("RGB").save(out, "JPEG", quality=85)
+        return out.getvalue(), "jpg"
+
+
+def chat_image_store(*, team: Team, data: bytes, name: str) -> ChatImage:
+    """Check and store one picture for the team (the same bytes twice are stored once).
+    Raises ImageRejected with a message for the page."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageRejected(f"{name} is larger than 5 MB.")
+    mime, width, height = _inspect(data, name)
+    digest = hashlib.sha256(data).hexdigest()
+    existing = ChatImage.objects.filter(team=team, sha256=digest).first()
+    if existing is not None:
+        return existing
+    thumb, thumb_ext = _thumbnail(data)
+    extension = mime.split("/")[1].replace("jpeg", "jpg")
+    image = ChatImage(team=team, sha256=digest, mime=mime, width=width, height=height, size=len(data))
+    image.image.save(f"{digest}.{extension}", ContentFile(data), save=False)
+    image.thumbnail.save(f"{digest}.{thumb_ext}", ContentFile(thumb), save=False)
+    try:
+        with transaction.atomic():
+            image.save()
+    except IntegrityError:  # the same picture, stored a moment ago by another request
+        image.image.delete(save=False)
+        image.thumbnail.delete(save=False)
+        return ChatImage.objects.get(team=team, sha256=digest)
+    return image
+
+
+def image_attachment(image: ChatImage, name: str) -> dict[str, Any]:
+    return {"type": "image", "image_id": image.pk, "name": name[:200], "mime": image.mime, "width": image.width,
+            "height": image.height}
+
+
+def image_data_url(attachment: dict[str, Any], *, team_id: int) -> str | None:
+    """The data URL to send for an image attachment of one of the team's messages, or
+    None when its picture is gone."""
+    if attachment.get("data_url"):
+        return str(attachment["data_url"])
+    image_id = attachment.get("image_id")
+    image = ChatImage.objects.filter(pk=int(image_id), team_id=team_id).first() if image_id is not None else None
+    if image is None:
+        return None
+    with image.image.open("rb") as stored:
+        return f"data:{image.mime};base64,{base64.b64encode(stored.read()).decode()}"
