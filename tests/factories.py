@@ -175,3 +175,12 @@ def log_in(page: Any, base_url: str, username: str, *, expect_heading: str | Non
         page.wait_for_selector(f"h1:has-text('{expect_heading}')")
     else:
         page.wait_for_selector("nav.mainnav")  # shown only to a member who is logged in
+
+
+def send_with_enter(page: Any, text: str, box: str = "#composer-text") -> None:
+    """Type a chat message and press Enter, as a person does. Waits for the page to have
+    loaded first: Enter sends only once chat.js (a deferred script) runs; before that it
+    types a new line."""
+    page.wait_for_load_state("load")
+    page.fill(box, text)
+    page.keyboard.press("Enter")

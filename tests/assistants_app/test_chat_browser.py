@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from project.providers.models import ProviderKind
-from tests.factories import log_in, make_connection, make_team, make_user
+from tests.factories import log_in, make_connection, make_team, make_user, send_with_enter
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
 
@@ -32,8 +32,7 @@ def test_create_an_assistant_chat_use_a_tool_roll_back_and_search(page, asgi_url
     page.wait_for_selector("text=Assistant Helpdesk created (version 1).")
 
     page.click("button:has-text('Start a chat')")
-    page.fill("#composer-text", "write 600 words")
-    page.keyboard.press("Enter")
+    send_with_enter(page, "write 600 words")
     # The reply streams in: the live block shows part of it before the whole arrives.
     page.wait_for_selector(".live .stream-text span")
     partial_words = len(page.inner_text(".live .stream-text").split())
@@ -118,8 +117,7 @@ def test_a_post_answered_after_its_stream_has_shown_the_run_is_not_shown_twice(
     log_in(page, asgi_url, "quinn", expect_heading="Late")
     page.goto(f"{asgi_url}/threads/{thread.pk}/")
     page.wait_for_timeout(300)  # the page's event stream is open
-    page.fill("#composer-text", "write 400 words")
-    page.keyboard.press("Enter")
+    send_with_enter(page, "write 400 words")
     page.wait_for_selector(".live .stream-text span")  # from the stream, while the post waits
     page.wait_for_selector(".run-group[data-run-status=succeeded] .msg.assistant .md")
     page.wait_for_timeout(300)

@@ -10,7 +10,7 @@ import pytest
 
 from assistants_app.models import ChatImage, Message
 from project.providers.models import ProviderKind
-from tests.factories import log_in, make_assistant, make_connection, make_team, make_thread, make_user
+from tests.factories import log_in, make_assistant, make_connection, make_team, make_thread, make_user, send_with_enter
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
 PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -54,6 +54,7 @@ def test_images_pasted_into_the_composer_are_sent_with_the_message(page, asgi_ur
 
     log_in(page, asgi_url, "paula", expect_heading="Clipboard")
     page.goto(f"{asgi_url}/threads/{thread.pk}/")
+    page.wait_for_load_state("load")  # chat.js takes pasted pictures once it runs
     page.fill("#composer-text", "What are these?")
     page.focus("#composer-text")
     assert page.evaluate(PASTE_IMAGE, ["first.png", PNG_BASE64]) is False, "the composer did not take the pasted image"
@@ -97,8 +98,7 @@ def test_the_assistant_asks_a_person_and_goes_on_with_the_answer(page, asgi_url,
 
     log_in(page, asgi_url, "omar", expect_heading="Approvals")
     page.goto(f"{asgi_url}/threads/{thread.pk}/")
-    page.fill("#composer-text", "use approve amount=250")
-    page.keyboard.press("Enter")
+    send_with_enter(page, "use approve amount=250")
     page.wait_for_selector("text=The assistant asks a person for the result of approve")
     page.fill("form.tool-answer input[name=answer]", "Approved by Omar")
     page.click("form.tool-answer button")

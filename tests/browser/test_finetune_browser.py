@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from project.providers.models import ProviderKind
-from tests.factories import chat_example, jsonl, log_in, make_connection, make_team, make_user
+from tests.factories import chat_example, jsonl, log_in, make_connection, make_team, make_user, send_with_enter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,8 +74,7 @@ def test_upload_validate_start_a_job_watch_it_finish_and_chat_with_the_model(asg
     page.wait_for_selector("#compare-columns")
     models = [page.get_attribute(f".compare-col:nth-child({n})", "data-model") for n in (1, 2)]
     assert models == [model, "gpt-4.1-mini"]
-    page.fill("#composer-text", "write 400 words")
-    page.keyboard.press("Enter")
+    send_with_enter(page, "write 400 words")
     # Both replies stream in: live blocks show part of a reply before the whole arrives.
     page.wait_for_selector("#compare-1 .live .stream-text span")
     partial_words = len(page.inner_text("#compare-1 .live .stream-text").split())
