@@ -316,7 +316,10 @@ def _chunks(response: APIResponse[Any]) -> Iterator[dict[str, Any]]:
             payload, data = "\n".join(data), []
             if payload.startswith("[DONE]"):
                 return
-            chunk = json.loads(payload)
+            try:
+                chunk = json.loads(payload)
+            except ValueError as error:
+                raise ProviderServerError(f"The provider sent a part of the reply that is not JSON: {payload[:80]!r}") from error
             if not isinstance(chunk, dict):
                 continue
             if chunk.get("error"):

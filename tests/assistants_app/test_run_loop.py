@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -269,3 +270,30 @@ def test_the_history_is_read_newest_first_across_pages_and_sent_in_order(team, c
     assert version is not None
     messages, trimmed = run_loop.build_history(thread=thread, version=version, facts=model_facts(version.model))
     assert [m["content"] for m in messages] == ["Be brief."] + [f"turn {i}" for i in range(8)] and trimmed == 0
+
+
+class _Lines:
+    """What _chunks reads of a streamed response: its lines."""
+
+    http_request = None
+
+    def __init__(self, *lines: str) -> None:
+        self.lines = lines
+
+    def iter_lines(self) -> Any:
+        return iter(self.lines)
+
+
+def test_streamed_chunks_are_read_as_sent_and_a_garbled_one_is_a_provider_error() -> None:
+    from project.providers.client import ProviderServerError
+
+    chunks = list(run_loop._chunks(_Lines(  # type: ignore[arg-type]
+        ": keep-alive", "", 'data: {"choices": [{"delta": {"content": "Hel"}}]}', "",
+        "data:" + '{"choices": [{"delta": {"content": "lo"}}]}', "", "data: [DONE]", "", 'data: {"late": 1}', "")))
+    assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["Hel", "lo"]  # nothing after [DONE]
+    with pytest.raises(ProviderServerError) as garbled:
+        list(run_loop._chunks(_Lines('data: {"choices": [', "")))  # type: ignore[arg-type]
+    assert garbled.value.transient and "not JSON" in garbled.value.message
+    with pytest.raises(ProviderServerError) as failed:
+        list(run_loop._chunks(_Lines('data: {"error": {"message": "overloaded", "type": "server_error"}}', "")))  # type: ignore[arg-type]
+    assert failed.value.message == "The provider failed in the middle of the reply: overloaded"
