@@ -30,6 +30,7 @@ from project.providers.models import ProviderConnection
 from project.teams.models import Team
 from project.teams.services import audit_record
 from project.tokens import count_message, encoding_for_model
+from project.vision import image_tokens
 
 if TYPE_CHECKING:
     from jobs_app.models_finetune import FineTuneJob
@@ -161,10 +162,12 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         Thread.objects.filter(pk=thread.pk).update(**update)
         if Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists():
             raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
+        # Pictures count too (from their stored size), so trimming leaves room for them.
+        tokens = count_message({"role": "user", "content": text}, encoding_for_model(version.model))
+        tokens += sum(image_tokens(int(a.get("width") or 0), int(a.get("height") or 0))
+                      for a in attachments if a.get("type") == "image")
         message = Message.objects.create(thread=thread, team_id=thread.team_id, role=Role.USER, text=text,
-                                         attachments=attachments, author=actor,
-                                         token_count=count_message({"role": "user", "content": text},
-                                                                   encoding_for_model(version.model)))
+                                         attachments=attachments, author=actor, token_count=tokens)
         run = Run.objects.create(thread=thread, team_id=thread.team_id, assistant=assistant, version=version,
                                  user_message=message, model=version.model)
         _enqueue(run)

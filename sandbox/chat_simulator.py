@@ -26,6 +26,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from project.vision import image_tokens
+
 from . import tokens
 from .errors import ApiError, invalid
 from .ids import stable_id
@@ -395,7 +397,7 @@ class ChatSimulator:
                             code="invalid_image_format",
                         )
                     found.append(info)
-                    image_total += tokens.image_tokens(info.width, info.height, str(image.get("detail", "auto")))
+                    image_total += image_tokens(info.width, info.height, str(image.get("detail", "auto")))
             images_per_message.append(found)
         ids += [0] * tokens.REPLY_PRIMING
         if tools:
@@ -407,8 +409,8 @@ class ChatSimulator:
         self._check(body, spec)
         messages: list[dict[str, Any]] = body["messages"]
         tools: list[dict[str, Any]] | None = body.get("tools") or None
-        ids, image_tokens, images = self._prompt(messages, spec, tools)
-        prompt_tokens = len(ids) + image_tokens
+        ids, picture_tokens, images = self._prompt(messages, spec, tools)
+        prompt_tokens = len(ids) + picture_tokens
         budget = body.get("max_completion_tokens") or body.get("max_tokens")
         if prompt_tokens + (budget or 0) > spec.context_window:
             raise ApiError(

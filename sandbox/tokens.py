@@ -32,21 +32,6 @@ def count(text: str, encoding_name: str) -> int:
     return len(encode(text, encoding_name))
 
 
-def image_tokens(width: int, height: int, detail: str) -> int:
-    """The published tile formula: 85 base, plus 170 per 512px tile at high detail."""
-    if detail == "low":
-        return 85
-    if width <= 0 or height <= 0:
-        width = height = 512
-    # Fit within 2048x2048, then scale the short side down to 768.
-    scale = min(1.0, 2048 / max(width, height))
-    w, h = width * scale, height * scale
-    scale = min(1.0, 768 / min(w, h))
-    w, h = w * scale, h * scale
-    tiles = -(-int(w) // 512) * -(-int(h) // 512)
-    return 85 + 170 * tiles
-
-
 def tools_text(tools: list[dict[str, Any]] | None) -> str:
     """Tool definitions cost prompt tokens too; approximate them by their JSON."""
     if not tools:

@@ -184,6 +184,20 @@ def test_a_posted_picture_is_stored_once_and_the_page_shows_its_thumbnail_not_it
         assert max(small.size) == 480 and small.size == (480, 360)
 
 
+def test_a_pictures_tokens_are_counted_with_its_message_so_trimming_leaves_room(owner_client, team) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from project.tokens import count_message, encoding_for_model
+
+    thread = make_thread(team, make_assistant(team, make_connection(team)))
+    upload = SimpleUploadedFile("wide.png", _png(1600, 1000), content_type="image/png")
+    owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "What is this?", "images": upload})
+    message = Message.objects.get(thread=thread)
+    text_only = count_message({"role": "user", "content": "What is this?"}, encoding_for_model("gpt-4.1-mini"))
+    # 1600x1000 is scaled to 1229x768: 3x2 tiles of 512 px, 85 + 6 x 170 tokens.
+    assert message.token_count == text_only + 1105
+
+
 def test_a_broken_or_enormous_picture_is_refused_with_the_reason(owner_client, team) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
