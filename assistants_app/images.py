@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from functools import partial
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from PIL import Image, UnidentifiedImageError
 
-from assistants_app.models import ChatImage
+from assistants_app.models import ChatImage, Message
 from project.teams.models import Team
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -92,3 +95,30 @@ def image_data_url(attachment: dict[str, Any], *, team_id: int) -> str | None:
         return None
     with image.image.open("rb") as stored:
         return f"data:{image.mime};base64,{base64.b64encode(stored.read()).decode()}"
+
+
+def image_ids_in(attachments_lists: list[list[dict[str, Any]]]) -> set[int]:
+    return {int(a["image_id"]) for attachments in attachments_lists for a in attachments
+            if a.get("type") == "image" and a.get("image_id") is not None}
+
+
+def chat_images_forget_unused(*, team_id: int, image_ids: set[int]) -> int:
+    """Delete those of the team's pictures that no message shows any more (their
+    thread was deleted), with their files. Returns how many went."""
+    unused = [image_id for image_id in image_ids
+              if not Message.objects.filter(team_id=team_id, attachments__contains=[{"image_id": image_id}]).exists()]
+    deleted = 0
+    for image in ChatImage.objects.filter(team_id=team_id, pk__in=unused):
+        image.delete()  # the files go after the commit (see _delete_files)
+        deleted += 1
+    return deleted
+
+
+@receiver(post_delete, sender=ChatImage)
+def _delete_files(sender: type[ChatImage], instance: ChatImage, **kwargs: Any) -> None:
+    """A picture's row is gone (forgotten, or its team deleted): remove its files once
+    that is committed."""
+    for stored in (instance.image, instance.thumbnail):
+        if stored.name:
+            storage, name = stored.storage, stored.name
+            transaction.on_commit(partial(storage.delete, name))

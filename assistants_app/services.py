@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistants_app import streams
+from assistants_app.images import image_ids_in
 from assistants_app.models import (
     Assistant,
     AssistantVersion,
@@ -213,7 +214,14 @@ def thread_delete(*, thread: Thread, actor: User | None) -> None:
     for run in runs:
         run_cancel(run=run, actor=actor)
     audit_record(team=thread.team, actor=actor, action="thread.delete", target=str(thread.pk), title=thread.title)
+    shown = image_ids_in(list(thread.messages.exclude(attachments=[]).values_list("attachments", flat=True)))
+    team_id = thread.team_id
     thread.delete()
+    if shown:
+        # Pictures are stored once per team: those no other message shows go too.
+        from assistants_app.tasks import chat_images_forget_unused_task
+
+        transaction.on_commit(partial(chat_images_forget_unused_task.delay, team_id, sorted(shown)))
 
 
 # -- threads with a given model (a fine-tuned one, beside its base model) ----------------------

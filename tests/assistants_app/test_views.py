@@ -184,6 +184,33 @@ def test_a_posted_picture_is_stored_once_and_the_page_shows_its_thumbnail_not_it
         assert max(small.size) == 480 and small.size == (480, 360)
 
 
+def test_deleting_a_thread_removes_the_pictures_no_other_thread_shows(owner, team, monkeypatch,
+                                                                    django_capture_on_commit_callbacks) -> None:
+    from pathlib import Path
+
+    from assistants_app import tasks
+    from assistants_app.images import chat_image_store, image_attachment
+    from assistants_app.models import ChatImage
+    from assistants_app.services import thread_delete
+
+    monkeypatch.setattr(tasks.chat_images_forget_unused_task, "delay",
+                        lambda *args: tasks.chat_images_forget_unused_task(*args))
+    assistant = make_assistant(team)
+    shared, own = (chat_image_store(team=team, data=_png(20 + i, 20), name=f"p{i}.png") for i in range(2))
+    kept_thread, deleted_thread = make_thread(team, assistant), make_thread(team, assistant)
+    make_message(kept_thread, "a", attachments=[image_attachment(shared, "p0.png")])
+    make_message(deleted_thread, "b", attachments=[image_attachment(shared, "p0.png"), image_attachment(own, "p1.png")])
+    own_files = [Path(own.image.path), Path(own.thumbnail.path)]
+    assert all(path.exists() for path in own_files)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        thread_delete(thread=deleted_thread, actor=owner)
+
+    assert list(ChatImage.objects.filter(team=team).values_list("pk", flat=True)) == [shared.pk]
+    assert not any(path.exists() for path in own_files)
+    assert Path(shared.image.path).exists()
+
+
 def test_a_pictures_tokens_are_counted_with_its_message_so_trimming_leaves_room(owner_client, team) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
