@@ -168,6 +168,16 @@ def _version_tokens(version: AssistantVersion) -> int:
     return count
 
 
+def _output_budget(version: AssistantVersion, facts: ModelFacts) -> int:
+    return version.max_output_tokens or min(facts.max_output_tokens, facts.context_window // 4)
+
+
+def history_budget(version: AssistantVersion, facts: ModelFacts) -> int:
+    """Tokens the conversation may take: the context window less the room kept for the
+    reply and what the instructions and tools take in every request."""
+    return facts.context_window - _output_budget(version, facts) - REPLY_PRIMING - _version_tokens(version)
+
+
 def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> tuple[list[dict[str, Any]], int]:
     """The messages to send, oldest trimmed first to fit the context window minus the
     output budget, and how many were left out. The instructions are never trimmed.
@@ -177,8 +187,8 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
     used where the message has one."""
     encoding = encoding_for_model(version.model)
     system = [{"role": "system", "content": version.instructions}] if version.instructions else []
-    output_budget = version.max_output_tokens or min(facts.max_output_tokens, facts.context_window // 4)
-    budget = facts.context_window - output_budget - REPLY_PRIMING - _version_tokens(version)
+    output_budget = _output_budget(version, facts)
+    budget = history_budget(version, facts)
     stored = thread.messages.filter(pending=False)
     kept: list[dict[str, Any]] = []
     total = 0

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import tiktoken
 
-from assistants_app.run_loop import user_content
+from assistants_app.run_loop import history_budget, user_content
 from jobs_app.batches.estimate import body_input_tokens
 from jobs_app.batches.validation import JSON_OBJECT_PROBLEM, InputProblems, check_body, json_object_without_json
 from jobs_app.models_batches import BatchEndpoint
@@ -111,22 +111,36 @@ def _complete_tool_rounds(messages: list[dict[str, Any]]) -> list[dict[str, Any]
 def thread_conversation(thread: Any) -> tuple[str, list[dict[str, Any]]]:
     """The seam for "pick threads to run again": a Thread's stored messages as API messages
     (custom_id thread-<pk>), up to and including its last user message, so the batch asks
-    that question again. Pending tool results are left out. Unlike the run loop's history
-    builder this does not trim to the context window: a batch line too long fails alone."""
-    messages: list[dict[str, Any]] = []
+    that question again. Pending tool results are left out. Like a chat run, the oldest
+    messages are left out when the conversation does not fit the current version's model
+    (the last question is always kept)."""
+    entries: list[tuple[dict[str, Any], int]] = []  # (API message, its tokens)
     last_user = -1
     for message in thread.messages.filter(pending=False).order_by("id"):
         if message.role == "tool":
-            messages.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text})
+            api: dict[str, Any] = {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
         elif message.role == "assistant":
-            entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+            api = {"role": "assistant", "content": message.text or None}
             if message.tool_calls:
-                entry["tool_calls"] = message.tool_calls
-            messages.append(entry)
+                api["tool_calls"] = message.tool_calls
         elif message.role == "user":
-            messages.append({"role": "user", "content": user_content(message)})
-            last_user = len(messages) - 1
-    return f"thread-{thread.pk}", _complete_tool_rounds(messages[: last_user + 1])
+            api = {"role": "user", "content": user_content(message)}
+            last_user = len(entries)
+        else:
+            continue
+        entries.append((api, message.token_count))
+    entries = entries[: last_user + 1]
+    version = thread.assistant.current_version
+    if version is not None and entries:
+        encoding = encoding_for_model(version.model)
+        budget = history_budget(version, model_facts(version.model))
+        costs = [tokens or count_message(api, encoding) for api, tokens in entries]
+        start, total = 0, sum(costs)
+        while total > budget and start < len(entries) - 1:
+            total -= costs[start]
+            start += 1
+        entries = entries[start:]
+    return f"thread-{thread.pk}", _complete_tool_rounds([api for api, _ in entries])
 
 
 def input_text_of(body: dict[str, Any], endpoint: str) -> str:

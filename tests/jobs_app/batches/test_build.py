@@ -221,6 +221,29 @@ def test_a_tool_call_left_unanswered_is_kept_as_text_only(team: Team) -> None:
                         {"role": "user", "content": "never mind, hello"}]
 
 
+def test_a_long_thread_is_trimmed_from_its_oldest_messages_to_fit_the_model(team: Team) -> None:
+    from assistants_app.run_loop import history_budget
+    from project.providers.model_facts import model_facts
+    from project.tokens import count_message, encoding_for_model
+
+    # gpt-3.5-turbo's window is taken as 8,192 tokens: 40 turns of ~800 tokens do not fit.
+    assistant = make_assistant(team, model="gpt-3.5-turbo", max_output_tokens=500, instructions="Be brief.")
+    thread = make_thread(team, assistant)
+    filler = " ".join(["river"] * 800)
+    for i in range(20):
+        make_message(thread, f"old question {i} {filler}")
+        make_message(thread, f"old answer {i} {filler}", role="assistant")
+    make_message(thread, "the question now")
+    _, messages = thread_conversation(thread)
+    encoding = encoding_for_model("gpt-3.5-turbo")
+    version = assistant.current_version
+    assert version is not None
+    assert messages[-1] == {"role": "user", "content": "the question now"}
+    assert 2 < len(messages) < 41  # the oldest were left out, the newest kept
+    assert messages[0]["content"].startswith("old ") and "old question 19" in messages[-3]["content"]
+    assert sum(count_message(m, encoding) for m in messages) <= history_budget(version, model_facts("gpt-3.5-turbo"))
+
+
 def test_threads_run_again_under_their_assistants_current_version(team: Team) -> None:
     assistant = make_assistant(team, model="gpt-4o-mini", instructions="Answer in French.")
     first, second = make_thread(team, assistant, "One"), make_thread(team, assistant, "Two")
