@@ -603,6 +603,7 @@ def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2,
 
     for run in waiting.filter(queued_at__lt=cutoff, queued_at__gte=give_up).only("pk", "thread_id"):
         # A duplicate of a task still in the queue is harmless: only one claim succeeds.
-        if run_dispatch(run.pk, run.thread_id):
+        # Not cleared: a worker may have claimed the run and begun writing since the query.
+        if run_dispatch(run.pk, run.thread_id, again=True):
             requeued += 1
     return requeued, failed

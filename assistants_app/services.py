@@ -122,14 +122,15 @@ def thread_create(*, team: Team, assistant: Assistant, actor: User | None, title
     return Thread.objects.create(team=team, assistant=assistant, title=title or "New conversation", created_by=actor)
 
 
-def run_dispatch(run_id: int, thread_id: int) -> bool:
+def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
     """Tell the thread's open pages and a worker that the run is queued. False when
     Redis or the broker could not be reached: the run stays queued, saved, and the
-    stale-run sweep sends it again (or fails it with a reason) a minute later."""
+    stale-run sweep sends it again (again=True: its stream is left as it is) or fails
+    it with a reason."""
     from assistants_app.tasks import run_execute_task
 
     try:
-        streams.announce_run(thread_id, run_id)
+        streams.announce_run(thread_id, run_id, clear=not again)
         run_execute_task.delay(run_id)
     except (redis.RedisError, kombu.exceptions.KombuError, OSError) as error:
         log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)

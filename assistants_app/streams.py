@@ -51,12 +51,14 @@ def publish_end(run_id: int) -> None:
     pipe.execute()
 
 
-def announce_run(thread_id: int, run_id: int) -> None:
-    """A run is about to start (or resume) in the thread: clear anything left under its
-    stream key (a database restored while Redis kept its data, or the first half of a
-    resumed run) and tell the thread's open pages, in one round trip."""
+def announce_run(thread_id: int, run_id: int, *, clear: bool = True) -> None:
+    """A run is about to start (or resume) in the thread: tell the thread's open pages,
+    and (clear) drop anything left under its stream key (a database restored while
+    Redis kept its data, or the first half of a resumed run), in one round trip. A run
+    announced again must not be cleared: a worker may have begun writing it since."""
     pipe = redis_client().pipeline(transaction=False)
-    pipe.delete(stream_key(run_id), cancel_key(run_id))
+    if clear:
+        pipe.delete(stream_key(run_id), cancel_key(run_id))
     pipe.xadd(feed_key(thread_id), {"run": str(run_id)}, maxlen=FEED_MAXLEN, approximate=True)
     pipe.expire(feed_key(thread_id), FEED_TTL_SECONDS)
     pipe.execute()

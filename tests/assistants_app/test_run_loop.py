@@ -200,7 +200,7 @@ def test_a_post_made_while_redis_is_unreachable_is_kept_and_sent_by_the_sweep(te
 
     from tests.conftest import client_for
 
-    def unreachable(thread_id: int, run_id: int) -> None:
+    def unreachable(thread_id: int, run_id: int, **options: Any) -> None:
         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     thread = make_thread(team, make_assistant(team, chat_connection))
@@ -216,6 +216,25 @@ def test_a_post_made_while_redis_is_unreachable_is_kept_and_sent_by_the_sweep(te
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED
     assert Message.objects.get(run=run, role="assistant").text == "kept"
+
+
+def test_sending_a_queued_run_again_keeps_what_a_worker_may_have_written(team, chat_connection, monkeypatch) -> None:
+    from assistants_app.tasks import run_execute_task
+
+    sent: list[int] = []
+    monkeypatch.setattr(run_execute_task, "delay", sent.append)  # the worker that takes it is this test
+    assistant = make_assistant(team, chat_connection)
+    version = assistant.current_version
+    assert version is not None
+    run = Run.objects.create(thread=make_thread(team, assistant), team=team, assistant=assistant, version=version,
+                             model=version.model)
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    # Between the sweep's query and its sending, a worker claims the run and writes.
+    streams.publish(run.pk, "delta", "Already on its way")
+    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (1, 0)
+    assert sent == [run.pk]
+    shown, _, _ = streams.fold(streams.redis_client().xrange(streams.stream_key(run.pk)))
+    assert shown == [("delta", "Already on its way")]
 
 
 def test_a_run_no_worker_takes_is_failed_with_a_reason_after_ten_minutes(team, owner, chat_connection) -> None:
