@@ -18,7 +18,7 @@ from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
 from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment
 from assistants_app.model_catalog import TASKS, model_choices, recommend
-from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus
+from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
 from jobs_app.batches.selectors import team_batch_usage
 from project.files.services import FileRejected, file_upload
 from project.providers.client import ProviderError
@@ -233,21 +233,29 @@ def run_group_context(run: Run) -> dict[str, Any]:
     return {"run": run, "group_messages": messages, "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
 
 
-@team_view()
-def thread_detail(request: TeamRequest, thread_id: int) -> HttpResponse:
-    thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
+def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[str, Any]:
+    """What a page showing a thread needs (the thread page, a compare column): a page of
+    messages grouped by run, the active runs as live blocks and, for a whole page, the
+    feed position its event stream starts from. A page of older messages (before) has
+    neither live blocks nor a stream of its own."""
     # Read before the messages: the page's event stream follows the feed from here, so
     # a run started while the page is rendered is shown twice at worst (the page's
     # script drops the copy), never missed.
-    feed_position = streams.feed_position(thread.pk)
-    before = _int_or_none(request.GET.get("before"))
+    feed_position = streams.feed_position(thread.pk) if before is None else ""
     messages, has_older = selectors.thread_messages_page(thread=thread, before_id=before)
     active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
     active_ids = {run.pk for run in active}
     items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
-    context = {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
-               "oldest_id": messages[0].pk if messages else None,
-               "active_runs": [run_group_context(run) for run in active] if before is None else []}
+    return {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
+            "oldest_id": messages[0].pk if messages else None,
+            "active_runs": [run_group_context(run) for run in active] if before is None else []}
+
+
+@team_view()
+def thread_detail(request: TeamRequest, thread_id: int) -> HttpResponse:
+    thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
+    before = _int_or_none(request.GET.get("before"))
+    context = thread_view_context(thread, before=before)
     if request.htmx and before is not None:
         return render(request, "assistants_app/thread_detail.html#older", context)
     return render(request, "assistants_app/thread_detail.html", context)

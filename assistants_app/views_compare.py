@@ -3,7 +3,6 @@ with another (its base model): two threads that get the same messages."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 from django.http import Http404, HttpResponse, QueryDict
@@ -11,9 +10,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django_htmx.http import reswap
 
-from assistants_app import selectors, services, streams
+from assistants_app import selectors, services
 from assistants_app.models import Thread
-from assistants_app.views import _attach_runs, _int_or_none, run_group_context
+from assistants_app.views import _int_or_none, thread_view_context
 from jobs_app.finetune.selectors import team_finetune_job_get, team_job_for_model
 from jobs_app.models_finetune import FineTuneJob
 from project.providers.models import ProviderConnection
@@ -89,16 +88,6 @@ def compare_url(thread: Thread, other: Thread) -> str:
     return reverse("thread_compare", args=[thread.pk]) + "?" + urlencode({"with": other.pk})
 
 
-def _column(thread: Thread) -> dict[str, Any]:
-    feed_position = streams.feed_position(thread.pk)  # before the messages, as on the thread page
-    messages, has_older = selectors.thread_messages_page(thread=thread)
-    active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
-    active_ids = {run.pk for run in active}
-    items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
-    return {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
-            "active_runs": [run_group_context(run) for run in active]}
-
-
 @team_view()
 def thread_compare(request: TeamRequest, thread_id: int) -> HttpResponse:
     """Two threads side by side; a POST sends one message to both (two runs, or none)."""
@@ -123,7 +112,6 @@ def thread_compare(request: TeamRequest, thread_id: int) -> HttpResponse:
             # "run" event), so the columns, and the connections they hold, stay as they
             # are; the answer only clears an earlier error.
             return reswap(HttpResponse('<div id="post-error" hx-swap-oob="true" aria-live="polite"></div>'), "none")
-    context = {"thread": thread, "other": other, "columns": [_column(thread), _column(other)], "error": error}
-    if request.htmx:
-        return render(request, "assistants_app/thread_compare.html#columns", context)
+    context = {"thread": thread, "other": other, "error": error,
+               "columns": [thread_view_context(thread), thread_view_context(other)]}
     return render(request, "assistants_app/thread_compare.html", context, status=400 if error else 200)
