@@ -64,17 +64,18 @@ def job_metric_points(*, job: FineTuneJob) -> QuerySet[MetricPoint]:
     return job.metric_points.all()
 
 
-def _seen_until(team: Team, user: User) -> Subquery:
-    return Subquery(NotificationsSeen.objects.filter(team=team, user=user).values("until")[:1])
+def _unread(team: Team, user: User) -> Q:
+    """Notifications made after this person last marked them read (all, if never)."""
+    seen = Subquery(NotificationsSeen.objects.filter(team=team, user=user).values("until")[:1])
+    return Q(created_at__gt=Coalesce(seen, Value(EPOCH)))
 
 
 def team_notifications(*, team: Team, user: User) -> QuerySet[Notification]:
     """The team's notifications, newest first, each with `unread` for this person."""
-    seen = _seen_until(team, user)
     return Notification.objects.filter(team=team).annotate(
-        unread=Case(When(created_at__gt=Coalesce(seen, Value(EPOCH)), then=Value(True)), default=Value(False)))
+        unread=Case(When(_unread(team, user), then=Value(True)), default=Value(False)))
 
 
 def team_unread_notification_count(*, team: Team, user: User) -> int:
     """How many of the team's notifications this person has not read (one query)."""
-    return Notification.objects.filter(team=team, created_at__gt=Coalesce(_seen_until(team, user), Value(EPOCH))).count()
+    return Notification.objects.filter(_unread(team, user), team=team).count()

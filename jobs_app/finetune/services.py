@@ -288,9 +288,14 @@ def finetune_job_apply(*, job: FineTuneJob, remote: Any) -> bool:
     return changed
 
 
+def finetune_job_retrieve(job: FineTuneJob) -> Any:
+    """The provider's view of one job (ProviderNotFound when it no longer has it)."""
+    return provider_call(job.connection, lambda client: client.fine_tuning.jobs.retrieve(job.remote_id))
+
+
 def finetune_job_refresh(*, job: FineTuneJob) -> FineTuneJob:
     """Fetch one job, its new events and checkpoints. For webhooks and the job page."""
-    remote = provider_call(job.connection, lambda client: client.fine_tuning.jobs.retrieve(job.remote_id))
+    remote = finetune_job_retrieve(job)
     finetune_job_apply(job=job, remote=remote)
     finetune_job_sync_events(job=job)
     if job.status in (JobStatus.RUNNING, JobStatus.PAUSED) or job.is_terminal:

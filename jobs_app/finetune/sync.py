@@ -21,6 +21,7 @@ from django.utils import timezone
 from jobs_app.finetune.services import (
     finetune_job_apply,
     finetune_job_end_missing,
+    finetune_job_retrieve,
     finetune_job_sync_events,
     finetune_jobs_apply,
 )
@@ -151,11 +152,8 @@ def _check_unlisted(connection: ProviderConnection, jobs: list[FineTuneJob], res
     changed: list[FineTuneJob] = []
     for job in jobs[:MISSING_CHECKS_PER_TICK]:
         result.missing_checks += 1
-        def retrieve(client: Any, remote_id: str = job.remote_id) -> Any:
-            return client.fine_tuning.jobs.retrieve(remote_id)
-
         try:
-            remote = provider_call(connection, retrieve)
+            remote = finetune_job_retrieve(job)
         except ProviderNotFound as error:
             if finetune_job_end_missing(job=job, reason=f"The job no longer exists on {connection.name}: {error.message}"):
                 changed.append(job)
