@@ -220,8 +220,6 @@ def batch_group_submit(*, group: BatchGroup, actor: User | None) -> None:
     """Send the claimed parts: upload every part's file first, then create the batches,
     so a refused upload creates no batch at all. A part that fails is marked and can
     be submitted again; parts already created stay tracked."""
-    from jobs_app.batches.sync import batch_apply_remote
-
     parts = list(group.parts.filter(status=BatchStatus.SUBMITTING, remote_id="").order_by("part"))
     if not parts:
         return
@@ -237,11 +235,7 @@ def batch_group_submit(*, group: BatchGroup, actor: User | None) -> None:
             assert part.input_file is not None
             metadata = {**{str(k): str(v) for k, v in group.metadata.items()},
                         "switchboard_group": str(group.pk), "part": f"{part.part}/{total}"}
-            remote = _create_remote(group.connection, part.input_file.remote_id, part.endpoint, metadata)
-            with transaction.atomic():
-                Batch.objects.filter(pk=part.pk).update(remote_id=remote.id, status=BatchStatus.VALIDATING)
-                part.remote_id, part.status = remote.id, BatchStatus.VALIDATING
-                batch_apply_remote(batch=part, remote=remote)
+            _record_created(part, _create_remote(group.connection, part.input_file.remote_id, part.endpoint, metadata))
     except ProviderError as error:
         Batch.objects.filter(group=group, status=BatchStatus.SUBMITTING, remote_id="").update(
             status=BatchStatus.SUBMIT_FAILED)
@@ -258,8 +252,6 @@ def batches_recover_interrupted_submits(*, stale_after_seconds: float) -> int:
     died mid-submit. A part the provider did create (found by the metadata every part is
     created with) is adopted; the others go back to "submit failed", to be submitted
     again, instead of staying "submitting" for ever. Returns parts recovered."""
-    from jobs_app.batches.sync import batch_apply_remote
-
     cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
     stuck = list(Batch.objects.filter(status=BatchStatus.SUBMITTING, remote_id="", submitting_since__lt=cutoff)
                  .select_related("group", "connection"))
@@ -269,22 +261,36 @@ def batches_recover_interrupted_submits(*, stale_after_seconds: float) -> int:
         try:
             created = _created_remotely(parts[0].connection, {part.group_id for part in parts})
         except ProviderError as error:
+            # Not knowing what the provider made, failing a part could send it twice: next tick.
             logger.info("interrupted batch submits on connection %s: %s", connection_id, error.message)
-            created = {}
+            continue
         for part in parts:
             remote = created.get((part.group_id, part.part))
-            with transaction.atomic():
-                if remote is not None:
-                    if Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
-                            remote_id=remote.id, status=BatchStatus.VALIDATING):
-                        part.remote_id, part.status = remote.id, BatchStatus.VALIDATING
-                        batch_apply_remote(batch=part, remote=remote)
-                        recovered += 1
-                elif Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
-                        status=BatchStatus.SUBMIT_FAILED):
-                    BatchGroup.objects.filter(pk=part.group_id).update(submit_error=INTERRUPTED_SUBMIT)
-                    recovered += 1
+            recovered += _record_created(part, remote) if remote is not None else _record_interrupted(part)
     return recovered
+
+
+def _record_created(part: Batch, remote: Any) -> bool:
+    """The provider created this claimed part: keep its id and state. False when the
+    part was no longer waiting for one (someone else recorded it)."""
+    from jobs_app.batches.sync import batch_apply_remote
+
+    with transaction.atomic():
+        if not Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
+                remote_id=remote.id, status=BatchStatus.VALIDATING):
+            return False
+        part.remote_id, part.status = remote.id, BatchStatus.VALIDATING
+        batch_apply_remote(batch=part, remote=remote)
+    return True
+
+
+def _record_interrupted(part: Batch) -> bool:
+    with transaction.atomic():
+        if not Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
+                status=BatchStatus.SUBMIT_FAILED):
+            return False
+        BatchGroup.objects.filter(pk=part.group_id).update(submit_error=INTERRUPTED_SUBMIT)
+    return True
 
 
 def _created_remotely(connection: ProviderConnection, group_ids: set[int]) -> dict[tuple[int, int], Any]:

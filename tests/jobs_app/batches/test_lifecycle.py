@@ -282,3 +282,19 @@ def test_a_part_the_provider_created_before_the_worker_stopped_is_adopted_not_se
     client = openai.OpenAI(base_url=sandbox_conn.base_url, api_key=sandbox_conn.get_api_key())
     mine = [b for b in client.batches.list(limit=100).data if (b.metadata or {}).get("switchboard_group") == str(group.pk)]
     assert len(mine) == 1
+
+
+def test_an_interrupted_submit_waits_while_the_provider_cannot_be_asked_what_it_made(team: Team, sandbox_conn) -> None:
+    from jobs_app.batches.services import batches_recover_interrupted_submits
+    from project.providers.models import ProviderConnection
+
+    group = make_batch_group(team, sandbox_conn)
+    assert isinstance(group, BatchGroup)
+    submit(group)
+    _interrupted(group)  # the provider may have made it: failing it now could send it twice
+    ProviderConnection.objects.filter(pk=sandbox_conn.pk).update(base_url="http://127.0.0.1:9/v1")
+    assert batches_recover_interrupted_submits(stale_after_seconds=900) == 0
+    assert group.parts.get().status == BatchStatus.SUBMITTING
+    ProviderConnection.objects.filter(pk=sandbox_conn.pk).update(base_url=sandbox_conn.base_url)
+    assert batches_recover_interrupted_submits(stale_after_seconds=900) == 1  # asked again later: adopted
+    assert group.parts.get().status != BatchStatus.SUBMIT_FAILED
