@@ -4,11 +4,11 @@ import difflib
 import json
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import messages as flash
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
@@ -20,6 +20,7 @@ from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_sto
 from assistants_app.model_catalog import TASKS, model_choices, recommend
 from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
 from jobs_app.batches.selectors import team_batch_usage
+from project.files.responses import picture_response
 from project.files.services import FileRejected, file_upload
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections, team_default_connection
@@ -277,12 +278,8 @@ def chat_image(request: TeamRequest, image_id: int) -> HttpResponse:
     thumb = request.GET.get("size") == "thumb"
     stored = image.thumbnail if thumb else image.image
     content_type = ("image/png" if (stored.name or "").endswith(".png") else "image/jpeg") if thumb else image.mime
-    response = FileResponse(stored.open("rb"), content_type=content_type)
-    response["Content-Disposition"] = "inline"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     # The same id always names the same bytes.
-    response["Cache-Control"] = "private, max-age=86400, immutable"
-    return cast(HttpResponse, response)
+    return picture_response(stored.open("rb"), content_type=content_type, max_age=86400, immutable=True)
 
 
 @require_POST

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -18,6 +16,7 @@ from django_htmx.http import HttpResponseStopPolling
 from project.files.forms import FileFilterForm, UploadForm
 from project.files.models import IMAGE_MIME_TYPES, FileState
 from project.files.preview import build_preview, kind_for
+from project.files.responses import download_response, picture_response
 from project.files.selectors import (
     team_file_get,
     team_files,
@@ -149,11 +148,7 @@ def file_image(request: TeamRequest, file_id: int) -> HttpResponse:
     file = team_file_get(team=request.team, file_id=file_id)
     if file.mime_type not in IMAGE_MIME_TYPES or not file.has_local_copy or file.state == FileState.DELETED:
         raise Http404("No image for this file.")
-    response = FileResponse(file_open(file=file), content_type=file.mime_type)
-    response["Content-Disposition"] = "inline"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
-    return cast(HttpResponse, response)  # team_view is typed for HttpResponse; a streamed one works the same
+    return picture_response(file_open(file=file), content_type=file.mime_type, max_age=3600)
 
 
 @team_view()
@@ -166,10 +161,7 @@ def file_download(request: TeamRequest, file_id: int) -> HttpResponse:
     except ProviderError as error:
         messages.error(request, f"Could not download {file.name}: {error.message}")
         return redirect("file_detail", file.pk)
-    # Always an attachment of an opaque type, so nothing uploaded is ever rendered by the browser as a page.
-    response = FileResponse(stream, as_attachment=True, filename=file.name, content_type="application/octet-stream")
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return cast(HttpResponse, response)
+    return download_response(stream, filename=file.name)
 
 
 @team_view(Role.MEMBER)
