@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import kombu.exceptions
-import redis
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -32,6 +30,7 @@ from project.teams.models import Team
 from project.teams.services import audit_record
 from project.tokens import count_message, encoding_for_model
 from project.vision import image_tokens
+from project.workloads import BROKER_ERRORS
 
 if TYPE_CHECKING:
     from jobs_app.models_finetune import FineTuneJob
@@ -132,7 +131,7 @@ def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
     try:
         streams.announce_run(thread_id, run_id, clear=not again)
         run_execute_task.delay(run_id)
-    except (redis.RedisError, kombu.exceptions.KombuError, OSError) as error:
+    except BROKER_ERRORS as error:
         log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
         return False
     return True
@@ -220,9 +219,16 @@ def thread_delete(*, thread: Thread, actor: User | None) -> None:
     thread.delete()
     if shown:
         # Pictures are stored once per team: those no other message shows go too.
-        from assistants_app.tasks import chat_images_forget_unused_task
+        transaction.on_commit(partial(_forget_pictures, team_id, sorted(shown)))
 
-        transaction.on_commit(partial(chat_images_forget_unused_task.delay, team_id, sorted(shown)))
+
+def _forget_pictures(team_id: int, image_ids: list[int]) -> None:
+    from assistants_app.tasks import chat_images_forget_unused_task
+
+    try:
+        chat_images_forget_unused_task.delay(team_id, image_ids)
+    except BROKER_ERRORS as error:  # the thread is gone either way; its unused pictures stay stored (logged)
+        log.warning("could not send the cleanup of pictures %s of team %s: %s", image_ids, team_id, error)
 
 
 # -- threads with a given model (a fine-tuned one, beside its base model) ----------------------

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import kombu.exceptions
+import redis
 from celery import Task
 
 WORKLOAD_QUEUES = ("io", "cpu")
+# What sending a task (or writing to Redis) raises when the broker cannot be reached.
+BROKER_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, kombu.exceptions.KombuError, OSError)
 
 
 class IoTask(Task):

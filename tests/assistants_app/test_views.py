@@ -211,6 +211,26 @@ def test_deleting_a_thread_removes_the_pictures_no_other_thread_shows(owner, tea
     assert Path(shared.image.path).exists()
 
 
+def test_a_thread_is_deleted_even_when_the_picture_cleanup_cannot_be_sent(owner_client, team, monkeypatch,
+                                                                        django_capture_on_commit_callbacks) -> None:
+    import kombu.exceptions
+
+    from assistants_app import tasks
+    from assistants_app.images import chat_image_store, image_attachment
+
+    def broker_down(*args: object) -> None:
+        raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.chat_images_forget_unused_task, "delay", broker_down)
+    thread = make_thread(team, make_assistant(team))
+    make_message(thread, "look", attachments=[image_attachment(chat_image_store(team=team, data=_png(8, 8), name="a.png"),
+                                                               "a.png")])
+    with django_capture_on_commit_callbacks(execute=True) as sent:  # the cleanup is sent after the commit
+        response = owner_client.post(f"/threads/{thread.pk}/delete/", {"confirm": "delete"})
+    assert len(sent) == 1
+    assert response.status_code == 302 and not Thread.objects.filter(pk=thread.pk).exists()
+
+
 def test_a_pictures_tokens_are_counted_with_its_message_so_trimming_leaves_room(owner_client, team) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
