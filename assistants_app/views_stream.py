@@ -130,26 +130,28 @@ class _Feed:
 
     async def run_entries(self, run_id: int, entries: list[Any]) -> list[bytes]:
         events: list[bytes] = []
-        text: list[str] = []
+        text: list[str] = []  # consecutive deltas go out as one event
+
+        def send_text() -> None:
+            if text:
+                events.append(sse_event(f"delta-{run_id}", _fragment("delta", "".join(text)), self.position.event_id()))
+                text.clear()
+
         for raw_id, fields in entries:
             kind = fields.get(b"t", b"").decode()
             data = fields.get(b"d", b"").decode()
-            if kind == "delta":
-                text.append(data)  # consecutive deltas go out as one event
-                self.position.runs[run_id] = raw_id.decode()
-                continue
-            if text:
-                events.append(sse_event(f"delta-{run_id}", _fragment("delta", "".join(text)), self.position.event_id()))
-                text = []
+            if kind != "delta":
+                send_text()
             self.position.runs[run_id] = raw_id.decode()
-            if kind == "done":
+            if kind == "delta":
+                text.append(data)
+            elif kind == "done":
                 events.append(await self.done(run_id))
                 return events
-            if kind in ("note", "tool", "reset"):
+            elif kind in ("note", "tool", "reset"):
                 events.append(sse_event(f"{kind}-{run_id}", _fragment(kind, data) if kind != "reset" else "",
                                         self.position.event_id()))
-        if text:
-            events.append(sse_event(f"delta-{run_id}", _fragment("delta", "".join(text)), self.position.event_id()))
+        send_text()
         return events
 
     async def feed_entries(self, entries: list[Any]) -> list[bytes]:
