@@ -6,6 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
@@ -16,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from assistants_app.models import ACTIVE_STATUSES, Assistant, AssistantVersion, ChatImage, Message, Run, Thread
+from project.spend.registry import SpendSection
 from project.teams.models import Team
 
 THREAD_PAGE = 25
@@ -173,3 +175,13 @@ def team_usage(*, team: Team, days: int = 30) -> list[dict[str, Any]]:
 
 def team_chat_image_get(*, team: Team, image_id: int) -> ChatImage:
     return get_object_or_404(ChatImage, team=team, pk=image_id)
+
+
+def team_chat_spend(team: Team, days: int) -> SpendSection:
+    """The Usage page's section for chat runs (registered in AssistantsAppConfig.ready)."""
+    rows = team_usage(team=team, days=days)
+    totals = {"runs": sum(r["runs"] for r in rows), "input": sum(r["input"] or 0 for r in rows),
+              "output": sum(r["output"] or 0 for r in rows),
+              "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0))}
+    return SpendSection(key="chat", title="Chat", template="assistants_app/_usage_chat.html", cost=totals["cost"],
+                        context={"rows": rows, "totals": totals})

@@ -19,7 +19,6 @@ from assistants_app.forms import AssistantForm
 from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment
 from assistants_app.model_catalog import TASKS, model_choices, recommend
 from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
-from jobs_app.batches.selectors import team_batch_usage
 from project.files.responses import picture_response
 from project.files.services import FileRejected, file_upload
 from project.providers.client import ProviderError
@@ -371,20 +370,5 @@ def thread_delete(request: TeamRequest, thread_id: int) -> HttpResponse:
         return redirect("thread_list")
     return render(request, "assistants_app/thread_delete.html", {"thread": thread,
                                                                   "count": thread.messages.count()})
-
-
-@team_view()
-def usage(request: TeamRequest) -> HttpResponse:
-    rows = selectors.team_usage(team=request.team)
-    totals = {"runs": sum(r["runs"] for r in rows), "input": sum(r["input"] or 0 for r in rows),
-              "output": sum(r["output"] or 0 for r in rows),
-              "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0))}
-    batch_rows = team_batch_usage(team=request.team)
-    batch_totals = {"batches": sum(r.batches for r in batch_rows), "requests": sum(r.requests for r in batch_rows),
-                    "input": sum(r.input for r in batch_rows), "output": sum(r.output for r in batch_rows),
-                    "cost": sum((r.cost for r in batch_rows if r.cost is not None), Decimal(0))}
-    context = {"rows": rows, "totals": totals, "batch_rows": batch_rows, "batch_totals": batch_totals,
-               "total_cost": totals["cost"] + batch_totals["cost"]}
-    return render(request, "assistants_app/usage.html", context)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx2
 
-from project.asgi_thread import free_port
+from devtools.asgi_thread import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-bench"

@@ -37,8 +37,13 @@ INSTALLED_APPS = [
     "project.teams",
     "project.providers",
     "project.files",
+    "project.webhooks",
+    "project.notifications",
+    # Features: each its own app; the platform above imports none of them.
     "assistants_app",
-    "jobs_app",
+    "jobs_app",  # only the migration history of the tables made before the split below
+    "jobs_app.batches",
+    "jobs_app.finetune",
 ]
 
 MIDDLEWARE = [

@@ -13,7 +13,7 @@ import redis as redis_lib
 from django.conf import settings
 from django.test import Client
 
-from project.asgi_thread import serving_in_thread
+from devtools.asgi_thread import serving_in_thread
 from tests import factories
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made

@@ -17,8 +17,8 @@ import tiktoken
 
 from assistants_app.run_loop import history_budget, user_content
 from jobs_app.batches.estimate import body_input_tokens
+from jobs_app.batches.models import BatchEndpoint
 from jobs_app.batches.validation import JSON_OBJECT_PROBLEM, InputProblems, check_body, json_object_without_json
-from jobs_app.models_batches import BatchEndpoint
 from project.providers.model_facts import model_facts
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 

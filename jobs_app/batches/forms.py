@@ -7,7 +7,7 @@ from django import forms
 
 from assistants_app.models import Assistant, Thread
 from assistants_app.selectors import team_assistants, team_threads
-from jobs_app.models_batches import BatchEndpoint
+from jobs_app.batches.models import BatchEndpoint
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connections
 from project.teams.models import Team

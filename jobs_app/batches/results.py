@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from jobs_app.batches.estimate import actual_cost
-from jobs_app.models_batches import (
+from jobs_app.batches.models import (
     Batch,
     BatchEndpoint,
     BatchRequest,

@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from jobs_app.models_batches import (
+from jobs_app.batches.models import (
     ACTIVE_STATUSES,
     Batch,
     BatchBuild,
@@ -23,6 +23,7 @@ from jobs_app.models_batches import (
     RequestStatus,
     ResultsState,
 )
+from project.spend.registry import SpendSection
 from project.teams.models import Team
 
 
@@ -134,3 +135,13 @@ def team_batch_usage(*, team: Team, days: int = 30) -> list[BatchUsageRow]:
     return [BatchUsageRow(day=row["day"], model=row["group__model"], batches=row["batches"], requests=row["request_total"] or 0,
                           input=row["input"] or 0, cached=row["cached"] or 0, output=row["output"] or 0, cost=row["cost"])
             for row in rows]
+
+
+def team_batch_spend(team: Team, days: int) -> SpendSection:
+    """The Usage page's section for batches (registered in BatchesConfig.ready)."""
+    rows = team_batch_usage(team=team, days=days)
+    totals = {"batches": sum(r.batches for r in rows), "requests": sum(r.requests for r in rows),
+              "input": sum(r.input for r in rows), "output": sum(r.output for r in rows),
+              "cost": sum((r.cost for r in rows if r.cost is not None), Decimal(0))}
+    return SpendSection(key="batches", title="Batches", template="jobs_app/batches/_usage_batches.html",
+                        cost=totals["cost"], context={"rows": rows, "totals": totals})

@@ -9,9 +9,9 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from jobs_app.batches.build import BodySpec, items_from_conversations, request_body_for_assistant, thread_conversation
+from jobs_app.batches.models import BatchEndpoint, BatchGroup, BatchSource
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.validation import InputProblems
-from jobs_app.models_batches import BatchEndpoint, BatchGroup, BatchSource
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,11 +18,10 @@ from django_htmx.http import HttpResponseStopPolling
 
 from jobs_app.batches import selectors, services
 from jobs_app.batches.forms import BatchBuildForm, ThreadsBatchForm
-from jobs_app.batches.tasks import batch_group_submit_task
+from jobs_app.batches.models import BatchSource, BatchStatus, BuildState, RequestStatus
 from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.uploads import BuildOptions, batch_build_queue, batch_group_build_from_upload, inline_build_bytes
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
-from jobs_app.models_batches import BatchSource, BatchStatus, BuildState, RequestStatus
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 
@@ -162,12 +160,7 @@ def batch_detail(request: TeamRequest, group_id: int) -> HttpResponse:
 @team_view(Role.MEMBER)
 def batch_submit(request: TeamRequest, group_id: int) -> HttpResponse:
     group = selectors.team_batch_group_get(team=request.team, group_id=group_id)
-    with transaction.atomic():
-        claimed = services.batch_group_mark_submitting(group=group, actor=request.user)
-        if claimed:
-            actor_id = request.user.pk
-            transaction.on_commit(lambda: batch_group_submit_task.delay(group.pk, actor_id))
-    if not claimed:
+    if not services.batch_group_submit_request(group=group, actor=request.user):
         messages.info(request, "This batch was already submitted.")
     return redirect("batch_detail", group.pk)
 

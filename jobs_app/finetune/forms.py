@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 
 from jobs_app.finetune.catalog import BaseModelChoice
-from jobs_app.models_finetune import Dataset, FineTuneMethod
+from jobs_app.finetune.models import Dataset, FineTuneMethod
 from project.providers.model_facts import known_model_ids, model_facts
 from project.providers.models import ProviderConnection
 

@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from jobs_app.batches.models import Batch, BatchBuild, BatchGroup, BatchRequest, BatchStatus
 from jobs_app.batches.tasks import batch_build_task
-from jobs_app.models_batches import Batch, BatchBuild, BatchGroup, BatchRequest, BatchStatus
 from project.teams.models import Role, Team
 from tests.conftest import client_for
 from tests.factories import add_member, make_assistant, make_batch_group, make_connection, make_message, make_thread

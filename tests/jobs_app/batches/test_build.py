@@ -19,10 +19,10 @@ from jobs_app.batches.build import (
     request_body_for_assistant,
     thread_conversation,
 )
+from jobs_app.batches.models import Batch, BatchGroup, BatchRequest
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
-from jobs_app.models_batches import Batch, BatchGroup, BatchRequest
 from project.teams.models import Team
 from project.tokens import count_messages
 from tests.factories import batch_chat_line, make_assistant, make_connection, make_message, make_thread

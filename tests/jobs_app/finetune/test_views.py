@@ -6,7 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from jobs_app.models_finetune import Dataset, FineTuneJob, JobStatus, Notification
+from jobs_app.finetune.models import Dataset, FineTuneJob, JobStatus
+from project.notifications.models import Notification
 from project.teams.models import Role
 from tests.conftest import client_for
 from tests.factories import add_member, chat_example, jsonl, make_dataset, make_finetune_job

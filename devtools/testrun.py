@@ -4,8 +4,8 @@ PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set (CI sets them t
 the machine's own servers); otherwise embedded ones are started for the run.
 Secrets for the test settings are made fresh each run.
 
-    python -m project.testrun [--no-lint] [pytest args]   ruff, mypy, then pytest
-    python -m project.testrun --bench [names] [--flags]   migrate a database, then the benchmarks
+    python -m devtools.testrun [--no-lint] [pytest args]   ruff, mypy, then pytest
+    python -m devtools.testrun --bench [names] [--flags]   migrate a database, then the benchmarks
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from project.devservices import embedded_services
+from devtools.services import embedded_services
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
