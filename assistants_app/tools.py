@@ -24,6 +24,7 @@ import httpx2
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from assistants_app.selectors import message_search
 from project.teams.models import Team
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -116,8 +117,6 @@ def _calculator(team: Team, args: dict[str, Any]) -> str:
 
 
 def _search_threads(team: Team, args: dict[str, Any]) -> str:
-    from assistants_app.selectors import message_search
-
     query = str(args.get("query", "")).strip()
     if not query:
         raise ToolFailed("Give a query to search for.")

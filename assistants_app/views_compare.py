@@ -12,7 +12,7 @@ from django_htmx.http import reswap
 
 from assistants_app import selectors, services
 from assistants_app.models import Thread
-from assistants_app.views import _int_or_none, thread_view_context
+from assistants_app.view_helpers import int_or_none, thread_view_context
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connection_get, team_default_connection
 from project.providers.team_models import TeamModel, team_model_lookup
@@ -90,7 +90,7 @@ def thread_compare(request: TeamRequest, thread_id: int) -> HttpResponse:
     """Two threads side by side; a POST sends one message to both (two runs, or none)."""
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
     data = request.POST if request.method == "POST" else request.GET
-    other_id = _int_or_none(data.get("with"))
+    other_id = int_or_none(data.get("with"))
     if other_id is None or other_id == thread.pk:
         raise Http404("Compare with which thread?")
     other = selectors.team_thread_get(team=request.team, thread_id=other_id)

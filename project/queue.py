@@ -26,7 +26,7 @@ def task_send(name: str, *args: object) -> None:
         task = app.tasks[name]
     except KeyError as error:
         raise UnknownTask(f"no Celery task is registered as {name!r}") from error
-    task.apply_async(args=args)
+    task.delay(*args)
 
 
 def task_send_on_commit(name: str, *args: object) -> None:

@@ -5,8 +5,7 @@ from typing import Any
 
 from django import forms
 
-from assistants_app.models import Assistant, Thread
-from assistants_app.selectors import team_assistants, team_threads
+from assistants_app.conversation import Assistant, Thread, team_assistants, team_threads
 from jobs_app.batches.models import BatchEndpoint
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connections

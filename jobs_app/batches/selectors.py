@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from jobs_app.batches.build import request_line
 from jobs_app.batches.models import (
     ACTIVE_STATUSES,
     Batch,
@@ -96,8 +97,6 @@ def group_status_counts(group: BatchGroup) -> dict[str, int]:
 
 
 def group_preview_lines(group: BatchGroup, limit: int = 5) -> list[str]:
-    from jobs_app.batches.build import request_line
-
     rows = BatchRequest.objects.filter(batch__group=group).order_by("batch__part", "line_no")[:limit]
     return [request_line(r.custom_id, group.endpoint, r.body).decode().rstrip() for r in rows]
 
@@ -140,8 +139,8 @@ def team_batch_usage(*, team: Team, days: int = 30) -> list[BatchUsageRow]:
 def team_batch_spend(team: Team, days: int) -> SpendSection:
     """The Usage page's section for batches (registered in BatchesConfig.ready)."""
     rows = team_batch_usage(team=team, days=days)
+    cost = sum((r.cost for r in rows if r.cost is not None), Decimal(0))
     totals = {"batches": sum(r.batches for r in rows), "requests": sum(r.requests for r in rows),
-              "input": sum(r.input for r in rows), "output": sum(r.output for r in rows),
-              "cost": sum((r.cost for r in rows if r.cost is not None), Decimal(0))}
+              "input": sum(r.input for r in rows), "output": sum(r.output for r in rows), "cost": cost}
     return SpendSection(key="batches", title="Batches", template="jobs_app/batches/_usage_batches.html",
-                        cost=totals["cost"], context={"rows": rows, "totals": totals})
+                        cost=cost, context={"rows": rows, "totals": totals})

@@ -24,6 +24,7 @@ from jobs_app.batches.models import (
     BatchSource,
     BatchStatus,
 )
+from jobs_app.batches.sync import batch_apply_remote
 from jobs_app.batches.validation import (
     InputProblems,
     max_bytes_per_batch,
@@ -284,8 +285,6 @@ def batches_recover_interrupted_submits(*, stale_after_seconds: float) -> int:
 def _record_created(part: Batch, remote: Any) -> bool:
     """The provider created this claimed part: keep its id and state. False when the
     part was no longer waiting for one (someone else recorded it)."""
-    from jobs_app.batches.sync import batch_apply_remote
-
     with transaction.atomic():
         if not Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
                 remote_id=remote.id, status=BatchStatus.VALIDATING):
@@ -318,8 +317,6 @@ def _created_remotely(connection: ProviderConnection, group_ids: set[int]) -> di
 
 def batch_group_cancel(*, group: BatchGroup, actor: User | None) -> list[str]:
     """Ask the provider to cancel every active part. Returns messages of parts that could not be cancelled."""
-    from jobs_app.batches.sync import batch_apply_remote
-
     problems = []
     for part in group.parts.filter(status__in=[BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS,
                                                BatchStatus.FINALIZING]).exclude(remote_id=""):

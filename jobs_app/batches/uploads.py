@@ -11,7 +11,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 
-from jobs_app.batches.build import BodySpec, items_from_csv, items_from_jsonl, request_body_for_assistant, text_stream
+from assistants_app.conversation import assistant_request_spec
+from jobs_app.batches.build import BodySpec, items_from_csv, items_from_jsonl, text_stream
 from jobs_app.batches.models import BatchBuild, BatchGroup, BatchSource, BuildState
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
@@ -45,7 +46,7 @@ class BuildOptions:
 
     @classmethod
     def for_assistant(cls, assistant: Any, *, template: str) -> BuildOptions:
-        spec = request_body_for_assistant(assistant)
+        spec = assistant_request_spec(assistant)
         return cls(template=template, model=spec.model, instructions=spec.instructions,
                    response_format=spec.response_format, tools=spec.tools, extra=spec.extra,
                    assistant_version_id=assistant.current_version.pk)

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from assistants_app import conversation as chat
 from jobs_app.batches import selectors, services
 from jobs_app.batches.forms import BatchBuildForm, ThreadsBatchForm
 from jobs_app.batches.models import BatchSource, BatchStatus, BuildState, RequestStatus
@@ -86,8 +87,6 @@ def _int_or_none(value: str | None) -> int | None:
 def batch_from_threads(request: TeamRequest) -> HttpResponse:
     """Pick threads to run again: a filterable, keyset-paged checkbox list; "Older threads"
     appends rows inside the same form, so choices made on earlier pages are kept."""
-    from assistants_app import selectors as chat
-
     problems: InputProblems | None = None
     if request.method == "POST":
         form = ThreadsBatchForm(request.POST, team=request.team)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from assistants_app import recovery, run_loop, streams
+from assistants_app import conversation, recovery, run_loop, streams
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import run_cancel, thread_post_message, tool_answer
 from tests.assistants_app.conftest import wait_for_run
@@ -280,15 +280,17 @@ def test_an_http_tool_is_called_signed_and_its_answer_reaches_the_model(team, ow
 def test_the_history_is_read_newest_first_across_pages_and_sent_in_order(team, chat_connection, monkeypatch) -> None:
     from project.providers.model_facts import model_facts
 
-    monkeypatch.setattr(run_loop, "HISTORY_PAGE", 3)
+    monkeypatch.setattr(conversation, "HISTORY_PAGE", 3)
     assistant = make_assistant(team, chat_connection, instructions="Be brief.")
     thread = make_thread(team, assistant)
     for i in range(8):
         make_message(thread, f"turn {i}", role="user" if i % 2 == 0 else "assistant")
     version = assistant.current_version
     assert version is not None
-    messages, trimmed = run_loop.build_history(thread=thread, version=version, facts=model_facts(version.model))
-    assert [m["content"] for m in messages] == ["Be brief."] + [f"turn {i}" for i in range(8)] and trimmed == 0
+    messages, trimmed = conversation.build_history(thread=thread, version=version, facts=model_facts(version.model))
+    assert [m["content"] for m in messages] == [f"turn {i}" for i in range(8)] and trimmed == 0
+    body = conversation.chat_request(conversation.version_request_spec(version), messages, stream=True)
+    assert [m["content"] for m in body["messages"]] == ["Be brief."] + [f"turn {i}" for i in range(8)]
 
 
 class _Lines:
