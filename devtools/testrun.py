@@ -4,7 +4,7 @@ PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set (CI sets them t
 the machine's own servers); otherwise embedded ones are started for the run.
 Secrets for the test settings are made fresh each run.
 
-    python -m devtools.testrun [--no-lint] [pytest args]   ruff, mypy, then pytest
+    python -m devtools.testrun [--no-lint] [pytest args]   ruff, mypy, import contracts, then pytest
     python -m devtools.testrun --bench [names] [--flags]   migrate a database, then the benchmarks
 """
 
@@ -46,9 +46,12 @@ def service_environment() -> Iterator[dict[str, str]]:
 def run_tests(args: list[str]) -> int:
     with service_environment() as env:
         if not args or args[0] != "--no-lint":
-            for step in (["ruff", "check", "."], ["mypy", "."]):
-                print(f"[test] {' '.join(step)}", flush=True)
-                result = subprocess.run([PYTHON, "-m", *step], cwd=BASE_DIR, env=env)
+            # lint-imports checks the import contracts in pyproject.toml (no cycles, the
+            # platform imports no feature, features meet only through a published module).
+            lint_imports = str(Path(PYTHON).with_name("lint-imports"))
+            for step in ([PYTHON, "-m", "ruff", "check", "."], [PYTHON, "-m", "mypy", "."], [lint_imports, "--no-cache"]):
+                print(f"[test] {' '.join(step[1:] if step[0] == PYTHON else ['lint-imports'])}", flush=True)
+                result = subprocess.run(step, cwd=BASE_DIR, env=env)
                 if result.returncode != 0:
                     return result.returncode
         else:
