@@ -49,6 +49,7 @@ def test_a_csv_with_an_assistant_takes_model_instructions_format_and_tools_from_
         "messages": [{"role": "system", "content": "One French word."},
                      {"role": "user", "content": "Translate cat to French."}],
         "max_completion_tokens": 50,
+        "parallel_tool_calls": True,  # the same request a chat run sends (one request builder)
         "response_format": {"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": SCHEMA}},
         "tools": [{"type": "function", "function": {"name": "dictionary", "description": "Look a word up",
                                                     "parameters": TOOL["parameters"]}}],
