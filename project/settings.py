@@ -23,6 +23,10 @@ SANDBOX_URL = CONFIG.sandbox_url
 FIELD_ENCRYPTION_KEYS = CONFIG.encryption_keys
 REDIS_URL = CONFIG.redis_url
 PROVIDER_TEST_TIMEOUT_SECONDS = 10.0
+OUTBOUND_ALLOWED_HOSTS = CONFIG.outbound_allowed_hosts
+# Error pages and reports (debug or not) hide secrets: see project/error_reports.py.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "project.error_reports.SecretHidingFilter"
+DEFAULT_EXCEPTION_REPORTER = "project.error_reports.SecretHidingReporter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
