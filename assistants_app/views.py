@@ -27,6 +27,7 @@ from project.providers.selectors import team_connections, team_default_connectio
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
 from project.teams.selectors import team_members
+from project.user_input import parse_id
 
 # -- assistants -----------------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ def _parse_date(raw: str) -> date | None:
 
 
 def _int_or_none(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
+    return parse_id(raw)
 
 
 @team_view()
