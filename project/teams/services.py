@@ -102,6 +102,12 @@ class InvitationError(Exception):
     pass
 
 
+def invitation_is_for(invitation: Invitation, user: User) -> bool:
+    """An invitation is accepted only by the account of the address it was sent to:
+    the link may be forwarded or seen by someone else."""
+    return bool(user.email) and user.email.strip().casefold() == invitation.email.strip().casefold()
+
+
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     invitation = (
@@ -109,6 +115,8 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     )
     if invitation is None or not invitation.is_usable:
         raise InvitationError("This invitation link is invalid, expired or already used.")
+    if not invitation_is_for(invitation, user):
+        raise InvitationError(f"This invitation is for {invitation.email}, not for your account's address.")
     membership, created = Membership.objects.get_or_create(
         team=invitation.team, user=user, defaults={"role": invitation.role}
     )
@@ -122,6 +130,17 @@ def invitation_accept(*, token: str, user: User) -> Membership:
 def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     audit_record(team=invitation.team, actor=actor, action="invitation.revoked", target=invitation.email)
     invitation.delete()
+
+
+@transaction.atomic
+def invitation_signup(*, token: str, user: User) -> Membership:
+    """A new account made through an invitation link: its email is the invited address."""
+    invitation = Invitation.objects.filter(token_hash=Invitation.hash_token(token)).first()
+    if invitation is None:
+        raise InvitationError("This invitation link is invalid, expired or already used.")
+    user.email = invitation.email
+    user.save()
+    return invitation_accept(token=token, user=user)
 
 
 def user_create(*, username: str, password: str, email: str = "") -> User:

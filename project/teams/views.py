@@ -135,15 +135,18 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     signup_form: UserCreationForm[User] | None = None
     if not request.user.is_authenticated:
         signup_form = UserCreationForm(request.POST or None)
+    elif not services.invitation_is_for(invitation, request.user):  # type: ignore[arg-type]
+        return render(request, "teams/invitation_other_address.html", {"invitation": invitation}, status=403)
     if request.method == "POST":
-        user = request.user
-        if signup_form is not None:
-            if not signup_form.is_valid():
-                return render(request, "teams/invitation_accept.html", {"invitation": invitation, "form": signup_form})
-            user = signup_form.save()
-            login(request, user)
         try:
-            membership = services.invitation_accept(token=token, user=user)  # type: ignore[arg-type]
+            if signup_form is not None:
+                if not signup_form.is_valid():
+                    return render(request, "teams/invitation_accept.html", {"invitation": invitation, "form": signup_form})
+                user = signup_form.save(commit=False)
+                membership = services.invitation_signup(token=token, user=user)
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            else:
+                membership = services.invitation_accept(token=token, user=request.user)  # type: ignore[arg-type]
         except services.InvitationError as error:
             messages.error(request, str(error))
             return redirect("home")
