@@ -135,7 +135,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     signup_form: UserCreationForm[User] | None = None
     if not request.user.is_authenticated:
         signup_form = UserCreationForm(request.POST or None)
-    elif not services.invitation_is_for(invitation, request.user):  # type: ignore[arg-type]
+    elif not services.invitation_is_for(invitation, request.user):
         return render(request, "teams/invitation_other_address.html", {"invitation": invitation}, status=403)
     if request.method == "POST":
         try:
