@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -145,3 +146,33 @@ def invitation_signup(*, token: str, user: User) -> Membership:
 
 def user_create(*, username: str, password: str, email: str = "") -> User:
     return get_user_model().objects.create_user(username=username, email=email, password=password)
+
+
+class AccountError(Exception):
+    """An account command cannot do what it was asked; the message says why."""
+
+
+def _one_time_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+@transaction.atomic
+def operator_create(*, username: str, email: str = "") -> str:
+    """A staff superuser for /admin/, in no team. Returns its one-time password."""
+    users = get_user_model().objects
+    if users.filter(username=username).exists():
+        raise AccountError(f"A user named {username!r} already exists; choose another name for the operator.")
+    password = _one_time_password()
+    users.create_superuser(username=username, email=email, password=password)
+    return password
+
+
+def password_reset_to_random(*, username: str) -> str:
+    """Set a new random password and return it. Also lifts a login lockout of the user."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise AccountError(f"No user named {username!r}.")
+    password = _one_time_password()
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return password
