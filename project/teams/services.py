@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -175,4 +176,5 @@ def password_reset_to_random(*, username: str) -> str:
     password = _one_time_password()
     user.set_password(password)
     user.save(update_fields=["password"])
+    axes_reset(username=user.get_username())
     return password

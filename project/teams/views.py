@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +15,15 @@ from project.teams.access import TeamRequest, team_view
 from project.teams.forms import InvitationForm, RoleForm, TeamForm
 from project.teams.middleware import SESSION_TEAM_KEY
 from project.teams.models import Role
+
+
+def login_locked_out(request: HttpRequest, original_response: object = None, credentials: object = None) -> HttpResponse:
+    """django-axes calls this instead of the login view's answer once an account or an
+    address has failed too often: the login page again, saying why and for how long."""
+    hours = settings.AXES_COOLOFF_TIME
+    context = {"form": AuthenticationForm(request), "locked_out": True, "cooloff_hours": hours,
+               "next": request.POST.get("next", "") if request.method == "POST" else ""}
+    return render(request, "teams/login.html", context, status=429)
 
 
 @team_view()

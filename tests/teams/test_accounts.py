@@ -43,7 +43,8 @@ def test_an_operator_is_made_by_a_command_and_belongs_to_no_team() -> None:
     assert operator.is_staff and operator.is_superuser
     assert not Membership.objects.filter(user=operator).exists()
     client = Client()
-    assert client.login(username="ops", password=_password(out.getvalue()))
+    response = client.post("/admin/login/", {"username": "ops", "password": _password(out.getvalue()), "next": "/admin/"})
+    assert response.status_code == 302
     assert client.get("/admin/").status_code == 200
     with pytest.raises(CommandError, match="already exists"):
         call_command("createoperator", "ops", stdout=StringIO())
