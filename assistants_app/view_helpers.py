@@ -1,5 +1,5 @@
 """What more than one chat page shows (the thread page, a compare column, the event
-stream's rendered blocks): view-model builders and small parsers, shared here so no view
+stream's rendered blocks): view-model builders, shared here so no view
 module imports another. Display state goes in the context, never onto model instances."""
 
 from __future__ import annotations
@@ -10,11 +10,6 @@ from django.db.models import Q
 
 from assistants_app import selectors, streams
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
-
-
-def int_or_none(raw: str | None) -> int | None:
-    """A positive id from a query parameter, or None for anything else."""
-    return int(raw) if raw and raw.isdigit() and len(raw) < 19 else None
 
 
 def _attach_runs(messages: list[Message]) -> list[Any]:

@@ -18,7 +18,7 @@ from assistants_app.forms import AssistantForm
 from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment
 from assistants_app.model_catalog import TASKS, model_choices, recommend
 from assistants_app.models import AssistantVersion
-from assistants_app.view_helpers import int_or_none, run_group_context, thread_view_context
+from assistants_app.view_helpers import run_group_context, thread_view_context
 from project.files.responses import picture_response
 from project.files.services import FileRejected, file_upload
 from project.providers.client import ProviderError
@@ -26,6 +26,7 @@ from project.providers.selectors import team_connections, team_default_connectio
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
 from project.teams.selectors import team_members
+from project.user_input import parse_id
 
 # -- assistants -----------------------------------------------------------------------------
 
@@ -174,8 +175,8 @@ def _parse_date(raw: str) -> date | None:
 @team_view()
 def thread_list(request: TeamRequest) -> HttpResponse:
     filters = selectors.ThreadFilters(
-        query=request.GET.get("q", "").strip()[:200], assistant_id=int_or_none(request.GET.get("assistant")),
-        author_id=int_or_none(request.GET.get("author")), since=_parse_date(request.GET.get("since", "")),
+        query=request.GET.get("q", "").strip()[:200], assistant_id=parse_id(request.GET.get("assistant")),
+        author_id=parse_id(request.GET.get("author")), since=_parse_date(request.GET.get("since", "")),
         until=_parse_date(request.GET.get("until", "")))
     page = selectors.thread_list_page(team=request.team, filters=filters, cursor=request.GET.get("cursor", ""))
     # Headlines are escaped message text with <mark> added by the selector.
@@ -204,7 +205,7 @@ def thread_start(request: TeamRequest, assistant_id: int) -> HttpResponse:
 @team_view()
 def thread_detail(request: TeamRequest, thread_id: int) -> HttpResponse:
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
-    before = int_or_none(request.GET.get("before"))
+    before = parse_id(request.GET.get("before"))
     context = thread_view_context(thread, before=before)
     if request.htmx and before is not None:
         return render(request, "assistants_app/thread_detail.html#older", context)

@@ -12,12 +12,13 @@ from django_htmx.http import reswap
 
 from assistants_app import selectors, services
 from assistants_app.models import Thread
-from assistants_app.view_helpers import int_or_none, thread_view_context
+from assistants_app.view_helpers import thread_view_context
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connection_get, team_default_connection
 from project.providers.team_models import TeamModel, team_model_lookup
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
+from project.user_input import parse_id
 
 
 def _id_param(data: QueryDict, name: str) -> int | None:
@@ -90,7 +91,7 @@ def thread_compare(request: TeamRequest, thread_id: int) -> HttpResponse:
     """Two threads side by side; a POST sends one message to both (two runs, or none)."""
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
     data = request.POST if request.method == "POST" else request.GET
-    other_id = int_or_none(data.get("with"))
+    other_id = parse_id(data.get("with"))
     if other_id is None or other_id == thread.pk:
         raise Http404("Compare with which thread?")
     other = selectors.team_thread_get(team=request.team, thread_id=other_id)

@@ -32,6 +32,13 @@ def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _outbound_to_loopback(settings: Any) -> None:
+    """The tests' servers (sandboxes, tool endpoints, fake providers) listen on 127.0.0.1,
+    which an operator allows with OUTBOUND_ALLOWED_HOSTS; the guard's own tests set their list."""
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
 @pytest.fixture(scope="session")
 def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The sandbox provider over real HTTP, fast clock, no stream pacing."""

@@ -76,6 +76,9 @@ def items_from_jsonl(lines: Iterable[bytes], *, endpoint: str, problems: InputPr
         except json.JSONDecodeError as error:
             problems.add(f"not valid JSON ({error.msg} at column {error.colno}).", line=line_no)
             continue
+        except RecursionError:
+            problems.add("not valid JSON (too deeply nested).", line=line_no)
+            continue
         except ValueError:
             problems.add("not valid JSON (not UTF-8 text).", line=line_no)
             continue

@@ -46,6 +46,8 @@ class BatchBuildForm(forms.Form):
             return None
         try:
             value = json.loads(raw)
+        except RecursionError:
+            raise forms.ValidationError("Not valid JSON: it is too deeply nested.") from None
         except ValueError as error:
             raise forms.ValidationError(f"Not valid JSON: {error}.") from error
         if not isinstance(value, dict) or "type" not in value:

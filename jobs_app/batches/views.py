@@ -25,6 +25,7 @@ from jobs_app.batches.uploads import BuildOptions, batch_build_queue, batch_grou
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
+from project.user_input import parse_id
 
 PAGE_SIZE = 50
 
@@ -76,13 +77,6 @@ def batch_new(request: TeamRequest) -> HttpResponse:
     return render(request, "jobs_app/batches/batch_new.html", {"form": form, "problems": problems}, status=status)
 
 
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
-
-
 @team_view(Role.MEMBER)
 def batch_from_threads(request: TeamRequest) -> HttpResponse:
     """Pick threads to run again: a filterable, keyset-paged checkbox list; "Older threads"
@@ -103,7 +97,7 @@ def batch_from_threads(request: TeamRequest) -> HttpResponse:
     else:
         form = ThreadsBatchForm(team=request.team)
     filters = chat.ThreadFilters(query=request.GET.get("q", "").strip()[:200],
-                                 assistant_id=_int_or_none(request.GET.get("assistant")))
+                                 assistant_id=parse_id(request.GET.get("assistant")))
     page = chat.thread_list_page(team=request.team, filters=filters, cursor=request.GET.get("cursor", ""))
     counts = chat.thread_message_counts(team=request.team, thread_ids=[t.pk for t in page.threads])
     query = request.GET.copy()

@@ -93,6 +93,8 @@ class JobCreateForm(forms.Form):
             return {}
         try:
             data = json.loads(raw)
+        except RecursionError:
+            raise forms.ValidationError("Metadata is not valid JSON: it is too deeply nested.") from None
         except ValueError as error:
             raise forms.ValidationError(f"Metadata is not valid JSON: {error}") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
