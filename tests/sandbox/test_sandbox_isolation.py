@@ -208,7 +208,7 @@ def test_a_batch_whose_input_file_vanishes_fails_once_with_the_reason(
 
 
 def test_a_cancelled_batch_whose_input_vanished_still_ends_cancelled(slow_sandbox: tuple[str, Path]) -> None:
-    url, data_dir = slow_sandbox
+    url, _ = slow_sandbox
     client = _client(url, KEY_A)
     input_file = client.files.create(file=("in.jsonl", _jsonl(_chat_lines(3))), purpose="batch")
     batch = client.batches.create(input_file_id=input_file.id, endpoint="/v1/chat/completions",
