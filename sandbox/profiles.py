@@ -104,6 +104,8 @@ class Settings:
     api_key: str | None
     model: str
     fault: str = ""
+    # llama-cpp-python's interrupt_requests: a new chat request ends the one streaming ([DONE], no finish).
+    interrupt: bool = False
 
 
 def _number(raw: str, name: str) -> float:
@@ -139,6 +141,8 @@ class ProfileMiddleware:
     def __init__(self, app: ASGIApp, state: SandboxState) -> None:
         self.app = app
         self.state = state
+        # Interrupt flags of the streams now open with interrupt on, for the next request to set.
+        self.streaming: set[asyncio.Event] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,7 +168,7 @@ class ProfileMiddleware:
         except ValueError as exc:
             await _detail(400, str(exc))(scope, receive, send)
             return
-        server = ProfileServer(self.state, settings)
+        server = ProfileServer(self.state, settings, self.streaming)
         await server.handle({**scope, "path": path, "raw_path": path.encode()}, receive, send)
 
     def _settings(self, profile: Profile, options: dict[str, str], headers: dict[bytes, bytes]) -> Settings:
@@ -184,8 +188,11 @@ class ProfileMiddleware:
                 settings.model = value
             elif key == "fault":
                 settings.fault = value.lower()
+            elif key == "interrupt":
+                settings.interrupt = value.lower() in ("1", "true", "yes", "on")
             else:
-                raise ValueError(f"Unknown profile setting {key!r} (n_ctx, keepalive, ping, api_key, model, fault)")
+                raise ValueError(f"Unknown profile setting {key!r} "
+                                 "(n_ctx, keepalive, ping, api_key, model, fault, interrupt)")
         if KEEPALIVE_HEADER in headers:
             settings.keepalive = _number(headers[KEEPALIVE_HEADER].decode("latin-1"), "X-Sandbox-Keepalive")
         if PING_HEADER in headers:
@@ -203,8 +210,9 @@ def _detail(status: int, detail: Any) -> Response:
 
 
 class ProfileServer:
-    def __init__(self, state: SandboxState, settings: Settings) -> None:
+    def __init__(self, state: SandboxState, settings: Settings, streaming: set[asyncio.Event]) -> None:
         self.state = state
+        self.streaming = streaming
         self.settings = settings
         self.profile = settings.profile
         self.llama = settings.profile.name == "llamacpp"
@@ -298,6 +306,9 @@ class ProfileServer:
         return body
 
     async def chat(self, request: Request) -> Any:
+        if self.settings.interrupt:  # this request takes the model from whatever streams now
+            for flag in list(self.streaming):
+                flag.set()
         raw = await request.body()
         try:
             body = json.loads(raw)
@@ -450,6 +461,9 @@ class _ProfileStream:
             gone.set()
 
         watcher = asyncio.get_running_loop().create_task(watch())
+        interrupted = asyncio.Event()
+        if self.server.settings.interrupt:
+            self.server.streaming.add(interrupted)
         try:
             await self._keepalive(send, gone)
             if self.ttft and not gone.is_set():
@@ -460,10 +474,14 @@ class _ProfileStream:
                 if self.gap and i > 1:
                     await asyncio.sleep(self.gap)
                 await send({"type": "http.response.body", "body": event, "more_body": True})
+                if interrupted.is_set() and event != events[-1]:
+                    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
+                    break
         except OSError:
             return
         finally:
             watcher.cancel()
+            self.server.streaming.discard(interrupted)
         if drop:
             return  # uvicorn drops the connection: no end of the chunked body
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -141,6 +141,10 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     fault, _, after = str(request.scope["state"].get("fault", "")).partition(":")
     events = stream_events(outcome, include_usage)
     break_after = None
+    if fault == "cut-stream" and after.isdigit():
+        # The body ends cleanly after n events, never reaching a finish_reason or [DONE]: a stream cut short.
+        finish = next(i for i, event in enumerate(events) if b'"finish_reason":"' in event)
+        events = events[: min(int(after), finish)]
     if fault in ("break-stream", "stream-error") and after.isdigit():
         break_after = int(after)
         if fault == "stream-error":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -302,3 +303,37 @@ def test_vllm_refuses_over_its_context_streamed_or_not(raw: httpx2.Client) -> No
         body = response.json()
         assert body["object"] == "error" and body["code"] == 400
         assert body["message"].startswith("This model's maximum context length is 1024 tokens.")
+
+
+def test_with_interrupt_on_a_new_request_ends_the_stream_in_progress(sandbox_url: str) -> None:
+    """llama-cpp-python's interrupt_requests: the open stream gets [DONE] after its next chunk, no finish_reason."""
+    base = _root(sandbox_url) + "/llamacpp/interrupt=1"
+    first: list[str] = []
+
+    def stream_slowly() -> None:
+        with httpx2.Client(timeout=30) as c:
+            response = c.post(base + "/v1/chat/completions", json=_chat("echo: a b c d", stream=True),
+                              headers={"X-Sandbox-Keepalive": "0.6"})
+            first.append(response.text)
+
+    thread = threading.Thread(target=stream_slowly)
+    thread.start()
+    time.sleep(0.3)
+    second = httpx2.post(base + "/v1/chat/completions", json=_chat("echo: next", stream=True), timeout=30)
+    thread.join(10)
+    _, data = _events(first[0])
+    assert data[-1] == "[DONE]" and len(data) == 2  # the role chunk, then [DONE]
+    assert data[0]["choices"][0]["finish_reason"] is None
+    _, after = _events(second.text)
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in after[:-1]) == "next"
+
+
+def test_the_openai_profile_cuts_a_stream_short_on_demand_too(sandbox_url: str) -> None:
+    with httpx2.Client(base_url=sandbox_url, headers={"Authorization": "Bearer sk-cut"}, timeout=30) as c:
+        response = c.post("/chat/completions", headers={"X-Sandbox-Fault": "cut-stream:50"},
+                          json={"model": "gpt-4o", "messages": [{"role": "user", "content": "echo: a b c"}],
+                                "stream": True, "stream_options": {"include_usage": True}})
+    assert response.status_code == 200
+    _, data = _events(response.text)
+    assert "[DONE]" not in data and len(data) == 4  # the role chunk and three words; no finish, no usage
+    assert all(c["choices"][0]["finish_reason"] is None for c in data)
