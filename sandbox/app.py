@@ -16,6 +16,7 @@ from . import routes_batches, routes_chat, routes_files, routes_fine_tuning, rou
 from .config import SandboxConfig
 from .errors import ApiError, server_error
 from .middleware import SandboxMiddleware
+from .profiles import ProfileMiddleware
 from .state import SandboxState
 
 log = logging.getLogger("sandbox")
@@ -60,7 +61,11 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             *routes_fine_tuning.routes,
             *routes_sandbox.routes,
         ],
-        middleware=[Middleware(SandboxMiddleware, config=config, limiter=state.limiter)],
+        middleware=[
+            # Outermost: requests for a compatible-server profile (llamacpp, vllm) are answered there.
+            Middleware(ProfileMiddleware, state=state),
+            Middleware(SandboxMiddleware, config=config, limiter=state.limiter),
+        ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )

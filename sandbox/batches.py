@@ -17,6 +17,7 @@ from . import files_service
 from .clock import Clock
 from .errors import ApiError, invalid, missing_param
 from .ids import random_id, stable_id
+from .owners import OWNER_FIELD, fingerprint, owner_of, owns
 from .store import Document, Store
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions")
@@ -131,7 +132,7 @@ def create_batch(store: Store, body: dict[str, Any], api_key: str, now: float, m
             code="invalid_value",
         )
     file_doc = store.files.get(str(body["input_file_id"]))
-    if file_doc is None:
+    if file_doc is None or not owns(api_key, file_doc):
         raise ApiError(404, f"No such File object: {body['input_file_id']}", param="input_file_id")
     if file_doc["purpose"] != "batch":
         raise invalid(
@@ -163,6 +164,7 @@ def create_batch(store: Store, body: dict[str, Any], api_key: str, now: float, m
         "settled": False,
         "webhook_sent": [],
         "_api_key": api_key,
+        OWNER_FIELD: fingerprint(api_key),
     }
 
 
@@ -180,6 +182,12 @@ def phase(batch: Document, clock: Clock) -> Phase:
 
     times: dict[str, float] = {"validating": created}
     verdict = batch["verdict"]
+    failed_at = batch.get("failed_at")
+    if failed_at is not None:  # its input file vanished before its requests were run
+        if clock.sim_elapsed(created, failed_at) >= VALIDATING_SECONDS:
+            times["in_progress"] = real(VALIDATING_SECONDS)
+        times["failed"] = failed_at
+        return Phase("failed", 0, 0, times)
     if "errors" in verdict:
         if sim >= VALIDATING_SECONDS:
             times["failed"] = real(VALIDATING_SECONDS)
@@ -294,7 +302,11 @@ def settle(store: Store, batch: Document, clock: Clock, execute: Executor) -> st
     errors: list[bytes] = []
     usage: dict[str, int] = {"input_tokens": 0, "cached": 0, "output_tokens": 0, "reasoning": 0}
     index = 0
-    with store.blob_path(batch["input_file_id"]).open("rb") as fh:
+    try:
+        fh = store.blob_path(batch["input_file_id"]).open("rb")
+    except OSError:
+        return _settle_without_input(store, batch, clock, p.status)
+    with fh:
         for raw in fh:
             if not raw.strip():
                 continue
@@ -335,10 +347,12 @@ def settle(store: Store, batch: Document, clock: Clock, execute: Executor) -> st
     when = int(max(p.times.values()))
     if outputs:
         batch["output_file_id"] = files_service.create_from_bytes(
-            store, b"\n".join(outputs) + b"\n", f"{batch['id']}_output.jsonl", "batch_output", when)["id"]
+            store, b"\n".join(outputs) + b"\n", f"{batch['id']}_output.jsonl", "batch_output", when,
+            owner=owner_of(batch))["id"]
     if errors:
         batch["error_file_id"] = files_service.create_from_bytes(
-            store, b"\n".join(errors) + b"\n", f"{batch['id']}_error.jsonl", "batch_output", when)["id"]
+            store, b"\n".join(errors) + b"\n", f"{batch['id']}_error.jsonl", "batch_output", when,
+            owner=owner_of(batch))["id"]
     failed = len(errors) if p.status != "expired" else len(errors) - (index - p.done)
     batch["final_counts"] = {"total": batch["verdict"]["total"], "completed": len(outputs), "failed": failed}
     batch["usage"] = {
@@ -351,6 +365,44 @@ def settle(store: Store, batch: Document, clock: Clock, execute: Executor) -> st
     batch["settled"] = True
     store.batches.put(batch)
     return p.status
+
+
+def input_missing(store: Store, batch: Document) -> bool:
+    """Whether a batch still needs its input file (to run its requests) and it is gone."""
+    if batch["settled"] or "errors" in batch["verdict"] or batch.get("failed_at") is not None:
+        return False
+    file_id = batch["input_file_id"]
+    doc = store.files.get(file_id)
+    return doc is None or owner_of(doc) != owner_of(batch) or not store.blob_path(file_id).exists()
+
+
+def fail_for_missing_input(store: Store, batch: Document, clock: Clock) -> str:
+    """End a batch whose input file vanished: failed now, with the reason in errors, run no lines.
+
+    A batch being cancelled, or already cancelled or expired by the clock, ends so, with no files.
+    """
+    status = phase(batch, clock).status
+    if status == "cancelling":
+        return status  # it ends cancelled, when the clock says so
+    return _settle_without_input(store, batch, clock, status)
+
+
+def _settle_without_input(store: Store, batch: Document, clock: Clock, status: str) -> str:
+    if status in ("cancelled", "expired"):
+        batch["final_counts"] = {"total": batch["verdict"].get("total", 0), "completed": 0, "failed": 0}
+    else:
+        status = "failed"
+        batch["verdict"] = {**batch["verdict"], "errors": [_error(
+            "file_not_found",
+            f"The input file {batch['input_file_id']} was deleted before the batch finished; none of its "
+            "requests were run.",
+            "input_file_id",
+            None,
+        )]}
+        batch["failed_at"] = clock.now()
+    batch["settled"] = True
+    store.batches.put(batch)
+    return status
 
 
 def cancel(batch: Document, clock: Clock) -> None:

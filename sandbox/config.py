@@ -48,6 +48,13 @@ def _positive(value: float, name: str) -> float:
     return value
 
 
+def _profile(name: str) -> str:
+    known = ("openai", "llamacpp", "vllm")
+    if name.lower() not in known:
+        raise ConfigError(f"SANDBOX_PROFILE must be one of {', '.join(known)}, got {name!r}")
+    return name.lower()
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     data_dir: Path = Path(".data/sandbox")
@@ -76,6 +83,13 @@ class SandboxConfig:
     organization: str = "sandbox-org"
     # Seconds the webhook ticker sleeps between looks at jobs and batches.
     tick_seconds: float = 0.2
+    # Profiles (sandbox/profiles.py): a server to behave like for every request ("openai": none),
+    # its context size (0: the profile's own), the wait before a stream's first token and the
+    # interval of llamacpp's ": ping" comments during it.
+    profile: str = "openai"
+    profile_n_ctx: int = 0
+    keepalive_seconds: float = 0.0
+    ping_seconds: float = 15.0
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
@@ -97,6 +111,10 @@ class SandboxConfig:
             fault_rate_break_stream=_env_float("SANDBOX_FAULT_RATE_BREAK_STREAM", 0.0),
             fault_rate_stream_error=_env_float("SANDBOX_FAULT_RATE_STREAM_ERROR", 0.0),
             organization=_env_str("SANDBOX_ORGANIZATION", "sandbox-org") or "sandbox-org",
+            profile=_profile(_env_str("SANDBOX_PROFILE", "openai") or "openai"),
+            profile_n_ctx=_env_int("SANDBOX_PROFILE_N_CTX", 0),
+            keepalive_seconds=_env_float("SANDBOX_KEEPALIVE_SECONDS", 0.0),
+            ping_seconds=_env_float("SANDBOX_PING_SECONDS", 15.0),
         )
 
     def with_overrides(self, **overrides: Any) -> SandboxConfig:

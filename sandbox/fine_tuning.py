@@ -11,6 +11,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from .clock import Clock
 from .errors import ApiError, invalid, missing_param
 from .ids import random_id, stable_id
 from .models_data import BASE_MODELS_BY_ID
+from .owners import OWNER_FIELD, fingerprint, owned, owner_of, owns
 from .store import Document, Store
 
 VALIDATING_SECONDS = 30.0  # simulated
@@ -145,7 +147,7 @@ def create_job(store: Store, body: dict[str, Any], api_key: str, organization: s
         if fid is None:
             continue
         doc = store.files.get(str(fid))
-        if doc is None:
+        if doc is None or not owns(api_key, doc):
             raise invalid(f"Invalid file format for {param}: file {fid} does not exist.", param=param, code="invalid_file")
         if doc["purpose"] != "fine-tune":
             raise invalid(
@@ -210,6 +212,7 @@ def create_job(store: Store, body: dict[str, Any], api_key: str, organization: s
         "result_file_id": None,
         "webhook_sent": [],
         "_api_key": api_key,
+        OWNER_FIELD: fingerprint(api_key),
     }
 
 
@@ -222,6 +225,8 @@ def progress(job: Document, clock: Clock) -> Progress:
     sim = clock.sim_elapsed(job["created_at"], until, paused)
     run_start = VALIDATING_SECONDS + QUEUED_SECONDS
     if "error" in job["verdict"]:
+        if job.get("failed_at") is not None:  # a file it was reading vanished
+            return Progress("failed", 0, sim, job["failed_at"], run_start)
         if sim >= VALIDATING_SECONDS:
             return Progress("failed", 0, sim, clock.real_at(job["created_at"], VALIDATING_SECONDS), run_start)
         status = "validating_files"
@@ -329,8 +334,8 @@ def events(job: Document, clock: Clock) -> list[dict[str, Any]]:
     ]
     if "error" in job["verdict"]:
         if p.status == "failed":
-            out.append(_event(job, "failed", at(VALIDATING_SECONDS), job["verdict"]["error"]["message"],
-                              level="error"))
+            out.append(_event(job, "failed", p.finished_at or at(VALIDATING_SECONDS),
+                              job["verdict"]["error"]["message"], level="error"))
     elif p.sim_elapsed >= VALIDATING_SECONDS:
         out.append(_event(job, "validated", at(VALIDATING_SECONDS), "Files validated, moving job to queued state"))
         if p.sim_elapsed >= p.run_started_sim:
@@ -397,7 +402,7 @@ def settle(store: Store, job: Document, clock: Clock) -> str:
     if status == "succeeded" and not job["result_file_id"]:
         finished = progress(job, clock).finished_at or clock.now()
         f = files_service.create_from_bytes(store, results_csv(job), "step_metrics.csv", "fine-tune-results",
-                                            created_at=int(finished))
+                                            created_at=int(finished), owner=owner_of(job))
         job["result_file_id"] = f["id"]
         store.jobs.put(job)
     return status
@@ -436,11 +441,29 @@ def cancel(job: Document, clock: Clock) -> None:
     job["manual_events"].append({"at": now, "message": "Fine-tuning job cancelled"})
 
 
-def fine_tuned_models(store: Store, clock: Clock) -> dict[str, Document]:
-    """Models produced by succeeded jobs (and their checkpoints), minus deleted ones."""
+def fail_if_files_missing(job: Document, clock: Clock, exists: Callable[[str], bool]) -> bool:
+    """A job reads its files while validating_files: one deleted by then fails it at once.
+
+    Returns whether the job changed (the caller stores it). Later the job trains on its own copy.
+    """
+    if "error" in job["verdict"] or job.get("failed_at") is not None:
+        return False
+    if progress(job, clock).status != "validating_files":
+        return False
+    for param in ("training_file", "validation_file"):
+        file_id = job.get(param)
+        if file_id and not exists(str(file_id)):
+            job["verdict"] = {**job["verdict"], "error": _file_error(f"The file {file_id} no longer exists.", param)}
+            job["failed_at"] = clock.now()
+            return True
+    return False
+
+
+def fine_tuned_models(store: Store, clock: Clock, api_key: str) -> dict[str, Document]:
+    """Models produced by api_key's succeeded jobs (and their checkpoints), minus deleted ones."""
     deleted = set(store.setting("deleted_models").get("ids", []))
     out: dict[str, Document] = {}
-    for job in store.jobs.values():
+    for job in owned(api_key, store.jobs.values()):
         p = progress(job, clock)
         if p.status != "succeeded":
             continue

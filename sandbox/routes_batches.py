@@ -9,13 +9,14 @@ from starlette.routing import Route
 from . import batches
 from .errors import not_found
 from .http import int_query, json_body, json_response, list_body, page
+from .owners import owned, owns
 from .state import api_key_of, state_of
 
 
 def _batch_or_404(request: Request) -> dict[str, object]:
     batch_id = request.path_params["batch_id"]
     batch = state_of(request).store.batches.get(batch_id)
-    if batch is None:
+    if batch is None or not owns(api_key_of(request), batch):
         raise not_found(f"No batch found with id '{batch_id}'.", param="batch_id")
     return batch
 
@@ -23,7 +24,8 @@ def _batch_or_404(request: Request) -> dict[str, object]:
 async def create_batch(request: Request) -> Response:
     state = state_of(request)
     body = await json_body(request)
-    batch = batches.create_batch(state.store, body, api_key_of(request), state.clock.now(), state.model_exists)
+    key = api_key_of(request)
+    batch = batches.create_batch(state.store, body, key, state.clock.now(), lambda m: state.model_exists(m, key))
     state.store.batches.put(batch)
     state.active_batches.add(batch["id"])
     return json_response(batches.render(batch, state.clock))
@@ -32,7 +34,7 @@ async def create_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     state = state_of(request)
     limit = int_query(request, "limit", 20, 1, 100)
-    docs = list(state.store.batches.values())
+    docs = list(owned(api_key_of(request), state.store.batches.values()))
     docs.reverse()  # newest first, as the real API pages
     chunk, has_more = page(docs, request.query_params.get("after"), limit)
     for batch in chunk:

@@ -132,7 +132,7 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     body = await json_body(request)
     if "model" not in body:
         raise ApiError(400, "you must provide a model parameter", param=None, code=None)
-    spec = state.resolve_model(body.get("model"))
+    spec = state.resolve_model(body.get("model"), api_key_of(request))
     outcome = state.simulator.complete(body, spec, body["model"])
     state.limiter.take_tokens(api_key_of(request), outcome.prompt_tokens + outcome.completion_tokens)
     if not body.get("stream"):
@@ -141,6 +141,10 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     fault, _, after = str(request.scope["state"].get("fault", "")).partition(":")
     events = stream_events(outcome, include_usage)
     break_after = None
+    if fault == "cut-stream" and after.isdigit():
+        # The body ends cleanly after n events, never reaching a finish_reason or [DONE]: a stream cut short.
+        finish = next(i for i, event in enumerate(events) if b'"finish_reason":"' in event)
+        events = events[: min(int(after), finish)]
     if fault in ("break-stream", "stream-error") and after.isdigit():
         break_after = int(after)
         if fault == "stream-error":
@@ -156,7 +160,7 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
 async def embeddings(request: Request) -> Response:
     state = state_of(request)
     body = await json_body(request)
-    spec = state.resolve_model(body.get("model"))
+    spec = state.resolve_model(body.get("model"), api_key_of(request))
     result = embed(body, spec, body["model"])
     state.limiter.take_tokens(api_key_of(request), result["usage"]["prompt_tokens"])
     return json_response(result)

@@ -16,7 +16,8 @@ from . import files_service
 from .errors import ApiError, invalid, missing_param, not_found
 from .http import int_query, json_body, json_response, list_body, page
 from .ids import random_id
-from .state import state_of
+from .owners import fingerprint, owned, owns, stamp
+from .state import api_key_of, state_of
 
 UPLOAD_MAX_BYTES = 8 * 1024**3
 PART_MAX_BYTES = 64 * 1024**2
@@ -80,7 +81,8 @@ async def create_file(request: Request) -> Response:
             raise invalid(f"Invalid file format for {api}. Must be .jsonl", param="file")
         expires_after = _expires_after(form.get("expires_after[anchor]"), form.get("expires_after[seconds]"))
         path, _, _ = await _spool_to_disk(request, upload, limit)
-    doc = files_service.create_from_path(state.store, Path(path), filename, str(purpose))
+    doc = files_service.create_from_path(state.store, Path(path), filename, str(purpose),
+                                         owner=fingerprint(api_key_of(request)))
     if expires_after is not None:
         doc["expires_at"] = doc["created_at"] + expires_after
         state.store.files.put(doc)
@@ -108,7 +110,8 @@ async def list_files(request: Request) -> Response:
     if order not in ("asc", "desc"):
         raise invalid(f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", param="order")
     limit = int_query(request, "limit", 10000, 1, 10000)
-    docs = [files_service.public(d) for d in state.store.files.values() if purpose is None or d["purpose"] == purpose]
+    docs = [files_service.public(d) for d in owned(api_key_of(request), state.store.files.values())
+            if purpose is None or d["purpose"] == purpose]
     if order == "desc":
         docs.reverse()
     chunk, has_more = page(docs, request.query_params.get("after"), limit)
@@ -116,20 +119,20 @@ async def list_files(request: Request) -> Response:
 
 
 async def get_file(request: Request) -> Response:
-    doc = files_service.get_or_404(state_of(request).store, request.path_params["file_id"])
+    doc = files_service.get_or_404(state_of(request).store, request.path_params["file_id"], api_key_of(request))
     return json_response(files_service.public(doc))
 
 
 async def file_content(request: Request) -> Response:
     state = state_of(request)
-    doc = files_service.get_or_404(state.store, request.path_params["file_id"])
+    doc = files_service.get_or_404(state.store, request.path_params["file_id"], api_key_of(request))
     return FileResponse(state.store.blob_path(doc["id"]), media_type="application/octet-stream",
                         filename=doc["filename"])
 
 
 async def delete_file(request: Request) -> Response:
     state = state_of(request)
-    doc = files_service.get_or_404(state.store, request.path_params["file_id"])
+    doc = files_service.get_or_404(state.store, request.path_params["file_id"], api_key_of(request))
     files_service.delete(state.store, doc["id"])
     return json_response({"id": doc["id"], "object": "file", "deleted": True})
 
@@ -139,7 +142,7 @@ async def delete_file(request: Request) -> Response:
 def _upload_or_404(request: Request) -> dict[str, Any]:
     upload_id = request.path_params["upload_id"]
     doc = state_of(request).store.uploads.get(upload_id)
-    if doc is None:
+    if doc is None or not owns(api_key_of(request), doc):
         raise not_found(f"No such Upload object: {upload_id}", param="upload_id")
     if doc["status"] == "pending" and doc["expires_at"] < time.time():
         doc["status"] = "expired"
@@ -185,6 +188,7 @@ async def create_upload(request: Request) -> Response:
         "_parts": [],
         "_file_id": None,
     }
+    stamp(doc, api_key_of(request))
     state.store.uploads.put(doc)
     return json_response(_render_upload(request, doc))
 
@@ -237,7 +241,8 @@ async def complete_upload(request: Request) -> Response:
     if body.get("md5") and body["md5"] != md5.hexdigest():
         tmp.unlink(missing_ok=True)
         raise invalid("The md5 checksum of the uploaded parts does not match the provided md5.", param="md5")
-    file_doc = files_service.create_from_path(state.store, tmp, doc["filename"], doc["purpose"])
+    file_doc = files_service.create_from_path(state.store, tmp, doc["filename"], doc["purpose"],
+                                              owner=fingerprint(api_key_of(request)))
     for part_id in doc["_parts"]:
         state.store.blob_path(part_id).unlink(missing_ok=True)
     doc.update(status="completed", _file_id=file_doc["id"], _parts=[])

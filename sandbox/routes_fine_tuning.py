@@ -11,13 +11,14 @@ from starlette.routing import Route
 from . import fine_tuning
 from .errors import not_found
 from .http import int_query, json_body, json_response, list_body, page
+from .owners import owned, owns
 from .state import api_key_of, state_of
 
 
 def _job_or_404(request: Request) -> dict[str, Any]:
     job_id = request.path_params["job_id"]
     job = state_of(request).store.jobs.get(job_id)
-    if job is None:
+    if job is None or not owns(api_key_of(request), job):
         raise not_found(f"No fine-tuning job found with id '{job_id}'.", param="fine_tuning_job_id",
                         code="fine_tune_not_found")
     return job
@@ -52,7 +53,7 @@ async def list_jobs(request: Request) -> Response:
     limit = int_query(request, "limit", 20, 1, 100)
     wanted = _metadata_filter(request)
     docs = [
-        j for j in state.store.jobs.values()
+        j for j in owned(api_key_of(request), state.store.jobs.values())
         if all((j.get("metadata") or {}).get(k) == v for k, v in wanted.items())
     ]
     docs.reverse()

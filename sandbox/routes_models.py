@@ -12,7 +12,7 @@ from . import fine_tuning
 from .errors import ApiError, model_not_found
 from .http import json_response
 from .models_data import BASE_MODELS, BASE_MODELS_BY_ID
-from .state import state_of
+from .state import api_key_of, state_of
 
 _BASE_OBJECTS: list[dict[str, Any]] = [
     {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by, "shutdown_date": m.shutdown_date}
@@ -23,7 +23,7 @@ _BASE_OBJECTS: list[dict[str, Any]] = [
 def _all_models(request: Request) -> dict[str, dict[str, Any]]:
     state = state_of(request)
     out = {m["id"]: m for m in _BASE_OBJECTS}
-    for name, job in fine_tuning.fine_tuned_models(state.store, state.clock).items():
+    for name, job in fine_tuning.fine_tuned_models(state.store, state.clock, api_key_of(request)).items():
         finished = fine_tuning.progress(job, state.clock).finished_at or job["created_at"]
         out[name] = {
             "id": name,
@@ -51,7 +51,7 @@ async def get_model(request: Request) -> Response:
 async def delete_model(request: Request) -> Response:
     state = state_of(request)
     model_id = request.path_params["model"]
-    models = fine_tuning.fine_tuned_models(state.store, state.clock)
+    models = fine_tuning.fine_tuned_models(state.store, state.clock, api_key_of(request))
     if model_id in BASE_MODELS_BY_ID or ":ckpt-step-" in model_id:
         raise ApiError(403, "You have insufficient permissions for this operation. Only fine-tuned models you "
                        "own can be deleted.", param="model", code="insufficient_permissions")

@@ -16,6 +16,7 @@ from .config import SandboxConfig
 from .embeddings import embed
 from .errors import ApiError, model_not_found
 from .models_data import BASE_MODELS_BY_ID, ModelSpec
+from .owners import adopt_legacy, owns
 from .ratelimit import RateLimiter
 from .responses_adapter import respond
 from .store import Store
@@ -28,6 +29,7 @@ class SandboxState:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.store = Store(config.data_dir)
+        adopt_legacy(self.store)
         self.clock = Clock(config.time_scale)
         self.simulator = ChatSimulator()
         self.limiter = RateLimiter(config.rpm, config.tpm, config.organization)
@@ -46,21 +48,22 @@ class SandboxState:
             tokens.encoding(spec)
 
     # -- models -------------------------------------------------------------------
-    def resolve_model(self, name: Any) -> ModelSpec:
+    def resolve_model(self, name: Any, api_key: str = "") -> ModelSpec:
+        """The spec of a base model, or of a fine-tuned model made with api_key (others' do not exist)."""
         if not isinstance(name, str) or not name:
             raise ApiError(400, "you must provide a model parameter", param=None, code=None)
         spec = BASE_MODELS_BY_ID.get(name)
         if spec is not None:
             return spec
         if name.startswith("ft:"):
-            job = fine_tuning.fine_tuned_models(self.store, self.clock).get(name)
+            job = fine_tuning.fine_tuned_models(self.store, self.clock, api_key).get(name)
             if job is not None:
                 return BASE_MODELS_BY_ID[job["model"]]
         raise model_not_found(name)
 
-    def model_exists(self, name: str) -> bool:
+    def model_exists(self, name: str, api_key: str = "") -> bool:
         try:
-            self.resolve_model(name)
+            self.resolve_model(name, api_key)
         except ApiError:
             return False
         return True
@@ -76,7 +79,7 @@ class SandboxState:
         self, simulator: ChatSimulator, endpoint: str, body: dict[str, Any], api_key: str
     ) -> tuple[int, dict[str, Any]]:
         try:
-            spec = self.resolve_model(body.get("model"))
+            spec = self.resolve_model(body.get("model"), api_key)
             if endpoint == "/v1/embeddings":
                 return 200, embed(body, spec, body["model"])
             if endpoint == "/v1/responses":
@@ -88,6 +91,8 @@ class SandboxState:
 
     # -- settling and webhooks ------------------------------------------------------------
     def settle_batch(self, batch: dict[str, Any]) -> str:
+        if batches.input_missing(self.store, batch):
+            batches.fail_for_missing_input(self.store, batch, self.clock)
         if not batch["settled"]:
             clock_status = batches.phase(batch, self.clock).status
             if clock_status == "completed" and self._loop_is_running():
@@ -120,6 +125,8 @@ class SandboxState:
         task.add_done_callback(lambda _: self._settling.discard(batch["id"]))
 
     def settle_job(self, job: dict[str, Any]) -> str:
+        if fine_tuning.fail_if_files_missing(job, self.clock, lambda fid: owns(job["_api_key"], self.store.files.get(fid))):
+            self.store.jobs.put(job)
         status = fine_tuning.settle(self.store, job, self.clock)
         self._maybe_notify(job, "fine_tuning.job", status, fine_tuning.TERMINAL, self.active_jobs)
         return status

@@ -35,8 +35,11 @@ def add_member(team: Team, user: User | None = None, role: str = Role.MEMBER) ->
     return Membership.objects.create(team=team, user=user or make_user(), role=role)
 
 
-def make_connection(team: Team, *, base_url: str = "http://127.0.0.1:9/v1", api_key: str = "sk-test-1234",
+def make_connection(team: Team, *, base_url: str = "http://127.0.0.1:9/v1", api_key: str | None = None,
                     kind: str = ProviderKind.COMPATIBLE, name: str | None = None, webhook_secret: str = "") -> ProviderConnection:
+    """api_key None: a sandbox connection gets a random key of its own (as the site gives one), others sk-test-1234."""
+    if api_key is None:
+        api_key = "" if kind == ProviderKind.SANDBOX else "sk-test-1234"
     return connection_save(team=team, actor=None, kind=kind, name=name or f"Connection {next(_sequence)}",
                            base_url=base_url, api_key=api_key, webhook_secret=webhook_secret)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -29,6 +30,12 @@ class ConnectionTestResult:
     model_ids: list[str]
 
 
+def sandbox_key_new() -> str:
+    """A key of its own for a sandbox connection: the sandbox keeps each key's files, batches,
+    jobs and models apart, so two teams' sandbox connections never see each other's."""
+    return "sk-sandbox-" + secrets.token_urlsafe(24)
+
+
 @transaction.atomic
 def connection_save(
     *,
@@ -46,7 +53,8 @@ def connection_save(
     connection: ProviderConnection | None = None,
 ) -> ProviderConnection:
     """Create a connection, or update one. A blank api_key / webhook_secret on an
-    update keeps the stored one (the form never shows it back)."""
+    update keeps the stored one (the form never shows it back). A sandbox connection
+    saved without any key gets a random one of its own."""
     creating = connection is None
     if connection is None:
         connection = ProviderConnection(team=team)
@@ -61,8 +69,11 @@ def connection_save(
     connection.organization = organization.strip()
     connection.project = project.strip()
     connection.api_version = api_version.strip()
+    api_key = api_key.strip()
+    if not api_key and kind == ProviderKind.SANDBOX and (creating or not connection.api_key_encrypted):
+        api_key = sandbox_key_new()
     if api_key or creating:
-        connection.set_api_key(api_key.strip())
+        connection.set_api_key(api_key)
     if webhook_secret or creating:
         connection.set_webhook_secret(webhook_secret.strip())
     has_other_default = ProviderConnection.objects.filter(team=team, is_default=True).exclude(pk=connection.pk).exists()
@@ -108,4 +119,4 @@ def sandbox_connection_ensure(*, team: Team, sandbox_url: str) -> ProviderConnec
             existing.save(update_fields=["base_url"])
         return existing
     return connection_save(team=team, actor=None, kind=ProviderKind.SANDBOX, name="Sandbox",
-                           base_url=sandbox_url, api_key="sk-sandbox", make_default=True)
+                           base_url=sandbox_url, make_default=True)

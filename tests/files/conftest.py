@@ -32,9 +32,9 @@ def connection(team: object, files_sandbox: str) -> ProviderConnection:
 
 
 @pytest.fixture
-def provider(files_sandbox: str) -> openai.OpenAI:
-    """The sandbox seen directly, to check what the provider really holds."""
-    return openai.OpenAI(base_url=files_sandbox, api_key="sk-test", max_retries=0)
+def provider(files_sandbox: str, connection: ProviderConnection) -> openai.OpenAI:
+    """The sandbox seen directly with the connection's key, to check what the provider really holds for it."""
+    return openai.OpenAI(base_url=files_sandbox, api_key=connection.get_api_key(), max_retries=0)
 
 
 @pytest.fixture
