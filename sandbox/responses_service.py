@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ log = logging.getLogger("sandbox.responses")
 QUEUE_SECONDS = 2.0  # simulated seconds a background response waits as "queued"
 EVENT_SECONDS = 0.02  # simulated seconds between two events of a background response (50 a second)
 TERMINAL = ("completed", "incomplete", "failed", "cancelled")
+EVENTS_CACHED = 256  # responses whose event lists are kept in memory
 
 
 @dataclass
@@ -53,6 +54,8 @@ class ResponsesService:
             self._index(doc)
         self.active = {d["id"] for d in self.docs.values() if d["background"] and not d["webhook_sent"]}
         self._ticker: asyncio.Task[None] | None = None
+        # Events are a pure function of the document; keep the recent ones so polling stays cheap.
+        self._events: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     # -- counting --------------------------------------------------------------------------
     def count(self, api_key: str, what: str) -> None:
@@ -106,6 +109,8 @@ class ResponsesService:
                 self.count(api_key, "background_created")
                 self.active.add(doc["id"])
         events = build_events(response, background=background, fail=fail)
+        if doc is not None:
+            self._remember(doc["id"], events)
         final = events[-1]["response"]
         return Created(response=final, doc=doc, events=events, prepared=prepared)
 
@@ -124,7 +129,18 @@ class ResponsesService:
         return doc
 
     def events(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
-        return build_events(doc["response"], background=doc["background"], fail=doc["fail"])
+        events = self._events.get(doc["id"])
+        if events is None:
+            events = build_events(doc["response"], background=doc["background"], fail=doc["fail"])
+            self._remember(doc["id"], events)
+        else:
+            self._events.move_to_end(doc["id"])
+        return events
+
+    def _remember(self, response_id: str, events: list[dict[str, Any]]) -> None:
+        self._events[response_id] = events
+        while len(self._events) > EVENTS_CACHED:
+            self._events.popitem(last=False)
 
     def due_times(self, doc: dict[str, Any], count: int) -> list[float]:
         """The real time at which each event of a background response happens."""
@@ -174,6 +190,7 @@ class ResponsesService:
             self.items.pop(item["id"], None)
         self.docs.delete(doc["id"])
         self.active.discard(doc["id"])
+        self._events.pop(doc["id"], None)
 
     # -- webhooks ------------------------------------------------------------------------------------
     def _notify(self, doc: dict[str, Any]) -> None:
