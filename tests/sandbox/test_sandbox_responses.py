@@ -17,6 +17,8 @@ import httpx2
 import jsonschema
 import openai
 import pytest
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
 from sandbox_helpers import Spec, WebhookReceiver, wait_for
 
 from sandbox.testing import running_sandbox
@@ -42,6 +44,7 @@ EVENT_SCHEMAS = {
     "response.failed": "ResponseFailedEvent",
     "error": "ResponseErrorEvent",
 }
+STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 SECRET = "whsec_" + base64.b64encode(b"sandbox-responses-secret-0123456789").decode()
 
 TIME_TOOL: Any = {
@@ -75,11 +78,18 @@ def sse(lines: Iterator[str]) -> list[dict[str, Any]]:
     return events
 
 
+def check_response(spec: Spec, body: dict[str, Any]) -> None:
+    """Valid against the spec's Response and, strictly (not the SDK's lenient construct), its own type."""
+    spec.validate("Response", body)
+    Response.model_validate(body)
+
+
 def check_events(spec: Spec, events: list[dict[str, Any]], first: int = 0) -> None:
-    """Each event valid against its schema, numbered first, first+1, ... with no gap."""
+    """Each event valid against its schema and the SDK's event union, numbered first, first+1, ... with no gap."""
     assert [e["sequence_number"] for e in events] == list(range(first, first + len(events)))
     for event in events:
         spec.validate(EVENT_SCHEMAS[event["type"]], event)
+        STREAM_EVENT.validate_python(event)
 
 
 def stream_raw(api: httpx2.Client, body: dict[str, Any], headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -109,7 +119,7 @@ def slow_client(url: str, key: str, **kwargs: Any) -> openai.OpenAI:
 def test_a_text_reply_is_a_valid_response_the_sdk_reads(client: openai.OpenAI, api: httpx2.Client, spec: Spec) -> None:
     body = api.post("/responses", json={"model": "gpt-5.4-mini", "input": "hello responses",
                                         "instructions": "Be brief.", "metadata": {"case": "text"}}).json()
-    spec.validate("Response", body)
+    check_response(spec, body)
     assert body["object"] == "response" and body["status"] == "completed" and body["store"] is True
     assert body["instructions"] == "Be brief." and body["metadata"] == {"case": "text"}
     # gpt-5.4 models reason only when asked (effort defaults to none): no reasoning item, no reasoning tokens.
@@ -156,7 +166,7 @@ def test_parallel_function_calls_then_a_second_round_with_their_outputs(client: 
                                                                        spec: Spec) -> None:
     ask = "use get_time timezone=Europe/Paris and calculate expression=2+2"
     body = api.post("/responses", json={"model": "gpt-4.1", "input": ask, "tools": [TIME_TOOL, CALC_TOOL]}).json()
-    spec.validate("Response", body)
+    check_response(spec, body)
     calls = body["output"]
     assert [(c["type"], c["name"]) for c in calls] == [("function_call", "get_time"), ("function_call", "calculate")]
     assert json.loads(calls[0]["arguments"]) == {"timezone": "Europe/Paris"}
@@ -180,7 +190,8 @@ def test_parallel_function_calls_then_a_second_round_with_their_outputs(client: 
     assert [getattr(c, "name", None) for c in forced.output] == ["calculate"]
 
 
-def test_streamed_function_calls_send_their_arguments_in_pieces(api: httpx2.Client, spec: Spec) -> None:
+def test_streamed_function_calls_send_their_arguments_in_pieces(client: openai.OpenAI, api: httpx2.Client,
+                                                                spec: Spec) -> None:
     events = stream_raw(api, {"model": "gpt-4.1-mini", "input": "call get_time timezone=UTC and calculate",
                               "tools": [TIME_TOOL, CALC_TOOL]})
     check_events(spec, events)
@@ -193,6 +204,13 @@ def test_streamed_function_calls_send_their_arguments_in_pieces(api: httpx2.Clie
         assert done[0]["name"] == item["name"]
         added = next(e for e in events if e["type"] == "response.output_item.added" and e["output_index"] == index)
         assert added["item"]["arguments"] == "" and added["item"]["call_id"] == item["call_id"]
+    # The SDK's stream helper rebuilds the same calls (with a reasoning item first on a reasoning model).
+    with client.responses.stream(model="gpt-5.5", input="call get_time timezone=UTC and calculate",
+                                 tools=[TIME_TOOL, CALC_TOOL], reasoning={"effort": "low", "summary": "auto"}) as stream:
+        final = stream.get_final_response()
+    assert [i.type for i in final.output] == ["reasoning", "function_call", "function_call"]
+    assert [getattr(i, "name", None) for i in final.output[1:]] == ["get_time", "calculate"]
+    assert json.loads(getattr(final.output[1], "arguments", "")) == {"timezone": "UTC"}
 
 
 def test_a_chat_style_nested_function_tool_is_refused(api: httpx2.Client, spec: Spec) -> None:
@@ -210,7 +228,7 @@ def test_reasoning_items_carry_a_summary_and_encrypted_content_that_round_trips(
     request: Any = {"model": "gpt-5.5", "input": ask, "tools": [TIME_TOOL], "store": False,
                     "reasoning": {"effort": "medium", "summary": "auto"}, "include": ["reasoning.encrypted_content"]}
     body = api.post("/responses", json=request).json()
-    spec.validate("Response", body)
+    check_response(spec, body)
     reasoning, call = body["output"]
     assert reasoning["type"] == "reasoning" and call["type"] == "function_call"
     assert reasoning["summary"][0]["type"] == "summary_text" and "get_time" in reasoning["summary"][0]["text"]
@@ -308,7 +326,7 @@ def test_an_image_input_is_seen_and_counted(client: openai.OpenAI) -> None:
 
 def test_a_reply_over_max_output_tokens_is_incomplete(client: openai.OpenAI, api: httpx2.Client, spec: Spec) -> None:
     body = api.post("/responses", json={"model": "gpt-4.1", "input": "write 300 words", "max_output_tokens": 40}).json()
-    spec.validate("Response", body)
+    check_response(spec, body)
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
     assert body["usage"]["output_tokens"] == 40 and body["output"][0]["status"] == "incomplete"
     assert body["completed_at"] is None
@@ -328,7 +346,7 @@ def test_only_stored_responses_can_be_retrieved(client: openai.OpenAI, sandbox_u
     stored = client.responses.create(model="gpt-4o-mini", input="echo: keep me")
     again = client.responses.retrieve(stored.id)
     assert again.output_text == "keep me" and again.status == "completed"
-    spec.validate("Response", api.get(f"/responses/{stored.id}").json())
+    check_response(spec, api.get(f"/responses/{stored.id}").json())
     unstored = client.responses.create(model="gpt-4o-mini", input="echo: forget me", store=False)
     assert unstored.to_dict()["store"] is False
     for missing in (unstored.id, "resp_doesnotexist"):
@@ -401,7 +419,7 @@ def test_a_background_response_is_queued_then_in_progress_then_completed(slow_ur
     done = client.responses.retrieve(created.id)
     assert len(done.output_text.split()) == 150 and done.usage is not None and done.completed_at is not None
     with httpx2.Client(base_url=slow_url, headers={"Authorization": f"Bearer {key}"}) as raw:
-        spec.validate("Response", raw.get(f"/responses/{created.id}").json())
+        check_response(spec, raw.get(f"/responses/{created.id}").json())
     assert stats(slow_url, key)["responses_generated"] == 1  # polling never generates it again
 
 
@@ -449,7 +467,7 @@ def test_a_background_response_can_be_cancelled(slow_url: str, spec: Spec, webho
     assert client.responses.retrieve(long.id).status == "cancelled"
     assert client.responses.cancel(long.id).status == "cancelled"  # cancelling twice is harmless
     with httpx2.Client(base_url=slow_url, headers={"Authorization": f"Bearer {key}"}) as raw:
-        spec.validate("Response", raw.get(f"/responses/{long.id}").json())
+        check_response(spec, raw.get(f"/responses/{long.id}").json())
         with raw.stream("GET", f"/responses/{long.id}", params={"stream": "true"}) as r:
             replay = sse(r.iter_lines())
         assert replay and replay[-1]["type"] not in ("response.completed", "response.incomplete")
