@@ -485,6 +485,7 @@ def test_a_background_response_can_be_cancelled(slow_url: str, spec: Spec, webho
     for headers, body in webhook_receiver.received:
         event: Any = client.webhooks.unwrap(body, headers)
         assert (event.type, event.data.id) in wanted
+        spec.validate("WebhookResponse" + event.type.split(".")[1].capitalize(), json.loads(body))
     assert sorted((e["type"], e["data"]["id"]) for e in webhook_receiver.events()) == sorted(wanted)
 
 
