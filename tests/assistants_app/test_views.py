@@ -110,7 +110,7 @@ def test_the_model_picker_lists_the_connections_models_with_facts(owner_client, 
     make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
     page = owner_client.get("/assistants/new/").content.decode()
     assert "<code>gpt-4.1-mini</code>" in page and "1047576" in page
-    assert "2027-03-31" in page  # gpt-4o-mini's shutdown date, from GET /v1/models
+    assert "2027-01-14" in page  # gpt-4o-mini's shutdown date, from GET /v1/models
     assert "vision, tools, structured outputs" in page
 
 

@@ -80,7 +80,7 @@ def test_the_create_form_offers_finetunable_models_the_estimate_and_the_deadline
     fragment = owner_client.get(reverse("finetune_job_create"), {"connection": connection.pk, "dataset": dataset.pk,
                                                                  "base_model": "gpt-4.1-nano", "n_epochs": "2"},
                                 HTTP_HX_REQUEST="true").content.decode()
-    assert "gpt-4.1-nano shuts down on 2027-02-17" in fragment and "2 epochs (as chosen)" in fragment
+    assert "gpt-4.1-nano shuts down on 2026-10-23" in fragment and "2 epochs (as chosen)" in fragment
 
 
 def test_creating_a_job_sends_the_files_and_opens_the_job_page(owner_client, team, sandbox_url) -> None:
