@@ -17,6 +17,11 @@ from importlinter.domain import fields
 from importlinter.domain.contract import Contract, ContractCheck
 
 
+def _strings(value: Any) -> list[str]:
+    """A contract's list option, as read from the configuration (the class attribute is its field)."""
+    return [str(item) for item in (value or [])]
+
+
 def _strongly_connected(graph: ImportGraph, modules: set[str]) -> list[list[str]]:
     """Tarjan's algorithm, iterative (the graph may be deep)."""
     index: dict[str, int] = {}
@@ -71,9 +76,9 @@ class NoCyclesContract(Contract):
     exclude = fields.ListField(subfield=fields.StringField(), required=False)
 
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
-        excluded = tuple(str(name) for name in (self.exclude or []))  # type: ignore[attr-defined]
-        modules = {module for package in self.packages  # type: ignore[attr-defined]
-                   for module in graph.find_descendants(str(package)) | {str(package)}
+        excluded = tuple(_strings(self.exclude))
+        modules = {module for package in _strings(self.packages)
+                   for module in graph.find_descendants(package) | {package}
                    if not any(module == name or module.startswith(name + ".") for name in excluded)}
         # A package's __init__ importing its own modules is not a cycle between modules.
         cycles = [group for group in _strongly_connected(graph, modules)
@@ -93,9 +98,9 @@ class PublishedFaceContract(Contract):
     published = fields.ListField(subfield=fields.StringField())
 
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
-        published = {str(name) for name in self.published}  # type: ignore[attr-defined]
+        published = set(_strings(self.published))
         breaches: list[dict[str, Any]] = []
-        for feature in (str(name) for name in self.features):  # type: ignore[attr-defined]
+        for feature in _strings(self.features):
             for module in sorted(graph.find_descendants(feature) | {feature}):
                 if module in published or module == feature:
                     continue

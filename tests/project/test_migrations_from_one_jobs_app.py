@@ -27,7 +27,7 @@ def _executor() -> MigrationExecutor:
 @pytest.fixture
 def database_before_the_split(transactional_db: None) -> Iterator[MigrationExecutor]:
     executor = _executor()
-    executor.migrate(BEFORE_THE_SPLIT)  # type: ignore[arg-type]  # None: unapplied, as Django documents
+    executor.migrate(BEFORE_THE_SPLIT)  # (app, None): none of that app's migrations applied
     yield executor
     # Whatever the test did, leave the database on the latest migrations for the others.
     latest = _executor()
