@@ -10,11 +10,12 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
 from assistants_app import streams
-from assistants_app.images import image_ids_in
+from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment, image_ids_in
 from assistants_app.models import (
     Assistant,
     AssistantVersion,
@@ -25,6 +26,7 @@ from assistants_app.models import (
     Thread,
 )
 from project import crypto
+from project.files.services import file_upload
 from project.providers.client import ProviderError
 from project.providers.models import ProviderConnection
 from project.providers.remote_models import connection_has_model
@@ -140,12 +142,12 @@ def _enqueue(run: Run) -> None:
     transaction.on_commit(partial(run_dispatch, run.pk, run.thread_id))
 
 
-def thread_post_message(*, thread: Thread, actor: User | None, text: str,
-                        attachments: list[dict[str, Any]] | None = None) -> tuple[Message, Run]:
-    """Store the user's message and a queued run in one transaction; the worker is told on commit."""
-    text = text.strip()
-    attachments = attachments or []
-    if not text and not attachments:
+def _reply_in_progress(thread: Thread) -> bool:
+    return Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists()
+
+
+def _check_can_post(thread: Thread, *, text: str, has_attachments: bool) -> AssistantVersion:
+    if not text and not has_attachments:
         raise ChatError("Write a message or attach an image or file.")
     assistant = thread.assistant
     version = assistant.current_version
@@ -153,6 +155,41 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         raise ChatError("This assistant cannot run: it is archived or has no version.")
     if assistant.connection is None:
         raise ChatError("This assistant has no provider connection; choose one in its settings.")
+    return version
+
+
+def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequence[UploadedFile] = (),
+                files: Sequence[UploadedFile] = ()) -> tuple[Message, Run]:
+    """Post what a person sent from the thread page. Whether the post is allowed is decided
+    before anything is stored or sent to the provider: a refused post uploads nothing."""
+    text = text.strip()
+    _check_can_post(thread, text=text, has_attachments=bool(images or files))
+    if _reply_in_progress(thread):
+        raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
+    attachments: list[dict[str, Any]] = []
+    for upload in images:
+        name = upload.name or "image"
+        try:
+            image = chat_image_store(team=thread.team, data=upload.read(MAX_IMAGE_BYTES + 1), name=name)
+        except ImageRejected as error:
+            raise ChatError(str(error)) from error
+        attachments.append(image_attachment(image, name))
+    connection = thread.assistant.connection
+    assert connection is not None  # _check_can_post
+    for upload in files:
+        stored = file_upload(team=thread.team, connection=connection, purpose="user_data", name=upload.name or "file",
+                             chunks=upload.chunks(), actor=actor)
+        attachments.append({"type": "file", "file_id": stored.pk, "remote_id": stored.remote_id, "name": stored.name})
+    return thread_post_message(thread=thread, actor=actor, text=text, attachments=attachments)
+
+
+def thread_post_message(*, thread: Thread, actor: User | None, text: str,
+                        attachments: list[dict[str, Any]] | None = None) -> tuple[Message, Run]:
+    """Store the user's message and a queued run in one transaction; the worker is told on commit."""
+    text = text.strip()
+    attachments = attachments or []
+    version = _check_can_post(thread, text=text, has_attachments=bool(attachments))
+    assistant = thread.assistant
     update: dict[str, Any] = {"updated_at": timezone.now()}
     if thread.title == "New conversation" and text:
         update["title"] = text[:80]
@@ -160,7 +197,7 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         # The update locks the thread's row: two messages posted at the same moment
         # cannot both start a run.
         Thread.objects.filter(pk=thread.pk).update(**update)
-        if Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists():
+        if _reply_in_progress(thread):
             raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
         # Pictures count too (from their stored size), so trimming leaves room for them.
         tokens = count_message({"role": "user", "content": text}, encoding_for_model(version.model))

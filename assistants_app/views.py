@@ -15,12 +15,11 @@ from django.views.decorators.http import require_POST
 from assistants_app import selectors, services
 from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
-from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment
 from assistants_app.model_catalog import TASKS, model_choices, recommend
 from assistants_app.models import AssistantVersion
 from assistants_app.view_helpers import run_group_context, thread_view_context
 from project.files.responses import picture_response
-from project.files.services import FileRejected, file_upload
+from project.files.services import FileRejected
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections, team_default_connection
 from project.teams.access import TeamRequest, team_view
@@ -212,15 +211,6 @@ def thread_detail(request: TeamRequest, thread_id: int) -> HttpResponse:
     return render(request, "assistants_app/thread_detail.html", context)
 
 
-def _image_attachment(upload: Any, team: Any) -> dict[str, Any]:
-    name = upload.name or "image"
-    try:
-        image = chat_image_store(team=team, data=upload.read(MAX_IMAGE_BYTES + 1), name=name)
-    except ImageRejected as error:
-        raise services.ChatError(str(error)) from error
-    return image_attachment(image, name)
-
-
 @team_view()
 def chat_image(request: TeamRequest, image_id: int) -> HttpResponse:
     """A chat picture, inline; ?size=thumb for the thumbnail the thread page shows."""
@@ -236,19 +226,9 @@ def chat_image(request: TeamRequest, image_id: int) -> HttpResponse:
 @team_view(TeamRole.MEMBER)
 def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
-    attachments: list[dict[str, Any]] = []
     try:
-        for upload in request.FILES.getlist("images"):
-            attachments.append(_image_attachment(upload, request.team))
-        for upload in request.FILES.getlist("files"):
-            connection = thread.assistant.connection
-            if connection is None:
-                raise services.ChatError("This assistant has no connection to upload files to.")
-            stored = file_upload(team=request.team, connection=connection, purpose="user_data", name=upload.name or "file",
-                                 chunks=upload.chunks(), actor=request.user)
-            attachments.append({"type": "file", "file_id": stored.pk, "remote_id": stored.remote_id, "name": stored.name})
-        message, run = services.thread_post_message(thread=thread, actor=request.user,
-                                                    text=request.POST.get("text", ""), attachments=attachments)
+        message, run = services.thread_post(thread=thread, actor=request.user, text=request.POST.get("text", ""),
+                                            images=request.FILES.getlist("images"), files=request.FILES.getlist("files"))
     except (services.ChatError, FileRejected) as error:
         if request.htmx:
             return render(request, "assistants_app/_post_error.html", {"error": str(error)}, status=200)

@@ -48,9 +48,10 @@ def run_tests(args: list[str]) -> int:
         if not args or args[0] != "--no-lint":
             # lint-imports checks the import contracts in pyproject.toml (no cycles, the
             # platform imports no feature, features meet only through a published module).
-            lint_imports = str(Path(PYTHON).with_name("lint-imports"))
-            for step in ([PYTHON, "-m", "ruff", "check", "."], [PYTHON, "-m", "mypy", "."], [lint_imports, "--no-cache"]):
-                print(f"[test] {' '.join(step[1:] if step[0] == PYTHON else ['lint-imports'])}", flush=True)
+            steps = {"ruff check .": [PYTHON, "-m", "ruff", "check", "."], "mypy .": [PYTHON, "-m", "mypy", "."],
+                     "lint-imports": [str(Path(PYTHON).with_name("lint-imports")), "--no-cache"]}
+            for label, step in steps.items():
+                print(f"[test] {label}", flush=True)
                 result = subprocess.run(step, cwd=BASE_DIR, env=env)
                 if result.returncode != 0:
                     return result.returncode
