@@ -34,6 +34,9 @@ def service_environment() -> Iterator[dict[str, str]]:
     env.setdefault("SECURE_COOKIES", "false")
     env.setdefault("ALLOWED_HOSTS", "*")
     env.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+    # The tests' sandboxes, tool endpoints and fake providers listen on 127.0.0.1, in the
+    # test process and in the worker processes some tests start.
+    env.setdefault("OUTBOUND_ALLOWED_HOSTS", "127.0.0.1")
     env["DJANGO_SETTINGS_MODULE"] = "project.settings"
     with embedded_services(BASE_DIR / ".data" / "test-services", env) as services:
         env["DATABASE_URL"] = services.database_url

@@ -121,7 +121,8 @@ def test_the_sandbox_config_can_make_every_request_llamacpp(tmp_path: Path) -> N
         with client.chat.completions.with_streaming_response.create(
                 model="m", messages=[{"role": "user", "content": "echo: hello"}], stream=True) as response:
             comments, data = _events(response.read().decode())
-        assert len(comments) == 2 and data[-1] == "[DONE]"
+        # Pings every 0.1 s over 0.3 s: two, or three when the loop runs late on a busy machine.
+        assert 2 <= len(comments) <= 3 and data[-1] == "[DONE]"
         with pytest.raises(openai.BadRequestError) as caught:
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "word " * 600}])
         assert "maximum context length is 512 tokens" in caught.value.message
