@@ -90,11 +90,18 @@ class ResponsesService:
         # half way through its stream, as a server error would.
         fail = (body.get("metadata") or {}).get("sandbox_fail") == "true"
         self.count(api_key, "responses_generated")
+        created_at = time.time()
+        events = build_events(response, background=background, fail=fail)
+        if background and response["completed_at"] is not None:
+            # It completes when the clock has revealed its last event, not now (the terminal event
+            # holds this same dict, so the stream says so too).
+            end = self.state.clock.real_at(created_at, QUEUE_SECONDS + (len(events) - 3) * EVENT_SECONDS)
+            response["completed_at"] = max(response["created_at"], int(end))
         doc = None
         if background or response["store"]:
             doc = {
                 "id": response["id"],
-                "created_at": time.time(),
+                "created_at": created_at,
                 "_api_key": api_key,
                 "background": background,
                 "fail": fail,
@@ -108,7 +115,6 @@ class ResponsesService:
             if background:
                 self.count(api_key, "background_created")
                 self.active.add(doc["id"])
-        events = build_events(response, background=background, fail=fail)
         if doc is not None:
             self._remember(doc["id"], events)
         final = events[-1]["response"]

@@ -418,6 +418,7 @@ def test_a_background_response_is_queued_then_in_progress_then_completed(slow_ur
     assert seen == ["queued", "in_progress", "completed"]
     done = client.responses.retrieve(created.id)
     assert len(done.output_text.split()) == 150 and done.usage is not None and done.completed_at is not None
+    assert done.completed_at >= done.created_at
     with httpx2.Client(base_url=slow_url, headers={"Authorization": f"Bearer {key}"}) as raw:
         check_response(spec, raw.get(f"/responses/{created.id}").json())
     assert stats(slow_url, key)["responses_generated"] == 1  # polling never generates it again
