@@ -14,9 +14,9 @@ from starlette.responses import Response
 
 from . import routes_batches, routes_chat, routes_files, routes_fine_tuning, routes_models, routes_sandbox
 from .config import SandboxConfig
-from .emulated_servers import ProfileMiddleware
 from .errors import ApiError, server_error
 from .middleware import SandboxMiddleware
+from .profiles import ProfileMiddleware
 from .state import SandboxState
 
 log = logging.getLogger("sandbox")

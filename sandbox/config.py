@@ -83,7 +83,7 @@ class SandboxConfig:
     organization: str = "sandbox-org"
     # Seconds the webhook ticker sleeps between looks at jobs and batches.
     tick_seconds: float = 0.2
-    # Profiles (sandbox/emulated_servers.py): a server to behave like for every request ("openai": none),
+    # Profiles (sandbox/profiles.py): a server to behave like for every request ("openai": none),
     # its context size (0: the profile's own), the wait before a stream's first token and the
     # interval of llamacpp's ": ping" comments during it.
     profile: str = "openai"
