@@ -18,16 +18,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m project.run
+	$(BIN)/python -m devtools.run
 
 test: $(STAMP)
-	$(BIN)/python -m project.testrun $(ARGS)
+	$(BIN)/python -m devtools.testrun $(ARGS)
 
 sandbox: $(STAMP)
 	$(BIN)/python -m sandbox
 
 bench: $(STAMP)
-	$(BIN)/python -m project.testrun --bench $(ARGS)
+	$(BIN)/python -m devtools.testrun --bench $(ARGS)
 
 clean-data:
 	rm -rf .data

@@ -6,4 +6,14 @@ class AssistantsAppConfig(AppConfig):
     verbose_name = "Assistants and threads"
 
     def ready(self) -> None:
-        from assistants_app import images  # noqa: F401 - its post_delete receiver removes a picture's files
+        # Imported here, once the models are loaded: images' post_delete receiver removes
+        # a picture's files; the tasks module registers chat's tasks with Celery in every
+        # process, so services can send them by name (project.queue).
+        from assistants_app import images, tasks  # noqa: F401
+        from assistants_app.selectors import team_chat_spend
+        from project.periodic import periodic_task_register
+        from project.spend.registry import register_spend_source
+
+        # A chat run whose worker died is re-queued or failed within about a minute and a half.
+        register_spend_source("chat", team_chat_spend, order=10)
+        periodic_task_register("chat-recover-stale-runs", task="assistants_app.runs_recover_stale", seconds=30.0)

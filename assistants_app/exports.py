@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from assistants_app.models import Message, Role, Thread
+from assistants_app.tools import api_tools
 
 
 def export_markdown(thread: Thread, messages: list[Message]) -> str:
@@ -58,7 +59,5 @@ def export_jsonl(thread: Thread, messages: list[Message]) -> str:
             out.append({"role": "user", "content": message.text})
     example: dict[str, Any] = {"messages": out}
     if version and version.tools:
-        from assistants_app.tools import api_tools
-
         example["tools"] = api_tools(version.tools)
     return json.dumps(example, ensure_ascii=False) + "\n"

@@ -10,6 +10,7 @@ from jsonschema.exceptions import SchemaError
 from assistants_app.models import Assistant
 from assistants_app.tools import ToolDefinitionError, validate_tools
 from project.providers.models import ProviderConnection
+from project.user_input import UserJSONError, loads_user_json
 
 REASONING_EFFORTS = [("", "default"), ("minimal", "minimal"), ("low", "low"), ("medium", "medium"), ("high", "high")]
 
@@ -44,8 +45,8 @@ class AssistantForm(forms.Form):
         if not raw:
             return []
         try:
-            parsed = json.loads(raw)
-        except ValueError as error:
+            parsed = loads_user_json(raw)
+        except UserJSONError as error:
             raise forms.ValidationError(f"Tools are not valid JSON: {error}") from None
         try:
             return validate_tools(parsed)
@@ -57,8 +58,8 @@ class AssistantForm(forms.Form):
         if not raw:
             return {}
         try:
-            schema = json.loads(raw)
-        except ValueError as error:
+            schema = loads_user_json(raw)
+        except UserJSONError as error:
             raise forms.ValidationError(f"The schema is not valid JSON: {error}") from None
         if not isinstance(schema, dict) or schema.get("type") != "object":
             raise forms.ValidationError('The reply schema must be a JSON schema object with "type": "object".')

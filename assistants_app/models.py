@@ -13,6 +13,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 
+from project import crypto
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
 
@@ -38,8 +39,6 @@ class Assistant(models.Model):
         return self.name
 
     def get_tool_secret(self) -> str:
-        from project import crypto
-
         return crypto.decrypt(self.tool_secret_encrypted) if self.tool_secret_encrypted else ""
 
 

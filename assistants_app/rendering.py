@@ -14,6 +14,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from project.user_input import loads_user_json
+
 _FORMATTER = HtmlFormatter(nowrap=True)
 
 
@@ -41,7 +43,10 @@ def render_markdown(text: str) -> str:
 
 def pretty_json(text: str) -> str | None:
     try:
-        value: Any = json.loads(text)
+        value: Any = loads_user_json(text)
     except ValueError:
         return None
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    except RecursionError:  # parses, but too deep to indent
+        return None

@@ -16,29 +16,26 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import httpx2
 import openai
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 from openai import APIResponse
 
 from assistants_app import streams
-from assistants_app.images import image_data_url
-from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
-from assistants_app.tools import ToolFailed, api_tools, call_http_tool, run_builtin
+from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
+from assistants_app.models import Message, Role, Run, RunStatus, Thread
+from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
 from project.providers.client import ClientOptions, ProviderError, ProviderServerError, client_for, provider_errors
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import ProviderConnection
-from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
+from project.tokens import count_message, encoding_for_model
 
 log = logging.getLogger(__name__)
 
@@ -105,138 +102,6 @@ class Clock:
     text_shown: bool = False
     last_heartbeat: float = field(default_factory=time.monotonic)
     last_cancel_check: float = 0.0
-
-
-# -- history -----------------------------------------------------------------------------------
-
-def user_content(message: Message) -> str | list[dict[str, Any]]:
-    """A user message as the API takes it: the text alone, or the text and its parts
-    (images as data URLs, files by their provider id)."""
-    if not message.attachments:
-        return message.text
-    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
-    for attachment in message.attachments:
-        if attachment.get("type") == "image":
-            url = image_data_url(attachment, team_id=message.team_id)
-            if url is not None:
-                parts.append({"type": "image_url", "image_url": {"url": url}})
-        elif attachment.get("type") == "file" and attachment.get("remote_id"):
-            parts.append({"type": "file", "file": {"file_id": attachment["remote_id"]}})
-    return parts or message.text
-
-
-def _api_message(message: Message) -> dict[str, Any]:
-    if message.role == Role.TOOL:
-        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
-    if message.role == Role.ASSISTANT:
-        out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
-        if message.tool_calls:
-            out["tool_calls"] = message.tool_calls
-        return out
-    return {"role": "user", "content": user_content(message)}
-
-
-HISTORY_PAGE = 200
-
-
-def _newest_first(messages: QuerySet[Message]) -> Iterator[Message]:
-    """The messages newest first, a page per query (keyset on id): most threads fit in
-    one page, one round trip, where a server-side cursor (.iterator()) costs three."""
-    before: int | None = None
-    while True:
-        page = list((messages if before is None else messages.filter(id__lt=before)).order_by("-id")[:HISTORY_PAGE])
-        yield from page
-        if len(page) < HISTORY_PAGE:
-            return
-        before = page[-1].pk
-
-
-_version_token_counts: dict[int, int] = {}
-
-
-def _version_tokens(version: AssistantVersion) -> int:
-    """Tokens the instructions and tool definitions take in every request. A version
-    never changes once saved, so each is counted once per worker process, not once per
-    run (long instructions take a millisecond or more to encode)."""
-    count = _version_token_counts.get(version.pk)
-    if count is None:
-        encoding = encoding_for_model(version.model)
-        count = count_message({"role": "system", "content": version.instructions}, encoding) if version.instructions else 0
-        if version.tools:
-            count += len(encoding.encode(json.dumps(api_tools(version.tools)), disallowed_special=()))
-        _version_token_counts[version.pk] = count
-    return count
-
-
-def _output_budget(version: AssistantVersion, facts: ModelFacts) -> int:
-    return version.max_output_tokens or min(facts.max_output_tokens, facts.context_window // 4)
-
-
-def history_budget(version: AssistantVersion, facts: ModelFacts) -> int:
-    """Tokens the conversation may take: the context window less the room kept for the
-    reply and what the instructions and tools take in every request."""
-    return facts.context_window - _output_budget(version, facts) - REPLY_PRIMING - _version_tokens(version)
-
-
-def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> tuple[list[dict[str, Any]], int]:
-    """The messages to send, oldest trimmed first to fit the context window minus the
-    output budget, and how many were left out. The instructions are never trimmed.
-
-    Reads newest first and stops at the budget, so a thread of thousands of messages
-    costs what fits in the window, not its whole history; stored token counts are
-    used where the message has one."""
-    encoding = encoding_for_model(version.model)
-    system = [{"role": "system", "content": version.instructions}] if version.instructions else []
-    output_budget = _output_budget(version, facts)
-    budget = history_budget(version, facts)
-    stored = thread.messages.filter(pending=False)
-    kept: list[dict[str, Any]] = []
-    total = 0
-    full = False
-    for message in _newest_first(stored):
-        api = _api_message(message)
-        cost = message.token_count or count_message(api, encoding)
-        if total + cost > budget:
-            full = True
-            break
-        kept.append(api)
-        total += cost
-    kept.reverse()
-    fetched = len(kept)
-    # A tool result cannot open the history: its call was trimmed away.
-    while kept and kept[0]["role"] == "tool":
-        kept.pop(0)
-    if not any(m["role"] == "user" for m in kept):
-        raise RunStopped(
-            f"The latest message alone needs more tokens than the model's context window allows "
-            f"({facts.context_window} minus {output_budget} for the reply). Shorten it.")
-    # Counted only when something did not fit: most runs are spared the query.
-    trimmed = (stored.count() if full else fetched) - len(kept)
-    return system + kept, trimmed
-
-
-# -- the provider call ---------------------------------------------------------------------------
-
-def _request(version: AssistantVersion, facts: ModelFacts, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": version.model, "messages": messages, "stream": True,
-                            "stream_options": {"include_usage": True}}
-    if version.max_output_tokens:
-        body["max_completion_tokens"] = version.max_output_tokens
-    if facts.supports("reasoning"):
-        if version.reasoning_effort:
-            body["reasoning_effort"] = version.reasoning_effort
-    else:
-        if version.temperature is not None:
-            body["temperature"] = version.temperature
-        if version.top_p is not None:
-            body["top_p"] = version.top_p
-    if version.tools:
-        body["tools"] = api_tools(version.tools)
-        body["parallel_tool_calls"] = True
-    if version.response_schema:
-        body["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": "reply", "strict": True, "schema": version.response_schema}}
-    return body
 
 
 def _check_in(run: Run, clock: Clock) -> None:
@@ -519,7 +384,8 @@ def run_execute(run_id: int) -> None:
             messages, trimmed = build_history(thread=run.thread, version=run.version, facts=facts)
             if trimmed:
                 streams.publish(run.pk, "note", f"{trimmed} older messages were left out to fit the context window.")
-            turn = _call_with_retries(run, _request(run.version, facts, messages), clock, usage)
+            body = chat_request(version_request_spec(run.version, facts), messages, stream=True)
+            turn = _call_with_retries(run, body, clock, usage)
             request_id = turn.request_id or request_id
             if not turn.tool_calls:
                 _save_reply(run, turn.text)
@@ -543,7 +409,7 @@ def run_execute(run_id: int) -> None:
     except ProviderError as error:
         _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=error.message,
                 request_id=error.request_id or request_id, trimmed=trimmed)
-    except RunStopped as error:
+    except (RunStopped, HistoryTooLong) as error:
         _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=str(error), request_id=request_id,
                 trimmed=trimmed)
     except Exception:
@@ -560,50 +426,3 @@ def _partial_text(run: Run) -> str:
     entries = streams.redis_client().xrange(streams.stream_key(run.pk))
     shown, _, _ = streams.fold(entries)
     return "".join(data for kind, data in shown if kind == "delta")
-
-
-def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2,
-                       give_up_queued_after_seconds: float = 600.0) -> tuple[int, int]:
-    """Runs nobody is working on. A running run whose worker stopped sending heartbeats
-    is queued again (a fresh attempt from the saved history) or, after max_attempts,
-    failed. A queued run no worker has taken for stale_after_seconds (its task was lost:
-    the broker was down when it was sent, or a worker died holding it) is sent again,
-    and failed once it has waited give_up_queued_after_seconds. Returns (sent again,
-    failed)."""
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=stale_after_seconds)
-    requeued = failed = 0
-    for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).only("pk", "attempts"):
-        if run.attempts < max_attempts:
-            with transaction.atomic():
-                if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
-                        status=RunStatus.QUEUED, heartbeat_at=now):
-                    streams.publish(run.pk, "reset")
-                    streams.publish(run.pk, "note", "The worker stopped; the reply is being written again.")
-                    from assistants_app.tasks import run_execute_task
-
-                    transaction.on_commit(partial(run_execute_task.delay, run.pk))
-                    requeued += 1
-        elif Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
-                status=RunStatus.FAILED, finished_at=timezone.now(),
-                error="The worker running this reply stopped and it could not be finished. Send the message again."):
-            streams.publish_end(run.pk)
-            failed += 1
-    # Queued since: when it was queued again (heartbeat_at), else when it was made.
-    waiting = Run.objects.filter(status=RunStatus.QUEUED).annotate(queued_at=Coalesce("heartbeat_at", "created_at"))
-    give_up = now - timedelta(seconds=give_up_queued_after_seconds)
-    for run in waiting.filter(queued_at__lt=give_up).only("pk"):
-        if Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-                status=RunStatus.FAILED, finished_at=now,
-                error=f"No worker took this reply within {give_up_queued_after_seconds / 60:.0f} minutes, so it was "
-                      "stopped. Check that the Celery io worker is running, then send the message again."):
-            streams.publish_end(run.pk)
-            failed += 1
-    from assistants_app.services import run_dispatch
-
-    for run in waiting.filter(queued_at__lt=cutoff, queued_at__gte=give_up).only("pk", "thread_id"):
-        # A duplicate of a task still in the queue is harmless: only one claim succeeds.
-        # Not cleared: a worker may have claimed the run and begun writing since the query.
-        if run_dispatch(run.pk, run.thread_id, again=True):
-            requeued += 1
-    return requeued, failed

@@ -6,6 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
@@ -16,7 +17,9 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from assistants_app.models import ACTIVE_STATUSES, Assistant, AssistantVersion, ChatImage, Message, Run, Thread
+from project.spend.registry import SpendSection
 from project.teams.models import Team
+from project.user_input import MAX_ID, loads_user_json
 
 THREAD_PAGE = 25
 # Control characters mark matches, so the message text can be escaped before <mark> goes in.
@@ -108,11 +111,25 @@ def _encode_cursor(thread: Thread) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    """The position a cursor names, or None (the first page) for anything this module did
+    not write: the cursor comes from the URL, so it may hold any JSON at all."""
     try:
-        stamp, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(stamp), int(pk)
-    except (ValueError, TypeError):
+        decoded = loads_user_json(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError:  # bad base64, bad JSON, bad UTF-8
         return None
+    if not isinstance(decoded, list) or len(decoded) != 2:
+        return None
+    stamp, pk = decoded
+    # An exact int only: a float such as 1e400 is inf, and int(inf) raises OverflowError.
+    if not isinstance(stamp, str) or type(pk) is not int or not 0 < pk <= MAX_ID:
+        return None
+    try:
+        position = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if position.tzinfo is None:
+        return None
+    return position, pk
 
 
 def thread_list_page(*, team: Team, filters: ThreadFilters, cursor: str = "", limit: int = THREAD_PAGE) -> ThreadPage:
@@ -173,3 +190,13 @@ def team_usage(*, team: Team, days: int = 30) -> list[dict[str, Any]]:
 
 def team_chat_image_get(*, team: Team, image_id: int) -> ChatImage:
     return get_object_or_404(ChatImage, team=team, pk=image_id)
+
+
+def team_chat_spend(team: Team, days: int) -> SpendSection:
+    """The Usage page's section for chat runs (registered in AssistantsAppConfig.ready)."""
+    rows = team_usage(team=team, days=days)
+    totals = {"runs": sum(r["runs"] for r in rows), "input": sum(r["input"] or 0 for r in rows),
+              "output": sum(r["output"] or 0 for r in rows),
+              "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0))}
+    return SpendSection(key="chat", title="Chat", template="assistants_app/_usage_chat.html", cost=totals["cost"],
+                        context={"rows": rows, "totals": totals})

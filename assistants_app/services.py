@@ -7,14 +7,15 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
 from assistants_app import streams
-from assistants_app.images import image_ids_in
+from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment, image_ids_in
 from assistants_app.models import (
     Assistant,
     AssistantVersion,
@@ -25,15 +26,17 @@ from assistants_app.models import (
     Thread,
 )
 from project import crypto
+from project.files.services import file_upload
+from project.providers.client import ProviderError
 from project.providers.models import ProviderConnection
+from project.providers.remote_models import connection_has_model
+from project.providers.team_models import TeamModel, team_model_lookup
+from project.queue import task_send
 from project.teams.models import Team
 from project.teams.services import audit_record
 from project.tokens import count_message, encoding_for_model
 from project.vision import image_tokens
 from project.workloads import BROKER_ERRORS
-
-if TYPE_CHECKING:
-    from jobs_app.models_finetune import FineTuneJob
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +129,9 @@ def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
     Redis or the broker could not be reached: the run stays queued, saved, and the
     stale-run sweep sends it again (again=True: its stream is left as it is) or fails
     it with a reason."""
-    from assistants_app.tasks import run_execute_task
-
     try:
         streams.announce_run(thread_id, run_id, clear=not again)
-        run_execute_task.delay(run_id)
+        task_send("assistants_app.run_execute", run_id)
     except BROKER_ERRORS as error:
         log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
         return False
@@ -141,12 +142,12 @@ def _enqueue(run: Run) -> None:
     transaction.on_commit(partial(run_dispatch, run.pk, run.thread_id))
 
 
-def thread_post_message(*, thread: Thread, actor: User | None, text: str,
-                        attachments: list[dict[str, Any]] | None = None) -> tuple[Message, Run]:
-    """Store the user's message and a queued run in one transaction; the worker is told on commit."""
-    text = text.strip()
-    attachments = attachments or []
-    if not text and not attachments:
+def _reply_in_progress(thread: Thread) -> bool:
+    return Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists()
+
+
+def _check_can_post(thread: Thread, *, text: str, has_attachments: bool) -> AssistantVersion:
+    if not text and not has_attachments:
         raise ChatError("Write a message or attach an image or file.")
     assistant = thread.assistant
     version = assistant.current_version
@@ -154,6 +155,41 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         raise ChatError("This assistant cannot run: it is archived or has no version.")
     if assistant.connection is None:
         raise ChatError("This assistant has no provider connection; choose one in its settings.")
+    return version
+
+
+def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequence[UploadedFile] = (),
+                files: Sequence[UploadedFile] = ()) -> tuple[Message, Run]:
+    """Post what a person sent from the thread page. Whether the post is allowed is decided
+    before anything is stored or sent to the provider: a refused post uploads nothing."""
+    text = text.strip()
+    _check_can_post(thread, text=text, has_attachments=bool(images or files))
+    if _reply_in_progress(thread):
+        raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
+    attachments: list[dict[str, Any]] = []
+    for upload in images:
+        name = upload.name or "image"
+        try:
+            image = chat_image_store(team=thread.team, data=upload.read(MAX_IMAGE_BYTES + 1), name=name)
+        except ImageRejected as error:
+            raise ChatError(str(error)) from error
+        attachments.append(image_attachment(image, name))
+    connection = thread.assistant.connection
+    assert connection is not None  # _check_can_post
+    for upload in files:
+        stored = file_upload(team=thread.team, connection=connection, purpose="user_data", name=upload.name or "file",
+                             chunks=upload.chunks(), actor=actor)
+        attachments.append({"type": "file", "file_id": stored.pk, "remote_id": stored.remote_id, "name": stored.name})
+    return thread_post_message(thread=thread, actor=actor, text=text, attachments=attachments)
+
+
+def thread_post_message(*, thread: Thread, actor: User | None, text: str,
+                        attachments: list[dict[str, Any]] | None = None) -> tuple[Message, Run]:
+    """Store the user's message and a queued run in one transaction; the worker is told on commit."""
+    text = text.strip()
+    attachments = attachments or []
+    version = _check_can_post(thread, text=text, has_attachments=bool(attachments))
+    assistant = thread.assistant
     update: dict[str, Any] = {"updated_at": timezone.now()}
     if thread.title == "New conversation" and text:
         update["title"] = text[:80]
@@ -161,7 +197,7 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         # The update locks the thread's row: two messages posted at the same moment
         # cannot both start a run.
         Thread.objects.filter(pk=thread.pk).update(**update)
-        if Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists():
+        if _reply_in_progress(thread):
             raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
         # Pictures count too (from their stored size), so trimming leaves room for them.
         tokens = count_message({"role": "user", "content": text}, encoding_for_model(version.model))
@@ -223,10 +259,8 @@ def thread_delete(*, thread: Thread, actor: User | None) -> None:
 
 
 def _forget_pictures(team_id: int, image_ids: list[int]) -> None:
-    from assistants_app.tasks import chat_images_forget_unused_task
-
     try:
-        chat_images_forget_unused_task.delay(team_id, image_ids)
+        task_send("assistants_app.chat_images_forget_unused", team_id, image_ids)
     except BROKER_ERRORS as error:  # the thread is gone either way; its unused pictures stay stored (logged)
         log.warning("could not send the cleanup of pictures %s of team %s: %s", image_ids, team_id, error)
 
@@ -249,17 +283,13 @@ def chat_model_check(*, team: Team, connection: ProviderConnection, model: str) 
     team's own fine-tuning jobs there (a fine-tuned model or a checkpoint; checkpoints are not
     in model lists), or one the connection lists. A fine-tuned model exists only on the
     connection (the provider account) that trained it, so it is checked there."""
-    from jobs_app.finetune.selectors import team_job_for_model
-    from project.providers.client import ProviderError
-    from project.providers.remote_models import connection_has_model
-
     if not model:
         raise ChatError("Choose a model to chat with.")
     if len(model) > MAX_MODEL_ID or any(ch.isspace() for ch in model):
         raise ChatError("That is not a model id.")
     if connection.team_id != team.pk:
         raise ChatError("Unknown connection.")
-    if team_job_for_model(team=team, model_id=model, connection=connection) is not None:
+    if team_model_lookup(team=team, model=model, connection=connection) is not None:
         return
     try:
         listed = connection_has_model(connection, model)
@@ -270,14 +300,10 @@ def chat_model_check(*, team: Team, connection: ProviderConnection, model: str) 
                         "this team's fine-tuning jobs there nor in the connection's model list.")
 
 
-def model_assistant_name(*, model: str, job: FineTuneJob | None = None) -> str:
+def model_assistant_name(*, model: str, made: TeamModel | None = None) -> str:
     """What an assistant made to chat with a model is called (and found again by)."""
-    if job is not None and model == job.fine_tuned_model:
-        return f"{FINE_TUNED_PREFIX}{job.suffix or model}"[:120]
-    if job is not None:
-        checkpoint = job.checkpoints.filter(model_name=model).first()
-        if checkpoint is not None:
-            return f"{FINE_TUNED_PREFIX}{job.suffix or job.fine_tuned_model or job.base_model} at step {checkpoint.step}"[:120]
+    if made is not None:
+        return made.assistant_name
     return f"{FINE_TUNED_PREFIX if model.startswith('ft:') else BASE_PREFIX}{model}"[:120]
 
 
@@ -306,27 +332,29 @@ def model_assistant_get_or_create(*, team: Team, connection: ProviderConnection,
     return assistant
 
 
+def _assistant_name(team: Team, connection: ProviderConnection, model: str) -> str:
+    return model_assistant_name(model=model, made=team_model_lookup(team=team, model=model, connection=connection))
+
+
 @transaction.atomic
 def model_threads_start(*, team: Team, actor: User | None, connection: ProviderConnection, model: str,
-                        compare_model: str = "", instructions: str = "", job: FineTuneJob | None = None) -> ModelThreads:
+                        compare_model: str = "", instructions: str = "") -> ModelThreads:
     """Start a thread with `model` on `connection` and, given compare_model, a second one with
     that model and the same instructions, to send both the same messages side by side."""
     model, compare_model = model.strip(), compare_model.strip()
-    if job is not None and (job.team_id != team.pk or job.connection_id != connection.pk):
-        raise ChatError("That fine-tuning job is not on this connection.")
     chat_model_check(team=team, connection=connection, model=model)
     if compare_model:
         if compare_model == model:
             raise ChatError("Compare with a different model.")
         chat_model_check(team=team, connection=connection, model=compare_model)
     assistant = model_assistant_get_or_create(team=team, connection=connection, model=model, actor=actor,
-                                              name=model_assistant_name(model=model, job=job), instructions=instructions)
+                                              name=_assistant_name(team, connection, model), instructions=instructions)
     if not compare_model:
         thread = thread_create(team=team, assistant=assistant, actor=actor, title=f"Chat with {model}"[:200])
         audit_record(team=team, actor=actor, action="thread.start_with_model", target=str(thread.pk), model=model)
         return ModelThreads(thread=thread, compare=None)
     other = model_assistant_get_or_create(team=team, connection=connection, model=compare_model, actor=actor,
-                                          name=model_assistant_name(model=compare_model, job=job),
+                                          name=_assistant_name(team, connection, compare_model),
                                           instructions=instructions)
     title = f"{model} vs {compare_model}"[:200]
     thread = thread_create(team=team, assistant=assistant, actor=actor, title=title)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from assistants_app import images, run_loop
+from assistants_app import images, recovery, run_loop
 from project.workloads import CpuTask, IoTask
 
 # A run whose worker has not sent a heartbeat for this long is taken as dead.
@@ -20,7 +20,7 @@ def run_execute_task(run_id: int) -> None:
 
 @shared_task(base=IoTask, name="assistants_app.runs_recover_stale")
 def runs_recover_stale_task() -> tuple[int, int]:
-    return run_loop.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS)
+    return recovery.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS)
 
 
 @shared_task(base=CpuTask, name="assistants_app.chat_images_forget_unused")

@@ -24,6 +24,8 @@ import httpx2
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from assistants_app.selectors import message_search
+from project import netguard
 from project.teams.models import Team
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -116,8 +118,6 @@ def _calculator(team: Team, args: dict[str, Any]) -> str:
 
 
 def _search_threads(team: Team, args: dict[str, Any]) -> str:
-    from assistants_app.selectors import message_search
-
     query = str(args.get("query", "")).strip()
     if not query:
         raise ToolFailed("Give a query to search for.")
@@ -182,6 +182,11 @@ def validate_tools(raw: Any) -> list[dict[str, Any]]:
             parsed = urlparse(url)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 raise ToolDefinitionError(f"{label}: an HTTP tool needs an http(s) URL.")
+            try:
+                # The name is checked now; where it resolves to is checked at each call.
+                netguard.check_url(url, resolve=False)
+            except netguard.OutboundRefused as error:
+                raise ToolDefinitionError(f"{label}: {error}") from None
             tool["url"] = url
         timeout = item.get("timeout", DEFAULT_TIMEOUT_SECONDS)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
@@ -216,11 +221,19 @@ def call_http_tool(*, tool: dict[str, Any], arguments: dict[str, Any], secret: s
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, timestamp, body)}
     try:
-        response = httpx2.post(tool["url"], content=body, headers=headers, timeout=tool.get("timeout", DEFAULT_TIMEOUT_SECONDS))
+        netguard.check_url(tool["url"], resolve=False)  # the URL itself; the transport checks where it resolves
+        # Redirects are not followed: the signed call goes only where the team said.
+        with netguard.guarded_client(timeout=tool.get("timeout", DEFAULT_TIMEOUT_SECONDS), follow_redirects=False) as client:
+            response = client.post(tool["url"], content=body, headers=headers)
+    except netguard.OutboundRefused as error:
+        raise ToolFailed(f"The tool endpoint was not called: {error}") from None
     except httpx2.TimeoutException:
         raise ToolFailed(f"The tool endpoint did not answer within {tool.get('timeout')} s.") from None
-    except httpx2.HTTPError as error:
+    except (httpx2.HTTPError, httpx2.InvalidURL) as error:
         raise ToolFailed(f"Could not reach the tool endpoint: {error}") from None
+    if response.is_redirect:
+        raise ToolFailed(f"The tool endpoint answered {response.status_code} (a redirect); redirects are not followed, "
+                         "give the tool its final URL.")
     if response.status_code >= 400:
         raise ToolFailed(f"The tool endpoint answered {response.status_code}: {response.text[:300]}")
     return response.text[:20_000]

@@ -24,5 +24,4 @@ urlpatterns = [
     path("runs/<int:run_id>/stop/", views.run_stop, name="run_stop"),
     path("tool-results/<int:message_id>/", views.tool_answer, name="tool_answer"),
     path("images/<int:image_id>/", views.chat_image, name="chat_image"),
-    path("usage/", views.usage, name="usage"),
 ]

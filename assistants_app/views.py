@@ -7,26 +7,25 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib import messages as flash
-from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from assistants_app import selectors, services, streams
+from assistants_app import selectors, services
 from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
-from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment
 from assistants_app.model_catalog import TASKS, model_choices, recommend
-from assistants_app.models import AssistantVersion, Message, Role, Run, RunStatus, Thread
-from jobs_app.batches.selectors import team_batch_usage
+from assistants_app.models import AssistantVersion
+from assistants_app.view_helpers import run_group_context, thread_view_context
 from project.files.responses import picture_response
-from project.files.services import FileRejected, file_upload
+from project.files.services import FileRejected
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections, team_default_connection
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
 from project.teams.selectors import team_members
+from project.user_input import parse_id
 
 # -- assistants -----------------------------------------------------------------------------
 
@@ -172,15 +171,11 @@ def _parse_date(raw: str) -> date | None:
         return None
 
 
-def _int_or_none(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
-
-
 @team_view()
 def thread_list(request: TeamRequest) -> HttpResponse:
     filters = selectors.ThreadFilters(
-        query=request.GET.get("q", "").strip()[:200], assistant_id=_int_or_none(request.GET.get("assistant")),
-        author_id=_int_or_none(request.GET.get("author")), since=_parse_date(request.GET.get("since", "")),
+        query=request.GET.get("q", "").strip()[:200], assistant_id=parse_id(request.GET.get("assistant")),
+        author_id=parse_id(request.GET.get("author")), since=_parse_date(request.GET.get("since", "")),
         until=_parse_date(request.GET.get("until", "")))
     page = selectors.thread_list_page(team=request.team, filters=filters, cursor=request.GET.get("cursor", ""))
     # Headlines are escaped message text with <mark> added by the selector.
@@ -206,69 +201,14 @@ def thread_start(request: TeamRequest, assistant_id: int) -> HttpResponse:
     return redirect("thread_detail", thread.pk)
 
 
-def _attach_runs(messages: list[Message]) -> list[Any]:
-    """Group messages for display: a user message (with the failure of its run, if
-    any), then each run's messages as one group that a live block can replace."""
-    user_ids = [m.pk for m in messages if m.role == Role.USER]
-    run_ids = {m.run_id for m in messages if m.run_id is not None}
-    found = list(Run.objects.filter(Q(user_message_id__in=user_ids) | Q(pk__in=run_ids)))
-    started_by = {run.user_message_id: run for run in found}
-    by_id = {run.pk: run for run in found}
-    items: list[Any] = []
-    for message in messages:
-        if message.role == Role.USER:
-            message.started_run = started_by.get(message.pk)  # type: ignore[attr-defined]
-            items.append(("message", message))
-        elif items and items[-1][0] == "group" and items[-1][1]["run_id"] == message.run_id:
-            items[-1][1]["messages"].append(message)
-        else:
-            # With its run, the group shows what the run cost and took, and has the id a
-            # resumed run's live block takes the place of.
-            run = by_id.get(message.run_id) if message.run_id is not None else None
-            items.append(("group", {"run_id": message.run_id, "messages": [message], "run": run}))
-    return items
-
-
-def run_group_context(run: Run) -> dict[str, Any]:
-    messages = list(run.messages.select_related("version").order_by("id"))
-    return {"run": run, "group_messages": messages, "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
-
-
-def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[str, Any]:
-    """What a page showing a thread needs (the thread page, a compare column): a page of
-    messages grouped by run, the active runs as live blocks and, for a whole page, the
-    feed position its event stream starts from. A page of older messages (before) has
-    neither live blocks nor a stream of its own."""
-    # Read before the messages: the page's event stream follows the feed from here, so
-    # a run started while the page is rendered is shown twice at worst (the page's
-    # script drops the copy), never missed.
-    feed_position = streams.feed_position(thread.pk) if before is None else ""
-    messages, has_older = selectors.thread_messages_page(thread=thread, before_id=before)
-    active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
-    active_ids = {run.pk for run in active}
-    items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
-    return {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
-            "oldest_id": messages[0].pk if messages else None,
-            "active_runs": [run_group_context(run) for run in active] if before is None else []}
-
-
 @team_view()
 def thread_detail(request: TeamRequest, thread_id: int) -> HttpResponse:
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
-    before = _int_or_none(request.GET.get("before"))
+    before = parse_id(request.GET.get("before"))
     context = thread_view_context(thread, before=before)
     if request.htmx and before is not None:
         return render(request, "assistants_app/thread_detail.html#older", context)
     return render(request, "assistants_app/thread_detail.html", context)
-
-
-def _image_attachment(upload: Any, team: Any) -> dict[str, Any]:
-    name = upload.name or "image"
-    try:
-        image = chat_image_store(team=team, data=upload.read(MAX_IMAGE_BYTES + 1), name=name)
-    except ImageRejected as error:
-        raise services.ChatError(str(error)) from error
-    return image_attachment(image, name)
 
 
 @team_view()
@@ -286,19 +226,9 @@ def chat_image(request: TeamRequest, image_id: int) -> HttpResponse:
 @team_view(TeamRole.MEMBER)
 def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
-    attachments: list[dict[str, Any]] = []
     try:
-        for upload in request.FILES.getlist("images"):
-            attachments.append(_image_attachment(upload, request.team))
-        for upload in request.FILES.getlist("files"):
-            connection = thread.assistant.connection
-            if connection is None:
-                raise services.ChatError("This assistant has no connection to upload files to.")
-            stored = file_upload(team=request.team, connection=connection, purpose="user_data", name=upload.name or "file",
-                                 chunks=upload.chunks(), actor=request.user)
-            attachments.append({"type": "file", "file_id": stored.pk, "remote_id": stored.remote_id, "name": stored.name})
-        message, run = services.thread_post_message(thread=thread, actor=request.user,
-                                                    text=request.POST.get("text", ""), attachments=attachments)
+        message, run = services.thread_post(thread=thread, actor=request.user, text=request.POST.get("text", ""),
+                                            images=request.FILES.getlist("images"), files=request.FILES.getlist("files"))
     except (services.ChatError, FileRejected) as error:
         if request.htmx:
             return render(request, "assistants_app/_post_error.html", {"error": str(error)}, status=200)
@@ -310,7 +240,6 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
             return render(request, "assistants_app/_post_error.html", {"error": error.message})
         return redirect("thread_detail", thread.pk)
     if request.htmx:
-        message.started_run = run  # type: ignore[attr-defined]
         # A run just made has no messages yet: no need to ask the database.
         return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "run": run,
                                                                "group_messages": [], "live": True})
@@ -371,20 +300,5 @@ def thread_delete(request: TeamRequest, thread_id: int) -> HttpResponse:
         return redirect("thread_list")
     return render(request, "assistants_app/thread_delete.html", {"thread": thread,
                                                                   "count": thread.messages.count()})
-
-
-@team_view()
-def usage(request: TeamRequest) -> HttpResponse:
-    rows = selectors.team_usage(team=request.team)
-    totals = {"runs": sum(r["runs"] for r in rows), "input": sum(r["input"] or 0 for r in rows),
-              "output": sum(r["output"] or 0 for r in rows),
-              "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0))}
-    batch_rows = team_batch_usage(team=request.team)
-    batch_totals = {"batches": sum(r.batches for r in batch_rows), "requests": sum(r.requests for r in batch_rows),
-                    "input": sum(r.input for r in batch_rows), "output": sum(r.output for r in batch_rows),
-                    "cost": sum((r.cost for r in batch_rows if r.cost is not None), Decimal(0))}
-    context = {"rows": rows, "totals": totals, "batch_rows": batch_rows, "batch_totals": batch_totals,
-               "total_cost": totals["cost"] + batch_totals["cost"]}
-    return render(request, "assistants_app/usage.html", context)
 
 

@@ -12,13 +12,13 @@ from django_htmx.http import reswap
 
 from assistants_app import selectors, services
 from assistants_app.models import Thread
-from assistants_app.views import _int_or_none, thread_view_context
-from jobs_app.finetune.selectors import team_finetune_job_get, team_job_for_model
-from jobs_app.models_finetune import FineTuneJob
+from assistants_app.view_helpers import thread_view_context
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connection_get, team_default_connection
+from project.providers.team_models import TeamModel, team_model_lookup
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
+from project.user_input import parse_id
 
 
 def _id_param(data: QueryDict, name: str) -> int | None:
@@ -28,19 +28,17 @@ def _id_param(data: QueryDict, name: str) -> int | None:
     return int(raw) if raw else None
 
 
-def _target(request: TeamRequest, data: QueryDict, model: str) -> tuple[FineTuneJob | None, ProviderConnection | None]:
-    """The job and connection to chat on: the job's own connection (a fine-tuned model lives
-    only there), else the one asked for, else the one of the team's job that made the model,
-    else the team's default. Another team's job or connection is a 404."""
-    job_id, connection_id = _id_param(data, "job"), _id_param(data, "connection")
-    job = team_finetune_job_get(team=request.team, job_id=job_id) if job_id is not None else None
-    if job is not None:
-        return job, job.connection
+def _target(request: TeamRequest, data: QueryDict, model: str) -> tuple[TeamModel | None, ProviderConnection | None]:
+    """Who made the model (when the team did) and the connection to chat on: the one asked
+    for, else the one where the team made the model (a fine-tuned model lives only there),
+    else the team's default. Another team's connection is a 404."""
+    connection_id = _id_param(data, "connection")
     if connection_id is not None:
-        return None, team_connection_get(team=request.team, connection_id=connection_id)
-    job = team_job_for_model(team=request.team, model_id=model)
-    if job is not None:
-        return job, job.connection
+        connection = team_connection_get(team=request.team, connection_id=connection_id)
+        return team_model_lookup(team=request.team, model=model, connection=connection), connection
+    made = team_model_lookup(team=request.team, model=model)
+    if made is not None:
+        return made, made.connection
     return None, team_default_connection(team=request.team)
 
 
@@ -49,14 +47,14 @@ def thread_start_with_model(request: TeamRequest) -> HttpResponse:
     """GET asks for confirmation (a link never creates anything); POST starts the thread(s)."""
     data = request.POST if request.method == "POST" else request.GET
     model, compare = data.get("model", "").strip()[:300], data.get("compare", "").strip()[:300]
-    job, connection = _target(request, data, model)
+    made, connection = _target(request, data, model)
     error = ""
     if connection is None:
         error = "This team has no provider connection; add one in Settings first."
     elif request.method == "POST":
         try:
             started = services.model_threads_start(team=request.team, actor=request.user, connection=connection,
-                                                   model=model, compare_model=compare, job=job,
+                                                   model=model, compare_model=compare,
                                                    instructions=data.get("instructions", "").strip()[:20_000])
         except services.ChatError as failure:
             error = str(failure)
@@ -77,9 +75,9 @@ def thread_start_with_model(request: TeamRequest) -> HttpResponse:
     if instructions is None and connection is not None:
         # Starting again with the same model keeps what its assistant was told last time.
         existing = services.model_assistant_find(team=request.team, connection=connection, model=model,
-                                                 name=services.model_assistant_name(model=model, job=job))
+                                                 name=services.model_assistant_name(model=model, made=made))
         instructions = existing.current_version.instructions if existing and existing.current_version else ""
-    context = {"model": model, "compare": compare, "job": job, "connection": connection, "error": error,
+    context = {"model": model, "compare": compare, "made": made, "connection": connection, "error": error,
                "instructions": instructions or ""}
     return render(request, "assistants_app/thread_start_model.html", context, status=400 if error else 200)
 
@@ -93,7 +91,7 @@ def thread_compare(request: TeamRequest, thread_id: int) -> HttpResponse:
     """Two threads side by side; a POST sends one message to both (two runs, or none)."""
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
     data = request.POST if request.method == "POST" else request.GET
-    other_id = _int_or_none(data.get("with"))
+    other_id = parse_id(data.get("with"))
     if other_id is None or other_id == thread.pk:
         raise Http404("Compare with which thread?")
     other = selectors.team_thread_get(team=request.team, thread_id=other_id)

@@ -34,6 +34,7 @@ from django.utils.html import escape
 
 from assistants_app.models import ACTIVE_STATUSES, Run, Thread, feed_key, stream_key
 from assistants_app.streams import fold, newest_id
+from assistants_app.view_helpers import run_group_context
 
 BLOCK_MS = 10_000
 _STREAM_ID = r"\d+-\d+"
@@ -92,18 +93,13 @@ def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_m
     """A run of the thread rendered from the database: its block, and before it the
     user's message that started it when the page is to add both. Empty when the run
     is not (or no longer) in the thread: the page drops the block."""
-    from assistants_app.views import run_group_context
-
     related = ("thread", "version", "user_message__author") if with_user_message else ("thread", "version")
     run = Run.objects.select_related(*related).filter(pk=run_id, thread_id=thread_id).first()
     if run is None:
         return ""
     if not with_user_message:
         return render_to_string("assistants_app/_run_group.html", run_group_context(run), request=request)
-    message = run.user_message
-    if message is not None:
-        message.started_run = run  # type: ignore[attr-defined]
-    return render_to_string("assistants_app/_run_started.html", {"message": message, **run_group_context(run)},
+    return render_to_string("assistants_app/_run_started.html", {"message": run.user_message, **run_group_context(run)},
                             request=request)
 
 

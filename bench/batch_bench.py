@@ -1,7 +1,7 @@
 """Batch speed: build+validate a 50,000-request batch from a CSV, and parse a 50,000-line
 output file into request rows. Each must take under 10 s and 300 MB peak memory.
 
-`make bench ARGS=batch_bench` or `python -m project.testrun --bench batch_bench` (needs DATABASE_URL /
+`make bench ARGS=batch_bench` or `python -m devtools.testrun --bench batch_bench` (needs DATABASE_URL /
 REDIS_URL like the tests; the database is migrated first).
 
 Everything it writes is rolled back at the end. Time and RSS are measured in a plain
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jobs_app.models_batches import BatchGroup
+    from jobs_app.batches.models import BatchGroup
     from project.providers.models import ProviderConnection
     from project.teams.models import Team
 
@@ -111,7 +111,7 @@ def one_pass(traced: bool, csv_path: Path, output_path: Path) -> None:
     from django.contrib.auth.models import User
     from django.db import transaction
 
-    from jobs_app.models_batches import BatchRequest, RequestStatus
+    from jobs_app.batches.models import BatchRequest, RequestStatus
     from project.providers.services import connection_save
     from project.teams.services import team_create
 

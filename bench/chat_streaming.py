@@ -41,7 +41,7 @@ from django.test import Client
 from assistants_app import streams
 from assistants_app.models import Message, Run, Thread, stream_key
 from bench._setup import summary
-from project.asgi_thread import free_port
+from devtools.asgi_thread import free_port
 from project.providers.models import ProviderKind
 from project.teams.models import Team
 from tests.factories import make_assistant, make_connection, make_team, make_user

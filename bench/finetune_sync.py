@@ -27,7 +27,7 @@ import openai  # noqa: E402
 from django.db import connection as db  # noqa: E402
 
 from jobs_app.finetune import services, sync  # noqa: E402
-from jobs_app.models_finetune import FineTuneJob, JobStatus  # noqa: E402
+from jobs_app.finetune.models import FineTuneJob, JobStatus  # noqa: E402
 from project.files.services import file_upload  # noqa: E402
 from project.providers.models import ProviderKind  # noqa: E402
 from sandbox.testing import running_sandbox  # noqa: E402

@@ -3,7 +3,8 @@
 Starts the sandbox as its own process (uvicorn, uvloop + httptools when installed) and
 drives it from this process with an async httpx2 client:
 
-1. non-streaming chat completions per second, pacing off, N concurrent callers;
+1. non-streaming chat completions per second, pacing off, N concurrent callers (and the same
+   for /v1/responses with store=false, which runs through the same simulator);
 2. S concurrent streams held open at once (pacing on, so they overlap), counting
    every stream that does not end in ``data: [DONE]`` as failed.
 
@@ -19,13 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
 
-from project.asgi_thread import free_port
+from devtools.asgi_thread import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-bench"
@@ -57,21 +58,24 @@ def sandbox_process(data_dir: Path, **env: str) -> Iterator[str]:
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "You are a helpful assistant."},
                                             {"role": "user", "content": "What is the capital of France?"}]}
+RESPONSE = {"model": "gpt-4o-mini", "instructions": "You are a helpful assistant.",
+            "input": "What is the capital of France?", "store": False}
 
 
-async def chat_rate(base: str, seconds: float, concurrency: int) -> tuple[float, int, int]:
+async def chat_rate(base: str, seconds: float, concurrency: int, path: str = "/chat/completions",
+                    body: Mapping[str, object] = CHAT) -> tuple[float, int, int]:
     ok = failed = 0
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx2.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, limits=limits,
                                   timeout=30) as client:
         # Warm up connections and the server's caches first.
-        await asyncio.gather(*(client.post("/chat/completions", json=CHAT) for _ in range(concurrency)))
+        await asyncio.gather(*(client.post(path, json=body) for _ in range(concurrency)))
         stop = time.monotonic() + seconds
 
         async def worker() -> None:
             nonlocal ok, failed
             while time.monotonic() < stop:
-                r = await client.post("/chat/completions", json=CHAT)
+                r = await client.post(path, json=body)
                 if r.status_code == 200:
                     ok += 1
                 else:
@@ -126,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         with sandbox_process(Path(tmp) / "a", SANDBOX_TTFT_MS="0", SANDBOX_TOKENS_PER_SECOND="0") as base:
             rate, ok, failed = asyncio.run(chat_rate(base, args.seconds, args.concurrency))
             print(f"chat completions, pacing off: {rate:.0f} req/s over {args.seconds:.0f}s "
+                  f"({ok} ok, {failed} failed, {args.concurrency} concurrent callers)")
+            rate, ok, failed = asyncio.run(chat_rate(base, args.seconds, args.concurrency, "/responses", RESPONSE))
+            print(f"responses (store=false), pacing off: {rate:.0f} req/s over {args.seconds:.0f}s "
                   f"({ok} ok, {failed} failed, {args.concurrency} concurrent callers)")
             ok, failed, peak, elapsed = asyncio.run(concurrent_streams(base, args.streams, args.words))
             print(f"streams, pacing off: {args.streams} started, {ok} completed, {failed} failed, "

@@ -1,19 +1,12 @@
 from django.apps import AppConfig
 
 
-class JobsAppConfig(AppConfig):
+class JobsHistoryConfig(AppConfig):
+    """Only the migration history of the tables that batches and fine-tuning were made
+    with, when they were one app. The models now belong to jobs_app.batches,
+    jobs_app.finetune and the platform (webhooks, notifications), on the same tables;
+    this app stays installed so a database migrated before the split moves on cleanly."""
+
     name = "jobs_app"
-    verbose_name = "Fine-tuning and batch jobs"
-
-    def ready(self) -> None:
-        from jobs_app.batches import tasks as batch_tasks  # noqa: F401 - registers the batch tasks with Celery
-        from jobs_app.batches.sync import batch_webhook_received
-        from jobs_app.finetune import tasks as finetune_tasks  # noqa: F401 - registers the fine-tuning tasks with Celery
-        from jobs_app.finetune.usage import finetune_file_usages
-        from jobs_app.finetune.webhooks import handle_fine_tuning_event
-        from jobs_app.webhooks import register_webhook_handler
-        from project.files.usage import register_file_usage
-
-        register_webhook_handler("batch.", batch_webhook_received)
-        register_webhook_handler("fine_tuning.job.", handle_fine_tuning_event)
-        register_file_usage(finetune_file_usages)
+    label = "jobs_app"
+    verbose_name = "Fine-tuning and batch jobs (migration history)"

@@ -1,5 +1,5 @@
 """The Celery app. Settings come from Django's CELERY_* settings (JSON only, time
-limits there); the beat schedule lives here in code so it is reviewed like code.
+limits there); each app adds its periodic tasks (project.periodic).
 
 acks_late is set per task, only on tasks that are safe to run twice.
 """
@@ -27,15 +27,6 @@ app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Periodic work is added by the apps that need it (job and batch sync).
-app.conf.beat_schedule = {
-    # A chat run whose worker died is re-queued or failed within about a minute and a half.
-    "chat-recover-stale-runs": {"task": "assistants_app.runs_recover_stale", "schedule": 30.0},
-    # One list call per connection with active fine-tune jobs; backoff is per connection.
-    "finetune-sync": {"task": "jobs_app.finetune.tasks.finetune_sync_tick_task", "schedule": 30.0},
-    # Files made or deleted elsewhere show up (imported / missing) within the hour.
-    "files-sync-all": {"task": "project.files.tasks.files_sync_all_task", "schedule": 60 * 60},
-    "files-reap-uploads": {"task": "project.files.tasks.files_reap_uploads_task", "schedule": 30 * 60},
-    # One list call per connection with active batches; finished batches are not polled.
-    "batches-sync": {"task": "jobs_app.batches.tasks.batches_sync_tick", "schedule": 15.0},
-}
+# Periodic work is added by the apps that need it, from their AppConfig.ready()
+# (project.periodic.periodic_task_register); Celery reads this after Django has set up.
+app.conf.beat_schedule = {}

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 
@@ -117,7 +118,16 @@ class Config:
     sandbox_url: str
     log_level: str
     database_pool_size: int
+    # Hosts, host:port pairs or networks (CIDR) that outbound calls (provider base URLs,
+    # HTTP tools) may reach although they are internal: a local llama.cpp, say.
+    outbound_allowed_hosts: list[str] = field(default_factory=list)
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Django's debug page and any log line that prints the config must not carry the
+        # keys that decrypt every team's stored API keys.
+        shown = ", ".join(f"{item.name}={_redacted(item.name, getattr(self, item.name))!r}" for item in fields(self))
+        return f"Config({shown})"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -171,12 +181,60 @@ class Config:
             sandbox_url=read.url("SANDBOX_URL", {"http", "https"}, required=False),
             log_level=read.text("LOG_LEVEL", "INFO").upper(),
             database_pool_size=read.integer("DATABASE_POOL_SIZE", 20, minimum=1),
+            outbound_allowed_hosts=_outbound_rules(read),
         )
         if config.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             read.problems.append(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL (got {config.log_level!r}).")
         if read.problems:
             raise ConfigError(read.problems)
         return config
+
+
+SECRET_FIELDS = frozenset({"secret_key", "encryption_keys", "email_host_password"})
+URL_FIELDS = frozenset({"database_url", "redis_url", "broker_url"})
+REDACTED = "********"
+
+
+def _redacted(name: str, value: object) -> object:
+    if name in SECRET_FIELDS:
+        return REDACTED if value else value
+    if name in URL_FIELDS and isinstance(value, str):
+        return _url_without_password(value)
+    return value
+
+
+def _url_without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:{REDACTED}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _outbound_rules(read: _Reader) -> list[str]:
+    """OUTBOUND_ALLOWED_HOSTS: `host`, `host:port`, `[v6]:port` or a network such as 10.0.0.0/8."""
+    rules = [rule.lower() for rule in read.items("OUTBOUND_ALLOWED_HOSTS", [])]
+    for rule in rules:
+        if not _valid_outbound_rule(rule):
+            read.problems.append(
+                f"OUTBOUND_ALLOWED_HOSTS: {rule!r} is not a host, host:port or network (such as 10.0.0.0/8)."
+            )
+    return rules
+
+
+def _valid_outbound_rule(rule: str) -> bool:
+    try:
+        if "/" in rule:
+            ipaddress.ip_network(rule, strict=False)
+            return True
+        if ":" in rule and "[" not in rule and rule.count(":") > 1:
+            ipaddress.ip_address(rule)  # a bare IPv6 address
+            return True
+        parts = urlsplit(f"//{rule}")
+        parts.port  # noqa: B018 (reading it checks the port)
+    except ValueError:
+        return False
+    return bool(parts.hostname)
 
 
 def database_settings(url: str, *, pool_size: int) -> dict[str, Any]:

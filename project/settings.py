@@ -23,6 +23,10 @@ SANDBOX_URL = CONFIG.sandbox_url
 FIELD_ENCRYPTION_KEYS = CONFIG.encryption_keys
 REDIS_URL = CONFIG.redis_url
 PROVIDER_TEST_TIMEOUT_SECONDS = 10.0
+OUTBOUND_ALLOWED_HOSTS = CONFIG.outbound_allowed_hosts
+# Error pages and reports (debug or not) hide secrets: see project/error_reports.py.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "project.error_reports.SecretHidingFilter"
+DEFAULT_EXCEPTION_REPORTER = "project.error_reports.SecretHidingReporter"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -34,11 +38,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_htmx",
+    "axes",
     "project.teams",
     "project.providers",
     "project.files",
+    "project.webhooks",
+    "project.notifications",
+    # Features: each its own app; the platform above imports none of them.
     "assistants_app",
-    "jobs_app",
+    "jobs_app",  # only the migration history of the tables made before the split below
+    "jobs_app.batches",
+    "jobs_app.finetune",
 ]
 
 MIDDLEWARE = [
@@ -48,6 +58,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before the sync-only CurrentTeamMiddleware, so under ASGI it runs in the same mode
+    # as its neighbours instead of costing a thread hop per request.
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -99,6 +112,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one
+# account, or from one address, that account or address waits AXES_COOLOFF_TIME hours.
+# The login page says so (project/teams/views.py: login_locked_out). Behind a proxy,
+# the server must set REMOTE_ADDR from X-Forwarded-For (uvicorn --forwarded-allow-ips).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = 1
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "project.teams.views.login_locked_out"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -11,6 +11,10 @@ urlpatterns = [
     path("", include("project.teams.urls")),
     path("", include("project.providers.urls")),
     path("", include("project.files.urls")),
+    path("", include("project.webhooks.urls")),
+    path("", include("project.notifications.urls")),
+    path("", include("project.spend.urls")),
     path("", include("assistants_app.urls")),
-    path("", include("jobs_app.urls")),
+    path("", include("jobs_app.finetune.urls")),
+    path("", include("jobs_app.batches.urls")),
 ]

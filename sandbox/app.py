@@ -12,11 +12,20 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import routes_batches, routes_chat, routes_files, routes_fine_tuning, routes_models, routes_sandbox
+from . import (
+    routes_batches,
+    routes_chat,
+    routes_files,
+    routes_fine_tuning,
+    routes_models,
+    routes_responses,
+    routes_sandbox,
+)
 from .config import SandboxConfig
 from .errors import ApiError, server_error
 from .middleware import SandboxMiddleware
 from .profiles import ProfileMiddleware
+from .responses_service import ResponsesService
 from .state import SandboxState
 
 log = logging.getLogger("sandbox")
@@ -43,13 +52,16 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def create_app(config: SandboxConfig | None = None) -> Starlette:
     config = config or SandboxConfig.from_env()
     state = SandboxState(config)
+    responses = ResponsesService(state)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.start()
+        await responses.start()
         try:
             yield
         finally:
+            await responses.stop()
             await state.stop()
 
     app = Starlette(
@@ -57,6 +69,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             *routes_models.routes,
             *routes_files.routes,
             *routes_chat.routes,
+            *routes_responses.routes,
             *routes_batches.routes,
             *routes_fine_tuning.routes,
             *routes_sandbox.routes,
@@ -70,4 +83,5 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.sandbox = state
+    app.state.responses = responses
     return app

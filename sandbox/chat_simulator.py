@@ -51,7 +51,7 @@ WORDS = (
 )
 _WRITE_N_WORDS = re.compile(r"\bwrite\s+(\d{1,6})\s+words\b", re.IGNORECASE)
 _VALID_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
-REASONING_BY_EFFORT = {"minimal": 0, "none": 0, "low": 64, "medium": 192, "high": 512}
+REASONING_BY_EFFORT = {"minimal": 0, "none": 0, "low": 64, "medium": 192, "high": 512, "xhigh": 1024, "max": 2048}
 # Every property of CreateChatCompletionRequest in the official spec; anything else is refused.
 KNOWN_PARAMS = frozenset((
     "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
@@ -219,12 +219,45 @@ def _number_param(body: dict[str, Any], name: str, lo: float, hi: float) -> None
         )
 
 
+def check_effort(effort: Any, spec: ModelSpec, param: str) -> None:
+    """The real 400 for a reasoning effort the model does not take."""
+    if effort is None or not spec.efforts or effort in spec.efforts:
+        return
+    allowed = [f"'{e}'" for e in spec.efforts]
+    listed = ", ".join(allowed[:-1]) + f", and {allowed[-1]}" if len(allowed) > 1 else allowed[0]
+    raise invalid(
+        f"Unsupported value: '{param}' does not support '{effort}' with this model. Supported values are: {listed}.",
+        param=param,
+        code="unsupported_value",
+    )
+
+
+def refuse_function_tools_with_effort(body: dict[str, Any], spec: ModelSpec) -> None:
+    """gpt-5.4 and later refuse function tools with a reasoning effort on /v1/chat/completions.
+
+    Which models do is data (ModelSpec.chat_tools_effort_refusal); the effort that counts is the one
+    sent, or the model's default when none is (the gpt-5.6 models reason by default, so they refuse
+    tools even without reasoning_effort).
+    """
+    if spec.chat_tools_effort_refusal is None:
+        return
+    tools = body.get("tools")
+    has_function = isinstance(tools, list) and any(isinstance(t, dict) and t.get("type") == "function" for t in tools)
+    effort = body.get("reasoning_effort") or spec.default_effort
+    if has_function and effort != "none":
+        raise invalid(
+            f"Function tools with reasoning_effort are not supported for {body.get('model') or spec.id} in "
+            f"/v1/chat/completions. {spec.chat_tools_effort_refusal}",
+            param="reasoning_effort",
+        )
+
+
 class ChatSimulator:
     def __init__(self) -> None:
         self.cache = PromptCache()
 
     # -- validation -------------------------------------------------------------
-    def _check(self, body: dict[str, Any], spec: ModelSpec) -> None:
+    def _check(self, body: dict[str, Any], spec: ModelSpec, api: str = "chat") -> None:
         unknown = sorted(set(body) - KNOWN_PARAMS)
         if unknown:
             raise invalid(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0],
@@ -278,6 +311,7 @@ class ChatSimulator:
             )
         _int_param(body, "max_tokens", 1)
         _int_param(body, "max_completion_tokens", 1)
+        check_effort(body.get("reasoning_effort"), spec, "reasoning_effort")
         stop = body.get("stop")
         if stop is not None and not isinstance(stop, str):
             if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
@@ -312,6 +346,8 @@ class ChatSimulator:
                         kind="function",
                         name=fn["name"],
                     )
+        if api == "chat":
+            refuse_function_tools_with_effort(body, spec)
         choice = body.get("tool_choice")
         if choice is not None and choice != "none" and not tools:
             raise invalid(
@@ -405,8 +441,10 @@ class ChatSimulator:
         return ids, image_total, images_per_message
 
     # -- the simulation ---------------------------------------------------------------
-    def complete(self, body: dict[str, Any], spec: ModelSpec, model_name: str) -> ChatOutcome:
-        self._check(body, spec)
+    def complete(self, body: dict[str, Any], spec: ModelSpec, model_name: str, *, api: str = "chat") -> ChatOutcome:
+        """Simulate one request. api="responses" when a Responses request runs through here
+        (sandbox/responses_engine.py): the rules that only Chat Completions has are skipped."""
+        self._check(body, spec, api)
         messages: list[dict[str, Any]] = body["messages"]
         tools: list[dict[str, Any]] | None = body.get("tools") or None
         ids, picture_tokens, images = self._prompt(messages, spec, tools)
@@ -547,7 +585,7 @@ class ChatSimulator:
         enc = spec.encoding
         reasoning = 0
         if spec.reasoning:
-            effort = str(body.get("reasoning_effort") or "medium")
+            effort = str(body.get("reasoning_effort") or spec.default_effort)
             reasoning = REASONING_BY_EFFORT.get(effort, 192)
             if reasoning:
                 reasoning += (seed + index) % 64

@@ -97,7 +97,7 @@ class SandboxMiddleware:
                     await self._hold_until_disconnect(receive)
                     return
                 await self._faults(fault)
-                if path == "/v1/chat/completions":
+                if path in ("/v1/chat/completions", "/v1/responses"):
                     state["fault"] = self._stream_fault(fault)
                 self.limiter.take_request(key)
         except ApiError as exc:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from project.asgi_thread import free_port, serving_in_thread
+from devtools.asgi_thread import free_port, serving_in_thread
 
 from .app import create_app
 from .config import SandboxConfig

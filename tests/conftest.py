@@ -13,7 +13,7 @@ import redis as redis_lib
 from django.conf import settings
 from django.test import Client
 
-from project.asgi_thread import serving_in_thread
+from devtools.asgi_thread import serving_in_thread
 from tests import factories
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made
@@ -30,6 +30,13 @@ def _clean_redis() -> None:
 def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
     """Uploads and chat pictures go to the test's own folder, never the checkout's .data/."""
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _outbound_to_loopback(settings: Any) -> None:
+    """The tests' servers (sandboxes, tool endpoints, fake providers) listen on 127.0.0.1,
+    which an operator allows with OUTBOUND_ALLOWED_HOSTS; the guard's own tests set their list."""
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 
-from jobs_app.models_finetune import Dataset, FineTuneJob
+from jobs_app.finetune.models import Dataset, FineTuneJob
 from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.services import connection_save
 from project.teams.models import Membership, Role, Team
@@ -154,7 +154,7 @@ def make_finished_finetune_job(team: Team, *, connection: ProviderConnection | N
     """A succeeded job row with its model (and checkpoints), made without a provider."""
     from datetime import UTC, datetime
 
-    from jobs_app.models_finetune import FineTuneCheckpoint
+    from jobs_app.finetune.models import FineTuneCheckpoint
 
     job = make_finetune_job(team, connection=connection, status="succeeded")
     job.suffix = suffix

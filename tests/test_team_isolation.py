@@ -106,7 +106,7 @@ def _batch_group(team: Team) -> object:
 
 
 def _batch_build(team: Team) -> object:
-    from jobs_app.models_batches import BatchBuild
+    from jobs_app.batches.models import BatchBuild
 
     return BatchBuild.objects.create(team=team, connection=make_connection(team), name="big.csv",
                                      endpoint="/v1/chat/completions", source="csv")

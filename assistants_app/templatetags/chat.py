@@ -24,10 +24,10 @@ def as_json(text: str) -> str | None:
 @register.filter
 def schema_problem(text: str, schema: dict[str, Any]) -> str:
     """Why a structured reply does not follow its schema ("" when it does)."""
-    import json
+    from project.user_input import loads_user_json
 
     try:
-        value = json.loads(text)
+        value = loads_user_json(text)
     except ValueError:
         return "The reply is not valid JSON."
     errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))

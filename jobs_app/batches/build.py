@@ -10,16 +10,15 @@ import io
 import json
 import string
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 import tiktoken
 
-from assistants_app.run_loop import history_budget, user_content
+from assistants_app.conversation import RequestSpec, Thread, chat_request, responses_request, thread_question
 from jobs_app.batches.estimate import body_input_tokens
+from jobs_app.batches.models import BatchEndpoint
 from jobs_app.batches.validation import JSON_OBJECT_PROBLEM, InputProblems, check_body, json_object_without_json
-from jobs_app.models_batches import BatchEndpoint
-from project.providers.model_facts import model_facts
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 
 INPUT_TEXT_LIMIT = 2000
@@ -37,110 +36,15 @@ class RequestItem:
     tokens: int
 
 
-@dataclass(frozen=True)
-class BodySpec:
-    """What makes a request body besides the prompt: an assistant's current version,
-    or the explicit fields of the CSV form."""
-
-    model: str
-    instructions: str = ""
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+# What makes a request body besides the prompt: an assistant's current version (chat's
+# conversation module builds it, as for a chat run), or the explicit fields of the CSV form.
+BodySpec = RequestSpec
 
 
-def _api_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """A stored assistant tool ({"name", "description", "parameters", "binding", "url", "timeout", ...})
-    as a Chat Completions function definition: how it is bound (built-in, HTTP, a person) and
-    its URL stay on the site; the model only sees the function."""
-    return {"type": "function", "function": {
-        "name": tool["name"], "description": str(tool.get("description") or ""),
-        "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}}
-
-
-def request_body_for_assistant(assistant: Any) -> BodySpec:
-    """The seam to assistants_app: an Assistant's current AssistantVersion makes the body, the
-    way its run loop builds a chat request (minus streaming): model, instructions, tools
-    (function definitions only), response_schema as a strict json_schema response_format
-    ({} means free text), max_output_tokens, and temperature/top_p or reasoning_effort by
-    what the model supports. Read duck-typed so this module does not import assistants_app."""
-    version = assistant.current_version
-    if version is None:
-        raise ValueError(f"{assistant} has no saved version yet.")
-    model = str(version.model)
-    extra: dict[str, Any] = {}
-    if model_facts(model).supports("reasoning"):
-        if version.reasoning_effort:
-            extra["reasoning_effort"] = version.reasoning_effort
-    else:
-        for name in ("temperature", "top_p"):
-            value = getattr(version, name)
-            if value is not None:
-                extra[name] = value
-    if version.max_output_tokens:
-        extra["max_completion_tokens"] = version.max_output_tokens
-    schema = version.response_schema or None
-    response_format = ({"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}}
-                       if schema else None)
-    tools = [_api_tool(tool) for tool in (version.tools or [])] or None
-    return BodySpec(model=model, instructions=str(version.instructions or ""), response_format=response_format,
-                    tools=tools, extra=extra)
-
-
-def _complete_tool_rounds(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The API refuses an assistant tool call without its result (and a result without its
-    call); a round left unanswered (a person never replied) is kept as text only."""
-    answered = {m["tool_call_id"] for m in messages if m["role"] == "tool"}
-    called: set[str] = set()
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        if message["role"] == "assistant" and message.get("tool_calls"):
-            ids = {str(call.get("id")) for call in message["tool_calls"]}
-            if ids <= answered:
-                called |= ids
-            else:
-                message = {k: v for k, v in message.items() if k != "tool_calls"}
-                if not message.get("content"):
-                    continue
-        elif message["role"] == "tool" and message["tool_call_id"] not in called:
-            continue
-        out.append(message)
-    return out
-
-
-def thread_conversation(thread: Any) -> tuple[str, list[dict[str, Any]]]:
-    """The seam for "pick threads to run again": a Thread's stored messages as API messages
-    (custom_id thread-<pk>), up to and including its last user message, so the batch asks
-    that question again. Pending tool results are left out. Like a chat run, the oldest
-    messages are left out when the conversation does not fit the current version's model
-    (the last question is always kept)."""
-    entries: list[tuple[dict[str, Any], int]] = []  # (API message, its tokens)
-    last_user = -1
-    for message in thread.messages.filter(pending=False).order_by("id"):
-        if message.role == "tool":
-            api: dict[str, Any] = {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
-        elif message.role == "assistant":
-            api = {"role": "assistant", "content": message.text or None}
-            if message.tool_calls:
-                api["tool_calls"] = message.tool_calls
-        elif message.role == "user":
-            api = {"role": "user", "content": user_content(message)}
-            last_user = len(entries)
-        else:
-            continue
-        entries.append((api, message.token_count))
-    entries = entries[: last_user + 1]
-    version = thread.assistant.current_version
-    if version is not None and entries:
-        encoding = encoding_for_model(version.model)
-        budget = history_budget(version, model_facts(version.model))
-        costs = [tokens or count_message(api, encoding) for api, tokens in entries]
-        start, total = 0, sum(costs)
-        while total > budget and start < len(entries) - 1:
-            total -= costs[start]
-            start += 1
-        entries = entries[start:]
-    return f"thread-{thread.pk}", _complete_tool_rounds([api for api, _ in entries])
+def thread_conversation(thread: Thread) -> tuple[str, list[dict[str, Any]]]:
+    """A thread asked again (custom_id thread-<pk>): chat's conversation module says what
+    its history is, trimmed as a chat run would trim it."""
+    return f"thread-{thread.pk}", thread_question(thread)
 
 
 def input_text_of(body: dict[str, Any], endpoint: str) -> str:
@@ -171,6 +75,9 @@ def items_from_jsonl(lines: Iterable[bytes], *, endpoint: str, problems: InputPr
             line = json.loads(raw)
         except json.JSONDecodeError as error:
             problems.add(f"not valid JSON ({error.msg} at column {error.colno}).", line=line_no)
+            continue
+        except RecursionError:
+            problems.add("not valid JSON (too deeply nested).", line=line_no)
             continue
         except ValueError:
             problems.add("not valid JSON (not UTF-8 text).", line=line_no)
@@ -234,31 +141,8 @@ def body_for_prompt(spec: BodySpec, endpoint: str, prompt: str) -> dict[str, Any
     if endpoint == BatchEndpoint.EMBEDDINGS:
         return {"model": spec.model, "input": prompt, **spec.extra}
     if endpoint == BatchEndpoint.RESPONSES:
-        extra = dict(spec.extra)
-        # The assistant's settings are kept in Chat Completions terms; Responses names two differently.
-        if "max_completion_tokens" in extra:
-            extra["max_output_tokens"] = extra.pop("max_completion_tokens")
-        if "reasoning_effort" in extra:
-            extra["reasoning"] = {"effort": extra.pop("reasoning_effort")}
-        body: dict[str, Any] = {"model": spec.model, "input": prompt, **extra}
-        if spec.instructions:
-            body["instructions"] = spec.instructions
-        if spec.response_format and spec.response_format.get("type") == "json_schema":
-            schema = spec.response_format.get("json_schema") or {}
-            body["text"] = {"format": {"type": "json_schema", **schema}}
-        if spec.tools:
-            body["tools"] = [{"type": "function", **t.get("function", {})} for t in spec.tools]
-        return body
-    messages: list[dict[str, Any]] = []
-    if spec.instructions:
-        messages.append({"role": "system", "content": spec.instructions})
-    messages.append({"role": "user", "content": prompt})
-    body = {"model": spec.model, "messages": messages, **spec.extra}
-    if spec.response_format:
-        body["response_format"] = spec.response_format
-    if spec.tools:
-        body["tools"] = spec.tools
-    return body
+        return responses_request(spec, prompt)
+    return chat_request(spec, [{"role": "user", "content": prompt}], stream=False)
 
 
 def _fixed_tokens(spec: BodySpec, endpoint: str, encoding: tiktoken.Encoding) -> int:
@@ -354,8 +238,7 @@ def items_from_conversations(conversations: Iterable[tuple[str, list[dict[str, A
         if not any(m.get("role") == "user" for m in history):
             problems.add(f"{custom_id} has no user message to run again.")
             continue
-        body = body_for_prompt(spec, endpoint, "")
-        body["messages"] = body["messages"][:-1] + history
+        body = chat_request(spec, history, stream=False)
         encoding = encodings.get(spec.model) or encodings.setdefault(spec.model, encoding_for_model(spec.model))
         yield RequestItem(line_no, custom_id, body, input_text_of(body, endpoint),
                           body_input_tokens(body, endpoint, encoding))

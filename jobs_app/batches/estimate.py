@@ -12,7 +12,7 @@ from typing import Any
 
 import tiktoken
 
-from jobs_app.models_batches import BatchEndpoint
+from jobs_app.batches.models import BatchEndpoint
 from project.providers.model_facts import PER_MILLION, cost_usd, model_facts
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 

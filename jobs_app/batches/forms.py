@@ -5,9 +5,8 @@ from typing import Any
 
 from django import forms
 
-from assistants_app.models import Assistant, Thread
-from assistants_app.selectors import team_assistants, team_threads
-from jobs_app.models_batches import BatchEndpoint
+from assistants_app.conversation import Assistant, Thread, team_assistants, team_threads
+from jobs_app.batches.models import BatchEndpoint
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connections
 from project.teams.models import Team
@@ -47,6 +46,8 @@ class BatchBuildForm(forms.Form):
             return None
         try:
             value = json.loads(raw)
+        except RecursionError:
+            raise forms.ValidationError("Not valid JSON: it is too deeply nested.") from None
         except ValueError as error:
             raise forms.ValidationError(f"Not valid JSON: {error}.") from error
         if not isinstance(value, dict) or "type" not in value:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from jobs_app.batches.estimate import actual_cost
-from jobs_app.models_batches import (
+from jobs_app.batches.models import (
     Batch,
     BatchEndpoint,
     BatchRequest,
@@ -88,7 +88,7 @@ def parse_result_lines(lines: Iterable[bytes], *, endpoint: str, structured: boo
         try:
             line = json.loads(raw)
             custom_id = str(line["custom_id"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             continue
         response = line.get("response") or {}
         error = line.get("error") or {}
@@ -101,7 +101,7 @@ def parse_result_lines(lines: Iterable[bytes], *, endpoint: str, structured: boo
             if structured and text:
                 try:
                     parsed = json.dumps(json.loads(text))
-                except ValueError:
+                except (ValueError, RecursionError):
                     parsed = None
             tokens_in, tokens_out = _usage(body)
             yield (custom_id, RequestStatus.SUCCEEDED, 200, text, parsed, "", "", tokens_in, tokens_out, request_id)

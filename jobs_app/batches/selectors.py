@@ -12,7 +12,8 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from jobs_app.models_batches import (
+from jobs_app.batches.build import request_line
+from jobs_app.batches.models import (
     ACTIVE_STATUSES,
     Batch,
     BatchBuild,
@@ -23,6 +24,7 @@ from jobs_app.models_batches import (
     RequestStatus,
     ResultsState,
 )
+from project.spend.registry import SpendSection
 from project.teams.models import Team
 
 
@@ -95,8 +97,6 @@ def group_status_counts(group: BatchGroup) -> dict[str, int]:
 
 
 def group_preview_lines(group: BatchGroup, limit: int = 5) -> list[str]:
-    from jobs_app.batches.build import request_line
-
     rows = BatchRequest.objects.filter(batch__group=group).order_by("batch__part", "line_no")[:limit]
     return [request_line(r.custom_id, group.endpoint, r.body).decode().rstrip() for r in rows]
 
@@ -134,3 +134,13 @@ def team_batch_usage(*, team: Team, days: int = 30) -> list[BatchUsageRow]:
     return [BatchUsageRow(day=row["day"], model=row["group__model"], batches=row["batches"], requests=row["request_total"] or 0,
                           input=row["input"] or 0, cached=row["cached"] or 0, output=row["output"] or 0, cost=row["cost"])
             for row in rows]
+
+
+def team_batch_spend(team: Team, days: int) -> SpendSection:
+    """The Usage page's section for batches (registered in BatchesConfig.ready)."""
+    rows = team_batch_usage(team=team, days=days)
+    cost = sum((r.cost for r in rows if r.cost is not None), Decimal(0))
+    totals = {"batches": sum(r.batches for r in rows), "requests": sum(r.requests for r in rows),
+              "input": sum(r.input for r in rows), "output": sum(r.output for r in rows), "cost": cost}
+    return SpendSection(key="batches", title="Batches", template="jobs_app/batches/_usage_batches.html",
+                        cost=cost, context={"rows": rows, "totals": totals})

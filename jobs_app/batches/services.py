@@ -16,13 +16,7 @@ from django.utils import timezone
 
 from jobs_app.batches.build import RequestItem, items_from_rows, request_line
 from jobs_app.batches.estimate import estimate_cost
-from jobs_app.batches.validation import (
-    InputProblems,
-    max_bytes_per_batch,
-    max_parts_per_group,
-    max_requests_per_batch,
-)
-from jobs_app.models_batches import (
+from jobs_app.batches.models import (
     RETRYABLE_REQUEST_STATUSES,
     Batch,
     BatchGroup,
@@ -30,9 +24,17 @@ from jobs_app.models_batches import (
     BatchSource,
     BatchStatus,
 )
+from jobs_app.batches.sync import batch_apply_remote
+from jobs_app.batches.validation import (
+    InputProblems,
+    max_bytes_per_batch,
+    max_parts_per_group,
+    max_requests_per_batch,
+)
 from project.files.services import file_upload
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
+from project.queue import task_send_on_commit
 from project.teams.models import Team
 from project.teams.services import audit_record
 
@@ -178,9 +180,19 @@ def batch_group_discard(*, group: BatchGroup, actor: User | None) -> bool:
     return True
 
 
+@transaction.atomic
+def batch_group_submit_request(*, group: BatchGroup, actor: User | None) -> int:
+    """Claim the unsent parts and send one submit task after the commit (a conditional
+    update, so a double click or a redelivered request submits nothing twice). Returns
+    the parts claimed: 0 when it was already submitted."""
+    claimed = batch_group_mark_submitting(group=group, actor=actor)
+    if claimed:
+        task_send_on_commit("jobs_app.batches.tasks.batch_group_submit_task", group.pk, actor.pk if actor else None)
+    return claimed
+
+
 def batch_group_mark_submitting(*, group: BatchGroup, actor: User | None) -> int:
-    """Claim the unsent parts for one submit task (a conditional update, so a double
-    click or a redelivered request submits nothing twice). Returns parts claimed."""
+    """Claim the unsent parts for one submit task. Returns parts claimed."""
     claimed = Batch.objects.filter(group=group, status__in=[BatchStatus.DRAFT, BatchStatus.SUBMIT_FAILED],
                                    remote_id="").update(status=BatchStatus.SUBMITTING, submitting_since=timezone.now())
     if claimed:
@@ -273,8 +285,6 @@ def batches_recover_interrupted_submits(*, stale_after_seconds: float) -> int:
 def _record_created(part: Batch, remote: Any) -> bool:
     """The provider created this claimed part: keep its id and state. False when the
     part was no longer waiting for one (someone else recorded it)."""
-    from jobs_app.batches.sync import batch_apply_remote
-
     with transaction.atomic():
         if not Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
                 remote_id=remote.id, status=BatchStatus.VALIDATING):
@@ -307,8 +317,6 @@ def _created_remotely(connection: ProviderConnection, group_ids: set[int]) -> di
 
 def batch_group_cancel(*, group: BatchGroup, actor: User | None) -> list[str]:
     """Ask the provider to cancel every active part. Returns messages of parts that could not be cancelled."""
-    from jobs_app.batches.sync import batch_apply_remote
-
     problems = []
     for part in group.parts.filter(status__in=[BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS,
                                                BatchStatus.FINALIZING]).exclude(remote_id=""):

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs_app.models_batches import (
+from jobs_app.batches.models import (
     ACTIVE_STATUSES,
     STATUS_RANK,
     TERMINAL_STATUSES,
@@ -26,6 +26,7 @@ from jobs_app.models_batches import (
 )
 from project.providers.client import ProviderError, poll_backoff_seconds, provider_call
 from project.providers.models import ProviderConnection
+from project.queue import task_send_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,7 @@ def _queue_results(batch: Batch) -> None:
         results_state=ResultsState.QUEUED)
     if claimed:
         batch.results_state = ResultsState.QUEUED
-        from jobs_app.batches.tasks import batch_results_collect_task
-
-        batch_id = batch.pk
-        transaction.on_commit(lambda: batch_results_collect_task.delay(batch_id))
+        task_send_on_commit("jobs_app.batches.tasks.batch_results_collect_task", batch.pk)
 
 
 def _back_off(batches: list[Batch], error: ProviderError) -> None:
@@ -173,7 +171,4 @@ def batch_webhook_received(connection: ProviderConnection, event: Any) -> None:
     batch = Batch.objects.filter(connection=connection, remote_id=remote_id).only("pk").first()
     if batch is None:
         return
-    from jobs_app.batches.tasks import batch_sync_one_task
-
-    batch_id = batch.pk
-    transaction.on_commit(lambda: batch_sync_one_task.delay(batch_id))
+    task_send_on_commit("jobs_app.batches.tasks.batch_sync_one_task", batch.pk)

@@ -8,10 +8,11 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from jobs_app.batches.build import BodySpec, items_from_conversations, request_body_for_assistant, thread_conversation
+from assistants_app.conversation import assistant_request_spec
+from jobs_app.batches.build import BodySpec, items_from_conversations, thread_conversation
+from jobs_app.batches.models import BatchEndpoint, BatchGroup, BatchSource
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.validation import InputProblems
-from jobs_app.models_batches import BatchEndpoint, BatchGroup, BatchSource
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
 
@@ -26,7 +27,7 @@ def _specs(threads: list[Any], problems: InputProblems) -> dict[int, BodySpec]:
             continue
         names[assistant.pk] = assistant.name
         try:
-            specs[assistant.pk] = request_body_for_assistant(assistant)
+            specs[assistant.pk] = assistant_request_spec(assistant)
         except ValueError as error:
             problems.add(f"thread “{thread.title}”: {error}")
     models = {spec.model for spec in specs.values()}

@@ -10,13 +10,14 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
 
-from jobs_app.batches.build import BodySpec, items_from_csv, items_from_jsonl, request_body_for_assistant, text_stream
+from assistants_app.conversation import assistant_request_spec
+from jobs_app.batches.build import BodySpec, items_from_csv, items_from_jsonl, text_stream
+from jobs_app.batches.models import BatchBuild, BatchGroup, BatchSource, BuildState
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
-from jobs_app.models_batches import BatchBuild, BatchGroup, BatchSource, BuildState
 from project.providers.models import ProviderConnection
+from project.queue import task_send_on_commit
 from project.teams.models import Team
 
 # Inputs up to this size are checked while the person waits; bigger ones on a worker.
@@ -45,7 +46,7 @@ class BuildOptions:
 
     @classmethod
     def for_assistant(cls, assistant: Any, *, template: str) -> BuildOptions:
-        spec = request_body_for_assistant(assistant)
+        spec = assistant_request_spec(assistant)
         return cls(template=template, model=spec.model, instructions=spec.instructions,
                    response_format=spec.response_format, tools=spec.tools, extra=spec.extra,
                    assistant_version_id=assistant.current_version.pk)
@@ -71,14 +72,11 @@ def batch_group_build_from_upload(*, team: Team, connection: ProviderConnection,
 def batch_build_queue(*, team: Team, connection: ProviderConnection, actor: User | None, name: str, endpoint: str,
                       source: str, options: BuildOptions, upload: UploadedFile) -> BatchBuild:
     """Keep a big upload for a worker to check; the task is enqueued once the row is committed."""
-    from jobs_app.batches.tasks import batch_build_task
-
     build = BatchBuild(team=team, connection=connection, created_by=actor, name=name[:200], endpoint=endpoint,
                        source=source, options=asdict(options))
     build.upload.save(upload.name or "input", upload, save=False)
     build.save()
-    build_id = build.pk
-    transaction.on_commit(lambda: batch_build_task.delay(build_id))
+    task_send_on_commit("jobs_app.batches.tasks.batch_build_task", build.pk)
     return build
 
 

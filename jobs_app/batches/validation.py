@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from jobs_app.models_batches import BatchEndpoint
+from jobs_app.batches.models import BatchEndpoint
 
 # The provider's per-batch limits; input over them is split into several batches.
 MAX_REQUESTS_PER_BATCH = 50_000

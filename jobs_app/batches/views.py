@@ -10,22 +10,22 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from assistants_app import conversation as chat
 from jobs_app.batches import selectors, services
 from jobs_app.batches.forms import BatchBuildForm, ThreadsBatchForm
-from jobs_app.batches.tasks import batch_group_submit_task
+from jobs_app.batches.models import BatchSource, BatchStatus, BuildState, RequestStatus
 from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.uploads import BuildOptions, batch_build_queue, batch_group_build_from_upload, inline_build_bytes
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
-from jobs_app.models_batches import BatchSource, BatchStatus, BuildState, RequestStatus
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
+from project.user_input import parse_id
 
 PAGE_SIZE = 50
 
@@ -77,19 +77,10 @@ def batch_new(request: TeamRequest) -> HttpResponse:
     return render(request, "jobs_app/batches/batch_new.html", {"form": form, "problems": problems}, status=status)
 
 
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
-
-
 @team_view(Role.MEMBER)
 def batch_from_threads(request: TeamRequest) -> HttpResponse:
     """Pick threads to run again: a filterable, keyset-paged checkbox list; "Older threads"
     appends rows inside the same form, so choices made on earlier pages are kept."""
-    from assistants_app import selectors as chat
-
     problems: InputProblems | None = None
     if request.method == "POST":
         form = ThreadsBatchForm(request.POST, team=request.team)
@@ -106,7 +97,7 @@ def batch_from_threads(request: TeamRequest) -> HttpResponse:
     else:
         form = ThreadsBatchForm(team=request.team)
     filters = chat.ThreadFilters(query=request.GET.get("q", "").strip()[:200],
-                                 assistant_id=_int_or_none(request.GET.get("assistant")))
+                                 assistant_id=parse_id(request.GET.get("assistant")))
     page = chat.thread_list_page(team=request.team, filters=filters, cursor=request.GET.get("cursor", ""))
     counts = chat.thread_message_counts(team=request.team, thread_ids=[t.pk for t in page.threads])
     query = request.GET.copy()
@@ -162,12 +153,7 @@ def batch_detail(request: TeamRequest, group_id: int) -> HttpResponse:
 @team_view(Role.MEMBER)
 def batch_submit(request: TeamRequest, group_id: int) -> HttpResponse:
     group = selectors.team_batch_group_get(team=request.team, group_id=group_id)
-    with transaction.atomic():
-        claimed = services.batch_group_mark_submitting(group=group, actor=request.user)
-        if claimed:
-            actor_id = request.user.pk
-            transaction.on_commit(lambda: batch_group_submit_task.delay(group.pk, actor_id))
-    if not claimed:
+    if not services.batch_group_submit_request(group=group, actor=request.user):
         messages.info(request, "This batch was already submitted.")
     return redirect("batch_detail", group.pk)
 

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 
 from jobs_app.finetune.catalog import BaseModelChoice
-from jobs_app.models_finetune import Dataset, FineTuneMethod
+from jobs_app.finetune.models import Dataset, FineTuneMethod
 from project.providers.model_facts import known_model_ids, model_facts
 from project.providers.models import ProviderConnection
 
@@ -93,6 +93,8 @@ class JobCreateForm(forms.Form):
             return {}
         try:
             data = json.loads(raw)
+        except RecursionError:
+            raise forms.ValidationError("Metadata is not valid JSON: it is too deeply nested.") from None
         except ValueError as error:
             raise forms.ValidationError(f"Metadata is not valid JSON: {error}") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):

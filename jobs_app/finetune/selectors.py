@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from django.contrib.auth.models import User
-from django.db.models import Case, Q, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 
-from jobs_app.models_finetune import (
+from jobs_app.finetune.models import (
     TERMINAL_STATUSES,
     Dataset,
     DatasetStatus,
     FineTuneJob,
     MetricPoint,
-    Notification,
-    NotificationsSeen,
 )
 from project.providers.models import ProviderConnection
+from project.providers.team_models import TeamModel
 from project.teams.models import Team
-
-# Before any notification: someone who never opened the list has read none.
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def team_datasets(*, team: Team) -> QuerySet[Dataset]:
@@ -64,18 +57,16 @@ def job_metric_points(*, job: FineTuneJob) -> QuerySet[MetricPoint]:
     return job.metric_points.all()
 
 
-def _unread(team: Team, user: User) -> Q:
-    """Notifications made after this person last marked them read (all, if never)."""
-    seen = Subquery(NotificationsSeen.objects.filter(team=team, user=user).values("until")[:1])
-    return Q(created_at__gt=Coalesce(seen, Value(EPOCH)))
-
-
-def team_notifications(*, team: Team, user: User) -> QuerySet[Notification]:
-    """The team's notifications, newest first, each with `unread` for this person."""
-    return Notification.objects.filter(team=team).annotate(
-        unread=Case(When(_unread(team, user), then=Value(True)), default=Value(False)))
-
-
-def team_unread_notification_count(*, team: Team, user: User) -> int:
-    """How many of the team's notifications this person has not read (one query)."""
-    return Notification.objects.filter(_unread(team, user), team=team).count()
+def finetune_team_model(team: Team, model_id: str, connection: ProviderConnection | None) -> TeamModel | None:
+    """A model one of the team's jobs made (registered with project.providers.team_models)."""
+    job = team_job_for_model(team=team, model_id=model_id, connection=connection)
+    if job is None:
+        return None
+    if model_id == job.fine_tuned_model:
+        name = f"Fine-tuned: {job.suffix or model_id}"
+    else:
+        checkpoint = job.checkpoints.filter(model_name=model_id).first()
+        step = f" at step {checkpoint.step}" if checkpoint is not None else ""
+        name = f"Fine-tuned: {job.suffix or job.fine_tuned_model or job.base_model}{step}"
+    return TeamModel(model=model_id, connection=job.connection, assistant_name=name[:120],
+                     made_by=f"fine-tuning job {job.remote_id}", url=reverse("finetune_job_detail", args=[job.pk]))

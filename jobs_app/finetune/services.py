@@ -12,14 +12,13 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.files import File as DjangoFile
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs_app.finetune.validation import estimate_cost, validate_lines
-from jobs_app.models_finetune import (
+from jobs_app.finetune.models import (
     STATUS_RANK,
     TERMINAL_STATUSES,
     Dataset,
@@ -30,13 +29,15 @@ from jobs_app.models_finetune import (
     FineTuneMethod,
     JobStatus,
     MetricPoint,
-    Notification,
-    NotificationsSeen,
 )
+from jobs_app.finetune.validation import estimate_cost, validate_lines
 from project.files.models import File, FilePurpose
 from project.files.services import FileInUse, FileRejected, file_delete, file_fetch_remote, file_open, file_upload
+from project.notifications.models import Notification
+from project.notifications.services import notification_send
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
+from project.queue import task_send, task_send_on_commit
 from project.teams.models import Team
 from project.teams.services import audit_record
 
@@ -101,11 +102,9 @@ def dataset_upload(*, team: Team, method: str, model_id: str, training_name: str
                                                        chunks=validation_chunks, actor=actor, is_validation=True)
             dataset.save(update_fields=["validation_dataset"])
         audit_record(team=team, actor=actor, action="finetune.dataset_uploaded", target=dataset.name, method=method)
-        from jobs_app.finetune.tasks import dataset_validate_task
-
         ids = [dataset.pk] + ([dataset.validation_dataset.pk] if dataset.validation_dataset else [])
         for dataset_id in ids:
-            transaction.on_commit(lambda dataset_id=dataset_id: dataset_validate_task.delay(dataset_id))  # type: ignore[misc]
+            task_send_on_commit("jobs_app.finetune.tasks.dataset_validate_task", dataset_id)
     return dataset
 
 
@@ -450,20 +449,8 @@ def notification_for_job_end(*, job: FineTuneJob) -> Notification:
         text += f": {job.fine_tuned_model}"
     elif job.error_message:
         text += f": {job.error_message}"
-    link = reverse("finetune_job_detail", args=[job.pk])
-    note = Notification.objects.create(team=job.team, text=text[:500], link=link)
-    creator = job.created_by
-    if creator is not None and creator.email:
-        email = creator.email
-
-        def send() -> None:
-            try:
-                send_mail(subject=text[:120], message=f"{text}\n\n{link}", from_email=None, recipient_list=[email])
-            except OSError as error:
-                logger.warning("could not email %s about %s: %s", email, job.remote_id, error)
-
-        transaction.on_commit(send)
-    return note
+    return notification_send(team=job.team, text=text, link=reverse("finetune_job_detail", args=[job.pk]),
+                             email_to=job.created_by)
 
 
 def finetune_job_action(*, job: FineTuneJob, action: str, actor: User | None) -> FineTuneJob:
@@ -502,7 +489,25 @@ def finetune_jobs_import(*, team: Team, connection: ProviderConnection, remote_i
     return imported
 
 
-def notifications_mark_read(*, team: Team, user: User) -> None:
-    """This person has read everything the team has been told so far (their colleagues
-    have not, until they look)."""
-    NotificationsSeen.objects.update_or_create(user=user, team=team, defaults={"until": timezone.now()})
+REFRESH_THROTTLE_SECONDS = 2
+
+
+def finetune_job_refresh_enqueue(*, job_id: int) -> bool:
+    """At most one refresh per job every few seconds, however many pages are watching it."""
+    if not cache.add(f"finetune:refresh:{job_id}", 1, REFRESH_THROTTLE_SECONDS):
+        return False
+    task_send("jobs_app.finetune.tasks.finetune_job_refresh_task", job_id)
+    return True
+
+
+LIST_SYNC_THROTTLE_SECONDS = 5
+
+
+def finetune_sync_watched(*, team: Team) -> None:
+    """While someone watches the job list, keep its active jobs moving between beat
+    ticks: one list call per connection, at most every few seconds."""
+    connection_ids = (FineTuneJob.objects.filter(team=team).exclude(status__in=TERMINAL_STATUSES)
+                      .values_list("connection_id", flat=True).distinct())
+    for connection_id in connection_ids:
+        if cache.add(f"finetune:list-sync:{connection_id}", 1, LIST_SYNC_THROTTLE_SECONDS):
+            task_send("jobs_app.finetune.tasks.finetune_sync_connection_task", connection_id)

@@ -18,6 +18,7 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
+from jobs_app.finetune.models import TERMINAL_STATUSES, FineTuneJob, FineTuneSyncState
 from jobs_app.finetune.services import (
     finetune_job_apply,
     finetune_job_end_missing,
@@ -25,7 +26,6 @@ from jobs_app.finetune.services import (
     finetune_job_sync_events,
     finetune_jobs_apply,
 )
-from jobs_app.models_finetune import TERMINAL_STATUSES, FineTuneJob, FineTuneSyncState
 from project.providers.client import ProviderError, ProviderNotFound, poll_backoff_seconds, provider_call
 from project.providers.models import ProviderConnection
 

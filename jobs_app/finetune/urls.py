@@ -12,5 +12,4 @@ urlpatterns = [
     path("fine-tuning/jobs/<int:job_id>/cancel/", views.job_action, {"action": "cancel"}, name="finetune_job_cancel"),
     path("fine-tuning/jobs/<int:job_id>/pause/", views.job_action, {"action": "pause"}, name="finetune_job_pause"),
     path("fine-tuning/jobs/<int:job_id>/resume/", views.job_action, {"action": "resume"}, name="finetune_job_resume"),
-    path("notifications/", views.notification_list, name="notification_list"),
 ]

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from django.db.models import Q
 from django.urls import reverse
 
-from jobs_app.models_finetune import FineTuneJob
+from jobs_app.finetune.models import FineTuneJob
 from project.files.models import File
 from project.files.usage import FileUsage
 from project.teams.models import Team

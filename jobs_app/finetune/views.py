@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.cache import cache
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,18 +23,18 @@ from jobs_app.finetune.catalog import (
 )
 from jobs_app.finetune.charts import Chart, line_chart
 from jobs_app.finetune.forms import DatasetUploadForm, JobCreateForm
+from jobs_app.finetune.models import STATUS_RANK, FineTuneJob, JobStatus
 from jobs_app.finetune.services import (
     FineTuneInputError,
     dataset_estimate,
     dataset_upload,
     finetune_job_action,
     finetune_job_create,
+    finetune_job_refresh_enqueue,
     finetune_jobs_import,
-    notifications_mark_read,
+    finetune_sync_watched,
 )
-from jobs_app.finetune.tasks import enqueue_job_refresh, finetune_sync_connection_task
 from jobs_app.finetune.validation import ERROR_KINDS
-from jobs_app.models_finetune import STATUS_RANK, TERMINAL_STATUSES, FineTuneJob, JobStatus
 from project.files.services import FileRejected
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
@@ -43,21 +42,11 @@ from project.providers.selectors import team_connection_get, team_connections
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 
-LIST_SYNC_THROTTLE_SECONDS = 5
 IMPORT_PAGE = 20
 
 
 def _chunks(upload: Any) -> Any:
     return upload.chunks()
-
-
-def _sync_active_connections(request: TeamRequest) -> None:
-    """While someone watches the list, keep its jobs moving between beat ticks (one list call per connection)."""
-    connection_ids = (selectors.team_finetune_jobs(team=request.team).exclude(status__in=TERMINAL_STATUSES)
-                      .values_list("connection_id", flat=True).distinct())
-    for connection_id in connection_ids:
-        if cache.add(f"finetune:list-sync:{connection_id}", 1, LIST_SYNC_THROTTLE_SECONDS):
-            finetune_sync_connection_task.delay(connection_id)
 
 
 @team_view()
@@ -68,7 +57,7 @@ def finetune_list(request: TeamRequest) -> HttpResponse:
     if request.htmx and request.GET.get("poll"):
         if not active:
             return HttpResponseStopPolling(render(request, "jobs_app/finetune/list.html#jobs", context).content)
-        _sync_active_connections(request)
+        finetune_sync_watched(team=request.team)
         return render(request, "jobs_app/finetune/list.html#jobs", context)
     return render(request, "jobs_app/finetune/list.html", context)
 
@@ -235,7 +224,7 @@ def _charts(job: FineTuneJob) -> list[Chart]:
 
 def thread_link(job: FineTuneJob, model_id: str) -> str:
     """The chat page's confirm step for a thread with model_id beside the job's base model."""
-    params = {"model": model_id, "compare": job.base_model, "job": job.pk}
+    params = {"model": model_id, "compare": job.base_model, "connection": job.connection_id}
     return reverse("thread_start_with_model") + "?" + urlencode(params)
 
 
@@ -243,7 +232,7 @@ def thread_link(job: FineTuneJob, model_id: str) -> str:
 def job_detail(request: TeamRequest, job_id: int) -> HttpResponse:
     job = selectors.team_finetune_job_get(team=request.team, job_id=job_id)
     if not job.is_terminal or job.finalized_at is None:
-        enqueue_job_refresh(job.pk)
+        finetune_job_refresh_enqueue(job_id=job.pk)
     events = list(job.events.all())
     checkpoints = [(c, thread_link(job, c.model_name)) for c in job.checkpoints.all()]
     context = {
@@ -304,12 +293,3 @@ def job_import(request: TeamRequest) -> HttpResponse:
                "remote_jobs": [(job, job.id in tracked) for job in remote_jobs], "has_more": has_more,
                "next_after": remote_jobs[-1].id if remote_jobs else "", "provider_message": provider_message}
     return render(request, "jobs_app/finetune/job_import.html", context)
-
-
-@team_view()
-def notification_list(request: TeamRequest) -> HttpResponse:
-    if request.method == "POST":
-        notifications_mark_read(team=request.team, user=request.user)
-        return redirect(reverse("notification_list"))
-    return render(request, "jobs_app/finetune/notifications.html",
-                  {"notifications": selectors.team_notifications(team=request.team, user=request.user)[:100]})

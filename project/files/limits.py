@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import IO
 
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from project.files.models import FilePurpose
+from project.user_input import loads_user_json
 
 # Leading bytes of each image type the provider accepts for vision. WebP is RIFF....WEBP.
 _IMAGE_MAGIC: list[tuple[bytes, str]] = [
@@ -57,8 +57,8 @@ def _check_jsonl(*, name: str, purpose: str, stream: IO[bytes]) -> None:
         if not line:
             continue
         try:
-            value = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as error:
+            value = loads_user_json(line)
+        except ValueError as error:
             raise FileRejected(f"{name}, line {number}: not valid JSON ({error}).") from None
         if not isinstance(value, dict):
             raise FileRejected(f"{name}, line {number}: each line must be a JSON object, not {type(value).__name__}.")

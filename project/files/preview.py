@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from typing import IO
+
+from project.user_input import loads_user_json
 
 PREVIEW_LINES = 10
 # At most this much is read for a preview, however long the lines are.
@@ -65,7 +66,7 @@ def build_preview(*, name: str, mime_type: str, stream: IO[bytes]) -> Preview:
     bad = []
     for number, line in enumerate(lines, start=1):
         try:
-            json.loads(line)
+            loads_user_json(line)
         except ValueError:
             if line.strip():
                 bad.append(number)

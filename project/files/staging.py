@@ -21,6 +21,7 @@ from project.files.models import UploadRequest, UploadRequestStatus
 from project.files.services import clean_name, file_upload
 from project.providers.client import ProviderError
 from project.providers.models import ProviderConnection
+from project.queue import task_send_on_commit
 from project.teams.models import Team
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ CHUNK = 1024 * 1024
 def upload_request_create(*, team: Team, connection: ProviderConnection, purpose: str, uploaded: UploadedFile,
                           actor: User | None) -> UploadRequest:
     """Keep the browser's upload (a rename of Django's temp file, not a copy) and queue the send."""
-    from project.files.tasks import upload_request_task
-
     if connection.team_id != team.pk:
         raise ValueError("the connection belongs to another team")
     name = clean_name(uploaded.name or "file")
@@ -40,7 +39,7 @@ def upload_request_create(*, team: Team, connection: ProviderConnection, purpose
                                 requested_by=actor)
         request.staged.save(name, uploaded, save=False)
         request.save()
-        transaction.on_commit(lambda: upload_request_task.delay(request.pk))
+        task_send_on_commit("project.files.tasks.upload_request_task", request.pk)
     return request
 
 

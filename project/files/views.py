@@ -26,7 +26,7 @@ from project.files.selectors import (
 )
 from project.files.services import FileInUse, FileRejected, file_blockers, file_delete, file_open, file_upload
 from project.files.staging import upload_request_create
-from project.files.tasks import files_sync_enqueue, sync_status
+from project.files.sync_status import files_sync_enqueue, sync_status
 from project.files.uploads import use_parts
 from project.files.usage import file_usages
 from project.providers.client import ProviderError

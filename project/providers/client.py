@@ -17,7 +17,9 @@ from typing import TypedDict
 
 import httpx2
 import openai
+from openai._constants import DEFAULT_CONNECTION_LIMITS
 
+from project import netguard
 from project.providers.models import ProviderConnection, ProviderKind
 
 # Connect quickly or fail; reading may take long for streamed or big replies.
@@ -112,11 +114,33 @@ def tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
+class OutboundRefusedError(openai.OpenAIError):
+    """Raised by the transport when netguard refuses a request (or a redirect hop). An
+    OpenAIError, so the SDK passes it on at once instead of retrying a refusal."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _ProviderTransport(netguard.GuardedTransport):
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return super().handle_request(request)
+        except netguard.OutboundUnresolvable as error:
+            raise openai.APIConnectionError(message=str(error), request=request) from error
+        except netguard.OutboundRefused as error:
+            raise OutboundRefusedError(str(error)) from error
+
+
 def client_for(connection: ProviderConnection, options: ClientOptions | None = None) -> openai.OpenAI:
+    """The SDK client for a connection. Every request it sends (each redirect hop too)
+    goes through netguard: the base URL must be public or allowed by the operator."""
     options = options or ClientOptions()
     api_key = connection.get_api_key() or PLACEHOLDER_KEY
     webhook_secret = connection.get_webhook_secret() or None
-    http_client = openai.DefaultHttpxClient(verify=tls_context(), timeout=options.timeout)
+    transport = _ProviderTransport(verify=tls_context(), limits=DEFAULT_CONNECTION_LIMITS)
+    http_client = openai.DefaultHttpxClient(transport=transport, timeout=options.timeout)
     if connection.kind == ProviderKind.AZURE:
         return openai.AzureOpenAI(
             azure_endpoint=connection.base_url,
@@ -163,11 +187,15 @@ def _retry_after(error: openai.APIStatusError) -> float | None:
 
 def translate_error(error: openai.OpenAIError) -> ProviderError:
     """Map an SDK exception to the project's error with a plain-words message."""
+    if isinstance(error, OutboundRefusedError):
+        return ProviderError(f"The provider was not called: {error.message}")
     if isinstance(error, openai.APITimeoutError):
         return ProviderTimeout("The provider did not answer in time (timeout). Try again, or check the base URL.")
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__
         detail = f" ({cause})" if cause else ""
+        if isinstance(cause, netguard.OutboundUnresolvable):
+            return ProviderUnreachable(f"Could not reach the provider: {cause}")
         return ProviderUnreachable(f"Could not reach the provider: the host is unreachable{detail}.")
     if isinstance(error, openai.APIStatusError):
         message = _provider_message(error)
@@ -188,13 +216,26 @@ def translate_error(error: openai.OpenAIError) -> ProviderError:
     return ProviderError(f"Provider call failed: {error}")
 
 
+# Raised while a request is built or sent rather than by the SDK's own checks: a header
+# value that is not ASCII (an organization id "org-é"), a URL httpx2 cannot parse. Their
+# tracebacks hold the request's headers, the API key included, so they never reach a page.
+_REQUEST_BUILDING_ERRORS = (UnicodeError, httpx2.InvalidURL, httpx2.HTTPError, ssl.SSLError)
+
+
 @contextmanager
 def provider_errors() -> Iterator[None]:
-    """Turn SDK exceptions raised inside the block into ProviderError."""
+    """Turn SDK exceptions raised inside the block into ProviderError, and errors from
+    building or sending the request into one with a safe message (never the headers)."""
     try:
         yield
     except openai.OpenAIError as error:
         raise translate_error(error) from error
+    except _REQUEST_BUILDING_ERRORS as error:
+        # Not chained: the original's frames hold the headers (and so the key).
+        raise ProviderError(
+            f"The request to the provider could not be sent ({type(error).__name__}); check the connection's "
+            "base URL, organization and project."
+        ) from None
 
 
 def provider_call[T](connection: ProviderConnection, call: Callable[[openai.OpenAI], T],

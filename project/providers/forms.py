@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 
-from project.providers.models import ProviderConnection, ProviderKind
+from project import netguard
+from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
+
+# Organization, project and API version go into request headers and the query string:
+# printable ASCII without spaces, or the request cannot even be built.
+HEADER_SAFE = re.compile(r"^[\x21-\x7e]*$")
+HEADER_SAFE_MESSAGE = "Use letters, digits and punctuation only (no spaces or accented letters)."
 
 
 class ConnectionForm(forms.Form):
@@ -37,12 +44,54 @@ class ConnectionForm(forms.Form):
             }
         super().__init__(*args, **kwargs)
 
+    def clean_base_url(self) -> str:
+        url = str(self.cleaned_data.get("base_url") or "")
+        typed = str(self.data.get(self.add_prefix("base_url"), "")).strip()
+        if typed.startswith("//"):
+            # URLField would quietly make "//169.254.169.254/" into https://169.254.169.254.
+            raise forms.ValidationError("Write the URL with its scheme (http:// or https://).")
+        if not url:
+            return url
+        try:
+            netguard.check_url(url)
+        except netguard.OutboundUnresolvable:
+            pass  # it may resolve later; where it resolves to is checked at every call
+        except netguard.OutboundRefused as error:
+            raise forms.ValidationError(str(error)) from None
+        return url
+
+    def _header_safe(self, name: str) -> str:
+        value = str(self.cleaned_data.get(name) or "").strip()
+        if not HEADER_SAFE.match(value):
+            raise forms.ValidationError(HEADER_SAFE_MESSAGE)
+        return value
+
+    def clean_organization(self) -> str:
+        return self._header_safe("organization")
+
+    def clean_project(self) -> str:
+        return self._header_safe("project")
+
+    def clean_api_version(self) -> str:
+        return self._header_safe("api_version")
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         kind = data.get("kind")
-        if kind in {ProviderKind.AZURE, ProviderKind.COMPATIBLE, ProviderKind.SANDBOX} and not data.get("base_url"):
+        needs_url = kind in {ProviderKind.AZURE, ProviderKind.COMPATIBLE, ProviderKind.SANDBOX}
+        if needs_url and not data.get("base_url") and "base_url" not in self.errors:
             self.add_error("base_url", "This kind of connection needs a base URL.")
         has_saved_key = self.instance is not None and bool(self.instance.api_key_encrypted)
         if kind in {ProviderKind.OPENAI, ProviderKind.AZURE} and not data.get("api_key") and not has_saved_key:
             self.add_error("api_key", "An API key is required for this provider.")
+        if has_saved_key and not data.get("api_key") and "base_url" not in self.errors and self._address_changed(data):
+            # Otherwise an admin could send the saved key (perhaps the owner's) to a host of their choosing.
+            self.add_error("api_key", "Enter the API key again: the address changed.")
         return data
+
+    def _address_changed(self, data: dict[str, Any]) -> bool:
+        assert self.instance is not None
+        kind = str(data.get("kind") or "")
+        new_url = str(data.get("base_url") or DEFAULT_BASE_URLS.get(kind, ""))
+        return kind != self.instance.kind or netguard.url_origin(new_url) != netguard.url_origin(self.instance.base_url)
+

@@ -1,5 +1,7 @@
 """What the dashboard knows about models: context window, output limit, prices,
-capabilities, fine-tuning support. Read from model_facts.json in the repo.
+capabilities, fine-tuning support, endpoints, shutdown date, and whether Chat Completions
+refuses its function tools with reasoning. Read from model_facts.json in the repo (which
+also says where each figure came from and when it was checked).
 
 A fine-tuned model ("ft:gpt-4.1-mini-2025-04-14:org:suffix:id") and a dated
 snapshot ("gpt-4.1-mini-2025-04-14") take the facts of their base model (a
@@ -38,6 +40,15 @@ class ModelFacts:
     training_context: int = 0
     latency: str = "medium"
     tier: str = "balanced"
+    # Which APIs serve it: chat_completions, responses, batch, embeddings, fine_tuning.
+    endpoints: frozenset[str] = frozenset()
+    # The date in the file; GET /v1/models' shutdown_date overrides it (None: none announced).
+    shutdown_date: str | None = None
+    # /v1/chat/completions refuses function tools together with a reasoning effort (gpt-5.4 and later):
+    # tools with reasoning on this model need the Responses engine.
+    chat_refuses_tools_with_reasoning_effort: bool = False
+    reasoning_efforts: tuple[str, ...] = ()
+    default_reasoning_effort: str | None = None
 
     def price(self, kind: str) -> Decimal | None:
         """USD per 1M tokens for kind: input, cached_input, output, batch_input, batch_output, training."""
@@ -49,8 +60,9 @@ class ModelFacts:
 
 @cache
 def _raw_facts() -> dict[str, dict[str, Any]]:
+    """The models of the file; keys starting with "_" (about, checked date, sources) are notes."""
     data = json.loads(FACTS_FILE.read_text())
-    return data["models"]
+    return {k: v for k, v in data["models"].items() if not k.startswith("_")}
 
 
 def base_model_id(model_id: str) -> str:
@@ -83,6 +95,11 @@ def model_facts(model_id: str) -> ModelFacts:
         training_context=int(raw.get("training_context", 0)),
         latency=str(raw.get("latency", "medium")),
         tier=str(raw.get("tier", "balanced")),
+        endpoints=frozenset(raw.get("endpoints", [])),
+        shutdown_date=raw.get("shutdown_date") or None,
+        chat_refuses_tools_with_reasoning_effort=bool(raw.get("chat_refuses_tools_with_reasoning_effort", False)),
+        reasoning_efforts=tuple(raw.get("reasoning_efforts", [])),
+        default_reasoning_effort=raw.get("default_reasoning_effort") or None,
     )
 
 

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from project.netguard import url_origin
 from project.providers.client import ClientOptions, ProviderError
 from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_models, connection_models_forget
@@ -57,9 +58,14 @@ def connection_save(
     creating = connection is None
     if connection is None:
         connection = ProviderConnection(team=team)
+    new_base_url = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
+    address_changed = not creating and (kind != connection.kind or url_origin(new_base_url) != url_origin(connection.base_url))
+    if address_changed and not api_key:
+        # A saved key never follows the connection to another host (the form asks for it again).
+        connection.set_api_key("")
     connection.kind = kind
     connection.name = name.strip()
-    connection.base_url = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
+    connection.base_url = new_base_url
     connection.organization = organization.strip()
     connection.project = project.strip()
     connection.api_version = api_version.strip()

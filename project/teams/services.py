@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -102,6 +104,12 @@ class InvitationError(Exception):
     pass
 
 
+def invitation_is_for(invitation: Invitation, user: User) -> bool:
+    """An invitation is accepted only by the account of the address it was sent to:
+    the link may be forwarded or seen by someone else."""
+    return bool(user.email) and user.email.strip().casefold() == invitation.email.strip().casefold()
+
+
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     invitation = (
@@ -109,6 +117,8 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     )
     if invitation is None or not invitation.is_usable:
         raise InvitationError("This invitation link is invalid, expired or already used.")
+    if not invitation_is_for(invitation, user):
+        raise InvitationError(f"This invitation is for {invitation.email}, not for your account's address.")
     membership, created = Membership.objects.get_or_create(
         team=invitation.team, user=user, defaults={"role": invitation.role}
     )
@@ -124,5 +134,47 @@ def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     invitation.delete()
 
 
+@transaction.atomic
+def invitation_signup(*, token: str, user: User) -> Membership:
+    """A new account made through an invitation link: its email is the invited address."""
+    invitation = Invitation.objects.filter(token_hash=Invitation.hash_token(token)).first()
+    if invitation is None:
+        raise InvitationError("This invitation link is invalid, expired or already used.")
+    user.email = invitation.email
+    user.save()
+    return invitation_accept(token=token, user=user)
+
+
 def user_create(*, username: str, password: str, email: str = "") -> User:
     return get_user_model().objects.create_user(username=username, email=email, password=password)
+
+
+class AccountError(Exception):
+    """An account command cannot do what it was asked; the message says why."""
+
+
+def _one_time_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+@transaction.atomic
+def operator_create(*, username: str, email: str = "") -> str:
+    """A staff superuser for /admin/, in no team. Returns its one-time password."""
+    users = get_user_model().objects
+    if users.filter(username=username).exists():
+        raise AccountError(f"A user named {username!r} already exists; choose another name for the operator.")
+    password = _one_time_password()
+    users.create_superuser(username=username, email=email, password=password)
+    return password
+
+
+def password_reset_to_random(*, username: str) -> str:
+    """Set a new random password and return it. Also lifts a login lockout of the user."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise AccountError(f"No user named {username!r}.")
+    password = _one_time_password()
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    axes_reset(username=user.get_username())
+    return password

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +15,15 @@ from project.teams.access import TeamRequest, team_view
 from project.teams.forms import InvitationForm, RoleForm, TeamForm
 from project.teams.middleware import SESSION_TEAM_KEY
 from project.teams.models import Role
+
+
+def login_locked_out(request: HttpRequest, original_response: object = None, credentials: object = None) -> HttpResponse:
+    """django-axes calls this instead of the login view's answer once an account or an
+    address has failed too often: the login page again, saying why and for how long."""
+    hours = settings.AXES_COOLOFF_TIME
+    context = {"form": AuthenticationForm(request), "locked_out": True, "cooloff_hours": hours,
+               "next": request.POST.get("next", "") if request.method == "POST" else ""}
+    return render(request, "teams/login.html", context, status=429)
 
 
 @team_view()
@@ -135,15 +145,18 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     signup_form: UserCreationForm[User] | None = None
     if not request.user.is_authenticated:
         signup_form = UserCreationForm(request.POST or None)
+    elif not services.invitation_is_for(invitation, request.user):
+        return render(request, "teams/invitation_other_address.html", {"invitation": invitation}, status=403)
     if request.method == "POST":
-        user = request.user
-        if signup_form is not None:
-            if not signup_form.is_valid():
-                return render(request, "teams/invitation_accept.html", {"invitation": invitation, "form": signup_form})
-            user = signup_form.save()
-            login(request, user)
         try:
-            membership = services.invitation_accept(token=token, user=user)  # type: ignore[arg-type]
+            if signup_form is not None:
+                if not signup_form.is_valid():
+                    return render(request, "teams/invitation_accept.html", {"invitation": invitation, "form": signup_form})
+                user = signup_form.save(commit=False)
+                membership = services.invitation_signup(token=token, user=user)
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            else:
+                membership = services.invitation_accept(token=token, user=request.user)  # type: ignore[arg-type]
         except services.InvitationError as error:
             messages.error(request, str(error))
             return redirect("home")

@@ -35,7 +35,7 @@ def test_it_starts_a_thread_with_the_fine_tuned_model_on_the_connection_that_mad
     tuned_on = make_connection(team, name="Tuning account")
     job = make_finished_finetune_job(team, connection=tuned_on, suffix="support")
 
-    started = model_threads_start(team=team, actor=owner, connection=tuned_on, model=job.fine_tuned_model, job=job)
+    started = model_threads_start(team=team, actor=owner, connection=tuned_on, model=job.fine_tuned_model)
 
     assistant = started.thread.assistant
     assert started.compare is None
@@ -47,13 +47,13 @@ def test_it_starts_a_thread_with_the_fine_tuned_model_on_the_connection_that_mad
 
 def test_starting_again_reuses_the_assistant_and_new_instructions_make_a_version(team, owner) -> None:
     job = make_finished_finetune_job(team)
-    first = model_threads_start(team=team, actor=owner, connection=job.connection, model=job.fine_tuned_model, job=job)
-    again = model_threads_start(team=team, actor=owner, connection=job.connection, model=job.fine_tuned_model, job=job)
+    first = model_threads_start(team=team, actor=owner, connection=job.connection, model=job.fine_tuned_model)
+    again = model_threads_start(team=team, actor=owner, connection=job.connection, model=job.fine_tuned_model)
     assert again.thread.pk != first.thread.pk
     assert again.thread.assistant_id == first.thread.assistant_id
     assert Assistant.objects.filter(team=team).count() == 1
 
-    told = model_threads_start(team=team, actor=owner, connection=job.connection, model=job.fine_tuned_model, job=job,
+    told = model_threads_start(team=team, actor=owner, connection=job.connection, model=job.fine_tuned_model,
                                instructions="Answer as the support desk.")
     assistant = Assistant.objects.get(pk=first.thread.assistant_id)
     assert told.thread.assistant_id == assistant.pk
@@ -64,7 +64,7 @@ def test_starting_again_reuses_the_assistant_and_new_instructions_make_a_version
 def test_a_checkpoint_gets_its_own_assistant_named_after_its_step(team, owner) -> None:
     job = make_finished_finetune_job(team, checkpoint_steps=(10, 20))
     checkpoint = f"{job.fine_tuned_model}:ckpt-step-10"
-    started = model_threads_start(team=team, actor=owner, connection=job.connection, model=checkpoint, job=job)
+    started = model_threads_start(team=team, actor=owner, connection=job.connection, model=checkpoint)
     assert started.thread.assistant.name == "Fine-tuned: support at step 10"
     assert started.thread.assistant.current_version.model == checkpoint  # type: ignore[union-attr]
 
@@ -72,7 +72,7 @@ def test_a_checkpoint_gets_its_own_assistant_named_after_its_step(team, owner) -
 def test_compare_starts_two_threads_with_the_same_instructions(team, owner, sandbox_connection) -> None:
     job = make_finished_finetune_job(team, connection=sandbox_connection)
     started = model_threads_start(team=team, actor=owner, connection=sandbox_connection, model=job.fine_tuned_model,
-                                  compare_model="gpt-4.1-mini", instructions="Be brief.", job=job)
+                                  compare_model="gpt-4.1-mini", instructions="Be brief.")
     assert started.compare is not None
     tuned, base = started.thread.assistant, started.compare.assistant
     assert tuned.pk != base.pk
@@ -88,7 +88,7 @@ def test_it_refuses_a_model_the_connection_does_not_have(team, owner, sandbox_co
     job = make_finished_finetune_job(team, connection=sandbox_connection)
     with pytest.raises(ChatError, match="not available"):
         model_threads_start(team=team, actor=owner, connection=sandbox_connection, model=job.fine_tuned_model,
-                            compare_model="gpt-0-imaginary", job=job)
+                            compare_model="gpt-0-imaginary")
     # Nothing half-made: the fine-tuned model's assistant was not kept when the compare model failed.
     assert not Assistant.objects.exists() and not Thread.objects.exists()
 
@@ -97,9 +97,6 @@ def test_it_refuses_another_teams_fine_tuned_model(team, owner, other_team, sand
     theirs = make_finished_finetune_job(other_team)
     with pytest.raises(ChatError, match="not available"):
         model_threads_start(team=team, actor=owner, connection=sandbox_connection, model=theirs.fine_tuned_model)
-    with pytest.raises(ChatError, match="not on this connection"):
-        model_threads_start(team=team, actor=owner, connection=sandbox_connection, model=theirs.fine_tuned_model,
-                            job=theirs)
     assert not Thread.objects.exists()
 
 
@@ -112,7 +109,7 @@ def test_an_unreachable_connection_is_a_clear_refusal(team, owner) -> None:
 def test_one_message_goes_to_both_threads_or_to_neither(team, owner) -> None:
     job = make_finished_finetune_job(team, checkpoint_steps=(5,))
     started = model_threads_start(team=team, actor=owner, connection=job.connection, model=job.fine_tuned_model,
-                                  compare_model=f"{job.fine_tuned_model}:ckpt-step-5", job=job)
+                                  compare_model=f"{job.fine_tuned_model}:ckpt-step-5")
     assert started.compare is not None
     pairs = threads_post_message(threads=[started.thread, started.compare], actor=owner, text="Hello both")
     assert [run.thread_id for _, run in pairs] == [started.thread.pk, started.compare.pk]
@@ -130,7 +127,7 @@ def test_one_message_goes_to_both_threads_or_to_neither(team, owner) -> None:
 
 def test_the_link_shows_a_confirm_page_and_creates_nothing(owner_client, team) -> None:
     job = make_finished_finetune_job(team)
-    response = owner_client.get(_start_url(model=job.fine_tuned_model, job=job.pk))
+    response = owner_client.get(_start_url(model=job.fine_tuned_model, connection=job.connection_id))
     page = response.content.decode()
     assert response.status_code == 200
     assert "Start the thread" in page and job.connection.name in page
@@ -151,7 +148,7 @@ def test_compare_opens_both_threads_side_by_side_and_sends_one_message_to_both(o
                                                                                 sandbox_connection) -> None:
     job = make_finished_finetune_job(team, connection=sandbox_connection)
     response = owner_client.post(reverse("thread_start_with_model"), {"model": job.fine_tuned_model,
-                                                                      "compare": "gpt-4.1-mini", "job": job.pk})
+                                                                      "compare": "gpt-4.1-mini", "connection": job.connection_id})
     tuned = Thread.objects.get(assistant__current_version__model=job.fine_tuned_model)
     base = Thread.objects.get(assistant__current_version__model="gpt-4.1-mini")
     compare_url = reverse("thread_compare", args=[tuned.pk]) + f"?with={base.pk}"
@@ -174,7 +171,7 @@ def test_compare_opens_both_threads_side_by_side_and_sends_one_message_to_both(o
 def test_an_empty_message_to_both_is_an_error_and_swaps_nothing(owner_client, team) -> None:
     job = make_finished_finetune_job(team, checkpoint_steps=(5,))
     started = model_threads_start(team=team, actor=None, connection=job.connection, model=job.fine_tuned_model,
-                                  compare_model=f"{job.fine_tuned_model}:ckpt-step-5", job=job)
+                                  compare_model=f"{job.fine_tuned_model}:ckpt-step-5")
     assert started.compare is not None
     response = owner_client.post(reverse("thread_compare", args=[started.thread.pk]),
                                  {"with": started.compare.pk, "text": "  "}, HTTP_HX_REQUEST="true")
@@ -196,11 +193,10 @@ def test_an_unknown_model_is_explained_on_the_page_not_a_traceback(owner_client,
 
 def test_another_teams_job_connection_or_thread_is_a_404(owner_client, team, other_team) -> None:
     theirs = make_finished_finetune_job(other_team)
-    for params in ({"model": theirs.fine_tuned_model, "job": theirs.pk},
-                   {"model": theirs.fine_tuned_model, "connection": theirs.connection_id}):
+    for params in ({"model": theirs.fine_tuned_model, "connection": theirs.connection_id},):
         assert owner_client.get(_start_url(**params)).status_code == 404
         assert owner_client.post(reverse("thread_start_with_model"), params).status_code == 404
-    assert owner_client.get(_start_url(model="x", job="abc")).status_code == 404
+    assert owner_client.get(_start_url(model="x", connection="abc")).status_code == 404
     mine = make_finished_finetune_job(team, checkpoint_steps=(5,))
     started = model_threads_start(team=team, actor=None, connection=mine.connection, model=mine.fine_tuned_model)
     foreign = model_threads_start(team=other_team, actor=None, connection=theirs.connection,
@@ -215,7 +211,7 @@ def test_a_viewer_cannot_start_a_thread_with_a_model(team) -> None:
     viewer = add_member(team, role=Role.VIEWER).user
     job = make_finished_finetune_job(team)
     client = client_for(viewer)
-    assert client.get(_start_url(model=job.fine_tuned_model, job=job.pk)).status_code == 403
+    assert client.get(_start_url(model=job.fine_tuned_model, connection=job.connection_id)).status_code == 403
     assert client.post(reverse("thread_start_with_model"), {"model": job.fine_tuned_model}).status_code == 403
     assert not Thread.objects.exists()
 

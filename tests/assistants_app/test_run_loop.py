@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from assistants_app import run_loop, streams
+from assistants_app import conversation, recovery, run_loop, streams
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import run_cancel, thread_post_message, tool_answer
 from tests.assistants_app.conftest import wait_for_run
@@ -171,7 +171,7 @@ def test_a_run_whose_worker_died_is_queued_again_and_finishes(team, owner, chat_
     stale = timezone.now() - timedelta(minutes=5)
     run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
                              user_message=message, status=RunStatus.RUNNING, attempts=1, heartbeat_at=stale)
-    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (1, 0)
+    assert recovery.runs_recover_stale(stale_after_seconds=60) == (1, 0)
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED
     assert run.attempts == 2
@@ -188,7 +188,7 @@ def test_a_run_whose_worker_died_twice_is_failed_with_a_reason(team, owner, chat
                              heartbeat_at=timezone.now() - timedelta(minutes=5))
     fresh = Run.objects.create(thread=make_thread(team, assistant), team=team, assistant=assistant, version=version,
                                model=version.model, status=RunStatus.RUNNING, attempts=1, heartbeat_at=timezone.now())
-    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (0, 1)
+    assert recovery.runs_recover_stale(stale_after_seconds=60) == (0, 1)
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "worker" in run.error
     assert Run.objects.get(pk=fresh.pk).status == RunStatus.RUNNING  # a live run is left alone
@@ -212,7 +212,7 @@ def test_a_post_made_while_redis_is_unreachable_is_kept_and_sent_by_the_sweep(te
     run = Run.objects.get(thread=thread)
     assert run.status == RunStatus.QUEUED and run.user_message is not None
     Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=2))
-    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (1, 0)
+    assert recovery.runs_recover_stale(stale_after_seconds=60) == (1, 0)
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED
     assert Message.objects.get(run=run, role="assistant").text == "kept"
@@ -231,7 +231,7 @@ def test_sending_a_queued_run_again_keeps_what_a_worker_may_have_written(team, c
     Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=2))
     # Between the sweep's query and its sending, a worker claims the run and writes.
     streams.publish(run.pk, "delta", "Already on its way")
-    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (1, 0)
+    assert recovery.runs_recover_stale(stale_after_seconds=60) == (1, 0)
     assert sent == [run.pk]
     shown, _, _ = streams.fold(streams.redis_client().xrange(streams.stream_key(run.pk)))
     assert shown == [("delta", "Already on its way")]
@@ -246,7 +246,7 @@ def test_a_run_no_worker_takes_is_failed_with_a_reason_after_ten_minutes(team, o
     Run.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=11))
     just_queued = Run.objects.create(thread=make_thread(team, assistant), team=team, assistant=assistant,
                                      version=version, model=version.model, status=RunStatus.WAITING)
-    assert run_loop.runs_recover_stale(stale_after_seconds=60) == (0, 1)
+    assert recovery.runs_recover_stale(stale_after_seconds=60) == (0, 1)
     lost.refresh_from_db()
     assert lost.status == RunStatus.FAILED and "No worker took this reply within 10 minutes" in lost.error
     assert Run.objects.get(pk=just_queued.pk).status == RunStatus.WAITING  # waiting for a person: left alone
@@ -280,15 +280,17 @@ def test_an_http_tool_is_called_signed_and_its_answer_reaches_the_model(team, ow
 def test_the_history_is_read_newest_first_across_pages_and_sent_in_order(team, chat_connection, monkeypatch) -> None:
     from project.providers.model_facts import model_facts
 
-    monkeypatch.setattr(run_loop, "HISTORY_PAGE", 3)
+    monkeypatch.setattr(conversation, "HISTORY_PAGE", 3)
     assistant = make_assistant(team, chat_connection, instructions="Be brief.")
     thread = make_thread(team, assistant)
     for i in range(8):
         make_message(thread, f"turn {i}", role="user" if i % 2 == 0 else "assistant")
     version = assistant.current_version
     assert version is not None
-    messages, trimmed = run_loop.build_history(thread=thread, version=version, facts=model_facts(version.model))
-    assert [m["content"] for m in messages] == ["Be brief."] + [f"turn {i}" for i in range(8)] and trimmed == 0
+    messages, trimmed = conversation.build_history(thread=thread, version=version, facts=model_facts(version.model))
+    assert [m["content"] for m in messages] == [f"turn {i}" for i in range(8)] and trimmed == 0
+    body = conversation.chat_request(conversation.version_request_spec(version), messages, stream=True)
+    assert [m["content"] for m in body["messages"]] == ["Be brief."] + [f"turn {i}" for i in range(8)]
 
 
 class _Lines:

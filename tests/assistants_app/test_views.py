@@ -110,7 +110,7 @@ def test_the_model_picker_lists_the_connections_models_with_facts(owner_client, 
     make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
     page = owner_client.get("/assistants/new/").content.decode()
     assert "<code>gpt-4.1-mini</code>" in page and "1047576" in page
-    assert "2027-03-31" in page  # gpt-4o-mini's shutdown date, from GET /v1/models
+    assert "2027-01-14" in page  # gpt-4o-mini's shutdown date, from GET /v1/models
     assert "vision, tools, structured outputs" in page
 
 
@@ -418,3 +418,23 @@ def test_a_structured_reply_is_shown_as_formatted_json_and_checked_against_its_s
     assert '<pre class="json">{\n  &quot;city&quot;: &quot;Lisbon&quot;\n}</pre>' in page
     assert "Valid against the reply schema." in page
     assert "Does not follow the schema: &#x27;city&#x27; is a required property" in page
+
+
+def test_a_refused_post_stores_no_picture_and_uploads_no_file(owner_client, team) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from assistants_app.models import ChatImage, Run
+    from project.files.models import File
+
+    thread = make_thread(team, make_assistant(team))
+    started = make_message(thread, "first question")
+    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=thread.assistant.current_version,
+                       user_message=started, model="gpt-4.1-mini")  # a reply still queued
+    before = set(File.objects.values_list("pk", flat=True))
+    response = owner_client.post(f"/threads/{thread.pk}/messages/", {
+        "text": "second question", "images": SimpleUploadedFile("p.png", _png(30, 20), "image/png"),
+        "files": SimpleUploadedFile("notes.txt", b"some notes", "text/plain")}, headers={"HX-Request": "true"})
+    assert "still being written" in response.content.decode()
+    assert not ChatImage.objects.filter(team=team).exists()
+    assert set(File.objects.values_list("pk", flat=True)) == before
+    assert not thread.messages.filter(text="second question").exists()

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from assistants_app import run_loop, streams
+from assistants_app import recovery, streams
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import thread_post_message
 from project.celery import app as celery_app
@@ -168,7 +168,7 @@ def test_a_reply_whose_worker_is_killed_mid_stream_is_written_again_by_another_w
     _kill_mid_reply(run.pk, first_worker, celery_workers, attempt=1)
 
     _wait_until_stale(run.pk, celery_workers)
-    assert run_loop.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS) == (1, 0)
+    assert recovery.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS) == (1, 0)
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
     kinds = _stream_kinds(run.pk)
@@ -198,12 +198,12 @@ def test_a_reply_whose_worker_is_killed_on_every_attempt_fails_with_the_reason(
     _, run = thread_post_message(thread=thread, actor=owner, text=text)
     _kill_mid_reply(run.pk, first_worker, celery_workers, attempt=1)
     _wait_until_stale(run.pk, celery_workers)
-    assert run_loop.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS) == (1, 0)
+    assert recovery.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS) == (1, 0)
 
     # The second attempt's worker dies too: with the default two attempts, that is the last.
     _kill_mid_reply(run.pk, celery_workers.start(), celery_workers, attempt=2)
     _wait_until_stale(run.pk, celery_workers)
-    assert run_loop.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS) == (0, 1)
+    assert recovery.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS) == (0, 1)
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED

@@ -31,3 +31,28 @@ def test_every_project_task_declares_its_workload() -> None:
     assert ours
     undeclared = [name for name in ours if getattr(app.tasks[name], "workload", None) not in {"io", "cpu"}]
     assert undeclared == []
+
+
+def _names_sent_by_name() -> set[str]:
+    """Every task name a service sends through project.queue, read off the source."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r"task_send(?:_on_commit)?\(\s*\"([\w.]+)\"")
+    return {name for package in ("project", "assistants_app", "jobs_app") for path in (root / package).rglob("*.py")
+            for name in pattern.findall(path.read_text())}
+
+
+def test_every_task_a_service_sends_by_name_is_registered_without_the_worker_loading_it() -> None:
+    # No import_default_modules(): the web process has only what the apps registered in ready().
+    names = _names_sent_by_name()
+    assert "assistants_app.run_execute" in names and len(names) >= 10
+    assert sorted(name for name in names if name not in app.tasks) == []
+
+
+def test_each_app_adds_its_periodic_tasks_and_each_names_a_registered_task() -> None:
+    schedule = app.conf.beat_schedule
+    assert set(schedule) >= {"chat-recover-stale-runs", "finetune-sync", "files-sync-all", "files-reap-uploads",
+                             "batches-sync"}
+    assert sorted(entry["task"] for entry in schedule.values() if entry["task"] not in app.tasks) == []

@@ -146,4 +146,6 @@ def test_it_runs_responses_batches(client: openai.OpenAI, spec: Spec) -> None:
     line = json.loads(client.files.content(batch.output_file_id).text)
     body = line["response"]["body"]
     spec.validate("Response", body)
-    assert body["output"][0]["content"][0]["text"] == "from responses"
+    # A reasoning model answers with its reasoning item first, then the message.
+    assert [item["type"] for item in body["output"]] == ["reasoning", "message"]
+    assert body["output"][1]["content"][0]["text"] == "from responses"

@@ -54,7 +54,7 @@ def test_it_trains_a_model_that_then_serves_chat_and_batches(client: openai.Open
     assert client.files.retrieve(job.result_files[0]).purpose == "fine-tune-results"
 
     model = client.models.retrieve(job.fine_tuned_model)
-    assert model.owned_by == "sandbox-org" and model.shutdown_date == "2027-03-31"
+    assert model.owned_by == "sandbox-org" and model.shutdown_date == "2027-01-14"
     assert job.fine_tuned_model in {m.id for m in client.models.list()}
     reply = client.chat.completions.create(model=job.fine_tuned_model,
                                            messages=[{"role": "user", "content": "echo: tuned"}])

@@ -19,7 +19,8 @@ def test_it_lists_current_models_with_shutdown_dates(client: openai.OpenAI, api:
     assert {"gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4o", "gpt-4o-mini", "o3", "text-embedding-3-small"} <= ids
     mini = client.models.retrieve("gpt-4o-mini")
     assert mini.shutdown_date is not None and mini.shutdown_date.startswith("2027")
-    assert client.models.retrieve("gpt-5").shutdown_date is None
+    assert client.models.retrieve("gpt-5").shutdown_date == "2026-12-11"
+    assert client.models.retrieve("gpt-5.5").shutdown_date is None
 
 
 def test_it_answers_an_unknown_model_with_404_model_not_found(client: openai.OpenAI, api: httpx2.Client,

@@ -121,7 +121,7 @@ def test_python_dash_m_sandbox_serves_on_the_given_port(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from project.asgi_thread import free_port
+    from devtools.asgi_thread import free_port
 
     port = free_port()
     root = Path(__file__).resolve().parents[2]

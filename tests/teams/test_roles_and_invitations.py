@@ -65,7 +65,7 @@ def test_an_admin_invites_by_a_link_sent_by_email_and_a_new_person_joins(team, o
 
 def test_an_existing_user_accepts_while_logged_in(team) -> None:
     admin = add_member(team, role=Role.ADMIN).user
-    client_for(admin).post("/settings/invitations/", {"email": "x@example.com", "role": "viewer"})
+    client_for(admin).post("/settings/invitations/", {"email": "someone@example.com", "role": "viewer"})
     found = re.search(r"/invite/(\S+)/", str(mail.outbox[0].body))
     assert found
     token = found.group(1)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from jobs_app.batches.models import TERMINAL_STATUSES, BatchGroup
 from jobs_app.batches.sync import batches_sync_connection
-from jobs_app.models_batches import TERMINAL_STATUSES, BatchGroup
 from project.providers.models import ProviderConnection, ProviderKind
 from project.teams.models import Team
 from sandbox.testing import running_sandbox

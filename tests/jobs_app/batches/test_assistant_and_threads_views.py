@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from jobs_app.batches.models import Batch, BatchBuild, BatchGroup, BatchRequest, BatchStatus
 from jobs_app.batches.tasks import batch_build_task
-from jobs_app.models_batches import Batch, BatchBuild, BatchGroup, BatchRequest, BatchStatus
 from project.teams.models import Role, Team
 from tests.conftest import client_for
 from tests.factories import add_member, make_assistant, make_batch_group, make_connection, make_message, make_thread
@@ -49,6 +49,7 @@ def test_a_csv_with_an_assistant_takes_model_instructions_format_and_tools_from_
         "messages": [{"role": "system", "content": "One French word."},
                      {"role": "user", "content": "Translate cat to French."}],
         "max_completion_tokens": 50,
+        "parallel_tool_calls": True,  # the same request a chat run sends (one request builder)
         "response_format": {"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": SCHEMA}},
         "tools": [{"type": "function", "function": {"name": "dictionary", "description": "Look a word up",
                                                     "parameters": TOOL["parameters"]}}],

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from playwright.sync_api import expect
 
-from jobs_app.models_batches import BatchGroup, RequestStatus
+from jobs_app.batches.models import BatchGroup, RequestStatus
 from tests.factories import log_in, make_team, make_user
 from tests.jobs_app.batches.conftest import WEBHOOK_SECRET, sandbox_connection
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from assistants_app.conversation import assistant_request_spec
 from assistants_app.models import Assistant
 from assistants_app.services import assistant_update
 from jobs_app.batches.build import (
@@ -16,13 +17,12 @@ from jobs_app.batches.build import (
     items_from_conversations,
     items_from_csv,
     items_from_jsonl,
-    request_body_for_assistant,
     thread_conversation,
 )
+from jobs_app.batches.models import Batch, BatchGroup, BatchRequest
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
-from jobs_app.models_batches import Batch, BatchGroup, BatchRequest
 from project.teams.models import Team
 from project.tokens import count_messages
 from tests.factories import batch_chat_line, make_assistant, make_connection, make_message, make_thread
@@ -176,18 +176,18 @@ def test_an_assistants_current_version_makes_the_body(team: Team) -> None:
         "model": "gpt-4.1", "instructions": "You are terse.", "temperature": 0.2, "top_p": None, "reasoning_effort": "",
         "max_output_tokens": 100, "tools": [HTTP_TOOL], "response_schema": SCHEMA})
     assistant = Assistant.objects.get(pk=assistant.pk)
-    spec = request_body_for_assistant(assistant)
+    spec = assistant_request_spec(assistant)
     # The current (second) version, and only function definitions: binding, URL and timeout stay on the site.
     assert spec == BodySpec(
         model="gpt-4.1", instructions="You are terse.",
         response_format={"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": SCHEMA}},
         tools=[{"type": "function", "function": {"name": "lookup", "description": "Find a word",
                                                  "parameters": HTTP_TOOL["parameters"]}}],
-        extra={"temperature": 0.2, "max_completion_tokens": 100})
+        extra={"temperature": 0.2, "max_completion_tokens": 100, "parallel_tool_calls": True})
     body = body_for_prompt(spec, CHAT, "hi")
     assert "https://tools.example" not in json.dumps(body)
     reasoning = make_assistant(team, model="o4-mini", instructions="", temperature=0.5, reasoning_effort="high")
-    assert request_body_for_assistant(reasoning) == BodySpec(model="o4-mini", extra={"reasoning_effort": "high"})
+    assert assistant_request_spec(reasoning) == BodySpec(model="o4-mini", extra={"reasoning_effort": "high"})
 
 
 def test_a_threads_conversation_ends_at_its_last_user_message(team: Team) -> None:
@@ -222,7 +222,7 @@ def test_a_tool_call_left_unanswered_is_kept_as_text_only(team: Team) -> None:
 
 
 def test_a_long_thread_is_trimmed_from_its_oldest_messages_to_fit_the_model(team: Team) -> None:
-    from assistants_app.run_loop import history_budget
+    from assistants_app.conversation import history_budget
     from project.providers.model_facts import model_facts
     from project.tokens import count_message, encoding_for_model
 

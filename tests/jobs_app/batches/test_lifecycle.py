@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from jobs_app.batches.models import Batch, BatchGroup, BatchRequest, BatchStatus, RequestStatus, ResultsState
 from jobs_app.batches.results import batch_results_collect
 from jobs_app.batches.services import (
     batch_group_cancel,
@@ -15,7 +16,6 @@ from jobs_app.batches.services import (
     batch_group_submit,
 )
 from jobs_app.batches.sync import batches_sync_connection
-from jobs_app.models_batches import Batch, BatchGroup, BatchRequest, BatchStatus, RequestStatus, ResultsState
 from project.files.models import File
 from project.providers.model_facts import model_facts
 from project.teams.models import Team

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from jobs_app.batches.models import BatchGroup, BatchRequest, RequestStatus
 from jobs_app.batches.results import join_results, parse_result_lines
-from jobs_app.models_batches import BatchGroup, BatchRequest, RequestStatus
 from project.teams.models import Team
 from tests.factories import batch_chat_line, make_batch_group
 
@@ -61,8 +61,8 @@ def test_embedding_and_non_json_outputs_are_shown_as_text() -> None:
 
 
 def test_results_are_fetched_again_after_a_passing_failure_and_the_last_failure_is_shown(team: Team) -> None:
+    from jobs_app.batches.models import Batch, BatchStatus, ResultsState
     from jobs_app.batches.results import batch_results_collect
-    from jobs_app.models_batches import Batch, BatchStatus, ResultsState
     from tests.factories import make_connection
 
     group = make_batch_group(team, make_connection(team, base_url="http://127.0.0.1:9/v1"))

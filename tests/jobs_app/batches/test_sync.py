@@ -14,12 +14,12 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs_app.batches import sync
+from jobs_app.batches.models import Batch, BatchGroup, BatchStatus, RequestStatus, ResultsState
 from jobs_app.batches.services import batch_group_mark_submitting, batch_group_submit
-from jobs_app.models import WebhookDelivery
-from jobs_app.models_batches import Batch, BatchGroup, BatchStatus, RequestStatus, ResultsState
 from project.providers.client import client_for
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
+from project.webhooks.models import WebhookDelivery
 from sandbox.webhooks import sign
 from tests.factories import batch_chat_line, make_batch_group, make_connection
 from tests.jobs_app.batches.conftest import WEBHOOK_SECRET, sandbox_connection, sync_until_terminal, wait_until

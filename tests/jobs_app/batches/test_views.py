@@ -10,9 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from jobs_app.batches.results import join_results, parse_result_lines
-from jobs_app.batches.tasks import batch_build_task
-from jobs_app.models_batches import (
+from jobs_app.batches.models import (
     Batch,
     BatchBuild,
     BatchGroup,
@@ -22,6 +20,8 @@ from jobs_app.models_batches import (
     RequestStatus,
     ResultsState,
 )
+from jobs_app.batches.results import join_results, parse_result_lines
+from jobs_app.batches.tasks import batch_build_task
 from project.teams.models import Role, Team
 from tests.conftest import client_for
 from tests.factories import add_member, batch_chat_line, make_batch_group, make_connection

@@ -8,6 +8,7 @@ import time
 import openai
 import pytest
 
+from jobs_app.finetune.models import FineTuneJob, JobStatus, MetricPoint
 from jobs_app.finetune.services import (
     FineTuneInputError,
     _copy_remote,
@@ -16,9 +17,9 @@ from jobs_app.finetune.services import (
     finetune_job_refresh,
 )
 from jobs_app.finetune.sync import sync_connection
-from jobs_app.models_finetune import FineTuneJob, JobStatus, MetricPoint, Notification
 from project.files.models import File
 from project.files.services import FileInUse, file_delete
+from project.notifications.models import Notification
 from project.providers.client import ProviderError
 from tests.factories import chat_example, jsonl, make_dataset
 from tests.jobs_app.finetune.conftest import sandbox_connection, wait_until

@@ -22,12 +22,13 @@ from django.utils import timezone
 
 from jobs_app.finetune import services as finetune_services
 from jobs_app.finetune import sync as finetune_sync
+from jobs_app.finetune.models import FineTuneJob, FineTuneSyncState, JobStatus
 from jobs_app.finetune.services import finetune_job_create
 from jobs_app.finetune.sync import LIST_PAGE, sync_connection
 from jobs_app.finetune.tasks import finetune_job_refresh_task
-from jobs_app.models import WebhookDelivery
-from jobs_app.models_finetune import FineTuneJob, FineTuneSyncState, JobStatus, Notification
 from project.files.services import file_upload
+from project.notifications.models import Notification
+from project.webhooks.models import WebhookDelivery
 from sandbox.webhooks import sign
 from tests.factories import chat_example, jsonl, make_dataset, make_finetune_job
 from tests.jobs_app.finetune.conftest import sandbox_connection, wait_until

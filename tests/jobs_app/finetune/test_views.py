@@ -6,7 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from jobs_app.models_finetune import Dataset, FineTuneJob, JobStatus, Notification
+from jobs_app.finetune.models import Dataset, FineTuneJob, JobStatus
+from project.notifications.models import Notification
 from project.teams.models import Role
 from tests.conftest import client_for
 from tests.factories import add_member, chat_example, jsonl, make_dataset, make_finetune_job
@@ -79,7 +80,7 @@ def test_the_create_form_offers_finetunable_models_the_estimate_and_the_deadline
     fragment = owner_client.get(reverse("finetune_job_create"), {"connection": connection.pk, "dataset": dataset.pk,
                                                                  "base_model": "gpt-4.1-nano", "n_epochs": "2"},
                                 HTTP_HX_REQUEST="true").content.decode()
-    assert "gpt-4.1-nano shuts down on 2027-02-17" in fragment and "2 epochs (as chosen)" in fragment
+    assert "gpt-4.1-nano shuts down on 2026-10-23" in fragment and "2 epochs (as chosen)" in fragment
 
 
 def test_creating_a_job_sends_the_files_and_opens_the_job_page(owner_client, team, sandbox_url) -> None:

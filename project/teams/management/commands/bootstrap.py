@@ -27,7 +27,9 @@ class Command(BaseCommand):
             first_start = not user_model.objects.exists()
             if first_start:
                 password = secrets.token_urlsafe(12)
-                owner = user_model.objects.create_superuser(username="admin", email="", password=password)
+                # A plain user: the team's own pages manage the team. /admin/ shows every team,
+                # so it is for operators only (manage.py createoperator).
+                owner = user_model.objects.create_user(username="admin", email="", password=password)
                 team_create(name="My team", owner=owner)
         team = Team.objects.order_by("pk").first()
         if team is not None and not ProviderConnection.objects.filter(team=team).exists():
@@ -45,5 +47,6 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(
                 f"\n{line}\nFirst start: created team 'My team' and its owner.\n"
                 f"  Log in at {settings.SITE_URL}/login/\n  username: admin\n  password: {password}\n"
-                f"This password is shown only once; change it under 'Password' after logging in.\n{line}\n"
+                f"This password is shown only once; change it under 'Password' after logging in.\n"
+                f"Lost it? python manage.py setpassword admin\n{line}\n"
             ))

@@ -1,4 +1,4 @@
-"""Job data. Webhook deliveries are recorded so a replayed delivery changes nothing twice."""
+"""Webhook deliveries are recorded so a replayed delivery changes nothing twice."""
 
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        db_table = "jobs_app_webhookdelivery"  # made before the platform owned webhooks
         constraints = [
             models.UniqueConstraint(fields=["connection", "webhook_id"], name="webhook_delivery_once"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.webhook_id}"
-from jobs_app import models_finetune  # noqa: E402,F401 - registers the fine-tuning models (own module, by concept)
-from jobs_app.models_batches import Batch, BatchBuild, BatchGroup, BatchRequest  # noqa: E402, F401

@@ -4,12 +4,12 @@ from typing import Any
 
 from django import template
 
-from jobs_app.finetune.selectors import team_unread_notification_count
+from project.notifications.selectors import team_unread_notification_count
 
 register = template.Library()
 
 
-@register.inclusion_tag("jobs_app/finetune/_bell.html", takes_context=True)
+@register.inclusion_tag("notifications/_bell.html", takes_context=True)
 def notification_bell(context: dict[str, Any]) -> dict[str, Any]:
     team = context.get("current_team")
     request = context.get("request")

@@ -1,6 +1,10 @@
 """Fine-tuning data: datasets validated here before anything is sent, jobs mirrored
 from the provider with their events, checkpoints and metric points, the per-connection
-sync state, and the team's in-app notifications."""
+sync state.
+
+The tables keep the names they were made with when fine-tuning was part of one jobs_app
+(Meta.db_table): moving the models to their own app moved no data.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ class Dataset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "jobs_app_dataset"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -122,6 +127,7 @@ class FineTuneJob(models.Model):
     synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "jobs_app_finetunejob"
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["connection", "remote_id"], name="finetune_job_once_per_connection"),
@@ -158,6 +164,7 @@ class FineTuneEvent(models.Model):
     data: models.JSONField[Any] = models.JSONField(null=True, blank=True)
 
     class Meta:
+        db_table = "jobs_app_finetuneevent"
         ordering = ["created_at", "id"]
         constraints = [models.UniqueConstraint(fields=["job", "remote_id"], name="finetune_event_once")]
 
@@ -174,6 +181,7 @@ class FineTuneCheckpoint(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        db_table = "jobs_app_finetunecheckpoint"
         ordering = ["-step"]
         constraints = [models.UniqueConstraint(fields=["job", "remote_id"], name="finetune_checkpoint_once")]
 
@@ -192,6 +200,7 @@ class MetricPoint(models.Model):
     valid_accuracy = models.FloatField(null=True)
 
     class Meta:
+        db_table = "jobs_app_metricpoint"
         ordering = ["step"]
         constraints = [models.UniqueConstraint(fields=["job", "step"], name="finetune_metric_once_per_step")]
 
@@ -208,37 +217,8 @@ class FineTuneSyncState(models.Model):
     last_error = models.TextField(blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        db_table = "jobs_app_finetunesyncstate"
+
     def __str__(self) -> str:
         return f"sync {self.connection_id}"
-
-
-class Notification(models.Model):
-    """News for the whole team (a job ended). Each person has read it or not: see
-    NotificationsSeen."""
-
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="notifications")
-    text = models.CharField(max_length=500)
-    link = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["team", "created_at"], name="notification_team_time")]
-
-    def __str__(self) -> str:
-        return self.text
-
-
-class NotificationsSeen(models.Model):
-    """How far one person has read their team's notifications: everything made after
-    `until` is unread for them, whatever their colleagues have read."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
-    until = models.DateTimeField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "team"], name="notifications_seen_once")]
-
-    def __str__(self) -> str:
-        return f"{self.user_id} read team {self.team_id} up to {self.until}"

@@ -5,6 +5,9 @@ template, chosen threads, or the failed rows of another group). Input over the
 provider's per-batch limits is split into several Batch parts, submitted together.
 Every request of the input is a BatchRequest row written at build time, so results
 can be joined to their inputs by custom_id and failed rows can be run again.
+
+The tables keep the names they were made with when batches was part of one jobs_app
+(Meta.db_table): moving the models to their own app moved no data.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class BatchGroup(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "jobs_app_batchgroup"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["team", "-created_at"], name="batchgroup_team_recent")]
 
@@ -124,6 +128,7 @@ class BatchBuild(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "jobs_app_batchbuild"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -178,6 +183,7 @@ class Batch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "jobs_app_batch"
         ordering = ["group_id", "part"]
         constraints = [
             models.UniqueConstraint(fields=["connection", "remote_id"], condition=~models.Q(remote_id=""),
@@ -236,6 +242,7 @@ class BatchRequest(models.Model):
     provider_request_id = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        db_table = "jobs_app_batchrequest"
         ordering = ["batch_id", "line_no"]
         constraints = [models.UniqueConstraint(fields=["batch", "custom_id"], name="batchrequest_unique_custom_id")]
         indexes = [models.Index(fields=["batch", "status"], name="batchrequest_batch_status")]

@@ -4,8 +4,8 @@ PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set (CI sets them t
 the machine's own servers); otherwise embedded ones are started for the run.
 Secrets for the test settings are made fresh each run.
 
-    python -m project.testrun [--no-lint] [pytest args]   ruff, mypy, then pytest
-    python -m project.testrun --bench [names] [--flags]   migrate a database, then the benchmarks
+    python -m devtools.testrun [--no-lint] [pytest args]   ruff, mypy, import contracts, then pytest
+    python -m devtools.testrun --bench [names] [--flags]   migrate a database, then the benchmarks
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from project.devservices import embedded_services
+from devtools.services import embedded_services
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -46,9 +46,13 @@ def service_environment() -> Iterator[dict[str, str]]:
 def run_tests(args: list[str]) -> int:
     with service_environment() as env:
         if not args or args[0] != "--no-lint":
-            for step in (["ruff", "check", "."], ["mypy", "."]):
-                print(f"[test] {' '.join(step)}", flush=True)
-                result = subprocess.run([PYTHON, "-m", *step], cwd=BASE_DIR, env=env)
+            # lint-imports checks the import contracts in pyproject.toml (no cycles, the
+            # platform imports no feature, features meet only through a published module).
+            steps = {"ruff check .": [PYTHON, "-m", "ruff", "check", "."], "mypy .": [PYTHON, "-m", "mypy", "."],
+                     "lint-imports": [str(Path(PYTHON).with_name("lint-imports")), "--no-cache"]}
+            for label, step in steps.items():
+                print(f"[test] {label}", flush=True)
+                result = subprocess.run(step, cwd=BASE_DIR, env=env)
                 if result.returncode != 0:
                     return result.returncode
         else:

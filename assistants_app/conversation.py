@@ -1,0 +1,275 @@
+"""What a version sends and what a thread's history is: chat's published face.
+
+Everything that turns an assistant's version and a thread's stored messages into a
+request to a model lives here, once: the chat worker (run_loop) and batches (a thread
+asked again, a CSV through an assistant) both call it, so a request is built the same
+way wherever it goes. Other features import this module and nothing else of chat's
+internals (an import-linter contract in pyproject.toml holds them to it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+
+from assistants_app.images import image_data_url
+from assistants_app.models import Assistant, AssistantVersion, Message, Role, Thread
+from assistants_app.selectors import ThreadFilters, team_assistants, team_threads, thread_list_page, thread_message_counts
+from assistants_app.tools import api_tools
+from project.providers.model_facts import ModelFacts, model_facts
+from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
+
+# Published for other features: what they may use of chat. The reads let a feature offer
+# the team's assistants and threads to choose from (batches asks threads again).
+__all__ = [
+    "Assistant", "HistoryTooLong", "RequestSpec", "Thread", "ThreadFilters", "api_message", "assistant_request_spec",
+    "build_history", "chat_request", "history_budget", "output_budget", "responses_request", "team_assistants",
+    "team_threads", "thread_list_page", "thread_message_counts", "thread_question", "user_content",
+    "version_request_spec",
+]
+
+
+class HistoryTooLong(Exception):
+    """The latest message alone does not fit the model's context window; the message is shown."""
+
+
+# -- what a version sends --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """What makes a request besides the conversation: the model, the instructions, the
+    tools (as Chat Completions function definitions), the response format, and the
+    sampling or reasoning settings the model takes (`extra`, in Chat Completions terms)."""
+
+    model: str
+    instructions: str = ""
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def version_request_spec(version: AssistantVersion, facts: ModelFacts | None = None) -> RequestSpec:
+    """A version's settings as a request takes them: temperature/top_p, or reasoning_effort
+    for a reasoning model (which refuses the sampling settings), the output limit, a strict
+    json_schema response format for a response schema ({} means free text), and the tools."""
+    facts = facts or model_facts(version.model)
+    extra: dict[str, Any] = {}
+    if facts.supports("reasoning"):
+        if version.reasoning_effort:
+            extra["reasoning_effort"] = version.reasoning_effort
+    else:
+        if version.temperature is not None:
+            extra["temperature"] = version.temperature
+        if version.top_p is not None:
+            extra["top_p"] = version.top_p
+    if version.max_output_tokens:
+        extra["max_completion_tokens"] = version.max_output_tokens
+    tools = api_tools(version.tools) if version.tools else None
+    if tools:
+        extra["parallel_tool_calls"] = True
+    schema = version.response_schema or None
+    response_format = ({"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}}
+                       if schema else None)
+    return RequestSpec(model=version.model, instructions=version.instructions or "", response_format=response_format,
+                       tools=tools, extra=extra)
+
+
+def assistant_request_spec(assistant: Assistant) -> RequestSpec:
+    """The assistant's current version's spec; ValueError when it has none yet."""
+    version = assistant.current_version
+    if version is None:
+        raise ValueError(f"{assistant} has no saved version yet.")
+    return version_request_spec(version)
+
+
+def chat_request(spec: RequestSpec, messages: list[dict[str, Any]], *, stream: bool) -> dict[str, Any]:
+    """A Chat Completions body: the instructions as the system message, then `messages`."""
+    system = [{"role": "system", "content": spec.instructions}] if spec.instructions else []
+    body: dict[str, Any] = {"model": spec.model, "messages": system + messages, **spec.extra}
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    if spec.response_format:
+        body["response_format"] = spec.response_format
+    if spec.tools:
+        body["tools"] = spec.tools
+    return body
+
+
+def responses_request(spec: RequestSpec, input_value: str | list[dict[str, Any]]) -> dict[str, Any]:
+    """A Responses body for the same spec. Responses names three settings differently
+    (max_output_tokens, reasoning.effort, text.format) and takes tools flat."""
+    extra = dict(spec.extra)
+    if "max_completion_tokens" in extra:
+        extra["max_output_tokens"] = extra.pop("max_completion_tokens")
+    if "reasoning_effort" in extra:
+        extra["reasoning"] = {"effort": extra.pop("reasoning_effort")}
+    body: dict[str, Any] = {"model": spec.model, "input": input_value, **extra}
+    if spec.instructions:
+        body["instructions"] = spec.instructions
+    if spec.response_format and spec.response_format.get("type") == "json_schema":
+        body["text"] = {"format": {"type": "json_schema", **(spec.response_format.get("json_schema") or {})}}
+    if spec.tools:
+        body["tools"] = [{"type": "function", **tool.get("function", {})} for tool in spec.tools]
+    else:
+        body.pop("parallel_tool_calls", None)
+    return body
+
+
+# -- what a thread's history is ----------------------------------------------------------------------
+
+def user_content(message: Message) -> str | list[dict[str, Any]]:
+    """A user message as the API takes it: the text alone, or the text and its parts
+    (images as data URLs, files by their provider id)."""
+    if not message.attachments:
+        return message.text
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}] if message.text else []
+    for attachment in message.attachments:
+        if attachment.get("type") == "image":
+            url = image_data_url(attachment, team_id=message.team_id)
+            if url is not None:
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+        elif attachment.get("type") == "file" and attachment.get("remote_id"):
+            parts.append({"type": "file", "file": {"file_id": attachment["remote_id"]}})
+    return parts or message.text
+
+
+def api_message(message: Message) -> dict[str, Any]:
+    if message.role == Role.TOOL:
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+    if message.role == Role.ASSISTANT:
+        out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        if message.tool_calls:
+            out["tool_calls"] = message.tool_calls
+        return out
+    return {"role": "user", "content": user_content(message)}
+
+
+HISTORY_PAGE = 200
+
+
+def _newest_first(messages: QuerySet[Message]) -> Iterator[Message]:
+    """The messages newest first, a page per query (keyset on id): most threads fit in
+    one page, one round trip, where a server-side cursor (.iterator()) costs three."""
+    before: int | None = None
+    while True:
+        page = list((messages if before is None else messages.filter(id__lt=before)).order_by("-id")[:HISTORY_PAGE])
+        yield from page
+        if len(page) < HISTORY_PAGE:
+            return
+        before = page[-1].pk
+
+
+_version_token_counts: dict[int, int] = {}
+
+
+def _version_tokens(version: AssistantVersion) -> int:
+    """Tokens the instructions and tool definitions take in every request. A version
+    never changes once saved, so each is counted once per process, not once per run
+    (long instructions take a millisecond or more to encode)."""
+    count = _version_token_counts.get(version.pk)
+    if count is None:
+        encoding = encoding_for_model(version.model)
+        count = count_message({"role": "system", "content": version.instructions}, encoding) if version.instructions else 0
+        if version.tools:
+            count += len(encoding.encode(json.dumps(api_tools(version.tools)), disallowed_special=()))
+        _version_token_counts[version.pk] = count
+    return count
+
+
+def output_budget(version: AssistantVersion, facts: ModelFacts) -> int:
+    return version.max_output_tokens or min(facts.max_output_tokens, facts.context_window // 4)
+
+
+def history_budget(version: AssistantVersion, facts: ModelFacts) -> int:
+    """Tokens the conversation may take: the context window less the room kept for the
+    reply and what the instructions and tools take in every request."""
+    return facts.context_window - output_budget(version, facts) - REPLY_PRIMING - _version_tokens(version)
+
+
+def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> tuple[list[dict[str, Any]], int]:
+    """The conversation to send (without the instructions, which chat_request adds and
+    which are never trimmed), oldest messages left out first to fit the context window
+    less the output budget, and how many were left out.
+
+    Reads newest first and stops at the budget, so a thread of thousands of messages
+    costs what fits in the window, not its whole history; stored token counts are used
+    where the message has one."""
+    encoding = encoding_for_model(version.model)
+    budget = history_budget(version, facts)
+    stored = thread.messages.filter(pending=False)
+    kept: list[dict[str, Any]] = []
+    total = 0
+    full = False
+    for message in _newest_first(stored):
+        api = api_message(message)
+        cost = message.token_count or count_message(api, encoding)
+        if total + cost > budget:
+            full = True
+            break
+        kept.append(api)
+        total += cost
+    kept.reverse()
+    fetched = len(kept)
+    # A tool result cannot open the history: its call was trimmed away.
+    while kept and kept[0]["role"] == "tool":
+        kept.pop(0)
+    if not any(m["role"] == "user" for m in kept):
+        raise HistoryTooLong(
+            f"The latest message alone needs more tokens than the model's context window allows "
+            f"({facts.context_window} minus {output_budget(version, facts)} for the reply). Shorten it.")
+    # Counted only when something did not fit: most runs are spared the query.
+    trimmed = (stored.count() if full else fetched) - len(kept)
+    return kept, trimmed
+
+
+def _complete_tool_rounds(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The API refuses an assistant tool call without its result (and a result without its
+    call); a round left unanswered (a person never replied) is kept as text only."""
+    answered = {m["tool_call_id"] for m in messages if m["role"] == "tool"}
+    called: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message["role"] == "assistant" and message.get("tool_calls"):
+            ids = {str(call.get("id")) for call in message["tool_calls"]}
+            if ids <= answered:
+                called |= ids
+            else:
+                message = {k: v for k, v in message.items() if k != "tool_calls"}
+                if not message.get("content"):
+                    continue
+        elif message["role"] == "tool" and message["tool_call_id"] not in called:
+            continue
+        out.append(message)
+    return out
+
+
+def thread_question(thread: Thread) -> list[dict[str, Any]]:
+    """The thread asked again: its stored messages up to and including its last user
+    message, as the API takes them. Pending tool results are left out. As in a chat
+    run, the oldest messages are left out when the conversation does not fit the current
+    version's model (the last question is always kept)."""
+    entries: list[tuple[dict[str, Any], int]] = []  # (API message, its stored tokens)
+    last_user = -1
+    for message in thread.messages.filter(pending=False).order_by("id"):
+        if message.role not in (Role.USER, Role.ASSISTANT, Role.TOOL):
+            continue
+        if message.role == Role.USER:
+            last_user = len(entries)
+        entries.append((api_message(message), message.token_count))
+    entries = entries[: last_user + 1]
+    version = thread.assistant.current_version
+    if version is not None and entries:
+        encoding = encoding_for_model(version.model)
+        budget = history_budget(version, model_facts(version.model))
+        costs = [tokens or count_message(api, encoding) for api, tokens in entries]
+        start, total = 0, sum(costs)
+        while total > budget and start < len(entries) - 1:
+            total -= costs[start]
+            start += 1
+        entries = entries[start:]
+    return _complete_tool_rounds([api for api, _ in entries])

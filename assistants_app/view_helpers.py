@@ -1,0 +1,58 @@
+"""What more than one chat page shows (the thread page, a compare column, the event
+stream's rendered blocks): view-model builders, shared here so no view
+module imports another. Display state goes in the context, never onto model instances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+
+from assistants_app import selectors, streams
+from assistants_app.models import Message, Role, Run, RunStatus, Thread
+
+
+def _attach_runs(messages: list[Message]) -> list[Any]:
+    """Group messages for display: a user message with the run it started (its failure
+    is shown under it), then each run's messages as one group that a live block can
+    replace."""
+    user_ids = [m.pk for m in messages if m.role == Role.USER]
+    run_ids = {m.run_id for m in messages if m.run_id is not None}
+    found = list(Run.objects.filter(Q(user_message_id__in=user_ids) | Q(pk__in=run_ids)))
+    started_by = {run.user_message_id: run for run in found}
+    by_id = {run.pk: run for run in found}
+    items: list[Any] = []
+    for message in messages:
+        if message.role == Role.USER:
+            items.append(("message", {"message": message, "started_run": started_by.get(message.pk)}))
+        elif items and items[-1][0] == "group" and items[-1][1]["run_id"] == message.run_id:
+            items[-1][1]["messages"].append(message)
+        else:
+            # With its run, the group shows what the run cost and took, and has the id a
+            # resumed run's live block takes the place of.
+            run = by_id.get(message.run_id) if message.run_id is not None else None
+            items.append(("group", {"run_id": message.run_id, "messages": [message], "run": run}))
+    return items
+
+
+def run_group_context(run: Run) -> dict[str, Any]:
+    messages = list(run.messages.select_related("version").order_by("id"))
+    return {"run": run, "group_messages": messages, "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
+
+
+def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[str, Any]:
+    """What a page showing a thread needs (the thread page, a compare column): a page of
+    messages grouped by run, the active runs as live blocks and, for a whole page, the
+    feed position its event stream starts from. A page of older messages (before) has
+    neither live blocks nor a stream of its own."""
+    # Read before the messages: the page's event stream follows the feed from here, so
+    # a run started while the page is rendered is shown twice at worst (the page's
+    # script drops the copy), never missed.
+    feed_position = streams.feed_position(thread.pk) if before is None else ""
+    messages, has_older = selectors.thread_messages_page(thread=thread, before_id=before)
+    active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
+    active_ids = {run.pk for run in active}
+    items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
+    return {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
+            "oldest_id": messages[0].pk if messages else None,
+            "active_runs": [run_group_context(run) for run in active] if before is None else []}

@@ -1,0 +1,43 @@
+"""Models a team made itself (a fine-tuned model, a checkpoint): a registry features
+add a lookup to, so chat can offer and check such a model without importing the
+feature that made it. A checkpoint is in no provider's model list; only the team's own
+records say it exists, and on which connection (provider account) it lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from project.providers.models import ProviderConnection
+from project.teams.models import Team
+
+
+@dataclass(frozen=True)
+class TeamModel:
+    model: str
+    connection: ProviderConnection  # the only account where the model exists
+    assistant_name: str  # what an assistant made to chat with it is called
+    made_by: str  # shown to people: "fine-tuning job ftjob-abc"
+    url: str  # the page of what made it
+
+
+TeamModelSource = Callable[[Team, str, ProviderConnection | None], TeamModel | None]
+_sources: list[TeamModelSource] = []
+
+
+def register_team_model_source(source: TeamModelSource) -> None:
+    """`source(team, model_id, connection_or_None)`: the team's own model, if it made it
+    (on that connection, when one is given)."""
+    if source not in _sources:
+        _sources.append(source)
+
+
+def team_model_lookup(*, team: Team, model: str, connection: ProviderConnection | None = None) -> TeamModel | None:
+    if not model:
+        return None
+    for source in _sources:
+        found = source(team, model, connection)
+        if found is not None:
+            return found
+    return None

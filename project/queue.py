@@ -1,0 +1,37 @@
+"""Sending Celery tasks by name.
+
+Services enqueue through here, so no service imports a tasks module: tasks import
+services, never the reverse, and there is no import cycle to patch with a lazy
+import. Each app registers its tasks by importing its tasks module in
+AppConfig.ready(), so a name is known in every process (web, workers, beat).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from django.db import transaction
+
+from project.celery import app
+
+
+class UnknownTask(LookupError):
+    pass
+
+
+def task_send(name: str, *args: object) -> None:
+    """Send the task now. Raises one of project.workloads.BROKER_ERRORS when the
+    broker cannot be reached; the caller decides whether that matters."""
+    try:
+        task = app.tasks[name]
+    except KeyError as error:
+        raise UnknownTask(f"no Celery task is registered as {name!r}") from error
+    task.delay(*args)
+
+
+def task_send_on_commit(name: str, *args: object) -> None:
+    """Send the task once the current transaction commits (at once outside one), so a
+    worker never looks for a row that is not there yet."""
+    if name not in app.tasks:
+        raise UnknownTask(f"no Celery task is registered as {name!r}")
+    transaction.on_commit(partial(task_send, name, *args))
