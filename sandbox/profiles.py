@@ -199,6 +199,8 @@ class ProfileMiddleware:
             settings.ping = _number(headers[PING_HEADER].decode("latin-1"), "X-Sandbox-Ping")
         if FAULT_HEADER in headers:
             settings.fault = headers[FAULT_HEADER].decode("latin-1").strip().lower()
+        if settings.fault.startswith("slow:"):
+            _number(settings.fault[5:], "slow")
         if settings.n_ctx < 16:
             raise ValueError("n_ctx must be at least 16")
         return settings
@@ -260,7 +262,7 @@ class ProfileServer:
         if fault == "timeout":
             return _Hang()
         if fault.startswith("slow:"):
-            await asyncio.sleep(_number(fault[5:] or "0", "slow"))
+            await asyncio.sleep(float(fault[5:]))
         if fault == "500":
             return self._error(500, "Internal Server Error")
         return None
@@ -322,6 +324,10 @@ class ProfileServer:
         model = str(body.get("model") or self.settings.model)
         if not self.llama and model != self.settings.model:
             return self._error(404, f"The model `{model}` does not exist.")
+        if self.llama and any(isinstance(m, dict) and m.get("content") is None and not m.get("tool_calls")
+                              for m in body["messages"]):
+            # The chat template concatenates the content: an empty reply sent back as null breaks it.
+            return self._error(500, 'can only concatenate str (not "NoneType") to str')
         fmt = body.get("response_format")
         if self.llama and isinstance(fmt, dict) and fmt.get("type") == "json_schema":
             return PlainTextResponse(JSON_SCHEMA_DUMP, status_code=500)
@@ -487,23 +493,29 @@ class _ProfileStream:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _keepalive(self, send: Callable[[Message], Any], gone: asyncio.Event) -> None:
-        """Wait out the time to read the prompt; llamacpp sends sse-starlette's ping comments meanwhile."""
+        """Wait out the time to read the prompt; llamacpp sends sse-starlette's ping comments meanwhile,
+        one every `ping` seconds strictly before the wait ends."""
         settings = self.server.settings
-        now = time.monotonic()
-        deadline = now + settings.keepalive
+        started = time.monotonic()
+        deadline = started + settings.keepalive
         pings = self.server.profile.pings and settings.ping > 0
-        next_ping = now + settings.ping if pings else deadline
+        sent = 0
+
+        def next_ping() -> float:
+            due = (sent + 1) * settings.ping
+            return started + due if pings and due < settings.keepalive - 1e-6 else deadline
+
         while not gone.is_set():
             now = time.monotonic()
             if now >= deadline:
                 return
             try:
-                await asyncio.wait_for(gone.wait(), timeout=min(deadline, next_ping) - now)
+                await asyncio.wait_for(gone.wait(), timeout=min(deadline, next_ping()) - now)
                 return
             except TimeoutError:
                 pass
-            if pings and next_ping < deadline and time.monotonic() >= next_ping:
+            if next_ping() < deadline and time.monotonic() >= next_ping():
                 stamp = datetime.now(UTC).isoformat(sep=" ")
                 await send({"type": "http.response.body", "body": f": ping - {stamp}\n\n".encode(),
                             "more_body": True})
-                next_ping += settings.ping
+                sent += 1

@@ -171,7 +171,7 @@ async def create_response(request: Request) -> Response | EventStream:
     service.count(key, "create_requests")
     if "model" not in body:
         raise invalid("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
-    spec = state.resolve_model(body.get("model"))
+    spec = state.resolve_model(body.get("model"), key)  # fine-tuned models of this key only
     created = service.create(body, spec, key)
     usage = created.response.get("usage") or {}
     state.limiter.take_tokens(key, int(usage.get("total_tokens", 0)))

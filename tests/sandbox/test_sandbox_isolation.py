@@ -156,18 +156,35 @@ def test_fine_tuning_jobs_and_their_models_belong_to_the_key_that_made_them(
     error_line = json.loads(client_b.files.content(b_done.error_file_id).text)
     assert error_line["response"]["body"]["error"]["code"] == "model_not_found"
 
+    refused_response = b.post("/responses", json={"model": model, "input": "hi"})
+    assert _assert_not_found(refused_response, spec)["code"] == "model_not_found"
+
     # A still has all of it.
     assert client_a.models.retrieve(model).id == model
     reply = client_a.chat.completions.create(model=model, messages=[{"role": "user", "content": "echo: mine"}])
     assert reply.choices[0].message.content == "mine"
+    assert client_a.responses.create(model=model, input="echo: mine too").output_text == "mine too"
+
+
+def test_stored_responses_belong_to_the_key_that_made_them(sandbox_url: str, b: httpx2.Client,
+                                                           spec: Spec) -> None:
+    client_a = _client(sandbox_url, KEY_A)
+    stored = client_a.responses.create(model="gpt-4.1-mini", input="echo: private", store=True)
+    background = client_a.responses.create(model="gpt-4.1-mini", input="write 200 words", background=True)
+    for response in (b.get(f"/responses/{stored.id}"), b.delete(f"/responses/{stored.id}"),
+                     b.post(f"/responses/{background.id}/cancel")):
+        _assert_not_found(response, spec)
+    chained = b.post("/responses", json={"model": "gpt-4.1-mini", "input": "hi", "previous_response_id": stored.id})
+    assert chained.status_code in (400, 404) and stored.id in chained.json()["error"]["message"]
+    assert client_a.responses.retrieve(stored.id).output_text == "private"
 
 
 # -- files that vanish under a running batch or job -------------------------------------------
 
 @pytest.fixture()
 def slow_sandbox(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Slow enough to act while a batch runs: validating 0.5 s, running 3 s, finalizing 1 s."""
-    with running_sandbox(tmp_path, time_scale=20, tick_seconds=0.05) as url:
+    """Slow enough to act while a batch runs: validating 0.2 s, running 1.2 s, finalizing 0.4 s."""
+    with running_sandbox(tmp_path, time_scale=50, tick_seconds=0.05) as url:
         yield url, tmp_path
 
 
@@ -202,7 +219,7 @@ def test_a_batch_whose_input_file_vanishes_fails_once_with_the_reason(
     with _raw(url, KEY_A) as raw:
         spec.validate("Batch", raw.get(f"/batches/{batch.id}").json())
     # Long after the batch would have completed it is still failed, and nothing was logged as an error.
-    time.sleep(4.5)
+    time.sleep(2.0)
     assert client.batches.retrieve(batch.id).status == "failed"
     assert _failures_logged(caplog) == []
 

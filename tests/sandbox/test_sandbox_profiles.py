@@ -338,3 +338,17 @@ def test_the_openai_profile_cuts_a_stream_short_on_demand_too(sandbox_url: str) 
     _, data = _events(response.text)
     assert "[DONE]" not in data and len(data) == 4  # the role chunk and three words; no finish, no usage
     assert all(c["choices"][0]["finish_reason"] is None for c in data)
+
+
+def test_llamacpp_fails_on_a_message_whose_content_is_null(raw: httpx2.Client) -> None:
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None},
+               {"role": "user", "content": "again"}]
+    response = raw.post("/llamacpp/v1/chat/completions", json={"model": "m", "messages": history})
+    assert response.status_code == 500
+    assert response.json()["error"]["message"] == 'can only concatenate str (not "NoneType") to str'
+    # An assistant turn that only called tools has no content, and that is fine.
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]
+    fine = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_1", "content": "noon"}]
+    reply = raw.post("/llamacpp/v1/chat/completions", json={"model": "m", "messages": fine})
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "Tool results: get_time: noon"
