@@ -426,7 +426,10 @@ def test_a_refused_post_stores_no_picture_and_uploads_no_file(owner_client, team
     from assistants_app.models import ChatImage, Run
     from project.files.models import File
 
-    thread = make_thread(team, make_assistant(team))
+    from tests.factories import make_connection
+
+    # A provider that would take the file if anything tried to send it (it is never reached).
+    thread = make_thread(team, make_assistant(team, make_connection(team)))
     started = make_message(thread, "first question")
     Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=thread.assistant.current_version,
                        user_message=started, model="gpt-4.1-mini")  # a reply still queued
