@@ -425,7 +425,6 @@ def test_a_refused_post_stores_no_picture_and_uploads_no_file(owner_client, team
 
     from assistants_app.models import ChatImage, Run
     from project.files.models import File
-
     from tests.factories import make_connection
 
     # A provider that would take the file if anything tried to send it (it is never reached).
