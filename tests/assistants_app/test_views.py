@@ -430,7 +430,9 @@ def test_a_refused_post_stores_no_picture_and_uploads_no_file(owner_client, team
     # A provider that would take the file if anything tried to send it (it is never reached).
     thread = make_thread(team, make_assistant(team, make_connection(team)))
     started = make_message(thread, "first question")
-    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=thread.assistant.current_version,
+    version = thread.assistant.current_version
+    assert version is not None
+    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version,
                        user_message=started, model="gpt-4.1-mini")  # a reply still queued
     before = set(File.objects.values_list("pk", flat=True))
     response = owner_client.post(f"/threads/{thread.pk}/messages/", {

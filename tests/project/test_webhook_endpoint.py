@@ -26,10 +26,10 @@ def _post(client: Client, team, body: str, *, webhook_id: str | None = None, sig
     connection = make_connection(team, webhook_secret=SECRET, name=f"hooks {secrets.token_hex(3)}")
     webhook_id = webhook_id or "wh_" + secrets.token_hex(8)
     stamp = int(time.time())
-    headers = {"HTTP_WEBHOOK_ID": webhook_id, "HTTP_WEBHOOK_TIMESTAMP": str(stamp),
-               "HTTP_WEBHOOK_SIGNATURE": signature or sign(SECRET, webhook_id, stamp, body)}
+    headers = {"webhook-id": webhook_id, "webhook-timestamp": str(stamp),
+               "webhook-signature": signature or sign(SECRET, webhook_id, stamp, body)}
     return client.post(reverse("webhook_receive", args=[connection.public_id]), body,
-                       content_type="application/json", **headers)
+                       content_type="application/json", headers=headers)
 
 
 def _event(**fields: object) -> str:

@@ -3,9 +3,11 @@ and refuses to delete the file; once the batch has ended, the file may go."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
-from jobs_app.batches.models import Batch, BatchStatus
+from jobs_app.batches.models import Batch, BatchGroup, BatchStatus
 from project.files.services import FileInUse, file_blockers, file_delete
 from tests.factories import make_batch_group, make_file
 
@@ -13,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_running_batchs_input_file_cannot_be_deleted_and_says_why(team, owner) -> None:
-    group = make_batch_group(team)
+    group = cast(BatchGroup, make_batch_group(team))
     part = Batch.objects.get(group=group)
     input_file = make_file(team, connection=part.connection, name="input.jsonl", purpose="batch")
     Batch.objects.filter(pk=part.pk).update(input_file=input_file, status=BatchStatus.FINALIZING, remote_id="batch_x")
