@@ -84,8 +84,10 @@ class ConnectionForm(forms.Form):
         has_saved_key = self.instance is not None and bool(self.instance.api_key_encrypted)
         if kind in {ProviderKind.OPENAI, ProviderKind.AZURE} and not data.get("api_key") and not has_saved_key:
             self.add_error("api_key", "An API key is required for this provider.")
-        if has_saved_key and not data.get("api_key") and "base_url" not in self.errors and self._address_changed(data):
+        if (has_saved_key and not data.get("api_key") and "base_url" not in self.errors and kind != ProviderKind.SANDBOX
+                and self._address_changed(data)):
             # Otherwise an admin could send the saved key (perhaps the owner's) to a host of their choosing.
+            # (A sandbox connection moved elsewhere is given a new random key instead; nobody knows its old one.)
             self.add_error("api_key", "Enter the API key again: the address changed.")
         return data
 

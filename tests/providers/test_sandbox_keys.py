@@ -48,6 +48,24 @@ def test_the_form_gives_a_new_sandbox_connection_its_own_key(owner_client: Clien
     assert saved.get_api_key().startswith("sk-sandbox-")
 
 
+def test_a_sandbox_connection_moved_to_another_address_gets_a_new_key_not_its_old_one(owner_client: Client,
+                                                                                      team: Team) -> None:
+    connection = make_connection(team, base_url="http://127.0.0.1:9/v1", kind=ProviderKind.SANDBOX, name="Sandbox")
+    old_key = connection.get_api_key()
+    response = owner_client.post(f"/settings/connections/{connection.pk}/", {
+        "kind": "sandbox", "name": "Sandbox", "base_url": "http://127.0.0.1:10/v1"})
+    assert "Enter the API key again" not in response.content.decode()
+    connection.refresh_from_db()
+    assert connection.base_url == "http://127.0.0.1:10/v1"
+    new_key = connection.get_api_key()
+    assert new_key.startswith("sk-sandbox-") and new_key != old_key
+    # Other kinds still must type the key again.
+    other = make_connection(team, base_url="http://127.0.0.1:9/v1", name="llama", api_key="sk-local-1")
+    response = owner_client.post(f"/settings/connections/{other.pk}/", {
+        "kind": "compatible", "name": "llama", "base_url": "http://127.0.0.1:10/v1"})
+    assert "Enter the API key again" in response.content.decode()
+
+
 def test_the_first_start_sandbox_connection_has_its_own_key_and_keeps_it(team: Team) -> None:
     made = sandbox_connection_ensure(team=team, sandbox_url="http://127.0.0.1:8100/v1")
     key = made.get_api_key()
