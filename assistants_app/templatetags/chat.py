@@ -7,6 +7,7 @@ from django.utils.safestring import SafeString, mark_safe
 from jsonschema import Draft202012Validator
 
 from assistants_app.rendering import pretty_json, render_markdown
+from project.user_input import loads_user_json
 
 register = template.Library()
 
@@ -24,8 +25,6 @@ def as_json(text: str) -> str | None:
 @register.filter
 def schema_problem(text: str, schema: dict[str, Any]) -> str:
     """Why a structured reply does not follow its schema ("" when it does)."""
-    from project.user_input import loads_user_json
-
     try:
         value = loads_user_json(text)
     except ValueError:
