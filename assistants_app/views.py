@@ -278,12 +278,13 @@ def thread_export(request: TeamRequest, thread_id: int) -> HttpResponse:
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
     kind = request.GET.get("format", "md")
     messages = list(selectors.thread_all_messages(thread=thread))
+    runs = list(selectors.thread_all_runs(thread=thread))
     exporters = {"md": (export_markdown, "text/markdown", "md"), "json": (export_json, "application/json", "json"),
                  "jsonl": (export_jsonl, "application/jsonl", "jsonl")}
     if kind not in exporters:
         raise Http404("Unknown export format.")
     exporter, content_type, extension = exporters[kind]
-    response = HttpResponse(exporter(thread, messages), content_type=f"{content_type}; charset=utf-8")
+    response = HttpResponse(exporter(thread, messages, runs), content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="thread-{thread.pk}.{extension}"'
     return response
 

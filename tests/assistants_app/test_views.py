@@ -350,6 +350,58 @@ def test_exports_in_three_formats(owner_client, team) -> None:
                                              {"role": "assistant", "content": "4"}]}
 
 
+def test_stopped_failed_and_empty_replies_are_marked_in_exports_and_left_out_of_training_data(owner_client,
+                                                                                                   team) -> None:
+    assistant = make_assistant(team, instructions="Be brief.")
+    version = assistant.current_version
+    assert version is not None
+    thread = make_thread(team, assistant, title="Mixed")
+
+    def exchange(question: str, status: str, reply: str | None, error: str = "") -> None:
+        asked = make_message(thread, question)
+        run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                                 user_message=asked, status=status, error=error)
+        if reply is not None:
+            make_message(thread, reply, role="assistant", run=run, version=version)
+
+    exchange("What is 2+2?", "succeeded", "4")
+    exchange("Write a long poem", "cancelled", "Roses are", error="Stopped by a person.")
+    exchange("And now?", "failed", None, error="The provider refused the request.")
+    exchange("Anything?", "succeeded", "")
+    exchange("What is 3+3?", "succeeded", "6")
+
+    md = owner_client.get(f"/threads/{thread.pk}/export/?format=md").content.decode()
+    assert "Roses are\n\n> _Stopped: this reply is incomplete. Stopped by a person._" in md
+    assert "And now?\n\n> _No reply. The run failed: The provider refused the request._" in md
+    assert "> _Empty reply._" in md
+    assert md.count("> _") == 3
+
+    data = json.loads(owner_client.get(f"/threads/{thread.pk}/export/?format=json").content)
+    marks = {m["text"]: m["incomplete"] for m in data["messages"] if m["incomplete"]}
+    assert marks == {"Roses are": {"state": "stopped", "reason": "Stopped by a person."},
+                     "And now?": {"state": "unanswered", "reason": "The run failed: The provider refused the request."},
+                     "": {"state": "empty", "reason": ""}}
+
+    line = owner_client.get(f"/threads/{thread.pk}/export/?format=jsonl").content.decode()
+    assert json.loads(line) == {"messages": [{"role": "system", "content": "Be brief."},
+                                             {"role": "user", "content": "What is 2+2?"},
+                                             {"role": "assistant", "content": "4"},
+                                             {"role": "user", "content": "What is 3+3?"},
+                                             {"role": "assistant", "content": "6"}]}
+
+
+def test_a_thread_whose_only_reply_was_stopped_gives_no_training_example(owner_client, team) -> None:
+    assistant = make_assistant(team)
+    version = assistant.current_version
+    assert version is not None
+    thread = make_thread(team, assistant)
+    asked = make_message(thread, "Write a long poem")
+    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                             user_message=asked, status="cancelled", error="Stopped by a person.")
+    make_message(thread, "Roses are", role="assistant", run=run, version=version)
+    assert owner_client.get(f"/threads/{thread.pk}/export/?format=jsonl").content == b""
+
+
 def test_delete_asks_for_confirmation_first(owner_client, team) -> None:
     thread = make_thread(team)
     assert "Type <strong>delete</strong>" in owner_client.get(f"/threads/{thread.pk}/delete/").content.decode()
