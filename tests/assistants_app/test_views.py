@@ -335,6 +335,20 @@ def test_a_reloaded_thread_page_still_shows_what_each_finished_run_cost_and_took
     assert "120 in / 8 out · $0.000061 · first token 310 ms · 544 ms" in page
 
 
+def test_a_run_that_failed_before_writing_anything_says_why_once_in_its_own_block(owner_client, team) -> None:
+    assistant = make_assistant(team)
+    version = assistant.current_version
+    assert version is not None
+    thread = make_thread(team, assistant)
+    question = make_message(thread, "Hello?")
+    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                             user_message=question, status="failed", error="The provider refused the key.")
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert page.count("The reply failed: The provider refused the key.") == 1
+    block = page[page.index(f'id="run-{run.pk}" data-run-status="failed"'):]
+    assert block.index("The reply failed") < block.index("</section>")
+
+
 def test_exports_in_three_formats(owner_client, team) -> None:
     assistant = make_assistant(team, instructions="Be brief.")
     thread = make_thread(team, assistant, title="Export me")
