@@ -108,9 +108,12 @@ def assistant_archive(request: TeamRequest, assistant_id: int) -> HttpResponse:
 
 
 def _version_lines(version: AssistantVersion) -> list[str]:
-    lines = [f"model: {version.model}", f"temperature: {version.temperature}", f"top_p: {version.top_p}",
-             f"reasoning_effort: {version.reasoning_effort or '-'}", f"max_output_tokens: {version.max_output_tokens}",
-             "instructions:"]
+    def shown(value: object) -> str:
+        return "not set" if value is None or value == "" else str(value)
+
+    lines = [f"model: {version.model}", f"temperature: {shown(version.temperature)}", f"top_p: {shown(version.top_p)}",
+             f"reasoning_effort: {shown(version.reasoning_effort)}",
+             f"max_output_tokens: {shown(version.max_output_tokens)}", "instructions:"]
     lines += [f"  {line}" for line in version.instructions.splitlines()]
     lines += ["tools:"] + [f"  {line}" for line in json.dumps(version.tools, indent=2).splitlines()]
     lines += ["response_schema:"] + [f"  {line}" for line in json.dumps(version.response_schema, indent=2).splitlines()]

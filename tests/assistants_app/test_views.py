@@ -65,6 +65,8 @@ def test_edits_make_versions_with_a_diff_and_rollback_restores_an_old_one(owner_
     assert v2 is not None and v2.number == 2 and v2.created_by == owner
     diff = owner_client.get(f"/versions/{v2.pk}/diff/").content.decode()
     assert "-  Answer in English." in diff and "+  Answer in French." in diff
+    # Settings the person left empty read as such, not as Python's None.
+    assert "top_p: not set" in diff and "max_output_tokens: not set" in diff and "None" not in diff
     # A save that changes nothing the model sees makes no version.
     owner_client.post(f"/assistants/{assistant.pk}/edit/", _form(connection, instructions="Answer in French.",
                                                                  name="Renamed"))
@@ -440,7 +442,7 @@ def test_usage_totals_by_assistant_model_and_day(owner_client, team, other_team)
                        version=foreign_version, model="gpt-5", status="succeeded",
                        input_tokens=999_999)
     html = owner_client.get("/usage/").content.decode()
-    assert "Counter" in html and "0.003500" in html and "<td>200</td>" in html
+    assert "Counter" in html and "$0.0035" in html and "<td>200</td>" in html
     assert "999999" not in html
 
 
@@ -496,7 +498,9 @@ def test_a_refused_post_stores_no_picture_and_uploads_no_file(owner_client, team
     # A provider that would take the file if anything tried to send it (it is never reached).
     thread = make_thread(team, make_assistant(team, make_connection(team)))
     started = make_message(thread, "first question")
-    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=thread.assistant.current_version,
+    version = thread.assistant.current_version
+    assert version is not None
+    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version,
                        user_message=started, model="gpt-4.1-mini")  # a reply still queued
     before = set(File.objects.values_list("pk", flat=True))
     response = owner_client.post(f"/threads/{thread.pk}/messages/", {
