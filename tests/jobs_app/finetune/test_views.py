@@ -222,3 +222,14 @@ def test_a_dataset_whose_file_is_gone_gets_a_verdict_instead_of_spinning(owner_c
     assert dataset.status == "invalid"
     response = owner_client.get(reverse("finetune_dataset_detail", args=[dataset.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 286 and "could not be read" in response.content.decode()
+
+
+def test_a_running_sandbox_job_says_how_to_make_the_sandbox_faster(owner_client, team, sandbox_url) -> None:
+    from tests.factories import make_connection
+
+    on_sandbox = make_finetune_job(team, connection=sandbox_connection(team, sandbox_url))
+    page = owner_client.get(reverse("finetune_job_detail", args=[on_sandbox.pk])).content.decode()
+    assert "<code>SANDBOX_TIME_SCALE=1000 make run</code> finishes a fine-tune in seconds" in page
+    on_openai = make_finetune_job(team, connection=make_connection(team))
+    page = owner_client.get(reverse("finetune_job_detail", args=[on_openai.pk])).content.decode()
+    assert "SANDBOX_TIME_SCALE" not in page
