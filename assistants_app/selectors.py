@@ -86,7 +86,11 @@ def thread_active_runs(*, thread: Thread) -> QuerySet[Run]:
 
 
 def thread_all_messages(*, thread: Thread) -> QuerySet[Message]:
-    return thread.messages.select_related("version", "author").order_by("id")
+    return thread.messages.select_related("version", "author", "run").order_by("id")
+
+
+def thread_all_runs(*, thread: Thread) -> QuerySet[Run]:
+    return thread.runs.order_by("id")
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def assistant_update(*, assistant: Assistant, actor: User | None, name: str, des
         return None
     version = _version_add(assistant=assistant, actor=actor, config=config, note="edited")
     audit_record(team=assistant.team, actor=actor, action="assistant.version", target=str(assistant.pk),
-                 version=version.number)
+                 version=version.number, name=assistant.name)
     return version
 
 
@@ -95,7 +95,7 @@ def assistant_rollback(*, assistant: Assistant, version: AssistantVersion, actor
     new = _version_add(assistant=assistant, actor=actor, config=_config_of(version),
                        note=f"rolled back to v{version.number}")
     audit_record(team=assistant.team, actor=actor, action="assistant.rollback", target=str(assistant.pk),
-                 to=version.number)
+                 to=version.number, name=assistant.name)
     return new
 
 
@@ -112,7 +112,7 @@ def assistant_archive(*, assistant: Assistant, actor: User | None, archived: boo
     assistant.archived_at = timezone.now() if archived else None
     assistant.save(update_fields=["archived_at"])
     audit_record(team=assistant.team, actor=actor, action="assistant.archive" if archived else "assistant.restore",
-                 target=str(assistant.pk))
+                 target=str(assistant.pk), name=assistant.name)
     return assistant
 
 

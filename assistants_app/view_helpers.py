@@ -13,18 +13,24 @@ from assistants_app.models import Message, Role, Run, RunStatus, Thread
 
 
 def _attach_runs(messages: list[Message]) -> list[Any]:
-    """Group messages for display: a user message with the run it started (its failure
-    is shown under it), then each run's messages as one group that a live block can
-    replace."""
+    """Group messages for display: a user message, then each run's messages as one group
+    (with the run's meta line and, when it failed or was stopped, why) that a live block
+    can replace. A run that ended without writing anything still gets its (empty) group
+    after the message that started it, so its reason is shown once, in the run's block."""
     user_ids = [m.pk for m in messages if m.role == Role.USER]
     run_ids = {m.run_id for m in messages if m.run_id is not None}
     found = list(Run.objects.filter(Q(user_message_id__in=user_ids) | Q(pk__in=run_ids)))
-    started_by = {run.user_message_id: run for run in found}
+    ended = [run.pk for run in found if run.pk not in run_ids and run.status in (RunStatus.FAILED, RunStatus.CANCELLED)]
+    # Its messages may be on a newer page: only a run that wrote nothing at all is shown empty.
+    wrote = set(Message.objects.filter(run_id__in=ended).values_list("run_id", flat=True).distinct()) if ended else set()
+    silent_by = {run.user_message_id: run for run in found if run.pk in ended and run.pk not in wrote}
     by_id = {run.pk: run for run in found}
     items: list[Any] = []
     for message in messages:
         if message.role == Role.USER:
-            items.append(("message", {"message": message, "started_run": started_by.get(message.pk)}))
+            items.append(("message", {"message": message}))
+            if (silent := silent_by.get(message.pk)) is not None:
+                items.append(("group", {"run_id": silent.pk, "messages": [], "run": silent}))
         elif items and items[-1][0] == "group" and items[-1][1]["run_id"] == message.run_id:
             items[-1][1]["messages"].append(message)
         else:

@@ -108,9 +108,12 @@ def assistant_archive(request: TeamRequest, assistant_id: int) -> HttpResponse:
 
 
 def _version_lines(version: AssistantVersion) -> list[str]:
-    lines = [f"model: {version.model}", f"temperature: {version.temperature}", f"top_p: {version.top_p}",
-             f"reasoning_effort: {version.reasoning_effort or '-'}", f"max_output_tokens: {version.max_output_tokens}",
-             "instructions:"]
+    def shown(value: object) -> str:
+        return "not set" if value is None or value == "" else str(value)
+
+    lines = [f"model: {version.model}", f"temperature: {shown(version.temperature)}", f"top_p: {shown(version.top_p)}",
+             f"reasoning_effort: {shown(version.reasoning_effort)}",
+             f"max_output_tokens: {shown(version.max_output_tokens)}", "instructions:"]
     lines += [f"  {line}" for line in version.instructions.splitlines()]
     lines += ["tools:"] + [f"  {line}" for line in json.dumps(version.tools, indent=2).splitlines()]
     lines += ["response_schema:"] + [f"  {line}" for line in json.dumps(version.response_schema, indent=2).splitlines()]
@@ -278,12 +281,13 @@ def thread_export(request: TeamRequest, thread_id: int) -> HttpResponse:
     thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
     kind = request.GET.get("format", "md")
     messages = list(selectors.thread_all_messages(thread=thread))
+    runs = list(selectors.thread_all_runs(thread=thread))
     exporters = {"md": (export_markdown, "text/markdown", "md"), "json": (export_json, "application/json", "json"),
                  "jsonl": (export_jsonl, "application/jsonl", "jsonl")}
     if kind not in exporters:
         raise Http404("Unknown export format.")
     exporter, content_type, extension = exporters[kind]
-    response = HttpResponse(exporter(thread, messages), content_type=f"{content_type}; charset=utf-8")
+    response = HttpResponse(exporter(thread, messages, runs), content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="thread-{thread.pk}.{extension}"'
     return response
 

@@ -3,6 +3,7 @@ with another (its base model): two threads that get the same messages."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django.http import Http404, HttpResponse, QueryDict
@@ -11,10 +12,11 @@ from django.urls import reverse
 from django_htmx.http import reswap
 
 from assistants_app import selectors, services
+from assistants_app.model_catalog import model_choices
 from assistants_app.models import Thread
 from assistants_app.view_helpers import thread_view_context
 from project.providers.models import ProviderConnection
-from project.providers.selectors import team_connection_get, team_default_connection
+from project.providers.selectors import team_connection_get, team_connections, team_default_connection
 from project.providers.team_models import TeamModel, team_model_lookup
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
@@ -42,13 +44,28 @@ def _target(request: TeamRequest, data: QueryDict, model: str) -> tuple[TeamMode
     return None, team_default_connection(team=request.team)
 
 
+def _assistant_plans(request: TeamRequest, connection: ProviderConnection, models: list[str]) -> list[dict[str, Any]]:
+    """For each model, the assistant a start would use: the one made for it before (reused),
+    or the name of the one it would create. The confirm page says which, so nothing is
+    made silently."""
+    plans = []
+    for model in models:
+        name = services.model_assistant_name(model=model, made=team_model_lookup(team=request.team, model=model,
+                                                                                  connection=connection))
+        existing = services.model_assistant_find(team=request.team, connection=connection, model=model, name=name)
+        plans.append({"model": model, "name": name, "existing": existing})
+    return plans
+
+
 @team_view(TeamRole.MEMBER)
 def thread_start_with_model(request: TeamRequest) -> HttpResponse:
-    """GET asks for confirmation (a link never creates anything); POST starts the thread(s)."""
+    """GET asks for confirmation (a link never creates anything), or, without a model, offers
+    a model (and one to compare it with) to pick; POST starts the thread(s)."""
     data = request.POST if request.method == "POST" else request.GET
     model, compare = data.get("model", "").strip()[:300], data.get("compare", "").strip()[:300]
     made, connection = _target(request, data, model)
     error = ""
+    picking = False
     if connection is None:
         error = "This team has no provider connection; add one in Settings first."
     elif request.method == "POST":
@@ -70,15 +87,21 @@ def thread_start_with_model(request: TeamRequest) -> HttpResponse:
         except services.ChatError as failure:
             error = str(failure)
     else:
-        error = "Choose a model to chat with."
+        picking = True
     instructions = data.get("instructions")
-    if instructions is None and connection is not None:
+    if instructions is None and connection is not None and model:
         # Starting again with the same model keeps what its assistant was told last time.
         existing = services.model_assistant_find(team=request.team, connection=connection, model=model,
                                                  name=services.model_assistant_name(model=model, made=made))
         instructions = existing.current_version.instructions if existing and existing.current_version else ""
+    show_form = connection is not None and not error
+    choices = model_choices(connection)[0] if connection is not None and (picking or (show_form and not compare)) \
+        else []
     context = {"model": model, "compare": compare, "made": made, "connection": connection, "error": error,
-               "instructions": instructions or ""}
+               "instructions": instructions or "", "picking": picking, "choices": choices,
+               "connections": team_connections(team=request.team) if picking else [],
+               "plans": _assistant_plans(request, connection, [m for m in (model, compare) if m])
+               if show_form and not picking and connection is not None else []}
     return render(request, "assistants_app/thread_start_model.html", context, status=400 if error else 200)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,6 +43,12 @@ from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 
 IMPORT_PAGE = 20
+
+
+def _created(remote_job: Any) -> datetime | None:
+    """A provider's Unix timestamp as a date the page can show."""
+    value = getattr(remote_job, "created_at", None)
+    return datetime.fromtimestamp(value, tz=UTC) if isinstance(value, int | float) and value > 0 else None
 
 
 def _chunks(upload: Any) -> Any:
@@ -290,6 +296,6 @@ def job_import(request: TeamRequest) -> HttpResponse:
     tracked = set(FineTuneJob.objects.filter(connection=connection).values_list("remote_id", flat=True)) \
         if connection else set()
     context = {"connection": connection, "connections": team_connections(team=request.team),
-               "remote_jobs": [(job, job.id in tracked) for job in remote_jobs], "has_more": has_more,
+               "remote_jobs": [(job, job.id in tracked, _created(job)) for job in remote_jobs], "has_more": has_more,
                "next_after": remote_jobs[-1].id if remote_jobs else "", "provider_message": provider_message}
     return render(request, "jobs_app/finetune/job_import.html", context)

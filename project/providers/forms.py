@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.utils.html import escape
 
 from project import netguard
 from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
@@ -19,7 +20,8 @@ class ConnectionForm(forms.Form):
     name = forms.CharField(max_length=120)
     base_url = forms.URLField(
         required=False, max_length=500, assume_scheme="https",
-        help_text="Leave blank for OpenAI. Azure: https://<resource>.openai.azure.com. Others: the URL ending in /v1.",
+        # Django renders help text as HTML: the placeholder is escaped so it shows.
+        help_text=escape("Leave blank for OpenAI. Azure: https://<resource>.openai.azure.com. Others: the URL ending in /v1."),
     )
     api_key = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),

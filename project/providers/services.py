@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from project.netguard import url_origin
@@ -100,7 +101,7 @@ def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
     try:
         # A fresh list, which also refreshes what the pickers show for this connection.
         model_ids = sorted(model.id for model in connection_models(connection, fresh=True, options=_test_options()))
-        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} models available.", model_ids)
+        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} model{pluralize(len(model_ids))} available.", model_ids)
     except ProviderError as error:
         result = ConnectionTestResult(False, error.message, [])
     connection.last_test_ok = result.ok

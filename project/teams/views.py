@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from project.teams import selectors, services
 from project.teams.access import TeamRequest, team_view
+from project.teams.activity import activity_rows
 from project.teams.forms import InvitationForm, RoleForm, TeamForm
 from project.teams.middleware import SESSION_TEAM_KEY
 from project.teams.models import Role
@@ -28,7 +29,8 @@ def login_locked_out(request: HttpRequest, original_response: object = None, cre
 
 @team_view()
 def home(request: TeamRequest) -> HttpResponse:
-    return render(request, "teams/home.html", {"events": selectors.team_audit_events(team=request.team, limit=10)})
+    events = list(selectors.team_audit_events(team=request.team, limit=10))
+    return render(request, "teams/home.html", {"events": activity_rows(events)})
 
 
 @login_required

@@ -124,3 +124,25 @@ def test_a_post_answered_after_its_stream_has_shown_the_run_is_not_shown_twice(
     assert page.locator("#message-list .msg.user").count() == 1
     assert page.locator("#message-list .run-group").count() == 1
     assert len(page.inner_text(".run-group .msg.assistant .md").split()) == 400
+
+
+def test_a_stopped_reply_says_so_once_in_its_own_block_after_a_reload(page, asgi_url, paced_sandbox) -> None:
+    from tests.factories import make_assistant, make_thread
+
+    owner = make_user("rosa")
+    team = make_team("Stops", owner=owner)
+    thread = make_thread(team, make_assistant(team, make_connection(team, base_url=paced_sandbox,
+                                                                   kind=ProviderKind.SANDBOX)))
+    log_in(page, asgi_url, "rosa", expect_heading="Stops")
+    page.goto(f"{asgi_url}/threads/{thread.pk}/")
+    send_with_enter(page, "write 2000 words")
+    page.wait_for_selector(".live .stream-text span")
+    page.click(".live .stop-form button")
+    page.wait_for_selector(".run-group[data-run-status=cancelled]")
+    for _ in range(2):  # as the stream rendered it, then as a reload renders it
+        assert page.locator("text=Stopped. Stopped by a person.").count() == 1
+        assert page.locator(".run-group[data-run-status=cancelled] .run-error").inner_text() == \
+            "Stopped. Stopped by a person."
+        assert page.locator(".msg.user .run-error").count() == 0
+        page.reload()
+        page.wait_for_selector(".run-group[data-run-status=cancelled]")

@@ -65,6 +65,8 @@ def test_edits_make_versions_with_a_diff_and_rollback_restores_an_old_one(owner_
     assert v2 is not None and v2.number == 2 and v2.created_by == owner
     diff = owner_client.get(f"/versions/{v2.pk}/diff/").content.decode()
     assert "-  Answer in English." in diff and "+  Answer in French." in diff
+    # Settings the person left empty read as such, not as Python's None.
+    assert "top_p: not set" in diff and "max_output_tokens: not set" in diff and "None" not in diff
     # A save that changes nothing the model sees makes no version.
     owner_client.post(f"/assistants/{assistant.pk}/edit/", _form(connection, instructions="Answer in French.",
                                                                  name="Renamed"))
@@ -335,6 +337,20 @@ def test_a_reloaded_thread_page_still_shows_what_each_finished_run_cost_and_took
     assert "120 in / 8 out · $0.000061 · first token 310 ms · 544 ms" in page
 
 
+def test_a_run_that_failed_before_writing_anything_says_why_once_in_its_own_block(owner_client, team) -> None:
+    assistant = make_assistant(team)
+    version = assistant.current_version
+    assert version is not None
+    thread = make_thread(team, assistant)
+    question = make_message(thread, "Hello?")
+    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                             user_message=question, status="failed", error="The provider refused the key.")
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert page.count("The reply failed: The provider refused the key.") == 1
+    block = page[page.index(f'id="run-{run.pk}" data-run-status="failed"'):]
+    assert block.index("The reply failed") < block.index("</section>")
+
+
 def test_exports_in_three_formats(owner_client, team) -> None:
     assistant = make_assistant(team, instructions="Be brief.")
     thread = make_thread(team, assistant, title="Export me")
@@ -348,6 +364,58 @@ def test_exports_in_three_formats(owner_client, team) -> None:
     assert json.loads(line) == {"messages": [{"role": "system", "content": "Be brief."},
                                              {"role": "user", "content": "What is 2+2?"},
                                              {"role": "assistant", "content": "4"}]}
+
+
+def test_stopped_failed_and_empty_replies_are_marked_in_exports_and_left_out_of_training_data(owner_client,
+                                                                                                   team) -> None:
+    assistant = make_assistant(team, instructions="Be brief.")
+    version = assistant.current_version
+    assert version is not None
+    thread = make_thread(team, assistant, title="Mixed")
+
+    def exchange(question: str, status: str, reply: str | None, error: str = "") -> None:
+        asked = make_message(thread, question)
+        run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                                 user_message=asked, status=status, error=error)
+        if reply is not None:
+            make_message(thread, reply, role="assistant", run=run, version=version)
+
+    exchange("What is 2+2?", "succeeded", "4")
+    exchange("Write a long poem", "cancelled", "Roses are", error="Stopped by a person.")
+    exchange("And now?", "failed", None, error="The provider refused the request.")
+    exchange("Anything?", "succeeded", "")
+    exchange("What is 3+3?", "succeeded", "6")
+
+    md = owner_client.get(f"/threads/{thread.pk}/export/?format=md").content.decode()
+    assert "Roses are\n\n> _Stopped: this reply is incomplete. Stopped by a person._" in md
+    assert "And now?\n\n> _No reply. The run failed: The provider refused the request._" in md
+    assert "> _Empty reply._" in md
+    assert md.count("> _") == 3
+
+    data = json.loads(owner_client.get(f"/threads/{thread.pk}/export/?format=json").content)
+    marks = {m["text"]: m["incomplete"] for m in data["messages"] if m["incomplete"]}
+    assert marks == {"Roses are": {"state": "stopped", "reason": "Stopped by a person."},
+                     "And now?": {"state": "unanswered", "reason": "The run failed: The provider refused the request."},
+                     "": {"state": "empty", "reason": ""}}
+
+    line = owner_client.get(f"/threads/{thread.pk}/export/?format=jsonl").content.decode()
+    assert json.loads(line) == {"messages": [{"role": "system", "content": "Be brief."},
+                                             {"role": "user", "content": "What is 2+2?"},
+                                             {"role": "assistant", "content": "4"},
+                                             {"role": "user", "content": "What is 3+3?"},
+                                             {"role": "assistant", "content": "6"}]}
+
+
+def test_a_thread_whose_only_reply_was_stopped_gives_no_training_example(owner_client, team) -> None:
+    assistant = make_assistant(team)
+    version = assistant.current_version
+    assert version is not None
+    thread = make_thread(team, assistant)
+    asked = make_message(thread, "Write a long poem")
+    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
+                             user_message=asked, status="cancelled", error="Stopped by a person.")
+    make_message(thread, "Roses are", role="assistant", run=run, version=version)
+    assert owner_client.get(f"/threads/{thread.pk}/export/?format=jsonl").content == b""
 
 
 def test_delete_asks_for_confirmation_first(owner_client, team) -> None:
@@ -374,7 +442,7 @@ def test_usage_totals_by_assistant_model_and_day(owner_client, team, other_team)
                        version=foreign_version, model="gpt-5", status="succeeded",
                        input_tokens=999_999)
     html = owner_client.get("/usage/").content.decode()
-    assert "Counter" in html and "0.003500" in html and "<td>200</td>" in html
+    assert "Counter" in html and "$0.0035" in html and "<td>200</td>" in html
     assert "999999" not in html
 
 

@@ -121,3 +121,18 @@ def test_pollers_back_off_doubling_up_to_the_cap_and_never_before_retry_after() 
     failed = ProviderServerError("down")
     assert [poll_backoff_seconds(n, failed, base=30, cap=1800) for n in (1, 2, 3, 7, 50)] == [30, 60, 120, 1800, 1800]
     assert poll_backoff_seconds(1, ProviderRateLimited("slow down", retry_after=90), base=30, cap=1800) == 90
+
+
+def test_a_provider_with_one_model_says_one_model(team, sandbox_url, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from project.providers import services
+
+    monkeypatch.setattr(services, "connection_models", lambda *a, **k: [SimpleNamespace(id="only-model")])
+    connection = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
+    assert connection_test(connection=connection).message == "Connected: 1 model available."
+
+
+def test_the_connection_form_shows_the_azure_address_with_its_placeholder(owner_client) -> None:
+    page = owner_client.get("/settings/connections/new/").content.decode()
+    assert "Azure: https://&lt;resource&gt;.openai.azure.com." in page

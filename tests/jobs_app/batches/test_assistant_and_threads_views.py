@@ -205,7 +205,7 @@ def test_the_usage_page_totals_chat_and_batch_spend(owner_client: Client, team: 
                                                  total=3, input_tokens=300, output_tokens=60, cost_usd=Decimal(cost))
     make_batch_group(team)  # a draft never sent is not spend
     page = " ".join(owner_client.get(reverse("usage")).content.decode().split())
-    assert "$1.750000</strong> in all" in page
-    assert "chat $0.250000 + batches $1.500000" in page
+    assert "$1.75</strong> in all" in page
+    assert "chat $0.25 + batches $1.50" in page
     assert "1 batch, 3 requests, 300 input and 60 output tokens" in page
-    assert "<td>1.500000</td>" in page and "9.000000" not in page
+    assert "<td>$1.50</td>" in page and "$9" not in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -58,7 +60,8 @@ def test_a_file_that_is_not_jsonl_is_refused_with_a_message(owner_client, team) 
 def test_the_report_lists_errors_by_line_and_the_progress_poll_stops_when_done(owner_client, team) -> None:
     dataset = make_dataset(team, content=jsonl([chat_example(i) for i in range(10)]) + b'{"messages": [}\n')
     page = owner_client.get(reverse("finetune_dataset_detail", args=[dataset.pk])).content.decode()
-    assert "invalid_json" in page and "<td>11</td>" in page and "nothing was sent to a provider" in page
+    assert "Not valid JSON</td>" in page and "<td>11</td>" in page and "nothing was sent to a provider" in page
+    assert ">invalid_json<" not in page  # the code is only a tooltip
     fragment = owner_client.get(reverse("finetune_dataset_detail", args=[dataset.pk]), HTTP_HX_REQUEST="true")
     assert fragment.status_code == 286
 
@@ -168,6 +171,11 @@ def test_importing_lists_remote_jobs_and_tracks_the_chosen_ones(owner_client, te
     job.delete()
     page = owner_client.get(reverse("finetune_job_import"), {"connection": connection.pk}).content.decode()
     assert remote_id in page
+    # When it was made, as a date, not the provider's Unix timestamp.
+    created = job.remote_created_at
+    assert created is not None
+    assert f">{created.astimezone(UTC):%Y-%m-%d %H:%M}</time>" in page
+    assert f">{int(created.timestamp())}<" not in page
     response = owner_client.post(reverse("finetune_job_import"), {"connection": connection.pk, "remote_id": [remote_id]})
     assert response.status_code == 302
     imported = FineTuneJob.objects.get(team=team, remote_id=remote_id)
@@ -214,3 +222,14 @@ def test_a_dataset_whose_file_is_gone_gets_a_verdict_instead_of_spinning(owner_c
     assert dataset.status == "invalid"
     response = owner_client.get(reverse("finetune_dataset_detail", args=[dataset.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 286 and "could not be read" in response.content.decode()
+
+
+def test_a_running_sandbox_job_says_how_to_make_the_sandbox_faster(owner_client, team, sandbox_url) -> None:
+    from tests.factories import make_connection
+
+    on_sandbox = make_finetune_job(team, connection=sandbox_connection(team, sandbox_url))
+    page = owner_client.get(reverse("finetune_job_detail", args=[on_sandbox.pk])).content.decode()
+    assert "<code>SANDBOX_TIME_SCALE=1000 make run</code> finishes a fine-tune in seconds" in page
+    on_openai = make_finetune_job(team, connection=make_connection(team))
+    page = owner_client.get(reverse("finetune_job_detail", args=[on_openai.pk])).content.decode()
+    assert "SANDBOX_TIME_SCALE" not in page
