@@ -10,7 +10,9 @@ guard blanks anything that looks like a key in the text of every value shown.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Mapping
 from functools import cache
 from types import FrameType
 from typing import Any
@@ -84,6 +86,10 @@ class SecretHidingFilter(SafeExceptionReporterFilter):
     def _safe_value(self, value: Any) -> Any:
         if value == SUBSTITUTE:
             return value
+        if isinstance(value, Mapping) and not isinstance(value, dict):
+            # httpx2.Headers and the like: their repr hides Authorization but not api-key.
+            with contextlib.suppress(Exception):  # a mapping that cannot be listed is shown as its repr
+                value = {"<" + type(value).__name__ + ">": dict(value.items())}
         if isinstance(value, dict):
             value = {key: self.cleanse_setting(key, item) for key, item in value.items()}
         try:

@@ -61,3 +61,22 @@ def test_secret_settings_are_hidden_whatever_debug_says(settings, debug: bool) -
     assert settings.SECRET_KEY not in str(safe)
     assert settings.FIELD_ENCRYPTION_KEYS[0] not in str(safe)
     assert safe["CONFIG"] == "********************"
+
+
+def test_a_failed_provider_request_on_the_debug_page_shows_neither_key_nor_headers(settings) -> None:
+    """The real traceback of issue #13: a non-ASCII organization id fails while the SDK
+    builds the headers, with the key in the frames' variables."""
+    import httpx2
+    import openai
+
+    settings.DEBUG = True
+    client = openai.OpenAI(api_key=KEY, base_url="http://127.0.0.1:9/v1", organization="org-é", max_retries=0,
+                           http_client=httpx2.Client())
+    headers = httpx2.Headers({"api-key": KEY, "Authorization": f"Bearer {KEY}"})  # noqa: F841
+    try:
+        client.models.list()
+    except UnicodeEncodeError:
+        response = technical_500_response(RequestFactory().get("/assistants/guide/"), *sys.exc_info())
+    page = response.content.decode()
+    assert "UnicodeEncodeError" in page and "_build_headers" in page
+    assert KEY not in page
