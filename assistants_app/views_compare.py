@@ -25,9 +25,12 @@ from project.user_input import parse_id
 
 def _id_param(data: QueryDict, name: str) -> int | None:
     raw = data.get(name, "")
-    if raw and not raw.isdigit():
+    if not raw:
+        return None
+    value = parse_id(raw)  # "²" and ids past the database's range are not ids
+    if value is None:
         raise Http404(f"Bad {name}.")
-    return int(raw) if raw else None
+    return value
 
 
 def _target(request: TeamRequest, data: QueryDict, model: str) -> tuple[TeamModel | None, ProviderConnection | None]:

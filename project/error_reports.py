@@ -11,6 +11,7 @@ guard blanks anything that looks like a key in the text of every value shown.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from types import FrameType
 from typing import Any
@@ -21,11 +22,21 @@ from django.utils.regex_helper import _lazy_re_compile
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 SUBSTITUTE = "********************"
-# Names of settings, variables, headers, POST fields and dict keys whose values are hidden.
+# Names of settings, request headers, cookies and POST fields whose values are hidden
+# (broad: hiding a harmless setting costs little).
 SECRET_NAMES = _lazy_re_compile(
     r"API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE|CREDENTIAL|ENCRYPT|PRIVATE|SESSION|CSRF|^CONFIG$",
     flags=re.IGNORECASE,
 )
+# Names of local variables and of dict keys inside them whose values are hidden: narrower,
+# so that `tokens_in` or `author` stay readable when debugging.
+SECRET_VARIABLES = re.compile(
+    r"api[_-]?key|secret|passw|authoriz|bearer|credential|signature|cookie|fernet|encrypt|private|csrf"
+    r"|^(token|key|keys|config|headers_dict)$|_(token|key|keys)$",
+    flags=re.IGNORECASE,
+)
+# The text of one value is cut here before it is searched for keys (the page shows 4 KB).
+MAX_VALUE_TEXT = 100_000
 # Key-like text inside any value: bearer tokens, OpenAI-style keys, webhook secrets,
 # Fernet-encrypted fields.
 SECRET_TEXT = re.compile(
@@ -78,19 +89,35 @@ class SecretHidingFilter(SafeExceptionReporterFilter):
     def get_traceback_frame_variables(self, request: HttpRequest | None, tb_frame: FrameType) -> Any:
         shown: dict[str, Any] = {}
         for name, value in super().get_traceback_frame_variables(request, tb_frame):
-            shown[name] = SUBSTITUTE if SECRET_NAMES.search(name) else self._safe_value(value)
+            shown[name] = SUBSTITUTE if SECRET_VARIABLES.search(name) else self._safe_value(value)
         return shown.items()
 
     def _safe_value(self, value: Any) -> Any:
-        if value == SUBSTITUTE:
+        if isinstance(value, str) and value == SUBSTITUTE:
             return value
-        if isinstance(value, dict):
-            value = {key: self.cleanse_setting(key, item) for key, item in value.items()}
         try:
-            text = repr(value)
+            text = repr(_hide_secret_keys(value))
         except Exception as error:  # noqa: BLE001 (a broken __repr__ must not break the report)
             return _Shown(f"<unprintable {type(value).__name__}: {type(error).__name__}>")
-        return _Shown(redact_text(text))
+        return _Shown(redact_text(text[:MAX_VALUE_TEXT]))
+
+
+def _hide_secret_keys(value: Any, depth: int = 0) -> Any:
+    """The value with the items of secret-named keys hidden, in dicts and in other
+    mappings (httpx2.Headers's own repr hides Authorization but not api-key)."""
+    if depth > 10:
+        return value
+    if isinstance(value, Mapping):
+        try:
+            items = list(value.items())
+        except Exception:  # noqa: BLE001 (a mapping that cannot be listed is shown as its repr)
+            return value
+        hidden = {key: SUBSTITUTE if isinstance(key, str) and SECRET_VARIABLES.search(key)
+                  else _hide_secret_keys(item, depth + 1) for key, item in items}
+        return hidden if isinstance(value, dict) else {f"<{type(value).__name__}>": hidden}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_hide_secret_keys(item, depth + 1) for item in value) if type(value) in (list, tuple) else value
+    return value
 
 
 class SecretHidingReporter(ExceptionReporter):

@@ -232,10 +232,21 @@ def provider_errors() -> Iterator[None]:
         raise translate_error(error) from error
     except _REQUEST_BUILDING_ERRORS as error:
         # Not chained: the original's frames hold the headers (and so the key).
-        raise ProviderError(
-            f"The request to the provider could not be sent ({type(error).__name__}); check the connection's "
-            "base URL, organization and project."
-        ) from None
+        raise _request_failure(error) from None
+
+
+def _request_failure(error: Exception) -> ProviderError:
+    """A ProviderError for an httpx2 or encoding error met outside the SDK's own handling
+    (while a streamed body is read, or while the request is built)."""
+    name = type(error).__name__
+    if isinstance(error, httpx2.TimeoutException):
+        return ProviderTimeout(f"The provider did not answer in time ({name}). Try again, or check the base URL.")
+    if isinstance(error, httpx2.TransportError):
+        return ProviderUnreachable(f"Could not reach the provider: the connection failed ({name}).")
+    return ProviderError(
+        f"The request to the provider could not be sent ({name}); check the connection's base URL, "
+        "organization and project."
+    )
 
 
 def provider_call[T](connection: ProviderConnection, call: Callable[[openai.OpenAI], T],

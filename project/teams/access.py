@@ -48,8 +48,9 @@ def team_view(minimum: str = Role.VIEWER) -> Callable[[ViewFunc], ViewFunc]:
             if membership is None:
                 return redirect("no_team")
             needed = minimum
+            # The message is shown on the 403 page (templates/403.html).
             if request.method not in SAFE_METHODS and not membership.has_role(Role.MEMBER):
-                raise PermissionDenied("Viewers can read but not change anything.")
+                raise PermissionDenied("Viewers can read but not change anything: this needs the member role or higher.")
             if not membership.has_role(needed):
                 raise PermissionDenied(f"This needs the {needed} role or higher.")
             return view(request, *args, **kwargs)

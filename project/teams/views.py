@@ -16,6 +16,7 @@ from project.teams.activity import activity_rows
 from project.teams.forms import InvitationForm, RoleForm, TeamForm
 from project.teams.middleware import SESSION_TEAM_KEY
 from project.teams.models import Role
+from project.user_input import parse_id
 
 
 def login_locked_out(request: HttpRequest, original_response: object = None, credentials: object = None) -> HttpResponse:
@@ -54,10 +55,9 @@ def team_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def team_switch(request: HttpRequest) -> HttpResponse:
-    try:
-        team_id = int(request.POST.get("team_id", ""))
-    except ValueError:
-        raise Http404("No such team.") from None
+    team_id = parse_id(request.POST.get("team_id"))
+    if team_id is None:
+        raise Http404("No such team.")
     membership = selectors.membership_for(user=request.user, team_id=team_id)  # type: ignore[arg-type]
     if membership is None:
         raise Http404("No such team.")

@@ -71,3 +71,12 @@ def test_deep_json_in_text_is_shown_as_text() -> None:
 
     assert pretty_json(DEEP) is None
     assert schema_problem(DEEP, {"type": "object"}) == "The reply is not valid JSON."
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "²"])
+def test_a_malformed_id_in_the_start_chat_link_is_a_404(owner_client, team, value: str) -> None:
+    assert owner_client.get("/threads/new/", {"model": "gpt-4.1-mini", "connection": value}).status_code == 404
+
+
+def test_switching_to_a_malformed_team_id_is_a_404(owner_client, team) -> None:
+    assert owner_client.post("/teams/switch/", {"team_id": "99999999999999999999999"}).status_code == 404

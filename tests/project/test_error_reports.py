@@ -35,6 +35,7 @@ def _debug_page(settings_fixture) -> str:
     headers = {"Authorization": f"Bearer {KEY}", "api-key": KEY, "OpenAI-Organization": "org-x"}  # noqa: F841
     message = f"talking to the provider with {KEY}"  # noqa: F841
     config = settings.CONFIG  # noqa: F841
+    prompt_tokens = 987654  # noqa: F841 (not a secret: stays readable)
     try:
         raise RuntimeError(f"failed with Authorization: Bearer {KEY}")
     except RuntimeError:
@@ -49,7 +50,7 @@ def test_the_debug_error_page_shows_no_secret(settings) -> None:
     assert settings.SECRET_KEY not in page
     for key in settings.FIELD_ENCRYPTION_KEYS:
         assert key not in page
-    assert "org-x" in page  # what is not secret is still shown
+    assert "org-x" in page and "987654" in page  # what is not secret is still shown
 
 
 @pytest.mark.parametrize("debug", [True, False])
@@ -61,3 +62,22 @@ def test_secret_settings_are_hidden_whatever_debug_says(settings, debug: bool) -
     assert settings.SECRET_KEY not in str(safe)
     assert settings.FIELD_ENCRYPTION_KEYS[0] not in str(safe)
     assert safe["CONFIG"] == "********************"
+
+
+def test_a_failed_provider_request_on_the_debug_page_shows_neither_key_nor_headers(settings) -> None:
+    """The real traceback of issue #13: a non-ASCII organization id fails while the SDK
+    builds the headers, with the key in the frames' variables."""
+    import httpx2
+    import openai
+
+    settings.DEBUG = True
+    client = openai.OpenAI(api_key=KEY, base_url="http://127.0.0.1:9/v1", organization="org-é", max_retries=0,
+                           http_client=httpx2.Client())
+    headers = httpx2.Headers({"api-key": KEY, "Authorization": f"Bearer {KEY}"})  # noqa: F841
+    try:
+        client.models.list()
+    except UnicodeEncodeError:
+        response = technical_500_response(RequestFactory().get("/assistants/guide/"), *sys.exc_info())
+    page = response.content.decode()
+    assert "UnicodeEncodeError" in page and "_build_headers" in page
+    assert KEY not in page
