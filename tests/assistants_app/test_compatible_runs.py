@@ -1,0 +1,108 @@
+"""Chat runs against a server that behaves like llama.cpp (the sandbox's `llamacpp`
+profile, chosen by the connection's base URL): slow prompts, streams cut short, empty
+replies, errors in other shapes. Each reproduces a failure seen against a real server."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection as db_connection
+from django.utils import timezone
+
+from assistants_app import recovery, run_loop
+from assistants_app.models import Message, Run, RunStatus
+from assistants_app.services import thread_post_message
+from project.providers.models import ProviderConnection, ProviderKind
+from tests.assistants_app.conftest import wait_for_run
+from tests.factories import Team, make_assistant, make_connection, make_thread
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
+
+
+def llamacpp(team: Team, sandbox_url: str, *settings: str) -> ProviderConnection:
+    """A connection to the sandbox behaving like llama-cpp-python's server, with `name=value` settings."""
+    base = sandbox_url.removesuffix("/v1") + "/llamacpp/" + "".join(f"{s}/" for s in settings) + "v1"
+    return make_connection(team, base_url=base, kind=ProviderKind.COMPATIBLE, api_key="")
+
+
+def _sweep_while_running(run_id: int, seconds: float, stale_after: float) -> list[tuple[int, int]]:
+    """Run the stale-run sweep every 0.25 s for `seconds`, as beat would (with a short threshold)."""
+    results: list[tuple[int, int]] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        results.append(recovery.runs_recover_stale(stale_after_seconds=stale_after))
+        time.sleep(0.25)
+    return results
+
+
+# -- 1. a slow prompt is not sent twice -----------------------------------------------------------------
+
+def test_a_slow_prompt_keeps_the_run_alive_and_is_sent_once(team, owner, sandbox_url, monkeypatch) -> None:
+    # The server reads the prompt for 3 s, sending only ": ping" comments; the sweep
+    # takes a run as dead after 1 s without a heartbeat (production: 60 s, beat every 30 s).
+    monkeypatch.setattr(run_loop, "HEARTBEAT_SECONDS", 0.2)
+    connection = llamacpp(team, sandbox_url, "keepalive=3", "ping=0.25")
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: Read slowly, answered once.")
+    sweeps = _sweep_while_running(run.pk, 3.5, stale_after=1.0)
+    run = wait_for_run(run.pk)
+    assert all(result == (0, 0) for result in sweeps), sweeps  # never taken for dead
+    assert run.status == RunStatus.SUCCEEDED and run.attempts == 1, (run.status, run.error)
+    assert list(Message.objects.filter(run=run, role="assistant").values_list("text", flat=True)) == [
+        "Read slowly, answered once."]
+
+
+def test_a_long_wait_without_comments_keeps_the_run_alive(team, owner, sandbox_url, monkeypatch) -> None:
+    # vLLM-like: nothing at all comes before the first token; the worker still checks in.
+    monkeypatch.setattr(run_loop, "HEARTBEAT_SECONDS", 0.2)
+    base = sandbox_url.removesuffix("/v1") + "/vllm/keepalive=3/model=gpt-4.1-mini/v1"
+    connection = make_connection(team, base_url=base, kind=ProviderKind.COMPATIBLE, api_key="")
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: Thinking a while.")
+    sweeps = _sweep_while_running(run.pk, 3.5, stale_after=1.0)
+    run = wait_for_run(run.pk)
+    assert all(result == (0, 0) for result in sweeps), sweeps
+    assert run.status == RunStatus.SUCCEEDED and run.attempts == 1, (run.status, run.error)
+    assert Message.objects.filter(run=run, role="assistant").count() == 1
+
+
+def test_a_run_sent_again_while_its_first_worker_still_streams_gets_one_reply(team, owner, sandbox_url,
+                                                                             monkeypatch) -> None:
+    # The sweep wrongly takes a live run for dead (a stalled heartbeat write, a paused host):
+    # the first attempt must stop, and the thread must get one reply, not two.
+    monkeypatch.setattr(run_loop, "HEARTBEAT_SECONDS", 0.2)
+    connection = llamacpp(team, sandbox_url, "keepalive=2", "ping=0.25")
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: Only one of me.")
+    deadline = time.monotonic() + 5
+    while Run.objects.get(pk=run.pk).status != RunStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.3)
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert recovery.runs_recover_stale(stale_after_seconds=60) == (1, 0)
+    wait_for_run(run.pk)
+    time.sleep(3)  # both attempts' streams would have ended by now
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert list(Message.objects.filter(thread=thread, role="assistant").values_list("text", flat=True)) == [
+        "Only one of me."]
+
+
+def test_a_run_whose_reply_is_already_saved_is_not_sent_again(team, owner, sandbox_url) -> None:
+    connection = llamacpp(team, sandbox_url)
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: Saved once.")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED
+    calls = run.provider_calls
+    # A duplicate task for the same run (a redelivery, a second sweep) finds it done.
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED)
+    run_loop.run_execute(run.pk)
+    db_connection.close()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.provider_calls == calls
+    assert Message.objects.filter(thread=thread, role="assistant").count() == 1
+
