@@ -215,14 +215,28 @@ def _stream_error(error: Any) -> ProviderError:
     return ProviderError(f"The provider stopped the reply: {message}")
 
 
+class ReplyIncomplete(ProviderServerError):
+    """The stream ended without the provider saying the reply was complete (no
+    finish_reason, no [DONE]): a server cut it short, or (llama.cpp over its context)
+    sent a 200 with an empty body. An interrupted attempt, so it is tried again."""
+
+
+INCOMPLETE_MESSAGE = "The provider ended the reply before it was complete."
+NO_TEXT_MESSAGE = "The provider returned no text"
+
+
 def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
     """A streamed Chat Completion's chunks as plain dicts, read off the server-sent
     events. The SDK's own iterator builds a pydantic model per chunk: for a fast
     stream that was the worker's largest CPU cost, paid under the GIL that the
     worker's other runs share. Errors are raised as the SDK would raise them.
     `on_idle` is called for each comment line (a server's keep-alive ": ping" while it
-    reads the prompt), so the run checks in while no chunk comes."""
+    reads the prompt), so the run checks in while no chunk comes. A stream is complete
+    only when the provider says so (a finish_reason or [DONE]); one that ends without
+    either raises ReplyIncomplete."""
     data: list[str] = []
+    finished = False
+    chunks = 0
     try:
         for line in response.iter_lines():
             if line.startswith("data:"):
@@ -244,11 +258,18 @@ def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
                 continue
             if chunk.get("error"):
                 raise _stream_error(chunk["error"])
+            chunks += 1
+            finished = finished or any(isinstance(choice, dict) and choice.get("finish_reason")
+                                        for choice in chunk.get("choices") or ())
             yield chunk
     except httpx2.TimeoutException as error:
         raise openai.APITimeoutError(request=response.http_request) from error
     except httpx2.TransportError as error:
         raise openai.APIConnectionError(request=response.http_request) from error
+    if not finished:
+        hint = (" It sent nothing at all, which some servers (llama.cpp) do when the conversation is over their "
+                "context window." if not chunks else "")
+        raise ReplyIncomplete(INCOMPLETE_MESSAGE + hint)
 
 
 def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
@@ -468,6 +489,8 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             body = chat_request(version_request_spec(run.version, facts), messages, stream=True)
             turn = _call_with_retries(run, body, clock, usage)
             request_id = turn.request_id or request_id
+            if not turn.tool_calls and not turn.text:
+                raise RunStopped(f"{NO_TEXT_MESSAGE} (finish reason: {turn.finish_reason or 'none'}).")
             if not turn.tool_calls:
                 _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed, reply=turn.text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection as db_connection
@@ -106,3 +107,61 @@ def test_a_run_whose_reply_is_already_saved_is_not_sent_again(team, owner, sandb
     assert run.status == RunStatus.SUCCEEDED and run.provider_calls == calls
     assert Message.objects.filter(thread=thread, role="assistant").count() == 1
 
+
+
+# -- 2. a reply is complete only when the provider says so ----------------------------------------------
+
+def test_a_stream_cut_short_is_retried_then_fails_with_the_reason(team, owner, sandbox_url, monkeypatch) -> None:
+    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    connection = llamacpp(team, sandbox_url, "fault=cut-stream:4")
+    thread = make_thread(team, make_assistant(team, connection))
+    message, run = thread_post_message(thread=thread, actor=owner, text="write 40 words")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert "The provider ended the reply before it was complete" in run.error
+    assert not Message.objects.filter(run=run).exists()  # no half reply saved as the answer
+    assert Message.objects.filter(pk=message.pk).exists()
+
+
+def test_a_stream_cut_once_is_retried_and_the_whole_reply_saved(team, owner, sandbox_url, monkeypatch) -> None:
+    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    connection = llamacpp(team, sandbox_url)
+    attempts: list[int] = []
+    real_create = run_loop._client
+
+    def cut_first(conn: ProviderConnection) -> Any:
+        sdk = real_create(conn)
+        attempts.append(1)
+        if len(attempts) == 1:
+            return sdk.with_options(default_headers={"X-Sandbox-Fault": "cut-stream:3"})
+        return sdk
+
+    monkeypatch.setattr(run_loop, "_client", cut_first)
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: one two three four five six seven")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert len(attempts) == 2
+    assert Message.objects.get(run=run, role="assistant").text == "one two three four five six seven"
+
+
+def test_an_empty_body_over_the_context_is_a_failure_not_an_empty_reply(team, owner, sandbox_url,
+                                                                        monkeypatch) -> None:
+    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    connection = llamacpp(team, sandbox_url, "n_ctx=64")
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: " + "many words " * 60)
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert "The provider ended the reply before it was complete" in run.error and "context window" in run.error
+    assert not Message.objects.filter(run=run).exists()
+
+
+def test_an_empty_completion_fails_the_run_saying_so(team, owner, sandbox_url) -> None:
+    connection = llamacpp(team, sandbox_url)
+    thread = make_thread(team, make_assistant(team, connection))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo:")  # the simulator answers ""
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("The provider returned no text")
+    assert not Message.objects.filter(run=run, role="assistant").exists()
