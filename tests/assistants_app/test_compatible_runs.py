@@ -165,3 +165,42 @@ def test_an_empty_completion_fails_the_run_saying_so(team, owner, sandbox_url) -
     assert run.status == RunStatus.FAILED
     assert run.error.startswith("The provider returned no text")
     assert not Message.objects.filter(run=run, role="assistant").exists()
+
+
+# -- 3. an empty reply never breaks the thread ----------------------------------------------------------
+
+def test_an_empty_reply_in_the_thread_is_not_sent_back_and_the_thread_goes_on(team, owner, sandbox_url) -> None:
+    from tests.factories import make_message
+
+    connection = llamacpp(team, sandbox_url)
+    thread = make_thread(team, make_assistant(team, connection))
+    # What an earlier run left: an empty assistant reply (llama.cpp fails on content null).
+    make_message(thread, "echo: first")
+    make_message(thread, "", role="assistant")
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: still answering")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert Message.objects.get(run=run, role="assistant").text == "still answering"
+    assert run.trimmed_messages == 0
+
+
+def test_no_history_sent_holds_an_assistant_message_without_content_or_tool_calls(team, sandbox_url) -> None:
+    from assistants_app import conversation
+    from project.providers.model_facts import model_facts
+    from tests.factories import make_message
+
+    thread = make_thread(team, make_assistant(team, llamacpp(team, sandbox_url)))
+    make_message(thread, "hello")
+    make_message(thread, "", role="assistant")
+    make_message(thread, "", role="assistant", tool_calls=[
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}])
+    make_message(thread, "ok", role="tool", tool_call_id="call_1", tool_name="f")
+    make_message(thread, "again")
+    version = thread.assistant.current_version
+    assert version is not None
+    messages, trimmed = conversation.build_history(thread=thread, version=version, facts=model_facts(version.model))
+    asked = conversation.thread_question(thread)
+    for sent in (messages, asked):
+        assert [m["role"] for m in sent] == ["user", "assistant", "tool", "user"]
+        assert all(m.get("content") is not None or m.get("tool_calls") for m in sent)
+    assert trimmed == 0
