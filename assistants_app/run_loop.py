@@ -32,7 +32,14 @@ from assistants_app import streams
 from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
-from project.providers.client import ClientOptions, ProviderError, ProviderServerError, client_for, provider_errors
+from project.providers.client import (
+    ClientOptions,
+    ProviderError,
+    ProviderServerError,
+    client_for,
+    provider_errors,
+    public_error_text,
+)
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import ProviderConnection
 from project.tokens import count_message, encoding_for_model
@@ -209,7 +216,8 @@ def _stream_error(error: Any) -> ProviderError:
     """An error event in the middle of a reply. OpenAI sends one when a server fails
     after the reply has begun: that is worth a retry, as a 5xx would be."""
     details = error if isinstance(error, dict) else {}
-    message = details.get("message") if isinstance(details.get("message"), str) else "no reason given"
+    message = public_error_text(details["message"]) if isinstance(details.get("message"), str) else ""
+    message = message or "no reason given"
     if details.get("type") in ("server_error", "api_error", None):
         return ProviderServerError(f"The provider failed in the middle of the reply: {message}")
     return ProviderError(f"The provider stopped the reply: {message}")

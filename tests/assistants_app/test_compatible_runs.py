@@ -204,3 +204,18 @@ def test_no_history_sent_holds_an_assistant_message_without_content_or_tool_call
         assert [m["role"] for m in sent] == ["user", "assistant", "tool", "user"]
         assert all(m.get("content") is not None or m.get("tool_calls") for m in sent)
     assert trimmed == 0
+
+
+# -- 7. errors in other shapes ----------------------------------------------------------------------------
+
+def test_a_server_traceback_never_reaches_the_run_page(team, owner, sandbox_url, monkeypatch) -> None:
+    # llama.cpp answers a json_schema response format with a 500 and a Python traceback.
+    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    thread = make_thread(team, make_assistant(team, llamacpp(team, sandbox_url), response_schema=schema))
+    _, run = thread_post_message(thread=thread, actor=owner, text="Where to?")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert "1 validation error for ChatCompletionRequestResponseFormat" in run.error
+    assert "/usr/lib" not in run.error and "Traceback" not in run.error and "site-packages" not in run.error
