@@ -142,11 +142,20 @@ def api_message(message: Message) -> dict[str, Any]:
     if message.role == Role.TOOL:
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
     if message.role == Role.ASSISTANT:
-        out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        # content may be null only beside tool calls: servers such as llama.cpp fail on a
+        # null content (OpenAI accepts it only with tool_calls).
+        out: dict[str, Any] = {"role": "assistant", "content": message.text or (None if message.tool_calls else "")}
         if message.tool_calls:
             out["tool_calls"] = message.tool_calls
         return out
     return {"role": "user", "content": user_content(message)}
+
+
+def _sendable(message: Message) -> bool:
+    """Whether a stored message belongs in a request. An assistant message with no text
+    and no tool calls (an empty reply an older version saved) says nothing, and some
+    providers refuse it, so it is left out of every history sent."""
+    return not (message.role == Role.ASSISTANT and not message.text and not message.tool_calls)
 
 
 HISTORY_PAGE = 200
@@ -206,6 +215,8 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
     total = 0
     full = False
     for message in _newest_first(stored):
+        if not _sendable(message):
+            continue
         api = api_message(message)
         cost = message.token_count or count_message(api, encoding)
         if total + cost > budget:
@@ -223,7 +234,8 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
             f"The latest message alone needs more tokens than the model's context window allows "
             f"({facts.context_window} minus {output_budget(version, facts)} for the reply). Shorten it.")
     # Counted only when something did not fit: most runs are spared the query.
-    trimmed = (stored.count() if full else fetched) - len(kept)
+    sendable = stored.exclude(role=Role.ASSISTANT, text="", tool_calls=[])
+    trimmed = (sendable.count() if full else fetched) - len(kept)
     return kept, trimmed
 
 
@@ -256,7 +268,7 @@ def thread_question(thread: Thread) -> list[dict[str, Any]]:
     entries: list[tuple[dict[str, Any], int]] = []  # (API message, its stored tokens)
     last_user = -1
     for message in thread.messages.filter(pending=False).order_by("id"):
-        if message.role not in (Role.USER, Role.ASSISTANT, Role.TOOL):
+        if message.role not in (Role.USER, Role.ASSISTANT, Role.TOOL) or not _sendable(message):
             continue
         if message.role == Role.USER:
             last_user = len(entries)

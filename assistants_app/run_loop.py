@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -32,7 +32,14 @@ from assistants_app import streams
 from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
-from project.providers.client import ClientOptions, ProviderError, ProviderServerError, client_for, provider_errors
+from project.providers.client import (
+    ClientOptions,
+    ProviderError,
+    ProviderServerError,
+    client_for,
+    provider_errors,
+    public_error_text,
+)
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import ProviderConnection
 from project.tokens import count_message, encoding_for_model
@@ -55,6 +62,11 @@ class RunCancelled(Exception):
 
 class RunStopped(Exception):
     """The run cannot go on (bad history, too long, thread deleted); the message is shown."""
+
+
+class RunSuperseded(Exception):
+    """This attempt no longer owns the run: the stale-run sweep sent it again (or another
+    attempt finished it). It stops without writing anything; the run is the other's."""
 
 
 @dataclass
@@ -100,21 +112,56 @@ class Clock:
     first_token: float | None = None
     # Whether the current attempt has put reply text on the run's stream.
     text_shown: bool = False
-    last_heartbeat: float = field(default_factory=time.monotonic)
     last_cancel_check: float = 0.0
+    # Set by the heartbeat when another attempt has taken the run over.
+    superseded: threading.Event = field(default_factory=threading.Event)
+
+
+class _Heartbeat:
+    """The run's heartbeat, written by a thread of its own every HEARTBEAT_SECONDS for as
+    long as this worker works on the run: liveness is the worker's, so a provider that
+    takes minutes to the first token (reading a long prompt, a reasoning model thinking,
+    a server that sends only comments meanwhile) never makes the run look dead. The
+    write only counts while this attempt owns the run (running, its attempt number);
+    when it does not, `superseded` is set and the run loop stops at its next check-in."""
+
+    def __init__(self, run: Run, superseded: threading.Event) -> None:
+        self.run_id, self.attempt, self.superseded = run.pk, run.attempts, superseded
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"run{run.pk}-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            try:
+                owned = Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING, attempts=self.attempt).update(
+                    heartbeat_at=timezone.now())
+            except Exception:  # a database blip: the next beat tries again
+                log.warning("run %s: heartbeat not written", self.run_id, exc_info=True)
+                continue
+            finally:
+                db_connection.close()  # this thread's connection goes back to the pool between beats
+            if not owned and not self.stopped.is_set():
+                self.superseded.set()
+                return
 
 
 def _check_in(run: Run, clock: Clock) -> None:
-    """Heartbeat (so a dead worker is noticed) and cancel check, both rate-limited."""
+    """Cancel check (rate-limited), and stop when another attempt has taken the run over."""
+    if clock.superseded.is_set():
+        raise RunSuperseded()
     now = time.monotonic()
     if now - clock.last_cancel_check >= CANCEL_CHECK_SECONDS:
         clock.last_cancel_check = now
         if streams.cancel_requested(run.pk):
             raise RunCancelled()
-    if now - clock.last_heartbeat >= HEARTBEAT_SECONDS:
-        clock.last_heartbeat = now
-        Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-        _release_database_connection()
 
 
 def _release_database_connection() -> None:
@@ -169,22 +216,42 @@ def _stream_error(error: Any) -> ProviderError:
     """An error event in the middle of a reply. OpenAI sends one when a server fails
     after the reply has begun: that is worth a retry, as a 5xx would be."""
     details = error if isinstance(error, dict) else {}
-    message = details.get("message") if isinstance(details.get("message"), str) else "no reason given"
+    message = public_error_text(details["message"]) if isinstance(details.get("message"), str) else ""
+    message = message or "no reason given"
     if details.get("type") in ("server_error", "api_error", None):
         return ProviderServerError(f"The provider failed in the middle of the reply: {message}")
     return ProviderError(f"The provider stopped the reply: {message}")
 
 
-def _chunks(response: APIResponse[Any]) -> Iterator[dict[str, Any]]:
+class ReplyIncomplete(ProviderServerError):
+    """The stream ended without the provider saying the reply was complete (no
+    finish_reason, no [DONE]): a server cut it short, or (llama.cpp over its context)
+    sent a 200 with an empty body. An interrupted attempt, so it is tried again."""
+
+
+INCOMPLETE_MESSAGE = "The provider ended the reply before it was complete."
+NO_TEXT_MESSAGE = "The provider returned no text"
+
+
+def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
     """A streamed Chat Completion's chunks as plain dicts, read off the server-sent
     events. The SDK's own iterator builds a pydantic model per chunk: for a fast
     stream that was the worker's largest CPU cost, paid under the GIL that the
-    worker's other runs share. Errors are raised as the SDK would raise them."""
+    worker's other runs share. Errors are raised as the SDK would raise them.
+    `on_idle` is called for each comment line (a server's keep-alive ": ping" while it
+    reads the prompt), so the run checks in while no chunk comes. A stream is complete
+    only when the provider says so (a finish_reason or [DONE]); one that ends without
+    either raises ReplyIncomplete."""
     data: list[str] = []
+    finished = False
+    chunks = 0
     try:
         for line in response.iter_lines():
             if line.startswith("data:"):
                 data.append(line[6:] if line.startswith("data: ") else line[5:])
+                continue
+            if line.startswith(":") and on_idle is not None:
+                on_idle()
                 continue
             if line or not data:
                 continue  # other fields (event, id, comments), or a blank line with no data
@@ -199,11 +266,18 @@ def _chunks(response: APIResponse[Any]) -> Iterator[dict[str, Any]]:
                 continue
             if chunk.get("error"):
                 raise _stream_error(chunk["error"])
+            chunks += 1
+            finished = finished or any(isinstance(choice, dict) and choice.get("finish_reason")
+                                        for choice in chunk.get("choices") or ())
             yield chunk
     except httpx2.TimeoutException as error:
         raise openai.APITimeoutError(request=response.http_request) from error
     except httpx2.TransportError as error:
         raise openai.APIConnectionError(request=response.http_request) from error
+    if not finished:
+        hint = (" It sent nothing at all, which some servers (llama.cpp) do when the conversation is over their "
+                "context window." if not chunks else "")
+        raise ReplyIncomplete(INCOMPLETE_MESSAGE + hint)
 
 
 def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
@@ -216,7 +290,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
     with provider_errors(), client.chat.completions.with_streaming_response.create(**body) as response:
         turn.request_id = response.headers.get("x-request-id", "")
         try:
-            for chunk in _chunks(response):
+            for chunk in _chunks(response, on_idle=lambda: _check_in(run, clock)):
                 if chunk.get("usage"):
                     usage.add(chunk["usage"])
                 for choice in chunk.get("choices") or ():
@@ -315,12 +389,17 @@ def _run_tools(run: Run, calls: list[dict[str, Any]], clock: Clock) -> bool:
                 log.exception("run %s: tool %s crashed", run.pk, call["function"]["name"])
                 results[call["id"]] = f"Error: the tool failed ({type(error).__name__})."
             _check_in(run, clock)
+    with transaction.atomic():
+        _owned(run)
+        for call in calls:
+            result = results[call["id"]]
+            Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.TOOL, tool_call_id=call["id"],
+                                   tool_name=call["function"]["name"], text=result or "", pending=result is None,
+                                   run=run, version=run.version)
     waiting = False
     for call in calls:
         result = results[call["id"]]
         name = call["function"]["name"]
-        Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.TOOL, tool_call_id=call["id"],
-                               tool_name=name, text=result or "", pending=result is None, run=run, version=run.version)
         if result is None:
             waiting = True
             streams.publish(run.pk, "tool", f"{name}({call['function']['arguments']}) → waiting for a person")
@@ -342,12 +421,26 @@ def run_claim(run_id: int) -> Run | None:
     return Run.objects.select_related("thread__team", "assistant__connection", "version").get(pk=run_id)
 
 
+def _owned(run: Run) -> None:
+    """Inside a transaction: lock the run's row and make sure this attempt still owns it
+    (running, with this attempt's number); RunSuperseded otherwise. Every write of the
+    run's messages and its ending goes through here, so two attempts never both write."""
+    if not Run.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING,
+                                                  attempts=run.attempts).exists():
+        raise RunSuperseded()
+
+
 def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Clock, error: str = "",
-            request_id: str = "", trimmed: int = 0) -> None:
+            request_id: str = "", trimmed: int = 0, reply: str | None = None) -> None:
+    """End the run; `reply`, when given, is its final reply, saved in the same transaction
+    (so a run is never finished without its reply, nor has a reply and runs again)."""
     now = time.monotonic()
     cost = usage.cost(facts)
     # One transaction: nobody may see the run finished while its cost is still missing.
     with transaction.atomic():
+        _owned(run)
+        if reply is not None:
+            _save_reply(run, reply)
         Run.objects.filter(pk=run.pk).update(
             status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
             input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
@@ -372,14 +465,31 @@ def _save_reply(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = N
                                   token_count=count_message(api, encoding))
 
 
+def _final_reply_saved(run: Run) -> bool:
+    return Message.objects.filter(run=run, role=Role.ASSISTANT, tool_calls=[]).exists()
+
+
 def run_execute(run_id: int) -> None:
     run = run_claim(run_id)
     if run is None:
         return
     facts = model_facts(run.model)
     usage, clock = Usage(), Clock()
+    with _Heartbeat(run, clock.superseded):
+        try:
+            _execute(run, facts, usage, clock)
+        except RunSuperseded:
+            log.warning("run %s: attempt %s was superseded by another; it stops without writing", run.pk, run.attempts)
+
+
+def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
     request_id, trimmed, turn = "", 0, Turn()
     try:
+        if _final_reply_saved(run):
+            # Sent again after its reply was saved (a duplicate task, a sweep that raced the
+            # end): the reply stands; the run ends without calling the provider again.
+            _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
+            return
         for _round in range(MAX_TOOL_ROUNDS):
             messages, trimmed = build_history(thread=run.thread, version=run.version, facts=facts)
             if trimmed:
@@ -387,12 +497,15 @@ def run_execute(run_id: int) -> None:
             body = chat_request(version_request_spec(run.version, facts), messages, stream=True)
             turn = _call_with_retries(run, body, clock, usage)
             request_id = turn.request_id or request_id
+            if not turn.tool_calls and not turn.text:
+                raise RunStopped(f"{NO_TEXT_MESSAGE} (finish reason: {turn.finish_reason or 'none'}).")
             if not turn.tool_calls:
-                _save_reply(run, turn.text)
                 _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
-                        trimmed=trimmed)
+                        trimmed=trimmed, reply=turn.text)
                 return
-            _save_reply(run, turn.text, turn.tool_calls)
+            with transaction.atomic():
+                _owned(run)
+                _save_reply(run, turn.text, turn.tool_calls)
             waiting = _run_tools(run, turn.tool_calls, clock)
             streams.publish(run.pk, "saved")
             if waiting:
@@ -402,23 +515,23 @@ def run_execute(run_id: int) -> None:
         raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
     except RunCancelled:
         partial = _partial_text(run)
-        if partial:
-            _save_reply(run, partial + " …")
         _finish(run, RunStatus.CANCELLED, usage=usage, facts=facts, clock=clock, error="Stopped by a person.",
-                request_id=request_id, trimmed=trimmed)
+                request_id=request_id, trimmed=trimmed, reply=partial + " …" if partial else None)
     except ProviderError as error:
         _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=error.message,
                 request_id=error.request_id or request_id, trimmed=trimmed)
     except (RunStopped, HistoryTooLong) as error:
         _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=str(error), request_id=request_id,
                 trimmed=trimmed)
+    except RunSuperseded:
+        raise
     except Exception:
-        log.exception("run %s crashed", run_id)
-        if Run.objects.filter(pk=run_id).exists():
+        log.exception("run %s crashed", run.pk)
+        if Run.objects.filter(pk=run.pk).exists():
             _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock,
                     error="The run failed because of an error in Switchboard; it was logged.", request_id=request_id)
         else:
-            streams.publish_end(run_id)
+            streams.publish_end(run.pk)
 
 
 def _partial_text(run: Run) -> str:

@@ -8,6 +8,8 @@ sees `ProviderError` (and its subclasses), never an SDK exception.
 
 from __future__ import annotations
 
+import logging
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +23,8 @@ from openai._constants import DEFAULT_CONNECTION_LIMITS
 
 from project import netguard
 from project.providers.models import ProviderConnection, ProviderKind
+
+log = logging.getLogger(__name__)
 
 # Connect quickly or fail; reading may take long for streamed or big replies.
 DEFAULT_TIMEOUT = httpx2.Timeout(60.0, connect=5.0)
@@ -168,13 +172,73 @@ class _ErrorIds(TypedDict):
     request_id: str | None
 
 
-def _provider_message(error: openai.APIStatusError) -> str:
-    body = error.body
+MESSAGE_MAX_CHARS = 400
+_TRACEBACK_FRAME = re.compile(r'^(\s*)File "[^"]*", line \d+')
+_EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Exit|Interrupt): ")
+# An absolute file path (Unix or Windows), not part of a URL.
+_FILE_PATH = re.compile(r"(?<![\w:/.~-])(?:/[\w.@+-]+){2,}/?|\b[A-Za-z]:\\(?:[\w.@+ -]+\\)*[\w.@+-]+")
+
+
+def _body_text(body: object) -> str:
+    """The message in an error body of any shape servers send: OpenAI's
+    {"error": {"message"}} (the SDK hands over the inner object), {"message"} (vLLM),
+    {"detail": "..."} or FastAPI's {"detail": [{"loc", "msg"}]} (llama.cpp), a bare
+    {"error": "..."} (the SDK hands over the string), or a plain text body."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list):
+        parts = []
+        for item in body:
+            if isinstance(item, dict) and isinstance(item.get("msg"), str):
+                loc = ".".join(str(part) for part in item.get("loc") or ())
+                parts.append(f"{loc}: {item['msg']}" if loc else item["msg"])
+            else:
+                parts.append(_body_text(item))
+        return "; ".join(part for part in parts if part)
     if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
-    return error.message
+        for key in ("message", "error", "detail", "msg"):
+            value = body.get(key)
+            if value and isinstance(value, (str, dict, list)):
+                text = _body_text(value)
+                if text:
+                    return text
+    return ""
+
+
+def public_error_text(text: str) -> str:
+    """A provider's error text as a person may see it: no stack trace (frames and their
+    code lines), no server file paths, each line once, short. The full text goes to the log."""
+    lines: list[str] = []
+    frame_indent: int | None = None
+    for raw in text.splitlines():
+        frame = _TRACEBACK_FRAME.match(raw)
+        if frame:
+            frame_indent = len(frame.group(1))
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        if frame_indent is not None and raw.strip() and indent > frame_indent:
+            continue  # the code line under a frame
+        frame_indent = None
+        line = raw.strip()
+        if not line or line.startswith("Traceback (most recent call last)") or line.startswith(
+                "For further information visit"):
+            continue
+        line = _EXCEPTION_PREFIX.sub("", line)
+        line = _FILE_PATH.sub("(a server path)", line)
+        if line and line not in lines:
+            lines.append(line)
+    public = "; ".join(lines)
+    if len(public) > MESSAGE_MAX_CHARS:
+        public = public[: MESSAGE_MAX_CHARS - 1].rstrip() + "…"
+    return public
+
+
+def _provider_message(error: openai.APIStatusError) -> str:
+    raw = _body_text(error.body)
+    public = public_error_text(raw) if raw else ""
+    if raw and public != raw.strip():
+        log.warning("provider error %s, shown as %r; the provider said: %s", error.status_code, public, raw)
+    return public or "no reason given"
 
 
 def _retry_after(error: openai.APIStatusError) -> float | None:
