@@ -193,6 +193,9 @@ class Run(models.Model):
     total_ms = models.PositiveIntegerField(null=True, blank=True)
     trimmed_messages = models.PositiveIntegerField(default=0)
     provider_calls = models.PositiveSmallIntegerField(default=0)
+    # The token counts (and so the cost) are Switchboard's own tiktoken count, not the
+    # provider's: its stream carried no usage (llama.cpp never sends it in streams).
+    usage_estimated = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     request_id = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

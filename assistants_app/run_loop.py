@@ -42,7 +42,7 @@ from project.providers.client import (
 )
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import ProviderConnection
-from project.tokens import count_message, encoding_for_model
+from project.tokens import count_message, count_messages, encoding_for_model
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class Usage:
     output: int = 0
     reasoning: int = 0
     calls: int = 0
+    # Some of the counts are Switchboard's own (a stream without usage), not the provider's.
+    estimated: bool = False
 
     def add(self, usage: dict[str, Any] | None) -> None:
         """Count a completion's `usage` object (a stream's last chunk carries it)."""
@@ -86,6 +88,20 @@ class Usage:
         self.output += usage.get("completion_tokens") or 0
         self.cached += (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
         self.reasoning += (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+
+    def estimate(self, body: dict[str, Any], turn: Turn) -> None:
+        """Count a completion whose stream carried no usage with tiktoken: the input from
+        the request as built, the output from the reply's text and tool calls."""
+        self.calls += 1
+        self.estimated = True
+        encoding = encoding_for_model(str(body.get("model", "")))
+        self.input += count_messages(body.get("messages") or (), str(body.get("model", "")))
+        if body.get("tools"):
+            self.input += len(encoding.encode(json.dumps(body["tools"]), disallowed_special=()))
+        self.output += len(encoding.encode(turn.text, disallowed_special=()))
+        if turn.tool_calls:
+            self.output += len(encoding.encode(json.dumps(turn.tool_calls, separators=(",", ":")),
+                                               disallowed_special=()))
 
     def cost(self, facts: ModelFacts) -> Decimal | None:
         prices = (facts.price("input"), facts.price("cached_input") or facts.price("input"), facts.price("output"))
@@ -286,6 +302,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
     outbox = _Outbox(run.pk)
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
+    counted = False
     _release_database_connection()
     with provider_errors(), client.chat.completions.with_streaming_response.create(**body) as response:
         turn.request_id = response.headers.get("x-request-id", "")
@@ -293,6 +310,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
             for chunk in _chunks(response, on_idle=lambda: _check_in(run, clock)):
                 if chunk.get("usage"):
                     usage.add(chunk["usage"])
+                    counted = True
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") or {}
                     content = delta.get("content")
@@ -318,6 +336,8 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
             outbox.flush()
     turn.tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                        for _, c in sorted(calls.items())]
+    if not counted:
+        usage.estimate(body, turn)
     return turn
 
 
@@ -446,6 +466,7 @@ def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Cl
             input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
             output_tokens=F("output_tokens") + usage.output, reasoning_tokens=F("reasoning_tokens") + usage.reasoning,
             provider_calls=F("provider_calls") + usage.calls,
+            **({"usage_estimated": True} if usage.estimated else {}),
             ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
             total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
         )

@@ -219,3 +219,30 @@ def test_a_server_traceback_never_reaches_the_run_page(team, owner, sandbox_url,
     assert run.status == RunStatus.FAILED
     assert "1 validation error for ChatCompletionRequestResponseFormat" in run.error
     assert "/usr/lib" not in run.error and "Traceback" not in run.error and "site-packages" not in run.error
+
+
+# -- 4. usage without provider usage ----------------------------------------------------------------------
+
+def test_a_stream_without_usage_is_counted_with_tiktoken_and_marked_estimated(team, owner, owner_client, sandbox_url,
+                                                                              chat_connection) -> None:
+    from project.tokens import count_messages, count_text
+
+    thread = make_thread(team, make_assistant(team, llamacpp(team, sandbox_url), instructions="Be brief."))
+    _, run = thread_post_message(thread=thread, actor=owner, text="echo: Counted here, not by the server.")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert run.usage_estimated
+    assert run.input_tokens == count_messages([{"role": "system", "content": "Be brief."},
+                                               {"role": "user", "content": "echo: Counted here, not by the server."}],
+                                              run.model)
+    assert run.output_tokens == count_text("Counted here, not by the server.", run.model)
+    assert run.cost_usd is not None and run.cost_usd > 0
+    page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
+    assert f"{run.input_tokens} in / {run.output_tokens} out (estimated)" in page
+
+    # A provider that reports usage is taken at its word, and not marked.
+    other = make_thread(team, make_assistant(team, chat_connection))
+    _, counted = thread_post_message(thread=other, actor=owner, text="echo: Counted by the server.")
+    counted = wait_for_run(counted.pk)
+    assert counted.status == RunStatus.SUCCEEDED and not counted.usage_estimated and counted.output_tokens > 0
+    assert "(estimated)" not in owner_client.get(f"/threads/{other.pk}/").content.decode()
