@@ -175,8 +175,13 @@ class _ErrorIds(TypedDict):
 MESSAGE_MAX_CHARS = 400
 _TRACEBACK_FRAME = re.compile(r'^(\s*)File "[^"]*", line \d+')
 _EXCEPTION_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Exit|Interrupt): ")
-# An absolute file path (Unix or Windows), not part of a URL.
-_FILE_PATH = re.compile(r"(?<![\w:/.~-])(?:/[\w.@+-]+){2,}/?|\b[A-Za-z]:\\(?:[\w.@+ -]+\\)*[\w.@+-]+")
+# A server's file path (Unix or Windows), not part of a URL: under a filesystem root, or
+# naming a source or model file. API paths such as /v1/images/generations are kept: they
+# are what a person needs to read in "Supported values are: …".
+_FILE_PATH = re.compile(
+    r"(?<![\w:/.~-])/(?:usr|home|opt|srv|var|tmp|root|app|lib|lib64|etc|mnt|workspace|data|Users)(?:/[\w.@+-]+)+/?"
+    r"|(?<![\w:/.~-])(?:/[\w.@+-]+)+\.(?:py|pyc|pyx|so|c|cc|cpp|h|js|ts|go|rs|java|rb|gguf|bin)\b"
+    r"|\b[A-Za-z]:\\(?:[\w.@+ -]+\\)*[\w.@+-]+")
 
 
 def _body_text(body: object) -> str:

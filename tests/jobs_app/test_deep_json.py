@@ -29,7 +29,7 @@ def test_a_deep_response_format_is_a_form_error(team) -> None:
 @pytest.mark.django_db
 def test_deep_fine_tuning_metadata_is_a_form_error(team) -> None:
     from jobs_app.finetune.forms import JobCreateForm
-    from jobs_app.models_finetune import Dataset
+    from jobs_app.finetune.models import Dataset
     from project.providers.models import ProviderConnection
 
     form = JobCreateForm({"metadata": DEEP}, connections=ProviderConnection.objects.none(),
