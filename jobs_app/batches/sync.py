@@ -10,7 +10,7 @@ duplicate or late deliveries change nothing twice.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -26,6 +26,7 @@ from jobs_app.batches.models import (
 )
 from project.providers.client import ProviderError, poll_backoff_seconds, provider_call
 from project.providers.models import ProviderConnection
+from project.providers.timestamps import provider_datetime
 from project.queue import task_send_on_commit
 
 logger = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=30)
 TIMESTAMPS = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at",
               "cancelled_at", "expires_at")
-
-
-def _when(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
 def _remote_fields(remote: Any) -> dict[str, Any]:
@@ -52,13 +49,13 @@ def _remote_fields(remote: Any) -> dict[str, Any]:
         "failed": counts.failed if counts else 0,
         "remote_output_file_id": remote.output_file_id or "",
         "remote_error_file_id": remote.error_file_id or "",
-        "remote_created_at": _when(remote.created_at),
+        "remote_created_at": provider_datetime(remote.created_at),
         "errors": [
             {"code": e.code, "message": e.message, "line": e.line, "param": e.param} for e in (errors.data or [])
         ] if errors is not None and errors.data else [],
     }
     for name in TIMESTAMPS:
-        fields[name] = _when(getattr(remote, name, None))
+        fields[name] = provider_datetime(getattr(remote, name, None))
     if usage is not None:
         fields["input_tokens"] = usage.input_tokens
         fields["output_tokens"] = usage.output_tokens

@@ -8,7 +8,7 @@ import io
 import logging
 import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any
 
 from django.contrib.auth.models import User
@@ -37,6 +37,7 @@ from project.notifications.models import Notification
 from project.notifications.services import notification_send
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
+from project.providers.timestamps import provider_datetime
 from project.queue import task_send, task_send_on_commit
 from project.teams.models import Team
 from project.teams.services import audit_record
@@ -144,10 +145,6 @@ def dataset_estimate(*, dataset: Dataset, model_id: str, n_epochs: int | None) -
 
 # -- jobs ----------------------------------------------------------------------------------
 
-def _ts(value: int | float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
-
-
 def _chunks(dataset: Dataset) -> Iterator[bytes]:
     with dataset.content.open("rb") as stream:
         while chunk := stream.read(1024 * 1024):
@@ -251,9 +248,9 @@ def _copy_remote(job: FineTuneJob, remote: Any) -> bool:
     job.fine_tuned_model = remote.fine_tuned_model or ""
     error = remote.error
     job.error = error.model_dump(exclude_none=True) if error is not None and getattr(error, "message", None) else None
-    job.estimated_finish = _ts(remote.estimated_finish)
-    job.remote_created_at = _ts(remote.created_at)
-    job.finished_at = _ts(remote.finished_at)
+    job.estimated_finish = provider_datetime(remote.estimated_finish)
+    job.remote_created_at = provider_datetime(remote.created_at)
+    job.finished_at = provider_datetime(remote.finished_at)
     job.training_file_remote_id = remote.training_file or ""
     job.validation_file_remote_id = remote.validation_file or ""
     job.synced_at = timezone.now()
@@ -329,7 +326,7 @@ def finetune_job_sync_events(*, job: FineTuneJob) -> int:
         FineTuneJob.objects.filter(pk=job.pk).update(events_synced_at=timezone.now())
         return calls
     # Stored oldest first, so rows of the same second keep their order.
-    rows = [FineTuneEvent(job=job, remote_id=e.id, created_at=_ts(e.created_at) or timezone.now(), level=e.level,
+    rows = [FineTuneEvent(job=job, remote_id=e.id, created_at=provider_datetime(e.created_at) or timezone.now(), level=e.level,
                           message=e.message, type=getattr(e, "type", None) or "message",
                           data=_event_data(e)) for e in reversed(fresh)]
     metrics = [_metric_from(job, row.data) for row in rows if row.type == "metrics" and isinstance(row.data, dict)]
@@ -377,7 +374,7 @@ def finetune_job_sync_checkpoints(*, job: FineTuneJob) -> None:
         job.remote_id, limit=CHECKPOINTS_PAGE))
     rows = [FineTuneCheckpoint(job=job, remote_id=c.id, step=c.step_number, model_name=c.fine_tuned_model_checkpoint,
                                metrics=c.metrics.model_dump(exclude_none=True) if c.metrics else {},
-                               created_at=_ts(c.created_at) or timezone.now()) for c in page.data]
+                               created_at=provider_datetime(c.created_at) or timezone.now()) for c in page.data]
     FineTuneCheckpoint.objects.bulk_create(rows, ignore_conflicts=True)
 
 

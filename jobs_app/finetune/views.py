@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,6 +39,7 @@ from project.files.services import FileRejected
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connection_get, team_connections
+from project.providers.timestamps import provider_datetime
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 
@@ -47,8 +48,7 @@ IMPORT_PAGE = 20
 
 def _created(remote_job: Any) -> datetime | None:
     """A provider's Unix timestamp as a date the page can show."""
-    value = getattr(remote_job, "created_at", None)
-    return datetime.fromtimestamp(value, tz=UTC) if isinstance(value, int | float) and value > 0 else None
+    return provider_datetime(getattr(remote_job, "created_at", None))
 
 
 def _chunks(upload: Any) -> Any:

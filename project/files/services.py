@@ -27,6 +27,7 @@ from project.files.uploads import PartHeaders, upload_in_parts, use_parts
 from project.files.usage import FileUsage, file_usages
 from project.providers.client import ProviderError, ProviderNotFound, client_for, provider_call, provider_errors
 from project.providers.models import ProviderConnection
+from project.providers.timestamps import provider_datetime
 from project.teams.models import Team
 from project.teams.services import audit_record
 
@@ -60,10 +61,6 @@ def _spool(chunks: Iterable[bytes]) -> tuple[IO[bytes], str, int]:
         raise
     spool.seek(0)
     return spool, digest.hexdigest(), size
-
-
-def _from_timestamp(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
 def clean_name(name: str) -> str:
@@ -157,8 +154,8 @@ def file_upload(
                     record.origin = FileOrigin.UPLOADED
                     record.state = FileState.ACTIVE
                     record.uploaded_by = actor
-                    record.remote_created_at = _from_timestamp(remote.created_at)
-                    record.expires_at = _from_timestamp(getattr(remote, "expires_at", None))
+                    record.remote_created_at = provider_datetime(remote.created_at)
+                    record.expires_at = provider_datetime(getattr(remote, "expires_at", None))
                     record.content.save(name, DjangoFile(spool), save=False)
                     record.save()
                     if upload is not None:
@@ -207,8 +204,8 @@ def file_fetch_remote(
         record.origin = origin if existing is None else existing.origin
         record.state = FileState.ACTIVE
         record.missing_since = None
-        record.remote_created_at = _from_timestamp(meta.created_at)
-        record.expires_at = _from_timestamp(getattr(meta, "expires_at", None))
+        record.remote_created_at = provider_datetime(meta.created_at)
+        record.expires_at = provider_datetime(getattr(meta, "expires_at", None))
         record.content.save(name, DjangoFile(spool), save=False)
         record.save()
     return record
@@ -268,8 +265,8 @@ def files_sync_connection(*, connection: ProviderConnection, page_size: int = 10
                 defaults={
                     "team_id": connection.team_id, "purpose": remote.purpose, "name": clean_name(remote.filename),
                     "bytes": remote.bytes or 0, "mime_type": mime_type_for(remote.filename),
-                    "origin": FileOrigin.IMPORTED, "remote_created_at": _from_timestamp(remote.created_at),
-                    "expires_at": _from_timestamp(getattr(remote, "expires_at", None)),
+                    "origin": FileOrigin.IMPORTED, "remote_created_at": provider_datetime(remote.created_at),
+                    "expires_at": provider_datetime(getattr(remote, "expires_at", None)),
                 },
             )
             imported += created
