@@ -11,18 +11,20 @@ from tests.factories import add_member, log_in, make_assistant, make_team, make_
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_viewer_sees_why_and_a_forbidden_page_says_why(live_server, page) -> None:
+def test_a_viewer_sees_why_and_a_forbidden_page_says_why(asgi_url, page) -> None:
+    # The ASGI server, as in production: the thread page holds an event stream open, which
+    # the WSGI live_server would serve from a thread that keeps the test process from exiting.
     team = make_team("Viewers Inc")
     add_member(team, make_user("vera"), role=Role.VIEWER)
     thread = make_thread(team, make_assistant(team), title="Quarterly numbers")
 
-    log_in(page, live_server.url, "vera")
-    page.goto(f"{live_server.url}/threads/{thread.pk}/")
+    log_in(page, asgi_url, "vera")
+    page.goto(f"{asgi_url}/threads/{thread.pk}/")
     note = page.wait_for_selector("[role=note].read-only-note")
     assert "You have the viewer role in Viewers Inc: you can read but not change anything." in note.inner_text()
     assert page.query_selector("#composer-text") is None  # the composer is hidden from viewers
 
-    response = page.goto(f"{live_server.url}/settings/connections/new/")
+    response = page.goto(f"{asgi_url}/settings/connections/new/")
     assert response is not None and response.status == 403
     assert page.inner_text("h1") == "You cannot do this here"
     assert "This needs the admin role or higher." in page.inner_text("main")
