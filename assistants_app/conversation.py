@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import QuerySet
 
@@ -26,7 +26,7 @@ from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 # Published for other features: what they may use of chat. The reads let a feature offer
 # the team's assistants and threads to choose from (batches asks threads again).
 __all__ = [
-    "Assistant", "HistoryTooLong", "RequestSpec", "Thread", "ThreadFilters", "api_message", "assistant_request_spec",
+    "Assistant", "History", "HistoryTooLong", "RequestSpec", "Thread", "ThreadFilters", "api_message", "assistant_request_spec",
     "build_history", "chat_request", "history_budget", "output_budget", "responses_request", "team_assistants",
     "team_threads", "thread_list_page", "thread_message_counts", "thread_question", "user_content",
     "version_request_spec",
@@ -151,11 +151,11 @@ def api_message(message: Message) -> dict[str, Any]:
     return {"role": "user", "content": user_content(message)}
 
 
-def _sendable(message: Message) -> bool:
-    """Whether a stored message belongs in a request. An assistant message with no text
-    and no tool calls (an empty reply an older version saved) says nothing, and some
-    providers refuse it, so it is left out of every history sent."""
-    return not (message.role == Role.ASSISTANT and not message.text and not message.tool_calls)
+def _sendable_messages(thread: Thread) -> QuerySet[Message]:
+    """The thread's stored messages that belong in a request: not a tool result still
+    waiting for a person, and not an assistant message with no text and no tool calls (an
+    empty reply an older version saved says nothing, and some providers refuse it)."""
+    return thread.messages.filter(pending=False).exclude(role=Role.ASSISTANT, text="", tool_calls=[])
 
 
 HISTORY_PAGE = 200
@@ -200,43 +200,46 @@ def history_budget(version: AssistantVersion, facts: ModelFacts) -> int:
     return facts.context_window - output_budget(version, facts) - REPLY_PRIMING - _version_tokens(version)
 
 
-def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> tuple[list[dict[str, Any]], int]:
-    """The conversation to send (without the instructions, which chat_request adds and
-    which are never trimmed), oldest messages left out first to fit the context window
-    less the output budget, and how many were left out.
+class History(NamedTuple):
+    messages: list[dict[str, Any]]  # without the instructions, which chat_request adds
+    trimmed: int  # how many older messages were left out
+    prompt_tokens: int  # what the whole request takes: instructions, tools, these messages
+
+
+def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> History:
+    """The conversation to send, oldest messages left out first to fit the context window
+    less the output budget (the instructions are never trimmed).
 
     Reads newest first and stops at the budget, so a thread of thousands of messages
     costs what fits in the window, not its whole history; stored token counts are used
-    where the message has one."""
+    where the message has one. The request's token count comes out of the same counting,
+    for a provider that reports no usage."""
     encoding = encoding_for_model(version.model)
     budget = history_budget(version, facts)
-    stored = thread.messages.filter(pending=False)
-    kept: list[dict[str, Any]] = []
+    stored = _sendable_messages(thread)
+    kept: list[tuple[dict[str, Any], int]] = []  # (API message, its tokens), newest first
     total = 0
     full = False
     for message in _newest_first(stored):
-        if not _sendable(message):
-            continue
         api = api_message(message)
         cost = message.token_count or count_message(api, encoding)
         if total + cost > budget:
             full = True
             break
-        kept.append(api)
+        kept.append((api, cost))
         total += cost
     kept.reverse()
     fetched = len(kept)
     # A tool result cannot open the history: its call was trimmed away.
-    while kept and kept[0]["role"] == "tool":
-        kept.pop(0)
-    if not any(m["role"] == "user" for m in kept):
+    while kept and kept[0][0]["role"] == "tool":
+        total -= kept.pop(0)[1]
+    if not any(api["role"] == "user" for api, _ in kept):
         raise HistoryTooLong(
             f"The latest message alone needs more tokens than the model's context window allows "
             f"({facts.context_window} minus {output_budget(version, facts)} for the reply). Shorten it.")
     # Counted only when something did not fit: most runs are spared the query.
-    sendable = stored.exclude(role=Role.ASSISTANT, text="", tool_calls=[])
-    trimmed = (sendable.count() if full else fetched) - len(kept)
-    return kept, trimmed
+    trimmed = (stored.count() if full else fetched) - len(kept)
+    return History([api for api, _ in kept], trimmed, total + _version_tokens(version) + REPLY_PRIMING)
 
 
 def _complete_tool_rounds(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -267,9 +270,7 @@ def thread_question(thread: Thread) -> list[dict[str, Any]]:
     version's model (the last question is always kept)."""
     entries: list[tuple[dict[str, Any], int]] = []  # (API message, its stored tokens)
     last_user = -1
-    for message in thread.messages.filter(pending=False).order_by("id"):
-        if message.role not in (Role.USER, Role.ASSISTANT, Role.TOOL) or not _sendable(message):
-            continue
+    for message in _sendable_messages(thread).filter(role__in=(Role.USER, Role.ASSISTANT, Role.TOOL)).order_by("id"):
         if message.role == Role.USER:
             last_user = len(entries)
         entries.append((api_message(message), message.token_count))

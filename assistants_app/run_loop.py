@@ -42,7 +42,7 @@ from project.providers.client import (
 )
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import ProviderConnection
-from project.tokens import count_message, count_messages, encoding_for_model
+from project.tokens import count_message, encoding_for_model
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +89,14 @@ class Usage:
         self.cached += (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
         self.reasoning += (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
 
-    def estimate(self, body: dict[str, Any], turn: Turn) -> None:
-        """Count a completion whose stream carried no usage with tiktoken: the input from
-        the request as built, the output from the reply's text and tool calls."""
+    def estimate(self, *, prompt_tokens: int, model: str, turn: Turn) -> None:
+        """Count a completion whose stream carried no usage with tiktoken: the input is the
+        request's count, made while the history was built (conversation.build_history),
+        the output is counted from the reply's text and tool calls."""
         self.calls += 1
         self.estimated = True
-        encoding = encoding_for_model(str(body.get("model", "")))
-        self.input += count_messages(body.get("messages") or (), str(body.get("model", "")))
-        if body.get("tools"):
-            self.input += len(encoding.encode(json.dumps(body["tools"]), disallowed_special=()))
+        self.input += prompt_tokens
+        encoding = encoding_for_model(model)
         self.output += len(encoding.encode(turn.text, disallowed_special=()))
         if turn.tool_calls:
             self.output += len(encoding.encode(json.dumps(turn.tool_calls, separators=(",", ":")),
@@ -296,7 +295,7 @@ def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
         raise ReplyIncomplete(INCOMPLETE_MESSAGE + hint)
 
 
-def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
+def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int) -> Turn:
     assert run.assistant.connection is not None
     client = _client(run.assistant.connection)
     outbox = _Outbox(run.pk)
@@ -337,7 +336,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> 
     turn.tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                        for _, c in sorted(calls.items())]
     if not counted:
-        usage.estimate(body, turn)
+        usage.estimate(prompt_tokens=prompt_tokens, model=run.model, turn=turn)
     return turn
 
 
@@ -346,12 +345,12 @@ def _backoff(attempt: int, error: ProviderError) -> float:
     return float(min(wait, RETRY_MAX_SECONDS))
 
 
-def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usage) -> Turn:
+def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int) -> Turn:
     attempt = 0
     while True:
         clock.text_shown = False
         try:
-            return _stream_once(run, body, clock, usage)
+            return _stream_once(run, body, clock, usage, prompt_tokens)
         except ProviderError as error:
             attempt += 1
             if not error.transient or attempt >= MAX_ATTEMPTS_PER_CALL:
@@ -512,11 +511,11 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
             return
         for _round in range(MAX_TOOL_ROUNDS):
-            messages, trimmed = build_history(thread=run.thread, version=run.version, facts=facts)
+            messages, trimmed, prompt_tokens = build_history(thread=run.thread, version=run.version, facts=facts)
             if trimmed:
                 streams.publish(run.pk, "note", f"{trimmed} older messages were left out to fit the context window.")
             body = chat_request(version_request_spec(run.version, facts), messages, stream=True)
-            turn = _call_with_retries(run, body, clock, usage)
+            turn = _call_with_retries(run, body, clock, usage, prompt_tokens)
             request_id = turn.request_id or request_id
             if not turn.tool_calls and not turn.text:
                 raise RunStopped(f"{NO_TEXT_MESSAGE} (finish reason: {turn.finish_reason or 'none'}).")

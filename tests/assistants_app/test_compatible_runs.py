@@ -198,7 +198,7 @@ def test_no_history_sent_holds_an_assistant_message_without_content_or_tool_call
     make_message(thread, "again")
     version = thread.assistant.current_version
     assert version is not None
-    messages, trimmed = conversation.build_history(thread=thread, version=version, facts=model_facts(version.model))
+    messages, trimmed, _ = conversation.build_history(thread=thread, version=version, facts=model_facts(version.model))
     asked = conversation.thread_question(thread)
     for sent in (messages, asked):
         assert [m["role"] for m in sent] == ["user", "assistant", "tool", "user"]

@@ -287,7 +287,7 @@ def test_the_history_is_read_newest_first_across_pages_and_sent_in_order(team, c
         make_message(thread, f"turn {i}", role="user" if i % 2 == 0 else "assistant")
     version = assistant.current_version
     assert version is not None
-    messages, trimmed = conversation.build_history(thread=thread, version=version, facts=model_facts(version.model))
+    messages, trimmed, _ = conversation.build_history(thread=thread, version=version, facts=model_facts(version.model))
     assert [m["content"] for m in messages] == [f"turn {i}" for i in range(8)] and trimmed == 0
     body = conversation.chat_request(conversation.version_request_spec(version), messages, stream=True)
     assert [m["content"] for m in body["messages"]] == ["Be brief."] + [f"turn {i}" for i in range(8)]
