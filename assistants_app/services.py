@@ -30,7 +30,7 @@ from project.files.services import file_upload
 from project.providers.client import ProviderError
 from project.providers.models import ProviderConnection
 from project.providers.remote_models import connection_has_model
-from project.providers.team_models import TeamModel, team_model_lookup
+from project.providers.team_models import FINE_TUNED_PREFIX, team_model_lookup
 from project.queue import task_send
 from project.teams.models import Team
 from project.teams.services import audit_record
@@ -268,7 +268,6 @@ def _forget_pictures(team_id: int, image_ids: list[int]) -> None:
 # -- threads with a given model (a fine-tuned one, beside its base model) ----------------------
 
 MAX_MODEL_ID = 200  # AssistantVersion.model
-FINE_TUNED_PREFIX = "Fine-tuned: "
 BASE_PREFIX = "Base model: "
 
 
@@ -300,8 +299,10 @@ def chat_model_check(*, team: Team, connection: ProviderConnection, model: str) 
                         "this team's fine-tuning jobs there nor in the connection's model list.")
 
 
-def model_assistant_name(*, model: str, made: TeamModel | None = None) -> str:
-    """What an assistant made to chat with a model is called (and found again by)."""
+def model_assistant_name(*, team: Team, connection: ProviderConnection, model: str) -> str:
+    """What an assistant made to chat with a model is called (and found again by): the name
+    the feature that made the model gives it, else one from the model id."""
+    made = team_model_lookup(team=team, model=model, connection=connection)
     if made is not None:
         return made.assistant_name
     return f"{FINE_TUNED_PREFIX if model.startswith('ft:') else BASE_PREFIX}{model}"[:120]
@@ -332,10 +333,6 @@ def model_assistant_get_or_create(*, team: Team, connection: ProviderConnection,
     return assistant
 
 
-def _assistant_name(team: Team, connection: ProviderConnection, model: str) -> str:
-    return model_assistant_name(model=model, made=team_model_lookup(team=team, model=model, connection=connection))
-
-
 @transaction.atomic
 def model_threads_start(*, team: Team, actor: User | None, connection: ProviderConnection, model: str,
                         compare_model: str = "", instructions: str = "") -> ModelThreads:
@@ -348,13 +345,14 @@ def model_threads_start(*, team: Team, actor: User | None, connection: ProviderC
             raise ChatError("Compare with a different model.")
         chat_model_check(team=team, connection=connection, model=compare_model)
     assistant = model_assistant_get_or_create(team=team, connection=connection, model=model, actor=actor,
-                                              name=_assistant_name(team, connection, model), instructions=instructions)
+                                              name=model_assistant_name(team=team, connection=connection, model=model),
+                                              instructions=instructions)
     if not compare_model:
         thread = thread_create(team=team, assistant=assistant, actor=actor, title=f"Chat with {model}"[:200])
         audit_record(team=team, actor=actor, action="thread.start_with_model", target=str(thread.pk), model=model)
         return ModelThreads(thread=thread, compare=None)
     other = model_assistant_get_or_create(team=team, connection=connection, model=compare_model, actor=actor,
-                                          name=_assistant_name(team, connection, compare_model),
+                                          name=model_assistant_name(team=team, connection=connection, model=compare_model),
                                           instructions=instructions)
     title = f"{model} vs {compare_model}"[:200]
     thread = thread_create(team=team, assistant=assistant, actor=actor, title=title)

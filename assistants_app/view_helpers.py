@@ -28,7 +28,7 @@ def _attach_runs(messages: list[Message]) -> list[Any]:
     items: list[Any] = []
     for message in messages:
         if message.role == Role.USER:
-            items.append(("message", {"message": message}))
+            items.append(("message", message))
             if (silent := silent_by.get(message.pk)) is not None:
                 items.append(("group", {"run_id": silent.pk, "messages": [], "run": silent}))
         elif items and items[-1][0] == "group" and items[-1][1]["run_id"] == message.run_id:

@@ -53,8 +53,7 @@ def _assistant_plans(request: TeamRequest, connection: ProviderConnection, model
     made silently."""
     plans = []
     for model in models:
-        name = services.model_assistant_name(model=model, made=team_model_lookup(team=request.team, model=model,
-                                                                                  connection=connection))
+        name = services.model_assistant_name(team=request.team, connection=connection, model=model)
         existing = services.model_assistant_find(team=request.team, connection=connection, model=model, name=name)
         plans.append({"model": model, "name": name, "existing": existing})
     return plans
@@ -91,20 +90,18 @@ def thread_start_with_model(request: TeamRequest) -> HttpResponse:
             error = str(failure)
     else:
         picking = True
+    show_form = connection is not None and not error and not picking
+    plans = _assistant_plans(request, connection, [m for m in (model, compare) if m]) \
+        if show_form and connection is not None else []
     instructions = data.get("instructions")
-    if instructions is None and connection is not None and model:
+    if instructions is None and plans and (existing := plans[0]["existing"]) and existing.current_version:
         # Starting again with the same model keeps what its assistant was told last time.
-        existing = services.model_assistant_find(team=request.team, connection=connection, model=model,
-                                                 name=services.model_assistant_name(model=model, made=made))
-        instructions = existing.current_version.instructions if existing and existing.current_version else ""
-    show_form = connection is not None and not error
+        instructions = existing.current_version.instructions
     choices = model_choices(connection)[0] if connection is not None and (picking or (show_form and not compare)) \
         else []
     context = {"model": model, "compare": compare, "made": made, "connection": connection, "error": error,
                "instructions": instructions or "", "picking": picking, "choices": choices,
-               "connections": team_connections(team=request.team) if picking else [],
-               "plans": _assistant_plans(request, connection, [m for m in (model, compare) if m])
-               if show_form and not picking and connection is not None else []}
+               "connections": team_connections(team=request.team) if picking else [], "plans": plans}
     return render(request, "assistants_app/thread_start_model.html", context, status=400 if error else 200)
 
 

@@ -14,7 +14,7 @@ from jobs_app.finetune.models import (
     MetricPoint,
 )
 from project.providers.models import ProviderConnection
-from project.providers.team_models import TeamModel
+from project.providers.team_models import FINE_TUNED_PREFIX, TeamModel
 from project.teams.models import Team
 
 
@@ -63,10 +63,10 @@ def finetune_team_model(team: Team, model_id: str, connection: ProviderConnectio
     if job is None:
         return None
     if model_id == job.fine_tuned_model:
-        name = f"Fine-tuned: {job.suffix or model_id}"
+        name = f"{FINE_TUNED_PREFIX}{job.suffix or model_id}"
     else:
         checkpoint = job.checkpoints.filter(model_name=model_id).first()
         step = f" at step {checkpoint.step}" if checkpoint is not None else ""
-        name = f"Fine-tuned: {job.suffix or job.fine_tuned_model or job.base_model}{step}"
+        name = f"{FINE_TUNED_PREFIX}{job.suffix or job.fine_tuned_model or job.base_model}{step}"
     return TeamModel(model=model_id, connection=job.connection, assistant_name=name[:120],
                      made_by=f"fine-tuning job {job.remote_id}", url=reverse("finetune_job_detail", args=[job.pk]))

@@ -22,6 +22,10 @@ class TeamModel:
     url: str  # the page of what made it
 
 
+# What an assistant made to chat with a fine-tuned model is called ("Fine-tuned: support"):
+# chat names one for an ft: model it knows nothing about, a feature names its own.
+FINE_TUNED_PREFIX = "Fine-tuned: "
+
 TeamModelSource = Callable[[Team, str, ProviderConnection | None], TeamModel | None]
 _sources: list[TeamModelSource] = []
 
