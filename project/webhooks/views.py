@@ -35,12 +35,11 @@ def _bad(reason: str) -> JsonResponse:
 def _signed_headers(request: HttpRequest) -> dict[str, str] | None:
     """The request's headers, or None when a signature header is not plain ASCII (the
     SDK's comparison raises a TypeError on such text rather than saying no)."""
-    headers = dict(request.headers)
     for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
-        value = headers.get(name.title(), headers.get(name, ""))
+        value = request.headers.get(name, "")  # case-insensitive
         if not value.isascii() or not value.isprintable():
             return None
-    return headers
+    return dict(request.headers)
 
 
 def _event_fields(event: object) -> tuple[str, str] | None:

@@ -58,3 +58,20 @@ def test_rows_made_before_the_split_are_read_by_the_new_apps(database_before_the
     assert Batch.objects.get(remote_id="batch_before").group_id == group.pk
     assert Notification.objects.get(team_id=team.pk).text.startswith("Fine-tuning job ftjob-before")
     assert WebhookDelivery.objects.get(connection_id=conn.pk).webhook_id == "wh_1"
+
+
+def test_content_types_follow_the_models_so_admin_history_stays_attached(
+        database_before_the_split: MigrationExecutor) -> None:
+    from django.contrib.contenttypes.models import ContentType
+
+    # Back before the split, the fine-tuning job's content type is jobs_app's again.
+    ContentType.objects.clear_cache()
+    old = ContentType.objects.get(app_label="jobs_app", model="finetunejob")
+    assert not ContentType.objects.filter(app_label="finetune", model="finetunejob").exists()
+
+    latest = _executor()
+    latest.migrate(latest.loader.graph.leaf_nodes())
+
+    moved = ContentType.objects.get(pk=old.pk)  # the same row: what points at it stays attached
+    assert (moved.app_label, moved.model) == ("finetune", "finetunejob")
+    assert not ContentType.objects.filter(app_label="jobs_app", model="finetunejob").exists()

@@ -8,25 +8,13 @@ import jobs_app.batches.models
 from django.conf import settings
 from django.db import migrations, models
 
+from project.migration_operations import content_types_moved
+
 
 MODELS = ['batchgroup', 'batchbuild', 'batch', 'batchrequest']
 
 
-def move_content_types(apps, schema_editor):  # type: ignore[no-untyped-def]
-    content_type = apps.get_model("contenttypes", "ContentType")
-    taken = set(content_type.objects.filter(app_label="batches").values_list("model", flat=True))
-    content_type.objects.filter(app_label="jobs_app", model__in=[m for m in MODELS if m not in taken]).update(
-        app_label="batches")
-
-
-def move_content_types_back(apps, schema_editor):  # type: ignore[no-untyped-def]
-    content_type = apps.get_model("contenttypes", "ContentType")
-    taken = set(content_type.objects.filter(app_label="jobs_app").values_list("model", flat=True))
-    content_type.objects.filter(app_label="batches", model__in=[m for m in MODELS if m not in taken]).update(
-        app_label="jobs_app")
-
-
-DATABASE_OPERATIONS = [migrations.RunPython(move_content_types, move_content_types_back)]
+DATABASE_OPERATIONS = [content_types_moved(MODELS, from_label="jobs_app", to_label="batches")]
 
 
 class Migration(migrations.Migration):
