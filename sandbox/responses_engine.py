@@ -28,7 +28,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .chat_simulator import ChatOutcome, ChatSimulator, check_effort
@@ -112,7 +112,6 @@ class Prepared:
     tools: list[dict[str, Any]]
     tool_choice: Any
     text_format: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _content_parts(content: Any, where: str) -> str | list[dict[str, Any]]:
@@ -172,9 +171,7 @@ def _input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def _to_messages(
-    items: list[dict[str, Any]], lookup: Lookup, spec: ModelSpec
-) -> tuple[list[dict[str, Any]], int]:
+def _to_messages(items: list[dict[str, Any]], lookup: Lookup) -> tuple[list[dict[str, Any]], int]:
     """Chat messages for the input items, and the reasoning tokens passed back in them."""
     messages: list[dict[str, Any]] = []
     calls: dict[str, str] = {}
@@ -219,7 +216,7 @@ def _to_messages(
             ref = lookup.stored_item(str(item.get("id")))
             if ref is None:
                 raise not_found(f"Item with id '{item.get('id')}' not found.", param="input")
-            sub, tokens = _to_messages([ref], lookup, spec)
+            sub, tokens = _to_messages([ref], lookup)
             messages += sub
             reasoning_tokens += tokens
         else:
@@ -428,7 +425,7 @@ def prepare(body: dict[str, Any], spec: ModelSpec, lookup: Lookup | None = None)
         if earlier is None:
             raise not_found(f"Previous response with id '{previous}' not found.", param="previous_response_id")
         items = [*earlier, *items]
-    messages, reasoning_tokens = _to_messages(items, lookup, spec)
+    messages, reasoning_tokens = _to_messages(items, lookup)
     if body.get("instructions"):
         instructions = body["instructions"]
         if not isinstance(instructions, str):
@@ -699,7 +696,3 @@ def build_events(response: dict[str, Any], *, background: bool, fail: bool = Fal
     for n, event in enumerate(events):
         event["sequence_number"] = n
     return events
-
-
-def is_lifecycle(event: dict[str, Any]) -> bool:
-    return event["type"] in ("response.created", "response.queued", "response.in_progress")

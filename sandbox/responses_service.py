@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import invalid, not_found
 from .models_data import ModelSpec
-from .responses_engine import Lookup, Prepared, build_events, cancelled, generate, snapshot
+from .responses_engine import Lookup, build_events, cancelled, generate, snapshot
 from .state import SandboxState
 from .store import Collection
 
@@ -41,7 +41,6 @@ class Created:
     response: dict[str, Any]  # the final response (what a non-background call returns)
     doc: dict[str, Any] | None  # the stored document, when there is one
     events: list[dict[str, Any]]
-    prepared: Prepared
 
 
 class ResponsesService:
@@ -118,7 +117,7 @@ class ResponsesService:
         if doc is not None:
             self._remember(doc["id"], events)
         final = events[-1]["response"]
-        return Created(response=final, doc=doc, events=events, prepared=prepared)
+        return Created(response=final, doc=doc, events=events)
 
     def _index(self, doc: dict[str, Any]) -> None:
         response = doc["response"]
