@@ -40,7 +40,7 @@ EVENTS_CACHED = 256  # responses whose event lists are kept in memory
 class Created:
     response: dict[str, Any]  # the final response (what a non-background call returns)
     doc: dict[str, Any] | None  # the stored document, when there is one
-    events: list[dict[str, Any]]
+    events: list[dict[str, Any]]  # empty unless streamed, background or failing
 
 
 class ResponsesService:
@@ -90,7 +90,11 @@ class ResponsesService:
         fail = (body.get("metadata") or {}).get("sandbox_fail") == "true"
         self.count(api_key, "responses_generated")
         created_at = time.time()
-        events = build_events(response, background=background, fail=fail)
+        # The events (an event per word) are built only when something uses them: a stream, the
+        # background clock, or a failing response whose final form is cut from them. A plain
+        # call's final response is the generated one.
+        events = (build_events(response, background=background, fail=fail)
+                  if background or fail or body.get("stream") else [])
         if background and response["completed_at"] is not None:
             # It completes when the clock has revealed its last event, not now (the terminal event
             # holds this same dict, so the stream says so too).
@@ -114,9 +118,9 @@ class ResponsesService:
             if background:
                 self.count(api_key, "background_created")
                 self.active.add(doc["id"])
-        if doc is not None:
+        if doc is not None and events:
             self._remember(doc["id"], events)
-        final = events[-1]["response"]
+        final = events[-1]["response"] if events else response
         return Created(response=final, doc=doc, events=events)
 
     def _index(self, doc: dict[str, Any]) -> None:
@@ -163,11 +167,14 @@ class ResponsesService:
 
     def view(self, doc: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         """The response object as GET /v1/responses/{id} shows it now."""
+        if not doc["background"] and not doc["fail"]:
+            final: dict[str, Any] = doc["response"]  # every event happened at creation
+            return final
         events = self.events(doc)
         seen = self.happened(doc, events, now)
         if seen == len(events):
-            final: dict[str, Any] = events[-1]["response"]
-            return final
+            last: dict[str, Any] = events[-1]["response"]
+            return last
         finished = [e["item"] for e in events[:seen] if e["type"] == "response.output_item.done"]
         if doc["cancelled_at"] is not None:
             return cancelled(doc["response"], finished)
