@@ -24,6 +24,7 @@ from typing import Any
 
 from .errors import invalid, not_found
 from .models_data import ModelSpec
+from .owners import OWNER_FIELD, fingerprint, owns
 from .responses_engine import Lookup, build_events, cancelled, generate, snapshot
 from .state import SandboxState
 from .store import Collection
@@ -69,7 +70,7 @@ class ResponsesService:
     def lookup(self, api_key: str) -> Lookup:
         def context_of(response_id: str) -> list[dict[str, Any]] | None:
             doc = self.docs.get(response_id)
-            if doc is None or doc["_api_key"] != api_key:
+            if doc is None or not owns(api_key, doc):
                 return None
             return [*doc["context"], *self.view(doc)["output"]]
 
@@ -78,7 +79,7 @@ class ResponsesService:
             if found is None:
                 return None
             doc = self.docs.get(found[0])
-            return found[1] if doc is not None and doc["_api_key"] == api_key else None
+            return found[1] if owns(api_key, doc) else None
 
         return Lookup(context_of=context_of, stored_item=stored_item)
 
@@ -105,7 +106,8 @@ class ResponsesService:
             doc = {
                 "id": response["id"],
                 "created_at": created_at,
-                "_api_key": api_key,
+                "_api_key": api_key,  # the webhook sender needs the key itself
+                OWNER_FIELD: fingerprint(api_key),
                 "background": background,
                 "fail": fail,
                 "response": response,
@@ -133,7 +135,7 @@ class ResponsesService:
     # -- reading ----------------------------------------------------------------------------------
     def get(self, response_id: str, api_key: str) -> dict[str, Any]:
         doc = self.docs.get(response_id)
-        if doc is None or doc["_api_key"] != api_key:
+        if doc is None or not owns(api_key, doc):
             raise not_found(f"Response with id '{response_id}' not found.", param=None)
         return doc
 
