@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .chat_simulator import KNOWN_PARAMS, ChatOutcome
 from .errors import ApiError
 from .models_data import BASE_MODELS, ModelSpec
-from .routes_chat import _pieces
+from .sse import pieces, start, watch_disconnect
 from .state import SandboxState
 
 PROFILE_HEADER = b"x-sandbox-profile"
@@ -411,7 +411,7 @@ class ProfileServer:
                                                      "function": {"name": call["function"]["name"],
                                                                   "arguments": call["function"]["arguments"]}}]}))
         elif c.content:
-            events += [chunk({"content": piece}) for piece in _pieces(c.content)]
+            events += [chunk({"content": piece}) for piece in pieces(c.content)]
         events.append(chunk({}, c.finish_reason))
         if include_usage:
             usage = outcome.usage()
@@ -446,9 +446,8 @@ class _ProfileStream:
         self.gap = 1.0 / cfg.tokens_per_second if cfg.tokens_per_second > 0 else 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-            (b"x-accel-buffering", b"no")]})
+        await start(send, [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+                           (b"x-accel-buffering", b"no")])
         if self.empty:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
@@ -459,14 +458,7 @@ class _ProfileStream:
             if fault == "cut-stream":
                 limit = min(limit, len(events) - 2)  # never the finish_reason chunk or [DONE]
             events, drop = events[:limit], fault == "break-stream"
-        gone = asyncio.Event()
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
-        watcher = asyncio.get_running_loop().create_task(watch())
+        gone, watcher = watch_disconnect(receive)
         interrupted = asyncio.Event()
         if self.server.settings.interrupt:
             self.server.streaming.add(interrupted)

@@ -24,7 +24,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from typing import Any
 from .chat_simulator import ChatOutcome, ChatSimulator, check_effort
 from .errors import ApiError, invalid, missing_param, not_found
 from .models_data import ModelSpec
+from .sse import ARG_PIECES, pieces
 
 # Every property of CreateResponse in the official spec; anything else is refused.
 KNOWN_PARAMS = frozenset((
@@ -52,14 +52,7 @@ SUMMARY_MODES = ("auto", "concise", "detailed")
 MIN_OUTPUT_TOKENS = 16
 ENCRYPTED_PREFIX = "gAAAAAB"  # real encrypted reasoning is a Fernet token; this one only looks like one
 _SIGNING_KEY = hashlib.sha256(b"switchboard-sandbox-reasoning-items").digest()
-_PIECES = re.compile(r"\s*\S+|\s+")
-_ARG_PIECES = re.compile(r"[A-Za-z0-9_]+|[^A-Za-z0-9_]+")
 FAIL_MESSAGE = "The server had an error while processing your request. Sorry about that!"
-
-
-def pieces(text: str, pattern: re.Pattern[str] = _PIECES) -> list[str]:
-    """Stream deltas: a word at a time for text, identifier-sized pieces for arguments."""
-    return pattern.findall(text) or ([text] if text else [])
 
 
 def new_id(prefix: str) -> str:
@@ -645,7 +638,7 @@ def _item_events(item: dict[str, Any], index: int) -> list[dict[str, Any]]:
         added = {**item, "status": "in_progress", "arguments": ""}
         out.append({"type": "response.output_item.added", "output_index": index, "item": added})
         base = {"item_id": item["id"], "output_index": index}
-        for piece in pieces(item["arguments"], _ARG_PIECES):
+        for piece in pieces(item["arguments"], ARG_PIECES):
             out.append({"type": "response.function_call_arguments.delta", **base, "delta": piece})
         out.append({"type": "response.function_call_arguments.done", **base, "name": item["name"],
                     "arguments": item["arguments"]})
