@@ -14,9 +14,7 @@ the real API. Each is visible only to the API key that created it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -28,8 +26,6 @@ from .owners import OWNER_FIELD, fingerprint, owns
 from .responses_engine import Lookup, build_events, cancelled, generate, snapshot
 from .state import SandboxState
 from .store import Collection
-
-log = logging.getLogger("sandbox.responses")
 
 QUEUE_SECONDS = 2.0  # simulated seconds a background response waits as "queued"
 EVENT_SECONDS = 0.02  # simulated seconds between two events of a background response (50 a second)
@@ -53,9 +49,9 @@ class ResponsesService:
         for doc in self.docs.values():
             self._index(doc)
         self.active = {d["id"] for d in self.docs.values() if d["background"] and not d["webhook_sent"]}
-        self._ticker: asyncio.Task[None] | None = None
         # Events are a pure function of the document; keep the recent ones so polling stays cheap.
         self._events: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        state.tick_hooks.append(self._tick)
 
     # -- counting --------------------------------------------------------------------------
     def count(self, api_key: str, what: str) -> None:
@@ -222,23 +218,12 @@ class ResponsesService:
         with contextlib.suppress(RuntimeError):
             self.state.webhooks.emit(doc["_api_key"], f"response.{status}", doc["id"])
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.state.config.tick_seconds)
-            try:
-                for response_id in list(self.active):
-                    doc = self.docs.get(response_id)
-                    if doc is None:
-                        self.active.discard(response_id)
-                    else:
-                        self._notify(doc)
-            except Exception:  # the ticker must survive one bad document
-                log.exception("sandbox responses ticker failed")
-
-    async def start(self) -> None:
-        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
-
-    async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
+    def _tick(self) -> None:
+        """Run by the sandbox's ticker (SandboxState.tick_hooks): notice background responses that ended."""
+        for response_id in list(self.active):
+            doc = self.docs.get(response_id)
+            if doc is None:
+                self.active.discard(response_id)
+            else:
+                self._notify(doc)
 
