@@ -57,11 +57,9 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.start()
-        await responses.start()
         try:
             yield
         finally:
-            await responses.stop()
             await state.stop()
 
     app = Starlette(

@@ -29,10 +29,8 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
+def non_negative(raw: str, name: str) -> float:
+    """raw as a number >= 0, or a ConfigError naming the setting (also used for profile settings)."""
     try:
         value = float(raw)
     except ValueError:
@@ -40,6 +38,13 @@ def _env_float(name: str, default: float) -> float:
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return non_negative(raw, name)
 
 
 def _positive(value: float, name: str) -> float:

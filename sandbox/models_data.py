@@ -48,33 +48,41 @@ def _dated(spec: ModelSpec, snapshot: str, created: int) -> ModelSpec:
 
 
 _FT = ("chat", "responses", "batch", "fine_tuning")
-GPT_5_5 = ModelSpec(
-    "gpt-5.5", 1776967200, "chat", "o200k_base", 1_050_000, 128_000, reasoning=True, efforts=GPT54_EFFORTS,
-    default_effort="none", chat_tools_effort_refusal=REFUSAL_HINT_54,
-)
-GPT_5_4 = ModelSpec(
-    "gpt-5.4", 1772733600, "chat", "o200k_base", 1_050_000, 128_000, reasoning=True, efforts=GPT54_EFFORTS,
-    default_effort="none", chat_tools_effort_refusal=REFUSAL_HINT_54,
-)
-GPT_5_4_MINI = ModelSpec(
-    "gpt-5.4-mini", 1773770400, "chat", "o200k_base", 400_000, 128_000, reasoning=True, efforts=GPT54_EFFORTS,
-    default_effort="none", chat_tools_effort_refusal=REFUSAL_HINT_54,
-)
-GPT_5_4_NANO = ModelSpec(
-    "gpt-5.4-nano", 1773770400, "chat", "o200k_base", 400_000, 128_000, reasoning=True, efforts=GPT54_EFFORTS,
-    default_effort="none", chat_tools_effort_refusal=REFUSAL_HINT_54,
-)
-GPT_5_6_TERRA = ModelSpec(
-    "gpt-5.6-terra", 1783620000, "chat", "o200k_base", 1_050_000, 128_000, reasoning=True, efforts=GPT56_EFFORTS,
-    default_effort="medium", chat_tools_effort_refusal=REFUSAL_HINT_56,
-)
-GPT_5_6_LUNA = ModelSpec(
-    "gpt-5.6-luna", 1783620000, "chat", "o200k_base", 1_050_000, 128_000, reasoning=True, efforts=GPT56_EFFORTS,
-    default_effort="medium", chat_tools_effort_refusal=REFUSAL_HINT_56,
-)
 GPT5_SHUTDOWN = "2026-12-11"  # gpt-5, gpt-5-mini, gpt-5-nano and o3
 GPT4_SHUTDOWN = "2027-01-14"  # the gpt-4o and gpt-4.1 families and their fine-tunes
 EARLY_SHUTDOWN = "2026-10-23"  # o4-mini, gpt-4.1-nano, gpt-3.5-turbo: already shut down
+
+
+def _gpt54(model_id: str, created: int, context_window: int) -> ModelSpec:
+    """gpt-5.4 and gpt-5.5: efforts none..xhigh, no reasoning unless asked, chat refuses tools with an effort."""
+    return ModelSpec(model_id, created, "chat", "o200k_base", context_window, 128_000, reasoning=True,
+                     efforts=GPT54_EFFORTS, default_effort="none", chat_tools_effort_refusal=REFUSAL_HINT_54)
+
+
+def _gpt56(model_id: str) -> ModelSpec:
+    """gpt-5.6: efforts none..max, medium by default, so chat refuses tools unless the effort is none."""
+    return ModelSpec(model_id, 1783620000, "chat", "o200k_base", 1_050_000, 128_000, reasoning=True,
+                     efforts=GPT56_EFFORTS, default_effort="medium", chat_tools_effort_refusal=REFUSAL_HINT_56)
+
+
+def _gpt5(model_id: str, created: int) -> ModelSpec:
+    return ModelSpec(model_id, created, "chat", "o200k_base", 400_000, 128_000, reasoning=True,
+                     efforts=GPT5_EFFORTS, shutdown_date=GPT5_SHUTDOWN)
+
+
+def _gpt4(model_id: str, created: int, context_window: int, max_output: int, shutdown: str = GPT4_SHUTDOWN
+          ) -> ModelSpec:
+    """The fine-tunable gpt-4o and gpt-4.1 families."""
+    return ModelSpec(model_id, created, "chat", "o200k_base", context_window, max_output, fine_tunable=True,
+                     shutdown_date=shutdown, endpoints=_FT)
+
+
+GPT_5_5 = _gpt54("gpt-5.5", 1776967200, 1_050_000)
+GPT_5_4 = _gpt54("gpt-5.4", 1772733600, 1_050_000)
+GPT_5_4_MINI = _gpt54("gpt-5.4-mini", 1773770400, 400_000)
+GPT_5_4_NANO = _gpt54("gpt-5.4-nano", 1773770400, 400_000)
+GPT_5_6_TERRA = _gpt56("gpt-5.6-terra")
+GPT_5_6_LUNA = _gpt56("gpt-5.6-luna")
 
 
 BASE_MODELS: tuple[ModelSpec, ...] = (
@@ -90,32 +98,19 @@ BASE_MODELS: tuple[ModelSpec, ...] = (
     GPT_5_6_TERRA,
     GPT_5_6_LUNA,
     # Retiring and retired models.
-    ModelSpec("gpt-5", 1754425777, "chat", "o200k_base", 400_000, 128_000, reasoning=True, efforts=GPT5_EFFORTS,
-              shutdown_date=GPT5_SHUTDOWN),
-    ModelSpec("gpt-5-mini", 1754425928, "chat", "o200k_base", 400_000, 128_000, reasoning=True,
-              efforts=GPT5_EFFORTS, shutdown_date=GPT5_SHUTDOWN),
-    ModelSpec("gpt-5-nano", 1754426384, "chat", "o200k_base", 400_000, 128_000, reasoning=True,
-              efforts=GPT5_EFFORTS, shutdown_date=GPT5_SHUTDOWN),
-    ModelSpec("gpt-4.1", 1744316542, "chat", "o200k_base", 1_047_576, 32_768, fine_tunable=True,
-              shutdown_date=GPT4_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4.1-2025-04-14", 1744315746, "chat", "o200k_base", 1_047_576, 32_768, fine_tunable=True,
-              shutdown_date=GPT4_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4.1-mini", 1744318173, "chat", "o200k_base", 1_047_576, 32_768, fine_tunable=True,
-              shutdown_date=GPT4_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4.1-mini-2025-04-14", 1744317547, "chat", "o200k_base", 1_047_576, 32_768, fine_tunable=True,
-              shutdown_date=GPT4_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4.1-nano", 1744321707, "chat", "o200k_base", 1_047_576, 32_768, fine_tunable=True,
-              shutdown_date=EARLY_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4.1-nano-2025-04-14", 1744321025, "chat", "o200k_base", 1_047_576, 32_768, fine_tunable=True,
-              shutdown_date=EARLY_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4o", 1715367049, "chat", "o200k_base", 128_000, 16_384, fine_tunable=True,
-              shutdown_date=GPT4_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4o-2024-08-06", 1722814719, "chat", "o200k_base", 128_000, 16_384, fine_tunable=True,
-              shutdown_date=GPT4_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4o-mini", 1721172741, "chat", "o200k_base", 128_000, 16_384, fine_tunable=True,
-              shutdown_date=GPT4_SHUTDOWN, endpoints=_FT),
-    ModelSpec("gpt-4o-mini-2024-07-18", 1721172717, "chat", "o200k_base", 128_000, 16_384, fine_tunable=True,
-              shutdown_date=GPT4_SHUTDOWN, endpoints=_FT),
+    _gpt5("gpt-5", 1754425777),
+    _gpt5("gpt-5-mini", 1754425928),
+    _gpt5("gpt-5-nano", 1754426384),
+    _gpt4("gpt-4.1", 1744316542, 1_047_576, 32_768),
+    _gpt4("gpt-4.1-2025-04-14", 1744315746, 1_047_576, 32_768),
+    _gpt4("gpt-4.1-mini", 1744318173, 1_047_576, 32_768),
+    _gpt4("gpt-4.1-mini-2025-04-14", 1744317547, 1_047_576, 32_768),
+    _gpt4("gpt-4.1-nano", 1744321707, 1_047_576, 32_768, EARLY_SHUTDOWN),
+    _gpt4("gpt-4.1-nano-2025-04-14", 1744321025, 1_047_576, 32_768, EARLY_SHUTDOWN),
+    _gpt4("gpt-4o", 1715367049, 128_000, 16_384),
+    _gpt4("gpt-4o-2024-08-06", 1722814719, 128_000, 16_384),
+    _gpt4("gpt-4o-mini", 1721172741, 128_000, 16_384),
+    _gpt4("gpt-4o-mini-2024-07-18", 1721172717, 128_000, 16_384),
     ModelSpec("o4-mini", 1744225351, "chat", "o200k_base", 200_000, 100_000, reasoning=True, fine_tunable=True,
               efforts=O_SERIES_EFFORTS, shutdown_date=EARLY_SHUTDOWN, endpoints=_FT),
     ModelSpec("o3", 1744225308, "chat", "o200k_base", 200_000, 100_000, reasoning=True, efforts=O_SERIES_EFFORTS,

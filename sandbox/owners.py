@@ -6,8 +6,8 @@ request made with another key never sees them, and asking for one by id gets the
 same 404 as an id that does not exist. Base models are shared.
 
 Documents keep a fingerprint of the key (``_owner``: sha256 hex), never the key.
-Batches and jobs also keep ``_api_key`` (the webhook sender and the batch runner
-need the key itself).
+Batches, jobs and stored responses also keep ``_api_key`` (the webhook sender and
+the batch runner need the key itself); ownership is still decided by ``_owner``.
 """
 
 from __future__ import annotations

@@ -37,9 +37,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .chat_simulator import KNOWN_PARAMS, ChatOutcome
+from .config import non_negative
 from .errors import ApiError
 from .models_data import BASE_MODELS, ModelSpec
-from .routes_chat import _pieces
+from .sse import pieces, start, watch_disconnect
 from .state import SandboxState
 
 PROFILE_HEADER = b"x-sandbox-profile"
@@ -108,16 +109,6 @@ class Settings:
     interrupt: bool = False
 
 
-def _number(raw: str, name: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {raw!r}")
-    return value
-
-
 def split_path(path: str) -> tuple[str, dict[str, str], str] | None:
     """"/llamacpp/n_ctx=512/v1/models" -> ("llamacpp", {"n_ctx": "512"}, "/v1/models").
 
@@ -177,11 +168,11 @@ class ProfileMiddleware:
                             cfg.api_key, profile.model)
         for key, value in options.items():
             if key == "n_ctx":
-                settings.n_ctx = int(_number(value, "n_ctx"))
+                settings.n_ctx = int(non_negative(value, "n_ctx"))
             elif key == "keepalive":
-                settings.keepalive = _number(value, "keepalive")
+                settings.keepalive = non_negative(value, "keepalive")
             elif key == "ping":
-                settings.ping = _number(value, "ping")
+                settings.ping = non_negative(value, "ping")
             elif key == "api_key":
                 settings.api_key = value
             elif key == "model":
@@ -194,13 +185,13 @@ class ProfileMiddleware:
                 raise ValueError(f"Unknown profile setting {key!r} "
                                  "(n_ctx, keepalive, ping, api_key, model, fault, interrupt)")
         if KEEPALIVE_HEADER in headers:
-            settings.keepalive = _number(headers[KEEPALIVE_HEADER].decode("latin-1"), "X-Sandbox-Keepalive")
+            settings.keepalive = non_negative(headers[KEEPALIVE_HEADER].decode("latin-1"), "X-Sandbox-Keepalive")
         if PING_HEADER in headers:
-            settings.ping = _number(headers[PING_HEADER].decode("latin-1"), "X-Sandbox-Ping")
+            settings.ping = non_negative(headers[PING_HEADER].decode("latin-1"), "X-Sandbox-Ping")
         if FAULT_HEADER in headers:
             settings.fault = headers[FAULT_HEADER].decode("latin-1").strip().lower()
         if settings.fault.startswith("slow:"):
-            _number(settings.fault[5:], "slow")
+            non_negative(settings.fault[5:], "slow")
         if settings.n_ctx < 16:
             raise ValueError("n_ctx must be at least 16")
         return settings
@@ -411,7 +402,7 @@ class ProfileServer:
                                                      "function": {"name": call["function"]["name"],
                                                                   "arguments": call["function"]["arguments"]}}]}))
         elif c.content:
-            events += [chunk({"content": piece}) for piece in _pieces(c.content)]
+            events += [chunk({"content": piece}) for piece in pieces(c.content)]
         events.append(chunk({}, c.finish_reason))
         if include_usage:
             usage = outcome.usage()
@@ -446,9 +437,8 @@ class _ProfileStream:
         self.gap = 1.0 / cfg.tokens_per_second if cfg.tokens_per_second > 0 else 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
-            (b"x-accel-buffering", b"no")]})
+        await start(send, [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+                           (b"x-accel-buffering", b"no")])
         if self.empty:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
@@ -459,14 +449,7 @@ class _ProfileStream:
             if fault == "cut-stream":
                 limit = min(limit, len(events) - 2)  # never the finish_reason chunk or [DONE]
             events, drop = events[:limit], fault == "break-stream"
-        gone = asyncio.Event()
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
-        watcher = asyncio.get_running_loop().create_task(watch())
+        gone, watcher = watch_disconnect(receive)
         interrupted = asyncio.Event()
         if self.server.settings.interrupt:
             self.server.streaming.add(interrupted)

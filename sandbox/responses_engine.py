@@ -24,16 +24,16 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .chat_simulator import ChatOutcome, ChatSimulator, check_effort
 from .errors import ApiError, invalid, missing_param, not_found
 from .models_data import ModelSpec
+from .sse import ARG_PIECES, pieces
 
 # Every property of CreateResponse in the official spec; anything else is refused.
 KNOWN_PARAMS = frozenset((
@@ -52,14 +52,7 @@ SUMMARY_MODES = ("auto", "concise", "detailed")
 MIN_OUTPUT_TOKENS = 16
 ENCRYPTED_PREFIX = "gAAAAAB"  # real encrypted reasoning is a Fernet token; this one only looks like one
 _SIGNING_KEY = hashlib.sha256(b"switchboard-sandbox-reasoning-items").digest()
-_PIECES = re.compile(r"\s*\S+|\s+")
-_ARG_PIECES = re.compile(r"[A-Za-z0-9_]+|[^A-Za-z0-9_]+")
 FAIL_MESSAGE = "The server had an error while processing your request. Sorry about that!"
-
-
-def pieces(text: str, pattern: re.Pattern[str] = _PIECES) -> list[str]:
-    """Stream deltas: a word at a time for text, identifier-sized pieces for arguments."""
-    return pattern.findall(text) or ([text] if text else [])
 
 
 def new_id(prefix: str) -> str:
@@ -112,7 +105,6 @@ class Prepared:
     tools: list[dict[str, Any]]
     tool_choice: Any
     text_format: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _content_parts(content: Any, where: str) -> str | list[dict[str, Any]]:
@@ -172,9 +164,7 @@ def _input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def _to_messages(
-    items: list[dict[str, Any]], lookup: Lookup, spec: ModelSpec
-) -> tuple[list[dict[str, Any]], int]:
+def _to_messages(items: list[dict[str, Any]], lookup: Lookup) -> tuple[list[dict[str, Any]], int]:
     """Chat messages for the input items, and the reasoning tokens passed back in them."""
     messages: list[dict[str, Any]] = []
     calls: dict[str, str] = {}
@@ -219,7 +209,7 @@ def _to_messages(
             ref = lookup.stored_item(str(item.get("id")))
             if ref is None:
                 raise not_found(f"Item with id '{item.get('id')}' not found.", param="input")
-            sub, tokens = _to_messages([ref], lookup, spec)
+            sub, tokens = _to_messages([ref], lookup)
             messages += sub
             reasoning_tokens += tokens
         else:
@@ -428,7 +418,7 @@ def prepare(body: dict[str, Any], spec: ModelSpec, lookup: Lookup | None = None)
         if earlier is None:
             raise not_found(f"Previous response with id '{previous}' not found.", param="previous_response_id")
         items = [*earlier, *items]
-    messages, reasoning_tokens = _to_messages(items, lookup, spec)
+    messages, reasoning_tokens = _to_messages(items, lookup)
     if body.get("instructions"):
         instructions = body["instructions"]
         if not isinstance(instructions, str):
@@ -648,7 +638,7 @@ def _item_events(item: dict[str, Any], index: int) -> list[dict[str, Any]]:
         added = {**item, "status": "in_progress", "arguments": ""}
         out.append({"type": "response.output_item.added", "output_index": index, "item": added})
         base = {"item_id": item["id"], "output_index": index}
-        for piece in pieces(item["arguments"], _ARG_PIECES):
+        for piece in pieces(item["arguments"], ARG_PIECES):
             out.append({"type": "response.function_call_arguments.delta", **base, "delta": piece})
         out.append({"type": "response.function_call_arguments.done", **base, "name": item["name"],
                     "arguments": item["arguments"]})
@@ -699,7 +689,3 @@ def build_events(response: dict[str, Any], *, background: bool, fail: bool = Fal
     for n, event in enumerate(events):
         event["sequence_number"] = n
     return events
-
-
-def is_lifecycle(event: dict[str, Any]) -> bool:
-    return event["type"] in ("response.created", "response.queued", "response.in_progress")

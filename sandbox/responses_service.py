@@ -14,9 +14,7 @@ the real API. Each is visible only to the API key that created it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -24,11 +22,10 @@ from typing import Any
 
 from .errors import invalid, not_found
 from .models_data import ModelSpec
-from .responses_engine import Lookup, Prepared, build_events, cancelled, generate, snapshot
+from .owners import OWNER_FIELD, fingerprint, owns
+from .responses_engine import Lookup, build_events, cancelled, generate, snapshot
 from .state import SandboxState
 from .store import Collection
-
-log = logging.getLogger("sandbox.responses")
 
 QUEUE_SECONDS = 2.0  # simulated seconds a background response waits as "queued"
 EVENT_SECONDS = 0.02  # simulated seconds between two events of a background response (50 a second)
@@ -40,8 +37,7 @@ EVENTS_CACHED = 256  # responses whose event lists are kept in memory
 class Created:
     response: dict[str, Any]  # the final response (what a non-background call returns)
     doc: dict[str, Any] | None  # the stored document, when there is one
-    events: list[dict[str, Any]]
-    prepared: Prepared
+    events: list[dict[str, Any]]  # empty unless streamed, background or failing
 
 
 class ResponsesService:
@@ -53,9 +49,9 @@ class ResponsesService:
         for doc in self.docs.values():
             self._index(doc)
         self.active = {d["id"] for d in self.docs.values() if d["background"] and not d["webhook_sent"]}
-        self._ticker: asyncio.Task[None] | None = None
         # Events are a pure function of the document; keep the recent ones so polling stays cheap.
         self._events: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        state.tick_hooks.append(self._tick)
 
     # -- counting --------------------------------------------------------------------------
     def count(self, api_key: str, what: str) -> None:
@@ -70,7 +66,7 @@ class ResponsesService:
     def lookup(self, api_key: str) -> Lookup:
         def context_of(response_id: str) -> list[dict[str, Any]] | None:
             doc = self.docs.get(response_id)
-            if doc is None or doc["_api_key"] != api_key:
+            if doc is None or not owns(api_key, doc):
                 return None
             return [*doc["context"], *self.view(doc)["output"]]
 
@@ -79,7 +75,7 @@ class ResponsesService:
             if found is None:
                 return None
             doc = self.docs.get(found[0])
-            return found[1] if doc is not None and doc["_api_key"] == api_key else None
+            return found[1] if owns(api_key, doc) else None
 
         return Lookup(context_of=context_of, stored_item=stored_item)
 
@@ -91,7 +87,11 @@ class ResponsesService:
         fail = (body.get("metadata") or {}).get("sandbox_fail") == "true"
         self.count(api_key, "responses_generated")
         created_at = time.time()
-        events = build_events(response, background=background, fail=fail)
+        # The events (an event per word) are built only when something uses them: a stream, the
+        # background clock, or a failing response whose final form is cut from them. A plain
+        # call's final response is the generated one.
+        events = (build_events(response, background=background, fail=fail)
+                  if background or fail or body.get("stream") else [])
         if background and response["completed_at"] is not None:
             # It completes when the clock has revealed its last event, not now (the terminal event
             # holds this same dict, so the stream says so too).
@@ -102,7 +102,8 @@ class ResponsesService:
             doc = {
                 "id": response["id"],
                 "created_at": created_at,
-                "_api_key": api_key,
+                "_api_key": api_key,  # the webhook sender needs the key itself
+                OWNER_FIELD: fingerprint(api_key),
                 "background": background,
                 "fail": fail,
                 "response": response,
@@ -115,10 +116,10 @@ class ResponsesService:
             if background:
                 self.count(api_key, "background_created")
                 self.active.add(doc["id"])
-        if doc is not None:
+        if doc is not None and events:
             self._remember(doc["id"], events)
-        final = events[-1]["response"]
-        return Created(response=final, doc=doc, events=events, prepared=prepared)
+        final = events[-1]["response"] if events else response
+        return Created(response=final, doc=doc, events=events)
 
     def _index(self, doc: dict[str, Any]) -> None:
         response = doc["response"]
@@ -130,7 +131,7 @@ class ResponsesService:
     # -- reading ----------------------------------------------------------------------------------
     def get(self, response_id: str, api_key: str) -> dict[str, Any]:
         doc = self.docs.get(response_id)
-        if doc is None or doc["_api_key"] != api_key:
+        if doc is None or not owns(api_key, doc):
             raise not_found(f"Response with id '{response_id}' not found.", param=None)
         return doc
 
@@ -164,11 +165,14 @@ class ResponsesService:
 
     def view(self, doc: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         """The response object as GET /v1/responses/{id} shows it now."""
+        if not doc["background"] and not doc["fail"]:
+            final: dict[str, Any] = doc["response"]  # every event happened at creation
+            return final
         events = self.events(doc)
         seen = self.happened(doc, events, now)
         if seen == len(events):
-            final: dict[str, Any] = events[-1]["response"]
-            return final
+            last: dict[str, Any] = events[-1]["response"]
+            return last
         finished = [e["item"] for e in events[:seen] if e["type"] == "response.output_item.done"]
         if doc["cancelled_at"] is not None:
             return cancelled(doc["response"], finished)
@@ -214,23 +218,12 @@ class ResponsesService:
         with contextlib.suppress(RuntimeError):
             self.state.webhooks.emit(doc["_api_key"], f"response.{status}", doc["id"])
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.state.config.tick_seconds)
-            try:
-                for response_id in list(self.active):
-                    doc = self.docs.get(response_id)
-                    if doc is None:
-                        self.active.discard(response_id)
-                    else:
-                        self._notify(doc)
-            except Exception:  # the ticker must survive one bad document
-                log.exception("sandbox responses ticker failed")
-
-    async def start(self) -> None:
-        self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
-
-    async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
+    def _tick(self) -> None:
+        """Run by the sandbox's ticker (SandboxState.tick_hooks): notice background responses that ended."""
+        for response_id in list(self.active):
+            doc = self.docs.get(response_id)
+            if doc is None:
+                self.active.discard(response_id)
+            else:
+                self._notify(doc)
 

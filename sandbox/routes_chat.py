@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -21,14 +20,8 @@ from .chat_simulator import ChatOutcome
 from .embeddings import embed
 from .errors import ApiError
 from .http import json_body, json_response
+from .sse import ARG_PIECES, pieces, start, watch_disconnect
 from .state import api_key_of, state_of
-
-_PIECES = re.compile(r"\s*\S+|\s+")
-_ARG_PIECES = re.compile(r"[A-Za-z0-9_]+|[^A-Za-z0-9_]+")
-
-
-def _pieces(text: str, pattern: re.Pattern[str] = _PIECES) -> list[str]:
-    return pattern.findall(text) or [text]
 
 
 def stream_events(outcome: ChatOutcome, include_usage: bool) -> list[bytes]:
@@ -63,12 +56,12 @@ def stream_events(outcome: ChatOutcome, include_usage: bool) -> list[bytes]:
                     events.append(chunk(index, {"tool_calls": [{"index": k, "id": call["id"], "type": "function",
                                                                 "function": {"name": call["function"]["name"],
                                                                              "arguments": ""}}]}))
-                for piece in _pieces(call["function"]["arguments"], _ARG_PIECES):
+                for piece in pieces(call["function"]["arguments"], ARG_PIECES):
                     events.append(chunk(index, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]}))
         else:
             events.append(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
             if c.content:
-                for piece in _pieces(c.content):
+                for piece in pieces(c.content):
                     events.append(chunk(index, {"content": piece}))
         events.append(chunk(index, {}, c.finish_reason))
     if include_usage:
@@ -88,21 +81,10 @@ class SSEResponse:
         self.break_after = break_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")],
-        })
+        await start(send)
         events = self.events if self.break_after is None else self.events[: self.break_after]
-        gone = asyncio.Event()
-
-        async def watch_disconnect() -> None:
-            # A paced stream can run for a minute; stop it as soon as the client leaves.
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
-        watcher = asyncio.get_running_loop().create_task(watch_disconnect()) if self.ttft or self.gap else None
+        # A paced stream can run for a minute; stop it as soon as the client leaves.
+        gone, watcher = watch_disconnect(receive) if self.ttft or self.gap else (asyncio.Event(), None)
         try:
             if self.ttft:
                 await asyncio.sleep(self.ttft)

@@ -26,6 +26,7 @@ from .errors import invalid
 from .http import json_body, json_response
 from .responses_engine import FAIL_MESSAGE
 from .responses_service import ResponsesService
+from .sse import start, watch_disconnect
 from .state import api_key_of, state_of
 
 _PACED = ("response.output_text.delta", "response.function_call_arguments.delta",
@@ -65,23 +66,12 @@ class EventStream:
         self.error_sequence = error_sequence
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")],
-        })
-        gone = asyncio.Event()
-
-        async def watch_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
+        await start(send)
         events = self.events
         limit = self.break_after if self.break_after is not None else self.error_after
         if limit is not None:
             events = events[:limit]
-        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
+        gone, watcher = watch_disconnect(receive)
         try:
             i = 0
             while i < len(events):

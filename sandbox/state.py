@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -39,6 +40,8 @@ class SandboxState:
         self.active_batches = {b["id"] for b in self.store.batches.values() if not b["webhook_sent"]}
         self.active_jobs = {j["id"] for j in self.store.jobs.values() if not j["webhook_sent"]}
         self._ticker: asyncio.Task[None] | None = None
+        # More work for the same ticker (the responses service watches its background responses).
+        self.tick_hooks: list[Callable[[], None]] = []
         # Batch results are computed in a worker thread with a simulator of their own,
         # so the live simulator's prompt cache is only ever touched by the event loop.
         self.batch_simulator = ChatSimulator()
@@ -161,6 +164,11 @@ class SandboxState:
                         self.settle_job(job)
             except Exception:  # the ticker must survive one bad document
                 log.exception("sandbox ticker failed")
+            for hook in self.tick_hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("sandbox ticker failed in %s", hook)
 
     async def start(self) -> None:
         self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())

@@ -583,3 +583,23 @@ def test_state_of_background_responses_survives_a_restart(tmp_path: Path) -> Non
     with running_sandbox(tmp_path, time_scale=1000) as url:
         again = slow_client(url, "sk-restart").responses.retrieve(created.id)
         assert again.status == "completed" and again.output_text == "still here"
+
+
+def test_a_plain_response_builds_no_stream_events_and_reads_back_as_created(tmp_path: Path) -> None:
+    """Events (one per word) are built for streams, background responses and failures only."""
+    from sandbox.config import SandboxConfig
+    from sandbox.models_data import BASE_MODELS_BY_ID
+    from sandbox.responses_service import ResponsesService
+    from sandbox.state import SandboxState
+
+    service = ResponsesService(SandboxState(SandboxConfig(data_dir=tmp_path)))
+    spec = BASE_MODELS_BY_ID["gpt-4.1"]
+    plain = service.create({"model": "gpt-4.1", "input": "write 50 words"}, spec, "sk-plain")
+    assert plain.events == [] and plain.doc is not None and service._events == {}
+    assert service.view(plain.doc) == plain.response and plain.response["status"] == "completed"
+    streamed = service.create({"model": "gpt-4.1", "input": "write 5 words", "stream": True}, spec, "sk-plain")
+    assert streamed.events[-1]["type"] == "response.completed" and streamed.events[-1]["response"] == streamed.response
+    failing = service.create({"model": "gpt-4.1", "input": "write 20 words", "metadata": {"sandbox_fail": "true"}},
+                             spec, "sk-plain")
+    assert failing.response["status"] == "failed" and failing.doc is not None
+    assert service.view(failing.doc)["status"] == "failed"
