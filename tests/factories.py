@@ -15,7 +15,7 @@ from project.teams.models import Membership, Role, Team
 from project.teams.services import team_create
 
 if TYPE_CHECKING:
-    from assistants_app.models import Assistant, Message, Thread
+    from assistants_app.models import Assistant, Message, Run, Thread
     from project.files.models import File
 
 PASSWORD = "correct horse battery staple"
@@ -145,6 +145,17 @@ def make_message(thread: Thread, text: str = "hello", role: str = "user", **extr
     from assistants_app.models import Message as MessageModel
 
     return MessageModel.objects.create(thread=thread, team_id=thread.team_id, role=role, text=text, **extra)
+
+
+def make_run(thread: Thread, *, user_message: Message | None = None, **fields: object) -> Run:
+    """A run of the thread's assistant's current version (queued unless `status` says otherwise)."""
+    from assistants_app.models import Run as RunModel
+
+    version = thread.assistant.current_version
+    assert version is not None
+    fields.setdefault("model", version.model)
+    return RunModel.objects.create(thread=thread, team_id=thread.team_id, assistant=thread.assistant, version=version,
+                                   user_message=user_message, **fields)
 
 
 # -- chat with fine-tuned models ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from assistants_app.models import AssistantVersion, ImmutableError, Message, Run
 from project.providers.models import ProviderKind
 from project.teams.models import Role
 from tests.conftest import client_for
-from tests.factories import add_member, make_assistant, make_connection, make_message, make_thread, make_user
+from tests.factories import add_member, make_assistant, make_connection, make_message, make_run, make_thread, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -338,13 +338,9 @@ def test_a_reloaded_thread_page_still_shows_what_each_finished_run_cost_and_took
 
 
 def test_a_run_that_failed_before_writing_anything_says_why_once_in_its_own_block(owner_client, team) -> None:
-    assistant = make_assistant(team)
-    version = assistant.current_version
-    assert version is not None
-    thread = make_thread(team, assistant)
+    thread = make_thread(team, make_assistant(team))
     question = make_message(thread, "Hello?")
-    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
-                             user_message=question, status="failed", error="The provider refused the key.")
+    run = make_run(thread, user_message=question, status="failed", error="The provider refused the key.")
     page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
     assert page.count("The reply failed: The provider refused the key.") == 1
     block = page[page.index(f'id="run-{run.pk}" data-run-status="failed"'):]
@@ -375,8 +371,7 @@ def test_stopped_failed_and_empty_replies_are_marked_in_exports_and_left_out_of_
 
     def exchange(question: str, status: str, reply: str | None, error: str = "") -> None:
         asked = make_message(thread, question)
-        run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
-                                 user_message=asked, status=status, error=error)
+        run = make_run(thread, user_message=asked, status=status, error=error)
         if reply is not None:
             make_message(thread, reply, role="assistant", run=run, version=version)
 
@@ -407,14 +402,10 @@ def test_stopped_failed_and_empty_replies_are_marked_in_exports_and_left_out_of_
 
 
 def test_a_thread_whose_only_reply_was_stopped_gives_no_training_example(owner_client, team) -> None:
-    assistant = make_assistant(team)
-    version = assistant.current_version
-    assert version is not None
-    thread = make_thread(team, assistant)
+    thread = make_thread(team, make_assistant(team))
     asked = make_message(thread, "Write a long poem")
-    run = Run.objects.create(thread=thread, team=team, assistant=assistant, version=version, model=version.model,
-                             user_message=asked, status="cancelled", error="Stopped by a person.")
-    make_message(thread, "Roses are", role="assistant", run=run, version=version)
+    run = make_run(thread, user_message=asked, status="cancelled", error="Stopped by a person.")
+    make_message(thread, "Roses are", role="assistant", run=run, version=run.version)
     assert owner_client.get(f"/threads/{thread.pk}/export/?format=jsonl").content == b""
 
 
@@ -491,17 +482,13 @@ def test_a_structured_reply_is_shown_as_formatted_json_and_checked_against_its_s
 def test_a_refused_post_stores_no_picture_and_uploads_no_file(owner_client, team) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from assistants_app.models import ChatImage, Run
+    from assistants_app.models import ChatImage
     from project.files.models import File
-    from tests.factories import make_connection
 
     # A provider that would take the file if anything tried to send it (it is never reached).
     thread = make_thread(team, make_assistant(team, make_connection(team)))
     started = make_message(thread, "first question")
-    version = thread.assistant.current_version
-    assert version is not None
-    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version,
-                       user_message=started, model="gpt-4.1-mini")  # a reply still queued
+    make_run(thread, user_message=started)  # a reply still queued
     before = set(File.objects.values_list("pk", flat=True))
     response = owner_client.post(f"/threads/{thread.pk}/messages/", {
         "text": "second question", "images": SimpleUploadedFile("p.png", _png(30, 20), "image/png"),
