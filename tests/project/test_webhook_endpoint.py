@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from project.providers.models import ProviderConnection
 from project.webhooks.models import WebhookDelivery
 from sandbox.webhooks import sign
 from tests.factories import make_connection
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.django_db
 SECRET = "whsec_" + base64.b64encode(b"a-secret-for-the-endpoint-tests").decode()
 
 
-def _post(client: Client, team, body: str, *, webhook_id: str | None = None, signature: str | None = None):
-    connection = make_connection(team, webhook_secret=SECRET, name=f"hooks {secrets.token_hex(3)}")
+def _post(client: Client, team, body: str, *, webhook_id: str | None = None, signature: str | None = None,
+          connection: ProviderConnection | None = None):
+    connection = connection or make_connection(team, webhook_secret=SECRET, name=f"hooks {secrets.token_hex(3)}")
     webhook_id = webhook_id or "wh_" + secrets.token_hex(8)
     stamp = int(time.time())
     headers = {"webhook-id": webhook_id, "webhook-timestamp": str(stamp),
@@ -57,6 +59,10 @@ def test_a_webhook_id_longer_than_stored_ids_is_a_400(client: Client, team) -> N
 
 
 def test_a_signed_event_is_recorded_once(client: Client, team) -> None:
-    first = _post(client, team, _event(), webhook_id="wh_same")
+    connection = make_connection(team, webhook_secret=SECRET, name="hooks")
+    first = _post(client, team, _event(), webhook_id="wh_same", connection=connection)
     assert first.status_code == 200 and first.json()["status"] in ("accepted", "ignored")
     assert WebhookDelivery.objects.get().event_type == "batch.completed"
+    again = _post(client, team, _event(), webhook_id="wh_same", connection=connection)  # a replay
+    assert again.status_code == 200 and again.json()["status"] == "duplicate ignored"
+    assert WebhookDelivery.objects.count() == 1
