@@ -136,8 +136,8 @@ def allowed_rules() -> Rules:
     sandbox = getattr(settings, "SANDBOX_URL", "")
     if sandbox:
         # The operator's own sandbox (make run starts it on 127.0.0.1): its host and port only.
-        parts = urlsplit(sandbox)
-        texts.append(f"{parts.netloc.rsplit('@', 1)[-1]}" if parts.port else f"{parts.hostname}:{_default_port(parts.scheme)}")
+        _, host, port = url_origin(sandbox)
+        texts.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     return _parse_rules(tuple(texts))
 
 

@@ -17,11 +17,13 @@ class UserJSONError(ValueError):
 def loads_user_json(text: str | bytes) -> Any:
     """json.loads for text from a person. Deep nesting ("[[[[…" 100,000 times) makes the
     parser hit Python's recursion limit, which is a RecursionError, not a ValueError;
-    both become UserJSONError with a message."""
+    both become UserJSONError with a message, as do bytes that are not UTF-8."""
     try:
         return json.loads(text)
     except RecursionError:
         raise UserJSONError("the JSON is too deeply nested") from None
+    except UnicodeDecodeError:  # bytes that are not text
+        raise UserJSONError("not UTF-8 text") from None
     except ValueError as error:
         raise UserJSONError(str(error)) from None
 

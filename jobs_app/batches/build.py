@@ -20,6 +20,7 @@ from jobs_app.batches.estimate import body_input_tokens
 from jobs_app.batches.models import BatchEndpoint
 from jobs_app.batches.validation import JSON_OBJECT_PROBLEM, InputProblems, check_body, json_object_without_json
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
+from project.user_input import UserJSONError, loads_user_json
 
 INPUT_TEXT_LIMIT = 2000
 # A prompt cell can be a whole document; the csv module's default cap (128 KB) is for safety
@@ -72,15 +73,9 @@ def items_from_jsonl(lines: Iterable[bytes], *, endpoint: str, problems: InputPr
         if not raw.strip():
             continue
         try:
-            line = json.loads(raw)
-        except json.JSONDecodeError as error:
-            problems.add(f"not valid JSON ({error.msg} at column {error.colno}).", line=line_no)
-            continue
-        except RecursionError:
-            problems.add("not valid JSON (too deeply nested).", line=line_no)
-            continue
-        except ValueError:
-            problems.add("not valid JSON (not UTF-8 text).", line=line_no)
+            line = loads_user_json(raw)
+        except UserJSONError as error:
+            problems.add(f"not valid JSON ({error}).", line=line_no)
             continue
         if not isinstance(line, dict):
             problems.add("not a JSON object.", line=line_no)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -10,6 +9,7 @@ from jobs_app.batches.models import BatchEndpoint
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connections
 from project.teams.models import Team
+from project.user_input import UserJSONError, loads_user_json
 
 
 class BatchBuildForm(forms.Form):
@@ -45,11 +45,9 @@ class BatchBuildForm(forms.Form):
         if not raw:
             return None
         try:
-            value = json.loads(raw)
-        except RecursionError:
-            raise forms.ValidationError("Not valid JSON: it is too deeply nested.") from None
-        except ValueError as error:
-            raise forms.ValidationError(f"Not valid JSON: {error}.") from error
+            value = loads_user_json(raw)
+        except UserJSONError as error:
+            raise forms.ValidationError(f"Not valid JSON: {error}.") from None
         if not isinstance(value, dict) or "type" not in value:
             raise forms.ValidationError('A response_format is an object with a "type".')
         return value

@@ -26,6 +26,7 @@ from jobs_app.batches.models import (
 )
 from project.files.services import file_fetch_remote, file_open
 from project.providers.client import ProviderError
+from project.user_input import loads_user_json
 
 ResultRow = tuple[str, str, int | None, str, str | None, str, str, int, int, str]
 TEMP_TABLE = "batch_results_incoming"
@@ -86,9 +87,9 @@ def parse_result_lines(lines: Iterable[bytes], *, endpoint: str, structured: boo
         if not raw.strip():
             continue
         try:
-            line = json.loads(raw)
+            line = loads_user_json(raw)
             custom_id = str(line["custom_id"])
-        except (ValueError, KeyError, TypeError, RecursionError):
+        except (ValueError, KeyError, TypeError):  # UserJSONError is a ValueError
             continue
         response = line.get("response") or {}
         error = line.get("error") or {}
@@ -100,8 +101,8 @@ def parse_result_lines(lines: Iterable[bytes], *, endpoint: str, structured: boo
             parsed: str | None = None
             if structured and text:
                 try:
-                    parsed = json.dumps(json.loads(text))
-                except (ValueError, RecursionError):
+                    parsed = json.dumps(loads_user_json(text))
+                except (ValueError, RecursionError):  # RecursionError: json.dumps of a value too deep to write
                     parsed = None
             tokens_in, tokens_out = _usage(body)
             yield (custom_id, RequestStatus.SUCCEEDED, 200, text, parsed, "", "", tokens_in, tokens_out, request_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -11,6 +10,7 @@ from jobs_app.finetune.catalog import BaseModelChoice
 from jobs_app.finetune.models import Dataset, FineTuneMethod
 from project.providers.model_facts import known_model_ids, model_facts
 from project.providers.models import ProviderConnection
+from project.user_input import UserJSONError, loads_user_json
 
 MAX_METADATA_PAIRS = 16
 
@@ -92,10 +92,8 @@ class JobCreateForm(forms.Form):
         if not raw:
             return {}
         try:
-            data = json.loads(raw)
-        except RecursionError:
-            raise forms.ValidationError("Metadata is not valid JSON: it is too deeply nested.") from None
-        except ValueError as error:
+            data = loads_user_json(raw)
+        except UserJSONError as error:
             raise forms.ValidationError(f"Metadata is not valid JSON: {error}") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise forms.ValidationError("Metadata must be a JSON object whose values are strings.")

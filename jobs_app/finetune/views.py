@@ -42,6 +42,7 @@ from project.providers.selectors import team_connection_get, team_connections
 from project.providers.timestamps import provider_datetime
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
+from project.user_input import parse_id
 
 IMPORT_PAGE = 20
 
@@ -102,9 +103,9 @@ def dataset_detail(request: TeamRequest, dataset_id: int) -> HttpResponse:
 
 
 def _chosen_connection(request: TeamRequest, data: Any) -> ProviderConnection | None:
-    raw = data.get("connection")
-    if raw and str(raw).isdigit():
-        return team_connection_get(team=request.team, connection_id=int(raw))
+    connection_id = parse_id(data.get("connection"))
+    if connection_id is not None:
+        return team_connection_get(team=request.team, connection_id=connection_id)
     return team_connections(team=request.team).first()
 
 
@@ -123,9 +124,9 @@ def job_create(request: TeamRequest) -> HttpResponse:
             provider_message = f"Could not list the models of {connection.name}: {error.message}"
     datasets = selectors.team_valid_datasets(team=request.team)
     initial: dict[str, Any] = {"connection": connection.pk if connection else None}
-    dataset_id = request.GET.get("dataset")
-    if dataset_id and dataset_id.isdigit():
-        chosen = datasets.filter(pk=int(dataset_id)).first()
+    dataset_id = parse_id(request.GET.get("dataset"))
+    if dataset_id is not None:
+        chosen = datasets.filter(pk=dataset_id).first()
         if chosen is not None:
             initial.update(dataset=chosen.pk, method=chosen.method, base_model=chosen.model_id,
                            validation_dataset=chosen.validation_dataset_id if chosen.validation_dataset else None)
@@ -160,9 +161,9 @@ def _estimate_context(form: JobCreateForm, connection: ProviderConnection | None
     data = form.data if form.is_bound else form.initial
     dataset_field = form.fields["dataset"]
     dataset = None
-    raw = data.get("dataset")
-    if raw and str(raw).isdigit():
-        dataset = dataset_field.queryset.filter(pk=int(raw)).first()  # type: ignore[attr-defined]
+    dataset_id = parse_id(data.get("dataset"))
+    if dataset_id is not None:
+        dataset = dataset_field.queryset.filter(pk=dataset_id).first()  # type: ignore[attr-defined]
     if dataset is None:
         dataset = dataset_field.queryset.first()  # type: ignore[attr-defined]
     model_id = str(data.get("base_model") or (dataset.model_id if dataset else ""))

@@ -7,7 +7,7 @@ from django import forms
 from django.utils.html import escape
 
 from project import netguard
-from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
+from project.providers.models import ProviderConnection, ProviderKind
 
 # Organization, project and API version go into request headers and the query string:
 # printable ASCII without spaces, or the request cannot even be built.
@@ -86,16 +86,10 @@ class ConnectionForm(forms.Form):
         has_saved_key = self.instance is not None and bool(self.instance.api_key_encrypted)
         if kind in {ProviderKind.OPENAI, ProviderKind.AZURE} and not data.get("api_key") and not has_saved_key:
             self.add_error("api_key", "An API key is required for this provider.")
-        if (has_saved_key and not data.get("api_key") and "base_url" not in self.errors and kind != ProviderKind.SANDBOX
-                and self._address_changed(data)):
+        moved = self.instance is not None and self.instance.address_differs(
+            kind=str(kind or ""), base_url=str(data.get("base_url") or ""))
+        if has_saved_key and moved and not data.get("api_key") and "base_url" not in self.errors and kind != ProviderKind.SANDBOX:
             # Otherwise an admin could send the saved key (perhaps the owner's) to a host of their choosing.
             # (A sandbox connection moved elsewhere is given a new random key instead; nobody knows its old one.)
             self.add_error("api_key", "Enter the API key again: the address changed.")
         return data
-
-    def _address_changed(self, data: dict[str, Any]) -> bool:
-        assert self.instance is not None
-        kind = str(data.get("kind") or "")
-        new_url = str(data.get("base_url") or DEFAULT_BASE_URLS.get(kind, ""))
-        return kind != self.instance.kind or netguard.url_origin(new_url) != netguard.url_origin(self.instance.base_url)
-

@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 
 from project import crypto
+from project.netguard import url_origin
 from project.teams.models import Team
 
 
@@ -64,6 +65,13 @@ class ProviderConnection(models.Model):
 
     def get_webhook_secret(self) -> str:
         return crypto.decrypt(self.webhook_secret_encrypted) if self.webhook_secret_encrypted else ""
+
+    def address_differs(self, *, kind: str, base_url: str) -> bool:
+        """Whether requests saved with this kind and base URL (blank: the kind's default)
+        would go somewhere else: another kind, scheme, host or port. A saved key never
+        follows a connection there; a new path on the same host keeps it."""
+        new_url = base_url or DEFAULT_BASE_URLS.get(kind, "")
+        return kind != self.kind or url_origin(new_url) != url_origin(self.base_url)
 
     @property
     def masked_api_key(self) -> str:

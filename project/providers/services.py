@@ -11,7 +11,6 @@ from django.db import transaction
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from project.netguard import url_origin
 from project.providers.client import ClientOptions, ProviderError
 from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_models, connection_models_forget
@@ -60,8 +59,8 @@ def connection_save(
     if connection is None:
         connection = ProviderConnection(team=team)
     new_base_url = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
-    address_changed = not creating and (kind != connection.kind or url_origin(new_base_url) != url_origin(connection.base_url))
-    if address_changed and not api_key:
+    api_key = api_key.strip()  # before the check below: a key of spaces is no key
+    if not creating and not api_key and connection.address_differs(kind=kind, base_url=new_base_url):
         # A saved key never follows the connection to another host (the form asks for it again).
         connection.set_api_key("")
     connection.kind = kind
@@ -70,7 +69,6 @@ def connection_save(
     connection.organization = organization.strip()
     connection.project = project.strip()
     connection.api_version = api_version.strip()
-    api_key = api_key.strip()
     if not api_key and kind == ProviderKind.SANDBOX and (creating or not connection.api_key_encrypted):
         api_key = sandbox_key_new()
     if api_key or creating:

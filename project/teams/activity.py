@@ -43,18 +43,9 @@ _SENTENCES: dict[str, tuple[str, str]] = {
 }
 
 
-class _Missing(KeyError):
-    pass
-
-
-class _Values(dict[str, Any]):
-    def __missing__(self, key: str) -> Any:
-        raise _Missing(key)
-
-
 def event_sentence(event: AuditEvent) -> str:
     """What happened, in words: the event's action as a sentence with its details filled in."""
-    values = _Values({k: v for k, v in (event.details or {}).items() if v not in (None, "")})
+    values = {k: v for k, v in (event.details or {}).items() if v not in (None, "")}
     if event.target:
         values["target"] = event.target
     if event.action == "thread.start_with_model" and values.get("compare_model"):
@@ -65,7 +56,7 @@ def event_sentence(event: AuditEvent) -> str:
             continue
         try:
             return sentence.format_map(values)
-        except (_Missing, ValueError):
+        except (KeyError, ValueError):  # a detail this (older) event lacks
             continue
     return event.action.replace("_", " ").replace(".", " ")
 

@@ -153,7 +153,8 @@ class AccountError(Exception):
     """An account command cannot do what it was asked; the message says why."""
 
 
-def _one_time_password() -> str:
+def one_time_password() -> str:
+    """A password shown once (first start, createoperator, setpassword), to be changed at the first login."""
     return secrets.token_urlsafe(12)
 
 
@@ -163,7 +164,7 @@ def operator_create(*, username: str, email: str = "") -> str:
     users = get_user_model().objects
     if users.filter(username=username).exists():
         raise AccountError(f"A user named {username!r} already exists; choose another name for the operator.")
-    password = _one_time_password()
+    password = one_time_password()
     users.create_superuser(username=username, email=email, password=password)
     return password
 
@@ -173,7 +174,7 @@ def password_reset_to_random(*, username: str) -> str:
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise AccountError(f"No user named {username!r}.")
-    password = _one_time_password()
+    password = one_time_password()
     user.set_password(password)
     user.save(update_fields=["password"])
     axes_reset(username=user.get_username())

@@ -225,3 +225,16 @@ def test_the_allowed_list_is_read_from_the_environment() -> None:
 def test_a_guarded_client_refuses_other_schemes() -> None:
     with netguard.guarded_client() as client, pytest.raises((netguard.OutboundRefused, httpx2.UnsupportedProtocol)):
         client.get("ftp://127.0.0.1/")
+
+
+@pytest.mark.parametrize(("sandbox", "host", "port"), [
+    ("http://[::1]/v1", "::1", 80),  # no port: read as "::1:80", another address, before d1d7842
+    ("http://[::1]:8100/v1", "::1", 8100),
+    ("https://user:pw@127.0.0.1/v1", "127.0.0.1", 443),
+])
+def test_the_sandbox_url_allows_its_own_host_and_port_only(settings, sandbox: str, host: str, port: int) -> None:
+    settings.OUTBOUND_ALLOWED_HOSTS = []
+    settings.SANDBOX_URL = sandbox
+    assert netguard.check_host(host, port).pinned is None  # allowed by the operator's rule, not resolved
+    with pytest.raises(netguard.OutboundRefused, match="OUTBOUND_ALLOWED_HOSTS"):
+        netguard.check_host(host, port + 1)

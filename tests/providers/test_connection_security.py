@@ -99,3 +99,20 @@ def test_the_service_never_carries_a_saved_key_to_another_host(team) -> None:
                     base_url="https://elsewhere.example/v1")
     connection.refresh_from_db()
     assert connection.get_api_key() == ""
+
+
+def test_a_key_of_spaces_does_not_keep_the_saved_key_on_another_host(team) -> None:
+    from project.providers.services import connection_save
+
+    connection = make_connection(team, base_url="http://127.0.0.1:9/v1", api_key=KEY)
+    connection_save(team=team, actor=None, connection=connection, kind=connection.kind, name=connection.name,
+                    base_url="https://elsewhere.example/v1", api_key="   ")
+    connection.refresh_from_db()
+    assert connection.get_api_key() == ""
+
+
+def test_the_form_and_the_service_agree_on_what_moves_a_connection(team) -> None:
+    connection = make_connection(team, base_url="http://127.0.0.1:9/v1", api_key=KEY)
+    assert not connection.address_differs(kind=connection.kind, base_url="http://127.0.0.1:9/other/v1")
+    assert connection.address_differs(kind=connection.kind, base_url="http://127.0.0.1:10/v1")
+    assert connection.address_differs(kind=ProviderKind.OPENAI, base_url="")

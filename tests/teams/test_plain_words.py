@@ -29,3 +29,14 @@ def test_the_activity_feed_says_what_happened_in_words(owner_client, team, owner
 ])
 def test_one_cost_format(amount: object, shown: str) -> None:
     assert format_usd(amount) == shown
+
+
+def test_an_event_missing_a_detail_falls_back_to_the_short_sentence() -> None:
+    from project.teams.activity import event_sentence
+    from project.teams.models import AuditEvent
+
+    assert event_sentence(AuditEvent(action="assistant.create", details={})) == "created an assistant"
+    assert event_sentence(AuditEvent(action="assistant.create", details={"name": ""})) == "created an assistant"
+    assert event_sentence(AuditEvent(action="member.role_changed", target="ann", details={"old": "viewer"})) == (
+        "changed ann's role")
+    assert event_sentence(AuditEvent(action="something.new_thing", details={})) == "something new thing"

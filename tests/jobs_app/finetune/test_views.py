@@ -86,6 +86,19 @@ def test_the_create_form_offers_finetunable_models_the_estimate_and_the_deadline
     assert "gpt-4.1-nano shuts down on 2026-10-23" in fragment and "2 epochs (as chosen)" in fragment
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "99999999999999999999999", "-1"])
+def test_a_malformed_connection_or_dataset_id_on_the_create_form_is_ignored(owner_client, team, sandbox_url,
+                                                                             value: str) -> None:
+    """"\u00b2".isdigit() is true but int() refuses it: these once ended in an error page."""
+    sandbox_connection(team, sandbox_url)
+    make_dataset(team)
+    response = owner_client.get(reverse("finetune_job_create"), {"connection": value, "dataset": value})
+    assert response.status_code == 200
+    fragment = owner_client.get(reverse("finetune_job_create"), {"connection": value, "dataset": value},
+                                HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 200
+
+
 def test_creating_a_job_sends_the_files_and_opens_the_job_page(owner_client, team, sandbox_url) -> None:
     connection = sandbox_connection(team, sandbox_url)
     dataset = make_dataset(team)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +11,7 @@ from django.db import transaction
 from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.services import connection_save, sandbox_connection_ensure
 from project.teams.models import Team
-from project.teams.services import team_create
+from project.teams.services import one_time_password, team_create
 
 
 class Command(BaseCommand):
@@ -26,7 +25,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             first_start = not user_model.objects.exists()
             if first_start:
-                password = secrets.token_urlsafe(12)
+                password = one_time_password()
                 # A plain user: the team's own pages manage the team. /admin/ shows every team,
                 # so it is for operators only (manage.py createoperator).
                 owner = user_model.objects.create_user(username="admin", email="", password=password)
