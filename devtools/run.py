@@ -2,15 +2,20 @@
 
 Starts embedded PostgreSQL and Redis when DATABASE_URL / REDIS_URL are unset, the
 sandbox provider when no SANDBOX_URL or OPENAI_API_KEY is given, migrates,
-bootstraps the first team, then runs the web server (uvicorn, ASGI), the Celery
-workers and beat. Ctrl-C stops every process it started.
+bootstraps the first team, then runs the web server (uvicorn, ASGI, one process per
+core), the Celery workers and beat. A child that dies is started again
+(devtools.supervise). The first login is printed last, once the web server and the
+workers answer, so start-up output cannot scroll it away. Ctrl-C stops every process
+it started.
 """
 
 from __future__ import annotations
 
 import os
+import json
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +24,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from devtools.services import embedded_services
+from devtools.supervise import GaveUp, Supervisor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("SWITCHBOARD_DATA_DIR", BASE_DIR / ".data"))
@@ -60,6 +66,23 @@ def sandbox_defaults(env: dict[str, str]) -> None:
     env.setdefault("SANDBOX_TIME_SCALE", DEMO_TIME_SCALE)
 
 
+def web_processes(env: dict[str, str]) -> str:
+    """WEB_PROCESSES, or one web process per core: requests then never queue behind
+    each other in one process while another core is idle."""
+    return env.get("WEB_PROCESSES") or str(os.cpu_count() or 1)
+
+
+def workers_answering(celery: list[str], nodes: list[str], env: dict[str, str]) -> bool:
+    """Whether every named Celery worker answers a ping (it has connected and is consuming)."""
+    result = subprocess.run([*celery, "inspect", "ping", "--json", "--timeout", "2", "-d", ",".join(nodes)],
+                            env=env, cwd=BASE_DIR, capture_output=True, text=True, check=False)
+    try:
+        replies = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    except (json.JSONDecodeError, IndexError):
+        return False
+    return isinstance(replies, dict) and all(node in replies for node in nodes)
+
+
 def wait_for_http(url: str, timeout: float = 20.0) -> None:
     import urllib.error
     import urllib.request
@@ -86,26 +109,7 @@ def main() -> int:
     host = env.get("HOST", "127.0.0.1")
     port = env.get("PORT", "8000")
     env.setdefault("SITE_URL", f"http://{host}:{port}")
-    children: list[subprocess.Popen[bytes]] = []
-
-    def spawn(name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        print(f"[run] starting {name}: {' '.join(args)}", flush=True)
-        # Own process group, so Ctrl-C reaches us first and we stop children in order.
-        child = subprocess.Popen(args, env=env, cwd=BASE_DIR, start_new_session=True)
-        children.append(child)
-        return child
-
-    def stop_children() -> None:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for child in reversed(children):
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-
+    supervisor = Supervisor(env=env, cwd=BASE_DIR)
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -114,6 +118,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    code = 0
 
     with embedded_services(DATA_DIR, env) as services:
         env["DATABASE_URL"] = services.database_url
@@ -125,36 +130,50 @@ def main() -> int:
                 sandbox_port = env.get("SANDBOX_PORT", "8100")
                 env.setdefault("SANDBOX_DATA_DIR", str(DATA_DIR / "sandbox"))
                 sandbox_defaults(env)
-                spawn("sandbox", [PYTHON, "-m", "sandbox", "--port", sandbox_port])
+                supervisor.start("sandbox", [PYTHON, "-m", "sandbox", "--port", sandbox_port])
                 env["SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}/v1"
                 wait_for_http(f"http://127.0.0.1:{sandbox_port}/v1/models")
             manage = [PYTHON, "manage.py"]
             subprocess.run([*manage, "migrate", "--no-input"], env=env, cwd=BASE_DIR, check=True)
-            subprocess.run([*manage, "bootstrap"], env=env, cwd=BASE_DIR, check=True)
-            spawn("web", [PYTHON, "-m", "uvicorn", "project.asgi:application", "--host", host, "--port", port,
-                          "--lifespan", "off"])
+            # The login it prints on a first start is held back until everything is up.
+            bootstrap = subprocess.run([*manage, "bootstrap"], env=env, cwd=BASE_DIR, check=True,
+                                       stdout=subprocess.PIPE, text=True)
+            env["WEB_PROCESSES"] = web_processes(env)
+            supervisor.start("web", [PYTHON, "-m", "uvicorn", "project.asgi:application", "--host", host,
+                                     "--port", port, "--lifespan", "off", "--workers", env["WEB_PROCESSES"]])
             celery = [PYTHON, "-m", "celery", "-A", "project.celery"]
+            node = socket.gethostname()
             # Model calls wait on the network: a thread pool sized for waiting, on its own queue.
-            spawn("worker (io)", [*celery, "worker", "-Q", "io", "-P", "threads", "-c", env.get("IO_CONCURRENCY", "64"),
-                                  "-n", "io@%h", "--loglevel", "INFO"])
+            supervisor.start("worker (io)", [*celery, "worker", "-Q", "io", "-P", "threads",
+                                             "-c", env.get("IO_CONCURRENCY", "64"), "-n", f"io@{node}",
+                                             "--loglevel", "INFO"])
             # Validation and parsing use the CPU: a process per core.
-            spawn("worker (cpu)", [*celery, "worker", "-Q", "cpu", "-c", env.get("CPU_CONCURRENCY", "2"),
-                                   "-n", "cpu@%h", "--loglevel", "INFO"])
-            spawn("beat", [*celery, "beat", "--loglevel", "INFO",
-                           "--schedule", str(DATA_DIR / "celerybeat-schedule")])
-            print(f"[run] Switchboard is up at http://{host}:{port}/  (Ctrl-C stops everything)", flush=True)
+            supervisor.start("worker (cpu)", [*celery, "worker", "-Q", "cpu", "-c", env.get("CPU_CONCURRENCY", "2"),
+                                              "-n", f"cpu@{node}", "--loglevel", "INFO"])
+            supervisor.start("beat", [*celery, "beat", "--loglevel", "INFO",
+                                      "--schedule", str(DATA_DIR / "celerybeat-schedule")])
+            wait_for_http(f"http://{host}:{port}/healthz", timeout=60)
+            deadline = time.monotonic() + 120
+            while not stopping and not workers_answering(celery, [f"io@{node}", f"cpu@{node}"], env):
+                supervisor.check()
+                if time.monotonic() > deadline:
+                    print("[run] the workers have not answered for 2 minutes; see their output above.", flush=True)
+                    break
+            print(f"[run] Switchboard is up at http://{host}:{port}/ with {env['WEB_PROCESSES']} web "
+                  f"process(es)  (Ctrl-C stops everything)", flush=True)
+            if bootstrap.stdout.strip():
+                print(bootstrap.stdout.rstrip(), flush=True)
             while not stopping:
-                for child in children:
-                    if child.poll() is not None:
-                        print(f"[run] a process exited with code {child.returncode}; stopping.", flush=True)
-                        stopping = True
-                        break
+                supervisor.check()
                 time.sleep(0.3)
+        except GaveUp as gave_up:
+            print(f"[run] {gave_up}", flush=True)
+            code = 1
         finally:
             print("[run] stopping…", flush=True)
-            stop_children()
+            supervisor.stop()
     print("[run] stopped.", flush=True)
-    return 0
+    return code
 
 
 if __name__ == "__main__":
