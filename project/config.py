@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
+
+from project.outbound_rules import parse_rule
 
 
 class ConfigError(Exception):
@@ -224,17 +225,10 @@ def _outbound_rules(read: _Reader) -> list[str]:
 
 def _valid_outbound_rule(rule: str) -> bool:
     try:
-        if "/" in rule:
-            ipaddress.ip_network(rule, strict=False)
-            return True
-        if ":" in rule and "[" not in rule and rule.count(":") > 1:
-            ipaddress.ip_address(rule)  # a bare IPv6 address
-            return True
-        parts = urlsplit(f"//{rule}")
-        parts.port  # noqa: B018 (reading it checks the port)
+        parse_rule(rule)
     except ValueError:
         return False
-    return bool(parts.hostname)
+    return True
 
 
 def database_settings(url: str, *, pool_size: int) -> dict[str, Any]:

@@ -31,8 +31,7 @@ from urllib.parse import urlsplit
 import httpx2
 from django.conf import settings
 
-type IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-type IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from project.outbound_rules import IPAddress, Rules, literal_address, parse_rules
 
 SCHEMES = ("http", "https")
 OPERATOR_HINT = "ask your operator to add the host to OUTBOUND_ALLOWED_HOSTS"
@@ -50,18 +49,6 @@ class OutboundRefused(ValueError):
 
 class OutboundUnresolvable(OutboundRefused):
     """The host has no address (DNS failed); not a refusal, but nothing to connect to."""
-
-
-@dataclass(frozen=True)
-class Rules:
-    hosts: frozenset[tuple[str, int | None]]
-    networks: tuple[IPNetwork, ...]
-
-    def allows_host(self, host: str, port: int) -> bool:
-        return (host, None) in self.hosts or (host, port) in self.hosts
-
-    def allows_address(self, address: IPAddress) -> bool:
-        return any(address in network for network in self.networks)
 
 
 @dataclass(frozen=True)
@@ -86,49 +73,9 @@ def is_internal(address: IPAddress) -> bool:
             or address.is_multicast or address.is_reserved or address.is_unspecified)
 
 
-def literal_address(host: str) -> IPAddress | None:
-    """The address a host names by itself: 127.0.0.1, ::1, and the old numeric forms
-    (2130706433, 0x7f000001, 0177.0.0.1, 127.1) that resolvers and browsers accept."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if host and all(ch in "0123456789abcdefx." for ch in host):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
-
-
-def _rule(text: str) -> tuple[str, int | None] | IPNetwork:
-    text = text.strip().lower()
-    try:
-        return ipaddress.ip_network(text, strict=False)  # an address or a network
-    except ValueError:
-        pass
-    parts = urlsplit(f"//{text}")
-    host = (parts.hostname or "").rstrip(".")
-    address = literal_address(host)
-    if address is not None and parts.port is None:
-        return ipaddress.ip_network(address)
-    return (str(address) if address is not None else host, parts.port)
-
-
 @lru_cache(maxsize=8)
 def _parse_rules(texts: tuple[str, ...]) -> Rules:
-    hosts: set[tuple[str, int | None]] = set()
-    networks: list[IPNetwork] = []
-    for text in texts:
-        try:
-            rule = _rule(text)
-        except ValueError:
-            continue  # Config.from_environ reports bad rules at start
-        if isinstance(rule, tuple):
-            hosts.add(rule)
-        else:
-            networks.append(rule)
-    return Rules(frozenset(hosts), tuple(networks))
+    return parse_rules(texts)
 
 
 def allowed_rules() -> Rules:

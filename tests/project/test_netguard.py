@@ -15,6 +15,7 @@ import pytest
 from assistants_app.tools import ToolDefinitionError, ToolFailed, call_http_tool, validate_tools
 from project import netguard
 from project.config import Config, ConfigError
+from project.outbound_rules import literal_address, parse_rules
 from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.services import connection_test
 from tests.factories import make_connection
@@ -220,6 +221,27 @@ def test_the_allowed_list_is_read_from_the_environment() -> None:
     assert config.outbound_allowed_hosts == ["127.0.0.1:8080", "llm.internal", "10.0.0.0/8", "::1"]
     with pytest.raises(ConfigError, match="OUTBOUND_ALLOWED_HOSTS"):
         Config.from_environ({**GOOD, "OUTBOUND_ALLOWED_HOSTS": "10.0.0.0/99"})
+
+
+@pytest.mark.parametrize(("rule", "host", "port", "allowed"), [
+    ("127.0.0.1:8080", "127.0.0.1", 8080, True),
+    ("127.0.0.1:8080", "127.0.0.1", 8081, False),
+    ("LLM.internal", "llm.internal", 443, True),
+    ("[::1]:8080", "::1", 8080, True),
+    ("2130706433", "127.0.0.1", 80, True),
+    ("10.0.0.0/8", "10.2.3.4", 443, True),
+])
+def test_a_rule_the_start_up_check_accepts_is_applied_as_written(rule: str, host: str, port: int, allowed: bool) -> None:
+    config = Config.from_environ({**GOOD, "OUTBOUND_ALLOWED_HOSTS": rule})
+    rules = parse_rules(config.outbound_allowed_hosts)
+    address = literal_address(host)
+    assert (rules.allows_host(host, port) or (address is not None and rules.allows_address(address))) is allowed
+
+
+@pytest.mark.parametrize("rule", ["10.0.0.0/99", "llm.internal/v1", "user@llm.internal", ":8080", "llm.internal:http"])
+def test_a_rule_the_guard_could_not_apply_stops_the_start(rule: str) -> None:
+    with pytest.raises(ConfigError, match="OUTBOUND_ALLOWED_HOSTS"):
+        Config.from_environ({**GOOD, "OUTBOUND_ALLOWED_HOSTS": rule})
 
 
 def test_a_guarded_client_refuses_other_schemes() -> None:
