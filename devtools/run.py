@@ -11,8 +11,8 @@ it started.
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import secrets
 import signal
 import socket

@@ -141,8 +141,7 @@ def _stop_redis(embedded: _EmbeddedRedis) -> None:
     if embedded.scratch_dir:
         shutil.rmtree(embedded.scratch_dir, ignore_errors=True)
     if embedded.settings_file:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(embedded.settings_file)
+        Path(embedded.settings_file).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from . import profile_specs
+
 MB = 1024 * 1024
 
 
@@ -54,7 +56,7 @@ def _positive(value: float, name: str) -> float:
 
 
 def _profile(name: str) -> str:
-    known = ("openai", "llamacpp", "vllm")
+    known = (profile_specs.OPENAI, *profile_specs.PROFILES)
     if name.lower() not in known:
         raise ConfigError(f"SANDBOX_PROFILE must be one of {', '.join(known)}, got {name!r}")
     return name.lower()
@@ -91,7 +93,7 @@ class SandboxConfig:
     # Profiles (sandbox/profiles.py): a server to behave like for every request ("openai": none),
     # its context size (0: the profile's own), the wait before a stream's first token and the
     # interval of llamacpp's ": ping" comments during it.
-    profile: str = "openai"
+    profile: str = profile_specs.OPENAI
     profile_n_ctx: int = 0
     keepalive_seconds: float = 0.0
     ping_seconds: float = 15.0
@@ -116,7 +118,7 @@ class SandboxConfig:
             fault_rate_break_stream=_env_float("SANDBOX_FAULT_RATE_BREAK_STREAM", 0.0),
             fault_rate_stream_error=_env_float("SANDBOX_FAULT_RATE_STREAM_ERROR", 0.0),
             organization=_env_str("SANDBOX_ORGANIZATION", "sandbox-org") or "sandbox-org",
-            profile=_profile(_env_str("SANDBOX_PROFILE", "openai") or "openai"),
+            profile=_profile(_env_str("SANDBOX_PROFILE", profile_specs.OPENAI) or profile_specs.OPENAI),
             profile_n_ctx=_env_int("SANDBOX_PROFILE_N_CTX", 0),
             keepalive_seconds=_env_float("SANDBOX_KEEPALIVE_SECONDS", 0.0),
             ping_seconds=_env_float("SANDBOX_PING_SECONDS", 15.0),

@@ -40,6 +40,7 @@ from .chat_simulator import KNOWN_PARAMS, ChatOutcome
 from .config import non_negative
 from .errors import ApiError
 from .models_data import BASE_MODELS, ModelSpec
+from .profile_specs import OPENAI, PROFILES, Profile
 from .sse import pieces, start, watch_disconnect
 from .state import SandboxState
 
@@ -48,33 +49,6 @@ KEEPALIVE_HEADER = b"x-sandbox-keepalive"
 PING_HEADER = b"x-sandbox-ping"
 FAULT_HEADER = b"x-sandbox-fault"
 
-
-@dataclasses.dataclass(frozen=True)
-class Profile:
-    name: str
-    model: str
-    n_ctx: int
-    # The model list's entry for the model (besides id and object).
-    model_facts: dict[str, Any]
-    # Whether the server sends ": ping" comments while it waits before the first token.
-    pings: bool
-
-
-PROFILES: dict[str, Profile] = {
-    "llamacpp": Profile(
-        "llamacpp", "SmolLM2-135M-Instruct", 4096,
-        # llama-cpp-python's entry, with llama.cpp's `meta` (the GGUF's training context, not n_ctx).
-        {"owned_by": "me", "permissions": [], "meta": {
-            "vocab_type": 2, "n_vocab": 49152, "n_ctx_train": 8192, "n_embd": 576, "n_params": 134515008,
-            "size": 269030400}},
-        pings=True,
-    ),
-    "vllm": Profile(
-        "vllm", "Qwen/Qwen2.5-0.5B-Instruct", 32768,
-        {"owned_by": "vllm", "root": "Qwen/Qwen2.5-0.5B-Instruct", "parent": None},
-        pings=False,
-    ),
-}
 
 # What llama-cpp-python answers for a json_schema response format it cannot turn into a grammar.
 JSON_SCHEMA_DUMP = """Exception: 1 validation error for ChatCompletionRequestResponseFormat
@@ -148,7 +122,7 @@ class ProfileMiddleware:
         else:
             name = headers.get(PROFILE_HEADER, b"").decode("latin-1").strip().lower() or self.state.config.profile
         if name not in PROFILES:
-            if name not in ("", "openai"):
+            if name not in ("", OPENAI):
                 await _detail(400, f"Unknown sandbox profile {name!r}; known: {', '.join(PROFILES)}")(
                     scope, receive, send)
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -13,6 +14,8 @@ import httpx2
 import openai
 import pytest
 
+from sandbox import profile_specs
+from sandbox.config import ConfigError, SandboxConfig
 from sandbox.testing import running_sandbox
 
 TOOLS: list[Any] = [{"type": "function", "function": {
@@ -57,6 +60,16 @@ def _events(body: str) -> tuple[list[str], list[Any]]:
 
 
 # -- choosing a profile --------------------------------------------------------------------------
+
+
+def test_every_profile_the_sandbox_has_is_one_sandbox_profile_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A profile added beside llamacpp and vllm needs no second list in the settings check.
+    monkeypatch.setitem(profile_specs.PROFILES, "tgi", dataclasses.replace(profile_specs.PROFILES["vllm"], name="tgi"))
+    monkeypatch.setenv("SANDBOX_PROFILE", "TGI")
+    assert SandboxConfig.from_env().profile == "tgi"
+    monkeypatch.setenv("SANDBOX_PROFILE", "nope")
+    with pytest.raises(ConfigError, match="openai, llamacpp, vllm, tgi"):
+        SandboxConfig.from_env()
 
 def test_a_base_url_prefix_or_a_header_picks_the_profile(raw: httpx2.Client) -> None:
     by_path = raw.get("/llamacpp/v1/models").json()
