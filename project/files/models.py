@@ -6,6 +6,8 @@ from the provider), and a local copy is kept for previews and downloads.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -45,7 +47,11 @@ def _local_path(instance: File, filename: str) -> str:
 
 class File(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="files")
+    # The connection that first saw the file (uploaded, fetched or listed it).
     connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="files")
+    # The provider's address (ProviderConnection.files_address): with remote_id, which file this is.
+    # Two connections to one account see the same remote ids, and each is one row.
+    provider_address = models.CharField(max_length=600, editable=False)
     remote_id = models.CharField(max_length=200)
     purpose = models.CharField(max_length=30, choices=FilePurpose.choices)
     name = models.CharField(max_length=255)
@@ -66,7 +72,7 @@ class File(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["connection", "remote_id"], name="file_unique_remote_id_per_connection"),
+            models.UniqueConstraint(fields=["team", "provider_address", "remote_id"], name="file_once_per_provider_address"),
         ]
         indexes = [
             models.Index(fields=["team", "-created_at"], name="file_team_recent"),
@@ -75,6 +81,11 @@ class File(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.remote_id})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.provider_address:
+            self.provider_address = self.connection.files_address
+        super().save(*args, **kwargs)
 
     @property
     def has_local_copy(self) -> bool:

@@ -42,10 +42,6 @@ def team_file_get(*, team: Team, file_id: int) -> File:
     return get_object_or_404(File.objects.select_related("connection", "team"), team=team, pk=file_id)
 
 
-def team_file_by_remote_id(*, team: Team, connection_id: int, remote_id: str) -> File | None:
-    return File.objects.filter(team=team, connection_id=connection_id, remote_id=remote_id).first()
-
-
 @dataclass(frozen=True)
 class PurposeStorage:
     purpose: str

@@ -20,6 +20,7 @@ from django.contrib.auth.models import User
 from django.core.files import File as DjangoFile
 from django.db import connection as db_connection
 from django.db import transaction
+from django.db.models import QuerySet
 
 from project.files.limits import FileRejected, check_upload, sniff_image_type
 from project.files.models import File, FileOrigin, FileState
@@ -99,6 +100,11 @@ def _content_lock(connection: ProviderConnection, sha256: str, purpose: str) -> 
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
+def _known(*, team: Team, connection: ProviderConnection, remote_id: str) -> QuerySet[File]:
+    """The row of a remote file, whichever of the team's connections to that provider made it."""
+    return File.objects.filter(team=team, provider_address=connection.files_address, remote_id=remote_id)
+
+
 def file_find_reusable(*, connection: ProviderConnection, sha256: str, purpose: str) -> File | None:
     return File.objects.filter(connection=connection, sha256=sha256, purpose=purpose, state=FileState.ACTIVE).first()
 
@@ -144,7 +150,7 @@ def file_upload(
             try:
                 with transaction.atomic():
                     # A sync running meanwhile may already have imported this remote file: adopt that row.
-                    record = File.objects.select_for_update().filter(connection=connection, remote_id=remote.id).first()
+                    record = _known(team=team, connection=connection, remote_id=remote.id).select_for_update().first()
                     record = record or File(team=team, connection=connection, remote_id=remote.id)
                     record.purpose = purpose
                     record.name = name
@@ -181,7 +187,7 @@ def file_fetch_remote(
     an imported row without a local copy gets one."""
     if connection.team_id != team.pk:
         raise ValueError("the connection belongs to another team")
-    existing = File.objects.filter(connection=connection, remote_id=remote_id).first()
+    existing = _known(team=team, connection=connection, remote_id=remote_id).first()
     if existing is not None and existing.content:
         return existing
     meta = provider_call(connection, lambda client: client.files.retrieve(remote_id))
@@ -256,25 +262,30 @@ def files_sync_connection(*, connection: ProviderConnection, page_size: int = 10
     started = datetime.now(tz=UTC)
     seen: set[str] = set()
     imported = 0
+    address = connection.files_address
     with provider_errors():
         # Iterating the page fetches the following pages, so it stays inside provider_errors().
         for remote in client_for(connection).files.list(limit=page_size):
             seen.add(remote.id)
+            # A file another connection to the same provider already has is that row, not a copy.
             _, created = File.objects.get_or_create(
-                connection=connection, remote_id=remote.id,
+                team_id=connection.team_id, provider_address=address, remote_id=remote.id,
                 defaults={
-                    "team_id": connection.team_id, "purpose": remote.purpose, "name": clean_name(remote.filename),
+                    "connection": connection, "purpose": remote.purpose, "name": clean_name(remote.filename),
                     "bytes": remote.bytes or 0, "mime_type": mime_type_for(remote.filename),
                     "origin": FileOrigin.IMPORTED, "remote_created_at": provider_datetime(remote.created_at),
                     "expires_at": provider_datetime(getattr(remote, "expires_at", None)),
                 },
             )
             imported += created
+    # Missing is judged only for this connection's rows: another key at the same address may
+    # belong to another project, whose files this listing does not show.
     here = File.objects.filter(connection=connection).exclude(state=FileState.DELETED)
     # Only rows older than the listing can be judged missing: one uploaded meanwhile may not be listed yet.
     gone = here.filter(state=FileState.ACTIVE, created_at__lt=started).exclude(remote_id__in=seen)
     missing = gone.update(state=FileState.MISSING, missing_since=started)
-    restored = here.filter(state=FileState.MISSING, remote_id__in=seen).update(state=FileState.ACTIVE, missing_since=None)
+    listed = File.objects.filter(team_id=connection.team_id, provider_address=address, remote_id__in=seen)
+    restored = listed.filter(state=FileState.MISSING).update(state=FileState.ACTIVE, missing_since=None)
     return {"imported": imported, "missing": missing, "restored": restored, "listed": len(seen)}
 
 

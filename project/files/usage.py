@@ -6,7 +6,7 @@ which of the team's files they use. Register once, at app start-up (AppConfig.re
     from project.files.usage import FileUsage, register_file_usage
 
     def finetune_file_usages(team, files):
-        by_remote = {(f.connection_id, f.remote_id): f.pk for f in files}
+        by_remote = {(f.provider_address, f.remote_id): f.pk for f in files}
         usages = {}
         for job in FineTuneJob.objects.filter(team=team, training_file__in=files):
             usages.setdefault(job.training_file_id, []).append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.db import models
 
@@ -19,6 +20,12 @@ class ProviderKind(models.TextChoices):
 
 
 DEFAULT_BASE_URLS: dict[str, str] = {ProviderKind.OPENAI: "https://api.openai.com/v1"}
+
+
+def files_address_of(base_url: str) -> str:
+    scheme, host, port = url_origin(base_url)
+    path = urlsplit(base_url).path.rstrip("/") if scheme else ""
+    return f"{scheme}://{host.lower()}:{port}{path}"
 
 
 class ProviderConnection(models.Model):
@@ -72,6 +79,13 @@ class ProviderConnection(models.Model):
         follows a connection there; a new path on the same host keeps it."""
         new_url = base_url or DEFAULT_BASE_URLS.get(kind, "")
         return kind != self.kind or url_origin(new_url) != url_origin(self.base_url)
+
+    @property
+    def files_address(self) -> str:
+        """Where the provider keeps this connection's files. A provider's file ids are unique
+        at its address, so one remote id seen there is one file, whichever of the team's
+        connections (two keys to one account, say) listed it."""
+        return files_address_of(self.base_url)
 
     @property
     def masked_api_key(self) -> str:
