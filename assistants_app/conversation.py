@@ -20,8 +20,9 @@ from assistants_app.images import image_data_url
 from assistants_app.models import Assistant, AssistantVersion, Message, Role, Thread
 from assistants_app.selectors import ThreadFilters, team_assistants, team_threads, thread_list_page, thread_message_counts
 from assistants_app.tools import api_tools
+from project.providers.connection_facts import connection_model_facts
 from project.providers.model_facts import ModelFacts, model_facts
-from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
+from project.tokens import REPLY_PRIMING, count_message, encoding_named
 
 # Published for other features: what they may use of chat. The reads let a feature offer
 # the team's assistants and threads to choose from (batches asks threads again).
@@ -173,20 +174,20 @@ def _newest_first(messages: QuerySet[Message]) -> Iterator[Message]:
         before = page[-1].pk
 
 
-_version_token_counts: dict[int, int] = {}
+_version_token_counts: dict[tuple[int, str], int] = {}
 
 
-def _version_tokens(version: AssistantVersion) -> int:
+def _version_tokens(version: AssistantVersion, encoding_name: str) -> int:
     """Tokens the instructions and tool definitions take in every request. A version
-    never changes once saved, so each is counted once per process, not once per run
-    (long instructions take a millisecond or more to encode)."""
-    count = _version_token_counts.get(version.pk)
+    never changes once saved, so each is counted once per process and encoding, not once
+    per run (long instructions take a millisecond or more to encode)."""
+    count = _version_token_counts.get((version.pk, encoding_name))
     if count is None:
-        encoding = encoding_for_model(version.model)
+        encoding = encoding_named(encoding_name)
         count = count_message({"role": "system", "content": version.instructions}, encoding) if version.instructions else 0
         if version.tools:
             count += len(encoding.encode(json.dumps(api_tools(version.tools)), disallowed_special=()))
-        _version_token_counts[version.pk] = count
+        _version_token_counts[(version.pk, encoding_name)] = count
     return count
 
 
@@ -197,7 +198,7 @@ def output_budget(version: AssistantVersion, facts: ModelFacts) -> int:
 def history_budget(version: AssistantVersion, facts: ModelFacts) -> int:
     """Tokens the conversation may take: the context window less the room kept for the
     reply and what the instructions and tools take in every request."""
-    return facts.context_window - output_budget(version, facts) - REPLY_PRIMING - _version_tokens(version)
+    return facts.context_window - output_budget(version, facts) - REPLY_PRIMING - _version_tokens(version, facts.encoding)
 
 
 class History(NamedTuple):
@@ -214,7 +215,7 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
     costs what fits in the window, not its whole history; stored token counts are used
     where the message has one. The request's token count comes out of the same counting,
     for a provider that reports no usage."""
-    encoding = encoding_for_model(version.model)
+    encoding = encoding_named(facts.encoding)
     budget = history_budget(version, facts)
     stored = _sendable_messages(thread)
     kept: list[tuple[dict[str, Any], int]] = []  # (API message, its tokens), newest first
@@ -239,7 +240,7 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
             f"({facts.context_window} minus {output_budget(version, facts)} for the reply). Shorten it.")
     # Counted only when something did not fit: most runs are spared the query.
     trimmed = (stored.count() if full else fetched) - len(kept)
-    return History([api for api, _ in kept], trimmed, total + _version_tokens(version) + REPLY_PRIMING)
+    return History([api for api, _ in kept], trimmed, total + _version_tokens(version, facts.encoding) + REPLY_PRIMING)
 
 
 def _complete_tool_rounds(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -277,8 +278,9 @@ def thread_question(thread: Thread) -> list[dict[str, Any]]:
     entries = entries[: last_user + 1]
     version = thread.assistant.current_version
     if version is not None and entries:
-        encoding = encoding_for_model(version.model)
-        budget = history_budget(version, model_facts(version.model))
+        facts = connection_model_facts(thread.assistant.connection, version.model)
+        encoding = encoding_named(facts.encoding)
+        budget = history_budget(version, facts)
         costs = [tokens or count_message(api, encoding) for api, tokens in entries]
         start, total = 0, sum(costs)
         while total > budget and start < len(entries) - 1:

@@ -4,12 +4,17 @@ import json
 from typing import Any
 
 from django import forms
+from django.urls import reverse
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from assistants_app.models import Assistant
 from assistants_app.tools import ToolDefinitionError, validate_tools
-from project.providers.models import ProviderConnection
+from project.providers.capabilities import RequestNeeds, connection_capabilities, request_refusal
+from project.providers.client import ProviderError
+from project.providers.models import ProviderConnection, ProviderKind
+from project.providers.remote_models import connection_has_model, connection_models
+from project.providers.team_models import team_model_lookup
 from project.user_input import UserJSONError, loads_user_json
 
 REASONING_EFFORTS = [("", "default"), ("minimal", "minimal"), ("low", "low"), ("medium", "medium"), ("high", "high")]
@@ -39,6 +44,18 @@ class AssistantForm(forms.Form):
     def __init__(self, *args: Any, connections: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["connection"].queryset = connections  # type: ignore[attr-defined]
+        # Choosing another connection swaps in its models (assistants_app.views_models).
+        self.fields["connection"].widget.attrs.update({
+            "hx-get": reverse("assistant_model_picker"), "hx-target": "#model-picker", "hx-swap": "outerHTML",
+            "hx-include": "#id_model", "hx-trigger": "change"})
+
+    def chosen_connection(self) -> ProviderConnection | None:
+        """The connection the form names (what was posted, else its initial value), if it is one offered."""
+        raw = self.data.get("connection") if self.is_bound else self.initial.get("connection")
+        try:
+            return self.fields["connection"].queryset.filter(pk=int(raw)).first() if raw else None  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            return None
 
     def clean_tools(self) -> list[dict[str, Any]]:
         raw = self.cleaned_data["tools"].strip()
@@ -70,6 +87,37 @@ class AssistantForm(forms.Form):
         if schema.get("additionalProperties") is not False:
             raise forms.ValidationError('Strict structured output needs "additionalProperties": false.')
         return schema
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        connection = data.get("connection")
+        if isinstance(connection, ProviderConnection):
+            self._check_server_supports(connection, data)
+            self._check_model_served(connection, str(data.get("model") or "").strip())
+        return data
+
+    def _check_server_supports(self, connection: ProviderConnection, data: dict[str, Any]) -> None:
+        """What the connection's server was probed not to support is refused here, not at the first run."""
+        capabilities = connection_capabilities(connection)
+        for field, needs in (("tools", RequestNeeds(tools=True)), ("response_schema", RequestNeeds(json_schema=True))):
+            refusal = request_refusal(capabilities, needs) if data.get(field) else ""
+            if refusal:
+                self.add_error(field, refusal)
+
+    def _check_model_served(self, connection: ProviderConnection, model: str) -> None:
+        """A model the connection does not list would be sized and priced as another server's
+        model of that name (llama.cpp answers any name). Azure lists base models, not the
+        deployments named here; a team's own model (a checkpoint) is in no list."""
+        if not model or connection.kind == ProviderKind.AZURE:
+            return
+        try:
+            served = connection_has_model(connection, model)
+        except ProviderError:
+            return  # the list could not be read: the name is taken as typed
+        if not served and team_model_lookup(team=connection.team, model=model, connection=connection) is None:
+            names = [m.id for m in connection_models(connection)][:5]
+            self.add_error("model", f"{connection.name} does not serve {model}. Its models: {', '.join(names)}"
+                           f"{'…' if len(names) == 5 else ''}.")
 
     def config(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from project.providers.client import ProviderError
+from project.providers.connection_facts import connection_model_list
 from project.providers.model_facts import ModelFacts, known_model_ids, model_facts
 from project.providers.models import ProviderConnection
 from project.providers.remote_models import RemoteModel, connection_models
@@ -17,8 +18,11 @@ CAPABILITIES = ("vision", "tools", "structured_outputs", "reasoning")
 @dataclass(frozen=True)
 class ModelChoice:
     id: str
-    facts: ModelFacts
+    facts: ModelFacts  # as the connection serves it (project.providers.connection_facts)
     shutdown_date: str | None
+    # False for a model nobody gave a window or a price for: shown as unknown, not as a guess.
+    context_known: bool = True
+    prices_known: bool = True
 
     @property
     def capabilities(self) -> list[str]:
@@ -37,8 +41,15 @@ def model_choices(connection: ProviderConnection | None) -> tuple[list[ModelChoi
             error = failure.message
     if not rows:
         rows = [RemoteModel(id=model_id, shutdown_date=None) for model_id in known_model_ids()]
-    choices = [ModelChoice(id=row.id, facts=model_facts(row.id), shutdown_date=row.shutdown_date)
-               for row in rows if not any(word in row.id for word in ("embedding", "whisper", "tts", "dall-e"))]
+    rows = [row for row in rows if not any(word in row.id for word in ("embedding", "whisper", "tts", "dall-e"))]
+    if connection is not None and not error:
+        choices = [ModelChoice(id=m.model_id, facts=m.facts, shutdown_date=row.shutdown_date,
+                               context_known=m.context_known, prices_known=m.prices_known)
+                   for m, row in zip(connection_model_list(connection, rows), rows, strict=True)]
+    else:
+        choices = [ModelChoice(id=row.id, facts=model_facts(row.id), shutdown_date=row.shutdown_date,
+                               context_known=model_facts(row.id).known, prices_known=model_facts(row.id).known)
+                   for row in rows]
     choices.sort(key=lambda c: (not c.facts.known, c.id))
     return choices, error
 

@@ -32,6 +32,7 @@ from assistants_app import streams
 from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
+from project.providers.capabilities import capabilities_known, refusal_after_error, request_needs, request_refusal
 from project.providers.client import (
     ClientOptions,
     ProviderError,
@@ -40,9 +41,10 @@ from project.providers.client import (
     provider_errors,
     public_error_text,
 )
-from project.providers.model_facts import ModelFacts, cost_usd, model_facts
+from project.providers.connection_facts import connection_model_facts
+from project.providers.model_facts import ModelFacts, cost_usd
 from project.providers.models import ProviderConnection
-from project.tokens import count_message, encoding_for_model
+from project.tokens import count_message, encoding_for_model, encoding_named
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +91,14 @@ class Usage:
         self.cached += (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
         self.reasoning += (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
 
-    def estimate(self, *, prompt_tokens: int, model: str, turn: Turn) -> None:
+    def estimate(self, *, prompt_tokens: int, encoding_name: str, turn: Turn) -> None:
         """Count a completion whose stream carried no usage with tiktoken: the input is the
         request's count, made while the history was built (conversation.build_history),
         the output is counted from the reply's text and tool calls."""
         self.calls += 1
         self.estimated = True
         self.input += prompt_tokens
-        encoding = encoding_for_model(model)
+        encoding = encoding_named(encoding_name)
         self.output += len(encoding.encode(turn.text, disallowed_special=()))
         if turn.tool_calls:
             self.output += len(encoding.encode(json.dumps(turn.tool_calls, separators=(",", ":")),
@@ -295,7 +297,8 @@ def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
         raise ReplyIncomplete(INCOMPLETE_MESSAGE + hint)
 
 
-def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int) -> Turn:
+def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int,
+                 facts: ModelFacts) -> Turn:
     assert run.assistant.connection is not None
     client = _client(run.assistant.connection)
     outbox = _Outbox(run.pk)
@@ -336,7 +339,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, pro
     turn.tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                        for _, c in sorted(calls.items())]
     if not counted:
-        usage.estimate(prompt_tokens=prompt_tokens, model=run.model, turn=turn)
+        usage.estimate(prompt_tokens=prompt_tokens, encoding_name=facts.encoding, turn=turn)
     return turn
 
 
@@ -345,14 +348,29 @@ def _backoff(attempt: int, error: ProviderError) -> float:
     return float(min(wait, RETRY_MAX_SECONDS))
 
 
-def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int) -> Turn:
+def _capability_refusal(run: Run, body: dict[str, Any], error: ProviderError) -> str:
+    """Whether a refused request (a 4xx, or a 5xx a server sends when it fails on what it does
+    not support, as llama.cpp does for json_schema) was refused for a capability the server
+    lacks: those capabilities are probed again. Such a refusal is final, never retried."""
+    if error.status_code is None or error.status_code in (401, 403, 408, 429):
+        return ""
+    assert run.assistant.connection is not None
+    refusal = refusal_after_error(connection=run.assistant.connection, needs=request_needs(body), model=run.model)
+    return f"{refusal} (The server said: {error.message})" if refusal else ""
+
+
+def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int,
+                       facts: ModelFacts) -> Turn:
     attempt = 0
     while True:
         clock.text_shown = False
         try:
-            return _stream_once(run, body, clock, usage, prompt_tokens)
+            return _stream_once(run, body, clock, usage, prompt_tokens, facts)
         except ProviderError as error:
             attempt += 1
+            refusal = _capability_refusal(run, body, error) if attempt == 1 else ""
+            if refusal:
+                raise RunStopped(refusal) from error
             if not error.transient or attempt >= MAX_ATTEMPTS_PER_CALL:
                 raise
             wait = _backoff(attempt - 1, error)
@@ -493,7 +511,7 @@ def run_execute(run_id: int) -> None:
     run = run_claim(run_id)
     if run is None:
         return
-    facts = model_facts(run.model)
+    facts = connection_model_facts(run.assistant.connection, run.model)
     usage, clock = Usage(), Clock()
     with _Heartbeat(run, clock.superseded):
         try:
@@ -515,7 +533,8 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             if trimmed:
                 streams.publish(run.pk, "note", f"{trimmed} older messages were left out to fit the context window.")
             body = chat_request(version_request_spec(run.version, facts), messages, stream=True)
-            turn = _call_with_retries(run, body, clock, usage, prompt_tokens)
+            _check_capabilities(run, body)
+            turn = _call_with_retries(run, body, clock, usage, prompt_tokens, facts)
             request_id = turn.request_id or request_id
             if not turn.tool_calls and not turn.text:
                 raise RunStopped(f"{NO_TEXT_MESSAGE} (finish reason: {turn.finish_reason or 'none'}).")
@@ -552,6 +571,19 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
                     error="The run failed because of an error in Switchboard; it was logged.", request_id=request_id)
         else:
             streams.publish_end(run.pk)
+
+
+def _check_capabilities(run: Run, body: dict[str, Any]) -> None:
+    """Refuse at once, in words, a request the connection's server was seen not to support
+    (tools it ignores, a JSON-schema reply it fails on, pictures); probe first when never probed."""
+    needs = request_needs(body)
+    if not needs.any:
+        return
+    assert run.assistant.connection is not None
+    refusal = request_refusal(capabilities_known(connection=run.assistant.connection, needs=needs, model=run.model),
+                              needs)
+    if refusal:
+        raise RunStopped(refusal)
 
 
 def _partial_text(run: Run) -> str:

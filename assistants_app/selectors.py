@@ -186,7 +186,8 @@ def team_usage(*, team: Team, days: int = 30) -> list[dict[str, Any]]:
         qs.annotate(day=TruncDate("created_at"))
         .values("day", "assistant__name", "model")
         .annotate(runs=Count("id"), input=Sum("input_tokens"), cached=Sum("cached_tokens"), output=Sum("output_tokens"),
-                  reasoning=Sum("reasoning_tokens"), cost=Sum("cost_usd"))
+                  reasoning=Sum("reasoning_tokens"), cost=Sum("cost_usd"),
+                  unknown=Count("id", filter=Q(cost_usd__isnull=True, provider_calls__gt=0)))
         .order_by("-day", "assistant__name", "model")  # type: ignore[arg-type]
     )
     return rows
@@ -201,6 +202,7 @@ def team_chat_spend(team: Team, days: int) -> SpendSection:
     rows = team_usage(team=team, days=days)
     totals = {"runs": sum(r["runs"] for r in rows), "input": sum(r["input"] or 0 for r in rows),
               "output": sum(r["output"] or 0 for r in rows),
-              "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0))}
+              "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0)),
+              "unknown": sum(r["unknown"] for r in rows)}
     return SpendSection(key="chat", title="Chat", template="assistants_app/_usage_chat.html", cost=totals["cost"],
-                        context={"rows": rows, "totals": totals})
+                        context={"rows": rows, "totals": totals}, unknown_cost=totals["unknown"])

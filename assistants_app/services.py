@@ -27,6 +27,7 @@ from assistants_app.models import (
 )
 from project import crypto
 from project.files.services import file_upload
+from project.providers.capabilities import REFUSALS, RequestNeeds, connection_capabilities, request_refusal, supports
 from project.providers.client import ProviderError
 from project.providers.models import ProviderConnection
 from project.providers.remote_models import connection_has_model
@@ -155,7 +156,19 @@ def _check_can_post(thread: Thread, *, text: str, has_attachments: bool) -> Assi
         raise ChatError("This assistant cannot run: it is archived or has no version.")
     if assistant.connection is None:
         raise ChatError("This assistant has no provider connection; choose one in its settings.")
+    _check_server_supports(assistant.connection, RequestNeeds(tools=bool(version.tools),
+                                                              json_schema=bool(version.response_schema)))
     return version
+
+
+def _check_server_supports(connection: ProviderConnection, needs: RequestNeeds, *, files: bool = False) -> None:
+    """Refuse, before anything is stored or sent, what the server was probed not to support."""
+    capabilities = connection_capabilities(connection)
+    refusal = request_refusal(capabilities, needs)
+    if not refusal and files and supports(capabilities, "files") is False:
+        refusal = REFUSALS["files"]
+    if refusal:
+        raise ChatError(refusal)
 
 
 def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequence[UploadedFile] = (),
@@ -164,6 +177,9 @@ def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequen
     before anything is stored or sent to the provider: a refused post uploads nothing."""
     text = text.strip()
     _check_can_post(thread, text=text, has_attachments=bool(images or files))
+    if images or files:
+        assert thread.assistant.connection is not None  # _check_can_post
+        _check_server_supports(thread.assistant.connection, RequestNeeds(images=bool(images)), files=bool(files))
     if _reply_in_progress(thread):
         raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
     attachments: list[dict[str, Any]] = []

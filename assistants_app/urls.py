@@ -1,11 +1,12 @@
 from django.urls import path
 
-from assistants_app import views, views_compare, views_stream
+from assistants_app import views, views_compare, views_models, views_stream
 
 urlpatterns = [
     path("assistants/", views.assistant_list, name="assistant_list"),
     path("assistants/new/", views.assistant_create, name="assistant_create"),
     path("assistants/guide/", views.model_guide, name="model_guide"),
+    path("assistants/models/", views_models.assistant_model_picker, name="assistant_model_picker"),
     path("assistants/<int:assistant_id>/", views.assistant_detail, name="assistant_detail"),
     path("assistants/<int:assistant_id>/edit/", views.assistant_edit, name="assistant_edit"),
     path("assistants/<int:assistant_id>/duplicate/", views.assistant_duplicate, name="assistant_duplicate"),

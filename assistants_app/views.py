@@ -18,6 +18,7 @@ from assistants_app.forms import AssistantForm
 from assistants_app.model_catalog import TASKS, model_choices, recommend
 from assistants_app.models import AssistantVersion
 from assistants_app.view_helpers import run_group_context, thread_view_context
+from assistants_app.views_models import picker_context
 from project.files.responses import picture_response
 from project.files.services import FileRejected
 from project.providers.client import ProviderError
@@ -37,10 +38,15 @@ def assistant_list(request: TeamRequest) -> HttpResponse:
 
 
 def _form_page(request: TeamRequest, form: AssistantForm, assistant: Any = None) -> HttpResponse:
-    connection = assistant.connection if assistant else team_default_connection(team=request.team)
-    choices, models_error = model_choices(connection)
+    connection = form.chosen_connection() or (assistant.connection if assistant else None) or team_default_connection(
+        team=request.team)
+    typed = str(form["model"].value() or "").strip()
+    # A new assistant starts on a model its connection serves; otherwise what was typed or saved shows.
+    context = picker_context(connection, typed)
+    if form.is_bound or assistant is not None:
+        context["model_value"] = typed
     return render(request, "assistants_app/assistant_form.html",
-                  {"form": form, "assistant": assistant, "choices": choices, "models_error": models_error})
+                  {"form": form, "assistant": assistant, "model_errors": form["model"].errors, **context})
 
 
 @team_view(TeamRole.MEMBER)
@@ -58,7 +64,7 @@ def assistant_create(request: TeamRequest) -> HttpResponse:
     else:
         default = team_default_connection(team=request.team) or connections.first()
         form = AssistantForm(connections=connections, initial={"connection": default.pk if default else None,
-                                                                "model": request.GET.get("model", "gpt-4.1-mini")})
+                                                                "model": request.GET.get("model", "")})
     return _form_page(request, form)
 
 

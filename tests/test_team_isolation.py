@@ -117,6 +117,8 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
     "connection_delete": (_connection, ["post"]),
     "connection_test": (_connection, ["post"]),
+    "connection_server": (_connection, ["get"]),
+    "connection_model_facts": (_connection, ["get", "post"]),
     "member_role": (_membership, ["post"]),
     "member_remove": (_membership, ["post"]),
     "invitation_revoke": (_invitation, ["post"]),

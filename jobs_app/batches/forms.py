@@ -6,6 +6,7 @@ from django import forms
 
 from assistants_app.conversation import Assistant, Thread, team_assistants, team_threads
 from jobs_app.batches.models import BatchEndpoint
+from project.providers.capabilities import connection_lacks
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connections
 from project.teams.models import Team
@@ -39,6 +40,13 @@ class BatchBuildForm(forms.Form):
         assistant = self.fields["assistant"]
         assert isinstance(assistant, forms.ModelChoiceField)
         assistant.queryset = team_assistants(team=team).filter(current_version__isnull=False)
+
+    def clean_connection(self) -> ProviderConnection:
+        connection: ProviderConnection = self.cleaned_data["connection"]
+        lacking = connection_lacks(connection, "batches")
+        if lacking:
+            raise forms.ValidationError(lacking)
+        return connection
 
     def clean_response_format(self) -> dict[str, Any] | None:
         raw = self.cleaned_data["response_format"].strip()
@@ -93,3 +101,10 @@ class ThreadsBatchForm(forms.Form):
         threads = self.fields["threads"]
         assert isinstance(threads, forms.ModelMultipleChoiceField)
         threads.queryset = team_threads(team=team)
+
+    def clean_connection(self) -> ProviderConnection:
+        connection: ProviderConnection = self.cleaned_data["connection"]
+        lacking = connection_lacks(connection, "batches")
+        if lacking:
+            raise forms.ValidationError(lacking)
+        return connection

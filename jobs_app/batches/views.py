@@ -23,6 +23,8 @@ from jobs_app.batches.models import BatchSource, BatchStatus, BuildState, Reques
 from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.uploads import BuildOptions, batch_build_queue, batch_group_build_from_upload, inline_build_bytes
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
+from project.providers.capabilities import connections_lacking
+from project.providers.selectors import team_connections
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 from project.user_input import parse_id
@@ -42,6 +44,10 @@ def batch_list(request: TeamRequest) -> HttpResponse:
     template = "jobs_app/batches/batch_list.html#rows" if request.htmx else "jobs_app/batches/batch_list.html"
     builds = list(selectors.team_open_builds(team=request.team)) if not request.htmx else []
     return render(request, template, {"rows": rows, "live": live, "builds": builds})
+
+
+def _lacking(request: TeamRequest) -> list[str]:
+    return connections_lacking(team_connections(team=request.team), "batches")
 
 
 @team_view(Role.MEMBER)
@@ -74,7 +80,8 @@ def batch_new(request: TeamRequest) -> HttpResponse:
     else:
         form = BatchBuildForm(team=request.team)
     status = 400 if problems else 200
-    return render(request, "jobs_app/batches/batch_new.html", {"form": form, "problems": problems}, status=status)
+    return render(request, "jobs_app/batches/batch_new.html", {"form": form, "problems": problems,
+                                                               "lacking": _lacking(request)}, status=status)
 
 
 @team_view(Role.MEMBER)
@@ -105,7 +112,7 @@ def batch_from_threads(request: TeamRequest) -> HttpResponse:
     chosen = {str(v) for v in request.POST.getlist("threads")} if request.method == "POST" else set()
     context = {"form": form, "problems": problems, "page": page, "filters": filters, "next_query": query.urlencode(),
                "rows": [(thread, counts.get(thread.pk, 0)) for thread in page.threads], "chosen": chosen,
-               "assistants": chat.team_assistants(team=request.team)}
+               "assistants": chat.team_assistants(team=request.team), "lacking": _lacking(request)}
     if request.htmx and request.GET.get("cursor"):
         return render(request, "jobs_app/batches/batch_threads.html#thread_rows", context)
     status = 400 if problems or form.errors else 200

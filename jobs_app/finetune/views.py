@@ -36,6 +36,7 @@ from jobs_app.finetune.services import (
 )
 from jobs_app.finetune.validation import ERROR_KINDS
 from project.files.services import FileRejected
+from project.providers.capabilities import connection_lacks
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connection_get, team_connections
@@ -115,8 +116,11 @@ def job_create(request: TeamRequest) -> HttpResponse:
     connection = _chosen_connection(request, data)
     base_models: list[BaseModelChoice] = []
     provider_message = ""
+    lacking = connection_lacks(connection, "fine_tuning") if connection is not None else ""
     if connection is None:
         provider_message = "Add a provider connection first (Settings → Connections)."
+    elif lacking:
+        provider_message = f"{lacking} Choose another connection to fine-tune."
     else:
         try:
             base_models = finetunable_models(connection)
@@ -135,7 +139,7 @@ def job_create(request: TeamRequest) -> HttpResponse:
                          datasets=datasets,
                          validation_datasets=selectors.team_valid_datasets(team=request.team, is_validation=True),
                          base_models=base_models)
-    if request.method == "POST" and connection is not None and form.is_valid():
+    if request.method == "POST" and connection is not None and not lacking and form.is_valid():
         cleaned = form.cleaned_data
         try:
             job = finetune_job_create(
@@ -150,7 +154,9 @@ def job_create(request: TeamRequest) -> HttpResponse:
             messages.success(request, f"Fine-tuning job {job.remote_id} created.")
             return redirect("finetune_job_detail", job.pk)
     context = {"form": form, "connection": connection, "provider_message": provider_message,
-               "base_models": base_models, **_estimate_context(form, connection, base_models)}
+               "base_models": base_models,
+               # No estimate "on gpt-4.1-mini" for a server that cannot fine-tune at all.
+               **(_estimate_context(form, connection, base_models) if not lacking else {})}
     if request.htmx and request.method == "GET" and "dataset" in request.GET:
         return render(request, "jobs_app/finetune/job_create.html#estimate", context)
     return render(request, "jobs_app/finetune/job_create.html", context)
@@ -286,7 +292,10 @@ def job_import(request: TeamRequest) -> HttpResponse:
     has_more = False
     provider_message = ""
     after = request.GET.get("after", "")
-    if connection is not None:
+    lacking = connection_lacks(connection, "fine_tuning") if connection is not None else ""
+    if lacking:
+        provider_message = lacking
+    elif connection is not None:
         try:
             page = provider_call(connection, lambda client: client.fine_tuning.jobs.list(limit=IMPORT_PAGE, after=after)
                                  if after else client.fine_tuning.jobs.list(limit=IMPORT_PAGE))

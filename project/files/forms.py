@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from project.files.models import UPLOAD_PURPOSES, FilePurpose
+from project.providers.capabilities import connection_lacks
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connections
 from project.teams.models import Team
@@ -18,6 +19,13 @@ class UploadForm(forms.Form):
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["connection"].queryset = team_connections(team=team)  # type: ignore[attr-defined]
+
+    def clean_connection(self) -> ProviderConnection:
+        connection: ProviderConnection = self.cleaned_data["connection"]
+        lacking = connection_lacks(connection, "files")
+        if lacking:
+            raise forms.ValidationError(lacking)
+        return connection
 
 
 class FileFilterForm(forms.Form):

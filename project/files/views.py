@@ -29,7 +29,9 @@ from project.files.staging import upload_request_create
 from project.files.sync_status import files_sync_enqueue, sync_status
 from project.files.uploads import use_parts
 from project.files.usage import file_usages
+from project.providers.capabilities import connections_lacking
 from project.providers.client import ProviderError
+from project.providers.selectors import team_connections
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 
@@ -63,6 +65,7 @@ def file_list(request: TeamRequest) -> HttpResponse:
         "sync": sync_status(request.team.pk),
         "upload_requests": team_upload_requests_recent(team=request.team),
         "max_bytes": settings.FILES_MAX_BYTES,
+        "lacking": connections_lacking(team_connections(team=request.team), "files"),
     }
     return render(request, "files/file_list.html#file_table" if request.htmx else "files/file_list.html", context)
 

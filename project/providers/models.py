@@ -94,3 +94,43 @@ class ProviderConnection(models.Model):
     @property
     def has_webhook_secret(self) -> bool:
         return bool(self.webhook_secret_encrypted)
+
+
+class ConnectionCapabilities(models.Model):
+    """What a connection's server was seen to support, probed by "Test connection" (or
+    before a run that needs it, when never probed). `results` maps a capability name
+    (project.providers.capabilities.CAPABILITIES) to {"ok": true | false | null, "detail": "..."}:
+    null is "could not tell" (a timeout, no model to try), never "lacks"."""
+
+    connection = models.OneToOneField(ProviderConnection, on_delete=models.CASCADE, primary_key=True,
+                                      related_name="capabilities")
+    results = models.JSONField(default=dict)
+    probe_model = models.CharField(max_length=200, blank=True)
+    checked_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"capabilities of {self.connection_id}"
+
+
+class ConnectionModelFacts(models.Model):
+    """An admin's facts for one model on one connection: what the catalog cannot know about
+    a model a local server runs (its served context window, its price or that it is free)."""
+
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="model_facts")
+    model_id = models.CharField(max_length=200)
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # USD per million tokens; `free` (self-hosted) makes every price zero.
+    input_price = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    cached_input_price = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    output_price = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    free = models.BooleanField(default=False)
+    encoding = models.CharField(max_length=40, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "model_id"],
+                                               name="connection_model_facts_once")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} on {self.connection_id}"

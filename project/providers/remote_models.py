@@ -6,7 +6,7 @@ shutdown_date) and "Test connection", so a page never asks the provider twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from django.core.cache import cache
 
@@ -20,10 +20,30 @@ CACHE_SECONDS = 5 * 60
 class RemoteModel:
     id: str
     shutdown_date: str | None
+    # What some servers put in the list: vLLM's max_model_len is the window it serves;
+    # llama.cpp's meta.n_ctx_train is the model's training context (it may serve less).
+    server_context: int | None = None
+    trained_context: int | None = None
+
+
+def _positive_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _remote_model(entry: object) -> RemoteModel:
+    extra = getattr(entry, "model_extra", None) or {}
+    meta: dict[str, object] = extra["meta"] if isinstance(extra.get("meta"), dict) else {}
+    return RemoteModel(
+        id=str(getattr(entry, "id", "")),
+        # shutdown_date is newer than some SDK model types; it then arrives as an extra field.
+        shutdown_date=getattr(entry, "shutdown_date", None) or extra.get("shutdown_date"),
+        server_context=_positive_int(extra.get("max_model_len")) or _positive_int(meta.get("n_ctx")),
+        trained_context=_positive_int(meta.get("n_ctx_train")),
+    )
 
 
 def _cache_key(connection: ProviderConnection) -> str:
-    return f"provider:models:{connection.pk}"
+    return f"provider:models:v2:{connection.pk}"
 
 
 def connection_models(connection: ProviderConnection, *, fresh: bool = False,
@@ -32,12 +52,10 @@ def connection_models(connection: ProviderConnection, *, fresh: bool = False,
     if not fresh:
         cached = cache.get(_cache_key(connection))
         if cached is not None:
-            return [RemoteModel(id=model_id, shutdown_date=shutdown) for model_id, shutdown in cached]
+            return [RemoteModel(*fields) for fields in cached]
     page = provider_call(connection, lambda client: client.models.list(), options)
-    # shutdown_date is newer than some SDK model types; it then arrives as an extra field.
-    models = [RemoteModel(id=m.id, shutdown_date=getattr(m, "shutdown_date", None) or (m.model_extra or {}).get("shutdown_date"))
-              for m in page]
-    cache.set(_cache_key(connection), [(m.id, m.shutdown_date) for m in models], CACHE_SECONDS)
+    models = [_remote_model(m) for m in page]
+    cache.set(_cache_key(connection), [astuple(m) for m in models], CACHE_SECONDS)
     return models
 
 

@@ -11,8 +11,9 @@ from django.db import transaction
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
+from project.providers.capabilities import capabilities_probe
 from project.providers.client import ClientOptions, ProviderError
-from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
+from project.providers.models import DEFAULT_BASE_URLS, ConnectionCapabilities, ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_models, connection_models_forget
 from project.teams.models import Team
 from project.teams.services import audit_record
@@ -60,6 +61,8 @@ def connection_save(
         connection = ProviderConnection(team=team)
     new_base_url = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
     api_key = api_key.strip()  # before the check below: a key of spaces is no key
+    moved = not creating and (connection.address_differs(kind=kind, base_url=new_base_url)
+                              or new_base_url != connection.base_url)
     if not creating and not api_key and connection.address_differs(kind=kind, base_url=new_base_url):
         # A saved key never follows the connection to another host (the form asks for it again).
         connection.set_api_key("")
@@ -80,6 +83,8 @@ def connection_save(
         ProviderConnection.objects.filter(team=team, is_default=True).exclude(pk=connection.pk).update(is_default=False)
         connection.is_default = True
     connection.save()
+    if moved:  # what another server was seen to support says nothing of this one
+        ConnectionCapabilities.objects.filter(connection=connection).delete()
     # Another URL or key may serve other models.
     transaction.on_commit(lambda: connection_models_forget(connection))
     audit_record(
@@ -95,7 +100,8 @@ def connection_delete(*, connection: ProviderConnection, actor: User) -> None:
 
 
 def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
-    """List the provider's models through the SDK and remember the outcome."""
+    """List the provider's models through the SDK, then probe what the server supports
+    (project.providers.capabilities), and remember the outcome."""
     try:
         # A fresh list, which also refreshes what the pickers show for this connection.
         model_ids = sorted(model.id for model in connection_models(connection, fresh=True, options=_test_options()))
@@ -106,6 +112,8 @@ def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
     connection.last_test_message = result.message
     connection.last_tested_at = timezone.now()
     connection.save(update_fields=["last_test_ok", "last_test_message", "last_tested_at"])
+    if result.ok:
+        capabilities_probe(connection=connection)
     return result
 
 

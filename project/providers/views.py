@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from project.providers import selectors, services
+from project.providers.capabilities import capability_rows, connection_capabilities
 from project.providers.forms import ConnectionForm
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
@@ -51,11 +52,13 @@ def connection_delete(request: TeamRequest, connection_id: int) -> HttpResponse:
 def connection_test(request: TeamRequest, connection_id: int) -> HttpResponse:
     connection = selectors.team_connection_get(team=request.team, connection_id=connection_id)
     result = services.connection_test(connection=connection)
-    context = {"connection": connection, "result": result}
+    rows = capability_rows(connection_capabilities(connection)) if result.ok else []
+    context = {"connection": connection, "result": result, "lacking": [row.label for row in rows if row.ok is False]}
     if request.htmx:
         return render(request, "providers/connection_list.html#test_result", context)
     if result.ok:
         messages.success(request, f"{connection.name}: {result.message}")
     else:
         messages.error(request, f"{connection.name}: {result.message}")
-    return redirect("connection_list")
+    return redirect("connection_server" if request.POST.get("next") == "server" else "connection_list", *(
+        [connection.pk] if request.POST.get("next") == "server" else []))

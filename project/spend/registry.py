@@ -21,8 +21,10 @@ class SpendSection:
     key: str  # "chat", "batches": also the order on the page
     title: str
     template: str  # rendered with `section` (this object) in its context
-    cost: Decimal
+    cost: Decimal  # what is known; `unknown_cost` counts what is left out of it
     context: dict[str, Any] = field(default_factory=dict)
+    # Items whose cost is unknown (a model nobody priced): the page says so instead of $0.
+    unknown_cost: int = 0
 
 
 SpendSource = Callable[[Team, int], SpendSection]

@@ -15,5 +15,6 @@ USAGE_DAYS = 30
 def usage(request: TeamRequest) -> HttpResponse:
     sections = team_spend_sections(team=request.team, days=USAGE_DAYS)
     context = {"sections": sections, "days": USAGE_DAYS,
-               "total_cost": sum((section.cost for section in sections), Decimal(0))}
+               "total_cost": sum((section.cost for section in sections), Decimal(0)),
+               "unknown_cost": sum(section.unknown_cost for section in sections)}
     return render(request, "spend/usage.html", context)

@@ -209,11 +209,17 @@ def test_no_history_sent_holds_an_assistant_message_without_content_or_tool_call
 # -- 7. errors in other shapes ----------------------------------------------------------------------------
 
 def test_a_server_traceback_never_reaches_the_run_page(team, owner, sandbox_url, monkeypatch) -> None:
-    # llama.cpp answers a json_schema response format with a 500 and a Python traceback.
+    # llama.cpp answers a json_schema response format with a 500 and a Python traceback. (Stored
+    # capabilities that say it works make the run send it; see test_capability_runs.py.)
+    from project.providers.models import ConnectionCapabilities
+
     monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
               "additionalProperties": False}
-    thread = make_thread(team, make_assistant(team, llamacpp(team, sandbox_url), response_schema=schema))
+    connection = llamacpp(team, sandbox_url)
+    ConnectionCapabilities.objects.create(connection=connection, results={"json_schema": {"ok": True}},
+                                          checked_at=timezone.now())
+    thread = make_thread(team, make_assistant(team, connection, response_schema=schema))
     _, run = thread_post_message(thread=thread, actor=owner, text="Where to?")
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.FAILED
