@@ -12,6 +12,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from project.providers.client import ClientOptions, ProviderError
+from project.providers.engine import engine_record, engine_sentence
 from project.providers.models import DEFAULT_BASE_URLS, ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_models, connection_models_forget
 from project.teams.models import Team
@@ -50,6 +51,7 @@ def connection_save(
     project: str = "",
     api_version: str = "",
     make_default: bool = False,
+    engine: str = "",
     connection: ProviderConnection | None = None,
 ) -> ProviderConnection:
     """Create a connection, or update one. A blank api_key / webhook_secret on an
@@ -69,6 +71,7 @@ def connection_save(
     connection.organization = organization.strip()
     connection.project = project.strip()
     connection.api_version = api_version.strip()
+    connection.engine = engine
     if not api_key and kind == ProviderKind.SANDBOX and (creating or not connection.api_key_encrypted):
         api_key = sandbox_key_new()
     if api_key or creating:
@@ -95,11 +98,13 @@ def connection_delete(*, connection: ProviderConnection, actor: User) -> None:
 
 
 def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
-    """List the provider's models through the SDK and remember the outcome."""
+    """List the provider's models through the SDK, detect its engine, and remember the outcome."""
     try:
         # A fresh list, which also refreshes what the pickers show for this connection.
         model_ids = sorted(model.id for model in connection_models(connection, fresh=True, options=_test_options()))
-        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} model{pluralize(len(model_ids))} available.", model_ids)
+        engine_record(connection, _test_options())
+        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} model{pluralize(len(model_ids))} available. "
+                                      f"{engine_sentence(connection)}", model_ids)
     except ProviderError as error:
         result = ConnectionTestResult(False, error.message, [])
     connection.last_test_ok = result.ok
