@@ -9,10 +9,14 @@ from jsonschema.exceptions import SchemaError
 
 from assistants_app.models import Assistant
 from assistants_app.tools import ToolDefinitionError, validate_tools
+from project.providers.model_facts import model_facts
 from project.providers.models import ProviderConnection
 from project.user_input import UserJSONError, loads_user_json
 
-REASONING_EFFORTS = [("", "default"), ("minimal", "minimal"), ("low", "low"), ("medium", "medium"), ("high", "high")]
+# Every effort some reasoning model takes (gpt-5.4 and later: none … xhigh; gpt-5.6: max; gpt-5: minimal);
+# clean() checks the one chosen against the model's own list in the model facts.
+REASONING_EFFORTS = [("", "default"), ("none", "none"), ("minimal", "minimal"), ("low", "low"), ("medium", "medium"),
+                     ("high", "high"), ("xhigh", "xhigh"), ("max", "max")]
 
 
 def _json_field(label: str, help_text: str) -> forms.CharField:
@@ -70,6 +74,14 @@ class AssistantForm(forms.Form):
         if schema.get("additionalProperties") is not False:
             raise forms.ValidationError('Strict structured output needs "additionalProperties": false.')
         return schema
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        effort, model = data.get("reasoning_effort"), str(data.get("model") or "").strip()
+        accepted = model_facts(model).reasoning_efforts if model else ()
+        if effort and accepted and effort not in accepted:
+            self.add_error("reasoning_effort", f"{model} takes the efforts {', '.join(accepted)}.")
+        return data
 
     def config(self) -> dict[str, Any]:
         data = self.cleaned_data
