@@ -28,8 +28,8 @@ from project.tokens import REPLY_PRIMING, count_message, encoding_named
 # the team's assistants and threads to choose from (batches asks threads again).
 __all__ = [
     "Assistant", "History", "HistoryTooLong", "RequestSpec", "Thread", "ThreadFilters", "api_message", "assistant_request_spec",
-    "build_history", "chat_request", "history_budget", "output_budget", "responses_request", "team_assistants",
-    "team_threads", "thread_list_page", "thread_message_counts", "thread_question", "user_content",
+    "build_history", "chat_request", "history_budget", "history_with_sources", "output_budget", "responses_request",
+    "team_assistants", "team_threads", "thread_list_page", "thread_message_counts", "thread_question", "user_content",
     "version_request_spec",
 ]
 
@@ -215,10 +215,17 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
     costs what fits in the window, not its whole history; stored token counts are used
     where the message has one. The request's token count comes out of the same counting,
     for a provider that reports no usage."""
+    return history_with_sources(thread=thread, version=version, facts=facts)[0]
+
+
+def history_with_sources(*, thread: Thread, version: AssistantVersion,
+                         facts: ModelFacts) -> tuple[History, list[Message]]:
+    """build_history's History and, for each of its messages, the stored Message it came
+    from (the Responses engine sends a reply's reasoning items back with it)."""
     encoding = encoding_named(facts.encoding)
     budget = history_budget(version, facts)
     stored = _sendable_messages(thread)
-    kept: list[tuple[dict[str, Any], int]] = []  # (API message, its tokens), newest first
+    kept: list[tuple[dict[str, Any], int, Message]] = []  # (API message, its tokens, source), newest first
     total = 0
     full = False
     for message in _newest_first(stored):
@@ -227,20 +234,21 @@ def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFact
         if total + cost > budget:
             full = True
             break
-        kept.append((api, cost))
+        kept.append((api, cost, message))
         total += cost
     kept.reverse()
     fetched = len(kept)
     # A tool result cannot open the history: its call was trimmed away.
     while kept and kept[0][0]["role"] == "tool":
         total -= kept.pop(0)[1]
-    if not any(api["role"] == "user" for api, _ in kept):
+    if not any(api["role"] == "user" for api, _, _ in kept):
         raise HistoryTooLong(
             f"The latest message alone needs more tokens than the model's context window allows "
             f"({facts.context_window} minus {output_budget(version, facts)} for the reply). Shorten it.")
     # Counted only when something did not fit: most runs are spared the query.
     trimmed = (stored.count() if full else fetched) - len(kept)
-    return History([api for api, _ in kept], trimmed, total + _version_tokens(version, facts.encoding) + REPLY_PRIMING)
+    history = History([api for api, _, _ in kept], trimmed, total + _version_tokens(version, facts.encoding) + REPLY_PRIMING)
+    return history, [message for _, _, message in kept]
 
 
 def _complete_tool_rounds(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,12 +12,16 @@ from assistants_app.models import Assistant
 from assistants_app.tools import ToolDefinitionError, validate_tools
 from project.providers.capabilities import RequestNeeds, connection_capabilities, request_refusal
 from project.providers.client import ProviderError
+from project.providers.model_facts import model_facts
 from project.providers.models import ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_has_model, connection_models
 from project.providers.team_models import team_model_lookup
 from project.user_input import UserJSONError, loads_user_json
 
-REASONING_EFFORTS = [("", "default"), ("minimal", "minimal"), ("low", "low"), ("medium", "medium"), ("high", "high")]
+# Every effort some reasoning model takes (gpt-5.4 and later: none … xhigh; gpt-5.6: max; gpt-5: minimal);
+# clean() checks the one chosen against the model's own list in the model facts.
+REASONING_EFFORTS = [("", "default"), ("none", "none"), ("minimal", "minimal"), ("low", "low"), ("medium", "medium"),
+                     ("high", "high"), ("xhigh", "xhigh"), ("max", "max")]
 
 
 def _json_field(label: str, help_text: str) -> forms.CharField:
@@ -94,6 +98,10 @@ class AssistantForm(forms.Form):
         if isinstance(connection, ProviderConnection):
             self._check_server_supports(connection, data)
             self._check_model_served(connection, str(data.get("model") or "").strip())
+        effort, model = data.get("reasoning_effort"), str(data.get("model") or "").strip()
+        accepted = model_facts(model).reasoning_efforts if model else ()
+        if effort and accepted and effort not in accepted:
+            self.add_error("reasoning_effort", f"{model} takes the efforts {', '.join(accepted)}.")
         return data
 
     def _check_server_supports(self, connection: ProviderConnection, data: dict[str, Any]) -> None:

@@ -4,15 +4,62 @@ facts in the repo) and the "which model?" guide, which reasons over the same fac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 
+from django.utils import timezone
+
 from project.providers.client import ProviderError
-from project.providers.connection_facts import connection_model_list
+from project.providers.connection_facts import ConnectionModel, connection_model_list
 from project.providers.model_facts import ModelFacts, known_model_ids, model_facts
 from project.providers.models import ProviderConnection
 from project.providers.remote_models import RemoteModel, connection_models
 
 CAPABILITIES = ("vision", "tools", "structured_outputs", "reasoning")
+# A model whose shutdown is this close is marked in the picker, and an assistant pinned to it gets a banner.
+RETIRING_WITHIN = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """A model's announced shutdown, as of `today`."""
+
+    model: str
+    shutdown: date
+    today: date
+
+    @property
+    def days_left(self) -> int:
+        return (self.shutdown - self.today).days
+
+    @property
+    def shut_down(self) -> bool:
+        return self.days_left <= 0
+
+    @property
+    def soon(self) -> bool:
+        """Shut down already, or within RETIRING_WITHIN."""
+        return self.shutdown - self.today <= RETIRING_WITHIN
+
+    @property
+    def sentence(self) -> str:
+        if self.shut_down:
+            return f"{self.model} was shut down on {self.shutdown.isoformat()}."
+        days = f"{self.days_left} day{'s' if self.days_left != 1 else ''}"
+        return f"{self.model} shuts down on {self.shutdown.isoformat()} (in {days})."
+
+
+def model_retirement(model_id: str, shutdown_date: str | None = None, *, today: date | None = None) -> Retirement | None:
+    """The model's shutdown: `shutdown_date` (the provider's GET /v1/models says it) or the
+    model facts' date; None when none is announced (or the date cannot be read)."""
+    raw = shutdown_date or model_facts(model_id).shutdown_date
+    if not raw:
+        return None
+    try:
+        shutdown = date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        return None
+    return Retirement(model_id, shutdown, today or timezone.localdate())
 
 
 @dataclass(frozen=True)
@@ -23,15 +70,29 @@ class ModelChoice:
     # False for a model nobody gave a window or a price for: shown as unknown, not as a guess.
     context_known: bool = True
     prices_known: bool = True
+    retirement: Retirement | None = None
 
     @property
     def capabilities(self) -> list[str]:
         return [c.replace("_", " ") for c in CAPABILITIES if self.facts.supports(c)]
 
+    @property
+    def retiring(self) -> bool:
+        return self.retirement is not None and self.retirement.soon
 
-def model_choices(connection: ProviderConnection | None) -> tuple[list[ModelChoice], str]:
+    @property
+    def engine_note(self) -> str:
+        """Which engine the model needs, when it matters: tools with reasoning."""
+        if self.facts.chat_refuses_tools_with_reasoning_effort:
+            return "tools with reasoning need the Responses engine"
+        return ""
+
+
+def model_choices(connection: ProviderConnection | None, *, today: date | None = None) -> tuple[list[ModelChoice], str]:
     """Chat models of the connection with their facts, and an error to show when the
-    list could not be fetched (then the models the repo knows are offered)."""
+    list could not be fetched (then the models the repo knows are offered). Models
+    already shut down are left out; current models come first, then those with a shutdown
+    date (soonest last), then those the facts do not know."""
     error = ""
     rows: list[RemoteModel] = []
     if connection is not None:
@@ -41,16 +102,24 @@ def model_choices(connection: ProviderConnection | None) -> tuple[list[ModelChoi
             error = failure.message
     if not rows:
         rows = [RemoteModel(id=model_id, shutdown_date=None) for model_id in known_model_ids()]
+    today = today or timezone.localdate()
     rows = [row for row in rows if not any(word in row.id for word in ("embedding", "whisper", "tts", "dall-e"))]
-    if connection is not None and not error:
-        choices = [ModelChoice(id=m.model_id, facts=m.facts, shutdown_date=row.shutdown_date,
-                               context_known=m.context_known, prices_known=m.prices_known)
-                   for m, row in zip(connection_model_list(connection, rows), rows, strict=True)]
-    else:
-        choices = [ModelChoice(id=row.id, facts=model_facts(row.id), shutdown_date=row.shutdown_date,
-                               context_known=model_facts(row.id).known, prices_known=model_facts(row.id).known)
-                   for row in rows]
-    choices.sort(key=lambda c: (not c.facts.known, c.id))
+    # The connection's own facts (an admin may set a local model's window and prices).
+    served: list[ConnectionModel | None] = list(connection_model_list(connection, rows)) \
+        if connection is not None and not error else [None] * len(rows)
+    choices = []
+    for row, model in zip(rows, served, strict=True):
+        retirement = model_retirement(row.id, row.shutdown_date, today=today)
+        if retirement is not None and retirement.shut_down:
+            continue
+        facts = model.facts if model else model_facts(row.id)
+        choices.append(ModelChoice(id=row.id, facts=facts,
+                                   shutdown_date=retirement.shutdown.isoformat() if retirement else None,
+                                   context_known=model.context_known if model else facts.known,
+                                   prices_known=model.prices_known if model else facts.known,
+                                   retirement=retirement))
+    choices.sort(key=lambda c: (not c.facts.known, c.retirement is not None,
+                                -(c.retirement.days_left if c.retirement else 0), c.id))
     return choices, error
 
 
@@ -91,6 +160,8 @@ def recommend(*, choices: list[ModelChoice], task: str, latency: str, budget_usd
         facts = choice.facts
         if not facts.known or not needed <= facts.capabilities or LATENCY_RANK.get(facts.latency, 1) > max_latency:
             continue
+        if choice.retiring:
+            continue  # only models that will still be there
         if choice.id != facts.base_id:
             continue  # dated snapshots repeat their base model
         cost = monthly_cost(facts, input_tokens, output_tokens)

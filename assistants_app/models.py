@@ -14,7 +14,7 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 
 from project import crypto
-from project.providers.models import ProviderConnection
+from project.providers.models import Engine, ProviderConnection
 from project.teams.models import Team
 
 
@@ -139,6 +139,11 @@ class Message(models.Model):
     tool_name = models.CharField(max_length=100, blank=True)
     # An ask-a-person tool result still waiting for its answer.
     pending = models.BooleanField(default=False)
+    # Responses engine, reasoning models: the summary shown in the "Thinking" block, and the
+    # reasoning items (with their encrypted content) that came before this reply or these
+    # calls, sent back with it in later requests so a tool round keeps its reasoning.
+    reasoning_summary = models.TextField(blank=True)
+    reasoning_items = models.JSONField(default=list, blank=True)
     token_count = models.PositiveIntegerField(default=0)
     version = models.ForeignKey(AssistantVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
     run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
@@ -198,6 +203,8 @@ class Run(models.Model):
     usage_estimated = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     request_id = models.CharField(max_length=120, blank=True)
+    # The API it ran on, recorded when a worker takes it (blank: before engines existed).
+    engine = models.CharField(max_length=20, choices=Engine.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -124,6 +124,15 @@ class Turn:
 
 
 @dataclass
+class Reasoning:
+    """What a reasoning model thought before a reply (Responses engine): the summary shown
+    in the "Thinking" block, and the items (encrypted) sent back with the reply later."""
+
+    summary: str = ""
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class Clock:
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
@@ -468,7 +477,8 @@ def _owned(run: Run) -> None:
 
 
 def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Clock, error: str = "",
-            request_id: str = "", trimmed: int = 0, reply: str | None = None) -> None:
+            request_id: str = "", trimmed: int = 0, reply: str | None = None,
+            reasoning: Reasoning | None = None) -> None:
     """End the run; `reply`, when given, is its final reply, saved in the same transaction
     (so a run is never finished without its reply, nor has a reply and runs again)."""
     now = time.monotonic()
@@ -477,7 +487,7 @@ def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Cl
     with transaction.atomic():
         _owned(run)
         if reply is not None:
-            _save_reply(run, reply)
+            _save_reply(run, reply, reasoning=reasoning)
         Run.objects.filter(pk=run.pk).update(
             status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
             input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
@@ -495,27 +505,36 @@ def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Cl
     streams.publish_end(run.pk)
 
 
-def _save_reply(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = None) -> Message:
+def _save_reply(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = None, *,
+                reasoning: Reasoning | None = None) -> Message:
     encoding = encoding_for_model(run.model)
     api = {"role": "assistant", "content": text, "tool_calls": tool_calls or None}
     return Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.ASSISTANT, text=text,
                                   tool_calls=tool_calls or [], version=run.version, run=run,
-                                  token_count=count_message(api, encoding))
+                                  token_count=count_message(api, encoding),
+                                  **({"reasoning_summary": reasoning.summary, "reasoning_items": reasoning.items}
+                                     if reasoning else {}))
 
 
 def _final_reply_saved(run: Run) -> bool:
     return Message.objects.filter(run=run, role=Role.ASSISTANT, tool_calls=[]).exists()
 
 
-def run_execute(run_id: int) -> None:
+type RunLoop = Callable[[Run, ModelFacts, Usage, Clock], None]
+
+
+def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> None:
+    """Claim the run and execute it: with the loop `choose_loop` picks for it (run_dispatch
+    picks by the connection's engine), or this module's Chat Completions loop."""
     run = run_claim(run_id)
     if run is None:
         return
+    execute = (choose_loop(run) if choose_loop else None) or _execute
     facts = connection_model_facts(run.assistant.connection, run.model)
     usage, clock = Usage(), Clock()
     with _Heartbeat(run, clock.superseded):
         try:
-            _execute(run, facts, usage, clock)
+            execute(run, facts, usage, clock)
         except RunSuperseded:
             log.warning("run %s: attempt %s was superseded by another; it stops without writing", run.pk, run.attempts)
 

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_POST
 from assistants_app import selectors, services
 from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
-from assistants_app.model_catalog import TASKS, model_choices, recommend
-from assistants_app.models import AssistantVersion
+from assistants_app.model_catalog import TASKS, Retirement, model_choices, model_retirement, recommend
+from assistants_app.models import Assistant, AssistantVersion
 from assistants_app.view_helpers import run_group_context, thread_view_context
 from assistants_app.views_models import picker_context
 from project.files.responses import picture_response
@@ -34,7 +34,15 @@ from project.user_input import parse_id
 def assistant_list(request: TeamRequest) -> HttpResponse:
     archived = request.GET.get("archived") == "1"
     assistants = selectors.team_assistants(team=request.team, archived=archived)
-    return render(request, "assistants_app/assistant_list.html", {"assistants": assistants, "archived": archived})
+    rows = [(assistant, _retiring(assistant)) for assistant in assistants]
+    return render(request, "assistants_app/assistant_list.html", {"rows": rows, "archived": archived})
+
+
+def _retiring(assistant: Assistant) -> Retirement | None:
+    """The current version's model shutdown when it is past or within 90 days, for a mark or a banner."""
+    version = assistant.current_version
+    retirement = model_retirement(version.model) if version is not None else None
+    return retirement if retirement is not None and retirement.soon else None
 
 
 def _form_page(request: TeamRequest, form: AssistantForm, assistant: Any = None) -> HttpResponse:
@@ -72,7 +80,8 @@ def assistant_create(request: TeamRequest) -> HttpResponse:
 def assistant_detail(request: TeamRequest, assistant_id: int) -> HttpResponse:
     assistant = selectors.team_assistant_get(team=request.team, assistant_id=assistant_id)
     versions = selectors.assistant_versions(assistant=assistant)
-    return render(request, "assistants_app/assistant_detail.html", {"assistant": assistant, "versions": versions})
+    return render(request, "assistants_app/assistant_detail.html",
+                  {"assistant": assistant, "versions": versions, "retiring": _retiring(assistant)})
 
 
 @team_view(TeamRole.MEMBER)

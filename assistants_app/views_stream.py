@@ -9,7 +9,8 @@ Events, all carrying the position to resume from as their id (the browser sends 
 back as Last-Event-ID on reconnect, so nothing is lost or repeated):
 - `run`: a run started or resumed; the data is the user's message and the live run
   block, which the page adds (or, for a resumed run, puts in place of the old block).
-- `delta-<run>`, `note-<run>`, `tool-<run>`: what the run writes, for its live block.
+- `delta-<run>`, `note-<run>`, `tool-<run>`, `thinking-<run>` (a reasoning summary, Responses
+  engine): what the run writes, for its live block.
 - `reset-<run>`: a retried attempt starts over (or a fresh page replays): drop what
   the live block shows.
 - `done-<run>`: the run ended; the data is its messages rendered from the database.
@@ -70,7 +71,7 @@ def sse_event(kind: str, data: str, event_id: str | None = None) -> bytes:
 
 
 def _fragment(kind: str, data: str) -> str:
-    if kind == "delta":
+    if kind in ("delta", "thinking"):
         return f"<span>{escape(data)}</span>"
     return f'<div class="{kind}-line">{escape(data)}</div>'
 
@@ -120,7 +121,7 @@ class _Feed:
         self.position.runs[run_id] = cursor
         events = [sse_event(f"reset-{run_id}", "")]
         events += [sse_event(f"{kind}-{run_id}", _fragment(kind, data)) for kind, data in shown
-                   if kind in ("delta", "note", "tool")]
+                   if kind in ("delta", "note", "tool", "thinking")]
         events.append(await self.done(run_id) if ended else f"id: {self.position.event_id()}\n\n".encode())
         return events
 
@@ -144,7 +145,7 @@ class _Feed:
             elif kind == "done":
                 events.append(await self.done(run_id))
                 return events
-            elif kind in ("note", "tool", "reset"):
+            elif kind in ("note", "tool", "reset", "thinking"):
                 events.append(sse_event(f"{kind}-{run_id}", _fragment(kind, data) if kind != "reset" else "",
                                         self.position.event_id()))
         send_text()

@@ -7,7 +7,7 @@ from django import forms
 from django.utils.html import escape
 
 from project import netguard
-from project.providers.models import ProviderConnection, ProviderKind
+from project.providers.models import Engine, ProviderConnection, ProviderKind
 
 # Organization, project and API version go into request headers and the query string:
 # printable ASCII without spaces, or the request cannot even be built.
@@ -34,6 +34,11 @@ class ConnectionForm(forms.Form):
         required=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="The whsec_… secret from the provider's webhook settings. Leave blank to keep the saved one.",
     )
+    engine = forms.ChoiceField(
+        required=False, choices=[("", "Detect it (Test connection)"), *Engine.choices], label="Engine",
+        help_text="The API chats run on. Responses is needed by OpenAI's current models for tools with reasoning; "
+                  "most llama.cpp, vLLM and LiteLLM servers speak only Chat Completions.",
+    )
     make_default = forms.BooleanField(required=False, label="Use as the team's default connection")
 
     def __init__(self, *args: Any, instance: ProviderConnection | None = None, **kwargs: Any) -> None:
@@ -42,7 +47,7 @@ class ConnectionForm(forms.Form):
             kwargs["initial"] = {
                 "kind": instance.kind, "name": instance.name, "base_url": instance.base_url,
                 "organization": instance.organization, "project": instance.project,
-                "api_version": instance.api_version, "make_default": instance.is_default,
+                "api_version": instance.api_version, "make_default": instance.is_default, "engine": instance.engine,
             }
         super().__init__(*args, **kwargs)
 

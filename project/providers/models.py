@@ -28,6 +28,20 @@ def files_address_of(base_url: str) -> str:
     return f"{scheme}://{host.lower()}:{port}{path}"
 
 
+class Engine(models.TextChoices):
+    """The API a connection's chats run on. OpenAI's current models need Responses for function
+    tools with reasoning; compatible servers (llama.cpp, vLLM, LiteLLM) mostly speak only
+    Chat Completions."""
+
+    RESPONSES = "responses", "Responses"
+    CHAT_COMPLETIONS = "chat_completions", "Chat Completions"
+
+
+# Before "Test connection" has detected it: OpenAI and Azure answer /v1/responses; for any
+# other server it is not known, and Chat Completions is what they all speak.
+DEFAULT_ENGINES: dict[str, str] = {ProviderKind.OPENAI: Engine.RESPONSES, ProviderKind.AZURE: Engine.RESPONSES}
+
+
 class ProviderConnection(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="connections")
     # Public id used in webhook URLs, so the numeric id sequence is not exposed.
@@ -45,6 +59,9 @@ class ProviderConnection(models.Model):
     last_test_ok = models.BooleanField(null=True)
     last_test_message = models.TextField(blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
+    # The admin's choice of engine; blank follows what "Test connection" detected.
+    engine = models.CharField(max_length=20, choices=Engine.choices, blank=True)
+    engine_detected = models.CharField(max_length=20, choices=Engine.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -86,6 +103,16 @@ class ProviderConnection(models.Model):
         at its address, so one remote id seen there is one file, whichever of the team's
         connections (two keys to one account, say) listed it."""
         return files_address_of(self.base_url)
+
+    @property
+    def run_engine(self) -> str:
+        """The engine runs use: the admin's choice, else the detected one, else the kind's default."""
+        return self.engine or self.engine_detected or DEFAULT_ENGINES.get(self.kind, Engine.CHAT_COMPLETIONS)
+
+    @property
+    def engine_description(self) -> str:
+        how = "chosen" if self.engine else "detected" if self.engine_detected else "not detected yet"
+        return f"{Engine(self.run_engine).label} ({how})"
 
     @property
     def masked_api_key(self) -> str:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from project.providers.capabilities import capabilities_probe
 from project.providers.client import ClientOptions, ProviderError
+from project.providers.engine import engine_record, engine_sentence
 from project.providers.models import DEFAULT_BASE_URLS, ConnectionCapabilities, ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_models, connection_models_forget
 from project.teams.models import Team
@@ -51,6 +52,7 @@ def connection_save(
     project: str = "",
     api_version: str = "",
     make_default: bool = False,
+    engine: str = "",
     connection: ProviderConnection | None = None,
 ) -> ProviderConnection:
     """Create a connection, or update one. A blank api_key / webhook_secret on an
@@ -72,6 +74,7 @@ def connection_save(
     connection.organization = organization.strip()
     connection.project = project.strip()
     connection.api_version = api_version.strip()
+    connection.engine = engine
     if not api_key and kind == ProviderKind.SANDBOX and (creating or not connection.api_key_encrypted):
         api_key = sandbox_key_new()
     if api_key or creating:
@@ -100,12 +103,14 @@ def connection_delete(*, connection: ProviderConnection, actor: User) -> None:
 
 
 def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
-    """List the provider's models through the SDK, then probe what the server supports
-    (project.providers.capabilities), and remember the outcome."""
+    """List the provider's models through the SDK, detect its engine, then probe what the
+    server supports (project.providers.capabilities), and remember the outcome."""
     try:
         # A fresh list, which also refreshes what the pickers show for this connection.
         model_ids = sorted(model.id for model in connection_models(connection, fresh=True, options=_test_options()))
-        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} model{pluralize(len(model_ids))} available.", model_ids)
+        engine_record(connection, _test_options())
+        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} model{pluralize(len(model_ids))} available. "
+                                      f"{engine_sentence(connection)}", model_ids)
     except ProviderError as error:
         result = ConnectionTestResult(False, error.message, [])
     connection.last_test_ok = result.ok

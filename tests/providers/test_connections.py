@@ -130,7 +130,7 @@ def test_a_provider_with_one_model_says_one_model(team, sandbox_url, monkeypatch
 
     monkeypatch.setattr(services, "connection_models", lambda *a, **k: [SimpleNamespace(id="only-model")])
     connection = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
-    assert connection_test(connection=connection).message == "Connected: 1 model available."
+    assert connection_test(connection=connection).message.startswith("Connected: 1 model available. ")
 
 
 def test_the_connection_form_shows_the_azure_address_with_its_placeholder(owner_client) -> None:
