@@ -109,3 +109,43 @@ def test_a_reply_is_saved_once_when_postgresql_drops_its_connections_mid_stream(
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert len(Message.objects.get(run=run, role="assistant").text.split()) == REPLY_WORDS
+
+
+@pytest.fixture
+def whole_redis(settings: Any, live_redis: StoppableRedis) -> StoppableRedis:
+    """The cache (and so the sessions' cache) on the killable Redis too, as in a deployment
+    where one Redis is down for everything."""
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": live_redis.url}}
+    return live_redis
+
+
+def test_logged_in_pages_work_while_redis_is_down_and_a_message_sent_then_is_kept(team, owner, chat_connection,
+                                                                                  whole_redis) -> None:
+    from tests.conftest import client_for
+
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    browser = client_for(owner)
+    assert browser.get("/threads/").status_code == 200  # the session is in the cache now
+    whole_redis.kill()
+
+    assert browser.get("/threads/").status_code == 200
+    page = browser.get(f"/threads/{thread.pk}/")
+    assert page.status_code == 200
+    assert "Live updates are paused: Redis" in page.content.decode()
+    posted = browser.post(f"/threads/{thread.pk}/messages/", {"text": "echo: kept"}, HTTP_HX_REQUEST="true")
+    assert posted.status_code == 200
+    assert "Your message is saved. Live updates are paused" in posted.content.decode()
+    run = Run.objects.get(thread=thread)
+    assert run.status == RunStatus.QUEUED and run.user_message is not None and run.user_message.text == "echo: kept"
+
+
+def test_stopping_a_reply_while_redis_is_down_says_why_it_cannot(team, owner, chat_connection, whole_redis) -> None:
+    from tests.conftest import client_for
+
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    run = factories.make_run(thread, status=RunStatus.RUNNING, attempts=1)
+    browser = client_for(owner)
+    whole_redis.kill()
+    answer = browser.post(f"/runs/{run.pk}/stop/", HTTP_HX_REQUEST="true")
+    assert answer.status_code == 200
+    assert "cannot be stopped right now: Redis" in answer.content.decode()
