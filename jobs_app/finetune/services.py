@@ -166,14 +166,9 @@ def finetune_job_create(
     actor: User | None,
 ) -> FineTuneJob:
     """Send the validated files, create the job, record it. Raises FineTuneInputError,
-    FileRejected or ProviderError; the job row exists only if the provider made the job."""
-    if dataset.team_id != team.pk or dataset.status != DatasetStatus.VALID:
-        raise FineTuneInputError("The training dataset has not passed validation.")
-    if dataset.method != method:
-        raise FineTuneInputError(f"The dataset was validated for {dataset.get_method_display()}, not {method}.")
-    if validation_dataset is not None and (validation_dataset.status != DatasetStatus.VALID
-                                           or validation_dataset.method != method):
-        raise FineTuneInputError("The validation dataset has not passed validation for this method.")
+    FileRejected or ProviderError; the job row exists only if the provider made the job.
+    People's requests reach it through a worker (jobs_app.finetune.submissions)."""
+    check_job_datasets(team=team, dataset=dataset, validation_dataset=validation_dataset, method=method)
     started = timezone.now()
     uploaded: list[File] = []
     try:
@@ -203,13 +198,32 @@ def finetune_job_create(
     except (ProviderError, FileRejected):
         _discard_fresh_uploads(team=team, files=uploaded, since=started, actor=actor)
         raise
-    estimate = dataset_estimate(dataset=dataset, model_id=base_model, n_epochs=chosen.get("n_epochs"))
+    return finetune_job_record(team=team, connection=connection, remote=remote, dataset=dataset, actor=actor,
+                               n_epochs=chosen.get("n_epochs"))
+
+
+def check_job_datasets(*, team: Team, dataset: Dataset, validation_dataset: Dataset | None, method: str) -> None:
+    if dataset.team_id != team.pk or dataset.status != DatasetStatus.VALID:
+        raise FineTuneInputError("The training dataset has not passed validation.")
+    if dataset.method != method:
+        raise FineTuneInputError(f"The dataset was validated for {dataset.get_method_display()}, not {method}.")
+    if validation_dataset is not None and (validation_dataset.status != DatasetStatus.VALID
+                                           or validation_dataset.method != method):
+        raise FineTuneInputError("The validation dataset has not passed validation for this method.")
+
+
+def finetune_job_record(*, team: Team, connection: ProviderConnection, remote: Any, dataset: Dataset,
+                        actor: User | None, n_epochs: Any = None, adopted: bool = False) -> FineTuneJob:
+    """Start tracking a job the provider made for one of the team's datasets: just now,
+    or (adopted) by an attempt whose worker died before it could record it."""
+    estimate = dataset_estimate(dataset=dataset, model_id=str(remote.model), n_epochs=n_epochs)
     with transaction.atomic():
         job = FineTuneJob(team=team, connection=connection, remote_id=remote.id, dataset=dataset, created_by=actor,
                           estimated_cost_usd=estimate.cost_usd)
         _copy_remote(job, remote)
         job.save()
-        audit_record(team=team, actor=actor, action="finetune.job_created", target=remote.id, model=base_model)
+        audit_record(team=team, actor=actor, action="finetune.job_adopted" if adopted else "finetune.job_created",
+                     target=remote.id, model=job.base_model)
     return job
 
 
