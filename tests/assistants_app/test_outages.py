@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,40 @@ def test_stopping_a_reply_while_redis_is_down_says_why_it_cannot(team, owner, ch
     answer = browser.post(f"/runs/{run.pk}/stop/", HTTP_HX_REQUEST="true")
     assert answer.status_code == 200
     assert "cannot be stopped right now: Redis" in answer.content.decode()
+
+
+class WorkerDied(BaseException):
+    """What a SIGKILL does to the code after it: nothing more runs (not an Exception, so no handler runs)."""
+
+
+def test_a_worker_dying_right_after_the_reply_is_saved_leaves_one_reply_and_a_finished_run(
+        team, chat_connection, monkeypatch) -> None:
+    from assistants_app import recovery
+    from assistants_app.live import LiveDisplay
+
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    run = factories.make_run(thread, user_message=factories.make_message(thread, "echo: once"))
+
+    def died(self: LiveDisplay) -> None:
+        raise WorkerDied()
+
+    monkeypatch.setattr(LiveDisplay, "end", died)  # the first thing after the commit
+    with pytest.raises(WorkerDied):
+        run_loop.run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED  # saved with its reply, in one transaction
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=run.heartbeat_at - timedelta(minutes=5))
+    assert recovery.runs_recover_stale(stale_after_seconds=60) == (0, 0)
+    assert list(Message.objects.filter(run=run, role="assistant").values_list("text", flat=True)) == ["once"]
+
+
+def test_a_run_sent_again_after_its_reply_was_saved_ends_without_calling_the_provider(team) -> None:
+    # A provider nobody listens on: a call to it would fail the run.
+    unreachable = factories.make_connection(team, base_url="http://127.0.0.1:9/v1")
+    thread = factories.make_thread(team, factories.make_assistant(team, unreachable))
+    run = factories.make_run(thread, user_message=factories.make_message(thread, "hello"))
+    factories.make_message(thread, "Hi.", role="assistant", run=run)  # saved by an attempt that then vanished
+    run_loop.run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.provider_calls == 0
+    assert Message.objects.filter(run=run, role="assistant").count() == 1
