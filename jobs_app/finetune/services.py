@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files import File as DjangoFile
@@ -30,7 +31,7 @@ from jobs_app.finetune.models import (
     JobStatus,
     MetricPoint,
 )
-from jobs_app.finetune.validation import estimate_cost, validate_lines
+from jobs_app.finetune.validation import bounded_lines, estimate_cost, validate_lines
 from project.files.models import File, FilePurpose
 from project.files.services import FileInUse, FileRejected, file_delete, file_fetch_remote, file_open, file_upload
 from project.notifications.models import Notification
@@ -59,16 +60,21 @@ class FineTuneInputError(Exception):
 
 # -- datasets ------------------------------------------------------------------------------
 
-def _spool(chunks: Iterable[bytes]) -> tuple[IO[bytes], str, int, bytes]:
+def _spool(chunks: Iterable[bytes], name: str) -> tuple[IO[bytes], str, int, bytes]:
     digest = hashlib.sha256()
     size = 0
     head = b""
+    limit = settings.FILES_MAX_BYTES
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller.
     for chunk in chunks:
         if len(head) < 64:
             head += chunk[:64]
         digest.update(chunk)
         size += len(chunk)
+        if size > limit:
+            spool.close()
+            raise FineTuneInputError(f"{name} is larger than {limit // (1024 * 1024):,} MB, the most a provider "
+                                     "accepts for a fine-tuning file. Split it, or keep fewer examples.")
         spool.write(chunk)
     spool.seek(0)
     return spool, digest.hexdigest(), size, head
@@ -76,7 +82,7 @@ def _spool(chunks: Iterable[bytes]) -> tuple[IO[bytes], str, int, bytes]:
 
 def _dataset_save(*, team: Team, name: str, method: str, model_id: str, chunks: Iterable[bytes], actor: User | None,
                   is_validation: bool) -> Dataset:
-    spool, sha256, size, head = _spool(chunks)
+    spool, sha256, size, head = _spool(chunks, name)
     with spool:
         if size == 0:
             raise FineTuneInputError(f"{name} is empty.")
@@ -109,10 +115,6 @@ def dataset_upload(*, team: Team, method: str, model_id: str, training_name: str
     return dataset
 
 
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    yield from stream
-
-
 def dataset_validate(*, dataset: Dataset) -> Dataset:
     """Stream the file line by line, saving progress as we go, then the report."""
     Dataset.objects.filter(pk=dataset.pk).update(status=DatasetStatus.VALIDATING, bytes_read=0)
@@ -122,7 +124,7 @@ def dataset_validate(*, dataset: Dataset) -> Dataset:
 
     try:
         with dataset.content.open("rb") as stream:
-            report = validate_lines(_lines(stream), method=dataset.method, model_id=dataset.model_id,
+            report = validate_lines(bounded_lines(stream), method=dataset.method, model_id=dataset.model_id,
                                     is_validation=dataset.is_validation, on_progress=progress,
                                     progress_every=PROGRESS_EVERY_LINES)
     except OSError as error:
