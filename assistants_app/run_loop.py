@@ -38,6 +38,8 @@ from project.providers.client import (
     ClientOptions,
     ProviderError,
     ProviderServerError,
+    ProviderTimeout,
+    ProviderUnreachable,
     client_for,
     provider_errors,
     public_error_text,
@@ -293,9 +295,11 @@ def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
                                         for choice in chunk.get("choices") or ())
             yield chunk
     except httpx2.TimeoutException as error:
-        raise openai.APITimeoutError(request=response.http_request) from error
+        raise ProviderTimeout("The provider stopped sending in the middle of the reply (timeout).") from error
     except httpx2.TransportError as error:
-        raise openai.APIConnectionError(request=response.http_request) from error
+        # The provider was reached (the reply had begun): the connection broke, the host is not "unreachable".
+        raise ProviderUnreachable(f"The connection to the provider broke in the middle of the reply "
+                                  f"({type(error).__name__}).") from error
     if not finished:
         hint = (" It sent nothing at all, which some servers (llama.cpp) do when the conversation is over their "
                 "context window." if not chunks else "")

@@ -50,8 +50,8 @@ class _ClientThroughOutages(RedisCacheClient):
     def has_key(self, key: Any) -> bool:
         return _or(False, lambda: bool(super(_ClientThroughOutages, self).has_key(key)), "has_key")
 
-    def set_many(self, data: Any, timeout: Any) -> list[Any]:
-        return _or(list(data), lambda: super(_ClientThroughOutages, self).set_many(data, timeout), "set_many")
+    def set_many(self, data: Any, timeout: Any) -> None:
+        _or(None, lambda: super(_ClientThroughOutages, self).set_many(data, timeout), "set_many")
 
     def delete_many(self, keys: Any) -> None:
         _or(None, lambda: super(_ClientThroughOutages, self).delete_many(keys), "delete_many")

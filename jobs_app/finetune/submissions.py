@@ -125,8 +125,12 @@ def _adopt(submission: FineTuneSubmission, remote: Any) -> FineTuneJob:
 def _made_remotely(connection: ProviderConnection, markers: set[str]) -> dict[str, Any]:
     """The provider's recent jobs that carry one of these markers, by marker."""
     page = provider_call(connection, lambda client: client.fine_tuning.jobs.list(limit=100))
-    return {remote.metadata[MARKER_KEY]: remote for remote in page.data
-            if (remote.metadata or {}).get(MARKER_KEY) in markers}
+    found: dict[str, Any] = {}
+    for remote in page.data:
+        marker = (remote.metadata or {}).get(MARKER_KEY)
+        if marker in markers:
+            found[marker] = remote
+    return found
 
 
 def finetune_submissions_recover(*, stale_after_seconds: float) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from assistants_app import run_loop, streams
 from assistants_app.models import Message, Run, RunStatus
@@ -172,7 +173,7 @@ def test_a_worker_dying_right_after_the_reply_is_saved_leaves_one_reply_and_a_fi
         run_loop.run_execute(run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED  # saved with its reply, in one transaction
-    Run.objects.filter(pk=run.pk).update(heartbeat_at=run.heartbeat_at - timedelta(minutes=5))
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert recovery.runs_recover_stale(stale_after_seconds=60) == (0, 0)
     assert list(Message.objects.filter(run=run, role="assistant").values_list("text", flat=True)) == ["once"]
 
