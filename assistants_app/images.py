@@ -21,8 +21,14 @@ from assistants_app.models import ChatImage, Message
 from project.teams.models import Team
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
-# A small file can still decode to a huge bitmap (a "decompression bomb"): refuse those.
-MAX_IMAGE_PIXELS = 40_000_000
+# A small file can decode to a huge bitmap (a 170 KB PNG of 6300x6300 took 300 MB to make
+# its thumbnail), so the pixel count is read from the header and checked before anything
+# is decoded. A PNG, GIF or WebP is decoded whole: at most 4096x4096 (64 MB as RGBA); the
+# provider scales every picture to fit 2048x2048 anyway. A JPEG is decoded at 1/2, 1/4 or
+# 1/8 of its size (draft mode) for the thumbnail, so a photo of a larger camera may be
+# bigger.
+MAX_IMAGE_PIXELS = 4096 * 4096
+MAX_JPEG_PIXELS = 64_000_000
 THUMBNAIL_SIZE = (480, 480)
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -31,23 +37,34 @@ class ImageRejected(ValueError):
     """The upload is not a picture we can send; the message says why."""
 
 
+def _too_large(name: str, kind: str, width: int, height: int, limit: int) -> ImageRejected:
+    return ImageRejected(f"{name} is {width}x{height} pixels; the limit for a {kind} is {limit:,} pixels. "
+                         "Scale it down and attach it again.")
+
+
 def _inspect(data: bytes, name: str) -> tuple[str, int, int]:
+    """Format and size from the header (Image.open decodes nothing), checked before the
+    whole file is read; then verify() reads it through, which a corrupt one fails."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
             kind, (width, height) = probe.format or "", probe.size
             if kind not in FORMATS:
                 raise ImageRejected(f"{name} is not a PNG, JPEG, GIF or WebP image.")
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ImageRejected(f"{name} is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS:,} pixels.")
-            probe.verify()  # reads the whole file: a truncated or corrupt one fails here
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+            limit = MAX_JPEG_PIXELS if kind == "JPEG" else MAX_IMAGE_PIXELS
+            if width * height > limit:
+                raise _too_large(name, kind, width, height, limit)
+            probe.verify()
+    except Image.DecompressionBombError as error:
+        # Pillow's own guard, at twice its limit, before it gives a size: the picture is far too large.
+        raise ImageRejected(f"{name} has far more pixels than the limit of {MAX_IMAGE_PIXELS:,}.") from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ImageRejected(f"{name} is not a PNG, JPEG, GIF or WebP image ({type(error).__name__}).") from error
     return FORMATS[kind], width, height
 
 
 def _thumbnail(data: bytes) -> tuple[bytes, str]:
     with Image.open(io.BytesIO(data)) as picture:
-        picture.thumbnail(THUMBNAIL_SIZE)
+        picture.thumbnail(THUMBNAIL_SIZE)  # a JPEG is decoded in draft mode, at a fraction of its size
         out = io.BytesIO()
         if picture.mode in ("RGBA", "LA", "P"):
             picture.convert("RGBA").save(out, "PNG", optimize=True)

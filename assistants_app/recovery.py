@@ -3,7 +3,9 @@ reply is never stuck "writing…" because a worker died or a task was lost."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from functools import partial
 
 from django.db import transaction
 from django.db.models.functions import Coalesce
@@ -12,7 +14,24 @@ from django.utils import timezone
 from assistants_app import streams
 from assistants_app.models import Run, RunStatus
 from assistants_app.services import run_dispatch
+from project.outages import REDIS, REDIS_ERRORS
 from project.queue import task_send_on_commit
+
+log = logging.getLogger(__name__)
+
+
+def _tell_pages(run_id: int, *entries: tuple[str, str]) -> None:
+    """Show the runs' open pages what the sweep did. Redis being down must not stop the
+    sweep: the pages notice a run's end from the database, and a requeued run's new
+    attempt begins its display with a reset of its own."""
+    try:
+        for kind, data in entries:
+            if kind == "done":
+                streams.publish_end(run_id)
+            else:
+                streams.publish(run_id, kind, data)
+    except REDIS_ERRORS as error:
+        log.warning("run %s: the sweep could not tell its pages (%s unreachable: %s)", run_id, REDIS, error)
 
 
 def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2,
@@ -31,14 +50,14 @@ def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2,
             with transaction.atomic():
                 if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
                         status=RunStatus.QUEUED, heartbeat_at=now):
-                    streams.publish(run.pk, "reset")
-                    streams.publish(run.pk, "note", "The worker stopped; the reply is being written again.")
+                    transaction.on_commit(partial(_tell_pages, run.pk, ("reset", ""), (
+                        "note", "The worker stopped; the reply is being written again.")))
                     task_send_on_commit("assistants_app.run_execute", run.pk)
                     requeued += 1
         elif Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
                 status=RunStatus.FAILED, finished_at=timezone.now(),
                 error="The worker running this reply stopped and it could not be finished. Send the message again."):
-            streams.publish_end(run.pk)
+            _tell_pages(run.pk, ("done", ""))
             failed += 1
     # Queued since: when it was queued again (heartbeat_at), else when it was made.
     waiting = Run.objects.filter(status=RunStatus.QUEUED).annotate(queued_at=Coalesce("heartbeat_at", "created_at"))
@@ -48,7 +67,7 @@ def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2,
                 status=RunStatus.FAILED, finished_at=now,
                 error=f"No worker took this reply within {give_up_queued_after_seconds / 60:.0f} minutes, so it was "
                       "stopped. Check that the Celery io worker is running, then send the message again."):
-            streams.publish_end(run.pk)
+            _tell_pages(run.pk, ("done", ""))
             failed += 1
     for run in waiting.filter(queued_at__lt=cutoff, queued_at__gte=give_up).only("pk", "thread_id"):
         # A duplicate of a task still in the queue is harmless: only one claim succeeds.

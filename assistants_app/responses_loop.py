@@ -25,7 +25,6 @@ import openai
 from django.db import transaction
 from openai import APIResponse
 
-from assistants_app import streams
 from assistants_app.conversation import HistoryTooLong, history_with_sources, responses_request, version_request_spec
 from assistants_app.models import AssistantVersion, Message, Run, RunStatus
 from assistants_app.run_loop import (
@@ -44,11 +43,11 @@ from assistants_app.run_loop import (
     _backoff,
     _check_in,
     _client,
+    _crashed,
     _final_reply_saved,
     _finish,
     _Outbox,
     _owned,
-    _partial_text,
     _release_database_connection,
     _run_tools,
     _save_reply,
@@ -83,7 +82,7 @@ class _ThinkingOutbox(_Outbox):
 
     def flush(self, now: float | None = None) -> None:
         if self.parts:
-            streams.publish(self.run_id, "thinking", "".join(self.parts))
+            self.live.publish("thinking", "".join(self.parts))
             self.parts = []
         self.last = now or time.monotonic()
 
@@ -195,10 +194,11 @@ def _first_output(clock: Clock) -> None:
         clock.first_token = time.monotonic()
 
 
-def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int) -> ResponseTurn:
+def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int,
+                 facts: ModelFacts) -> ResponseTurn:
     assert run.assistant.connection is not None
     client = _client(run.assistant.connection)
-    outbox, thinking = _Outbox(run.pk), _ThinkingOutbox(run.pk)
+    outbox, thinking = _Outbox(clock.live), _ThinkingOutbox(clock.live)
     turn = ResponseTurn()
     calls: list[dict[str, Any]] = []
     counted = False
@@ -249,26 +249,27 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, pro
     turn.reasoning.summary = "\n\n".join(part.get("text", "") for item in turn.reasoning.items
                                          for part in item.get("summary") or () if part.get("text"))
     if not counted:
-        usage.estimate(prompt_tokens=prompt_tokens, model=run.model, turn=turn)
+        usage.estimate(prompt_tokens=prompt_tokens, encoding_name=facts.encoding, turn=turn)
     return turn
 
 
-def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int) -> ResponseTurn:
+def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int,
+                      facts: ModelFacts) -> ResponseTurn:
     """As run_loop's: transient failures are tried again after a backoff that honours
     retry-after, and what a broken attempt showed is reset."""
     attempt = 0
     while True:
         clock.text_shown = False
         try:
-            return _stream_once(run, body, clock, usage, prompt_tokens)
+            return _stream_once(run, body, clock, usage, prompt_tokens, facts)
         except ProviderError as error:
             attempt += 1
             if not error.transient or attempt >= MAX_ATTEMPTS_PER_CALL:
                 raise
             wait = _backoff(attempt - 1, error)
             if clock.text_shown:
-                streams.publish(run.pk, "reset")
-            streams.publish(run.pk, "note", f"{error.message} Retrying in {wait:.1f} s…")
+                clock.live.publish("reset")
+            clock.live.publish("note", f"{error.message} Retrying in {wait:.1f} s…")
             log.info("run %s: transient provider error, retry %s in %.1fs: %s", run.pk, attempt, wait, error.message)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
@@ -294,9 +295,9 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             history, sources = history_with_sources(thread=run.thread, version=run.version, facts=facts)
             trimmed = history.trimmed
             if trimmed:
-                streams.publish(run.pk, "note", f"{trimmed} older messages were left out to fit the context window.")
+                clock.live.publish("note", f"{trimmed} older messages were left out to fit the context window.")
             body = responses_body(run.version, facts, input_items(history.messages, sources, model=run.model))
-            turn = _call_with_retries(run, body, clock, usage, history.prompt_tokens)
+            turn = _call_with_retries(run, body, clock, usage, history.prompt_tokens, facts)
             request_id = turn.request_id or request_id
             if turn.status == "incomplete":
                 # The user's message stays; what was written is kept, marked as cut short.
@@ -314,14 +315,14 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
                 _owned(run)
                 _save_reply(run, turn.text, turn.tool_calls, reasoning=turn.reasoning)
             waiting = _run_tools(run, turn.tool_calls, clock)
-            streams.publish(run.pk, "saved")
+            clock.live.publish("saved")
             if waiting:
                 _finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed)
                 return
         raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
     except RunCancelled:
-        partial = _partial_text(run)
+        partial = clock.live.text()
         _finish(run, RunStatus.CANCELLED, usage=usage, facts=facts, clock=clock, error="Stopped by a person.",
                 request_id=request_id, trimmed=trimmed, reply=partial + " …" if partial else None)
     except ProviderError as error:
@@ -332,10 +333,5 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
                 trimmed=trimmed)
     except RunSuperseded:
         raise
-    except Exception:
-        log.exception("run %s crashed", run.pk)
-        if Run.objects.filter(pk=run.pk).exists():
-            _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock,
-                    error="The run failed because of an error in Switchboard; it was logged.", request_id=request_id)
-        else:
-            streams.publish_end(run.pk)
+    except Exception as error:  # noqa: BLE001 - logged (a bug) or named (a service) in _crashed
+        _crashed(run, error, usage=usage, facts=facts, clock=clock, request_id=request_id)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -28,15 +29,18 @@ from django.utils import timezone
 from jsonschema import Draft202012Validator
 from openai import APIResponse
 
-from assistants_app import streams
 from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
+from assistants_app.live import LiveDisplay
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
+from project.outages import DATABASE_ERRORS, POSTGRESQL, database_call, service_of
 from project.providers.capabilities import capabilities_known, refusal_after_error, request_needs, request_refusal
 from project.providers.client import (
     ClientOptions,
     ProviderError,
     ProviderServerError,
+    ProviderTimeout,
+    ProviderUnreachable,
     client_for,
     provider_errors,
     public_error_text,
@@ -56,6 +60,10 @@ RETRY_BASE_SECONDS = 0.5
 FLUSH_SECONDS = 0.025
 # retry-after beyond this fails the run rather than holding a worker slot for minutes.
 RETRY_MAX_SECONDS = 20.0
+# How long a run waits out PostgreSQL (a restart, a pool that ran dry) before it gives up
+# its attempt; below the stale-run sweep's 60 s, so the sweep never takes over a run
+# that is only waiting.
+DATABASE_OUTAGE_SECONDS = 45.0
 
 
 class RunCancelled(Exception):
@@ -134,6 +142,7 @@ class Reasoning:
 
 @dataclass
 class Clock:
+    live: LiveDisplay
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
     # Whether the current attempt has put reply text on the run's stream.
@@ -186,7 +195,7 @@ def _check_in(run: Run, clock: Clock) -> None:
     now = time.monotonic()
     if now - clock.last_cancel_check >= CANCEL_CHECK_SECONDS:
         clock.last_cancel_check = now
-        if streams.cancel_requested(run.pk):
+        if clock.live.cancel_requested():
             raise RunCancelled()
 
 
@@ -221,7 +230,7 @@ class _Outbox:
     token); later ones are sent together at most every FLUSH_SECONDS, so a fast
     stream costs a few Redis writes instead of one per token, with no visible lag."""
 
-    run_id: int
+    live: LiveDisplay
     parts: list[str] = field(default_factory=list)
     last: float = 0.0
 
@@ -233,7 +242,7 @@ class _Outbox:
 
     def flush(self, now: float | None = None) -> None:
         if self.parts:
-            streams.publish(self.run_id, "delta", "".join(self.parts))
+            self.live.publish("delta", "".join(self.parts))
             self.parts = []
         self.last = now or time.monotonic()
 
@@ -297,9 +306,11 @@ def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
                                         for choice in chunk.get("choices") or ())
             yield chunk
     except httpx2.TimeoutException as error:
-        raise openai.APITimeoutError(request=response.http_request) from error
+        raise ProviderTimeout("The provider stopped sending in the middle of the reply (timeout).") from error
     except httpx2.TransportError as error:
-        raise openai.APIConnectionError(request=response.http_request) from error
+        # The provider was reached (the reply had begun): the connection broke, the host is not "unreachable".
+        raise ProviderUnreachable(f"The connection to the provider broke in the middle of the reply "
+                                  f"({type(error).__name__}).") from error
     if not finished:
         hint = (" It sent nothing at all, which some servers (llama.cpp) do when the conversation is over their "
                 "context window." if not chunks else "")
@@ -310,7 +321,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, pro
                  facts: ModelFacts) -> Turn:
     assert run.assistant.connection is not None
     client = _client(run.assistant.connection)
-    outbox = _Outbox(run.pk)
+    outbox = _Outbox(clock.live)
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
     counted = False
@@ -384,8 +395,8 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
                 raise
             wait = _backoff(attempt - 1, error)
             if clock.text_shown:
-                streams.publish(run.pk, "reset")  # the broken attempt's text is shown again from scratch
-            streams.publish(run.pk, "note", f"{error.message} Retrying in {wait:.1f} s…")
+                clock.live.publish("reset")  # the broken attempt's text is shown again from scratch
+            clock.live.publish("note", f"{error.message} Retrying in {wait:.1f} s…")
             log.info("run %s: transient provider error, retry %s in %.1fs: %s", run.pk, attempt, wait, error.message)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
@@ -435,22 +446,25 @@ def _run_tools(run: Run, calls: list[dict[str, Any]], clock: Clock) -> bool:
                 log.exception("run %s: tool %s crashed", run.pk, call["function"]["name"])
                 results[call["id"]] = f"Error: the tool failed ({type(error).__name__})."
             _check_in(run, clock)
-    with transaction.atomic():
-        _owned(run)
-        for call in calls:
-            result = results[call["id"]]
-            Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.TOOL, tool_call_id=call["id"],
-                                   tool_name=call["function"]["name"], text=result or "", pending=result is None,
-                                   run=run, version=run.version)
+    def save() -> None:
+        with transaction.atomic():
+            _owned(run)
+            for call in calls:
+                result = results[call["id"]]
+                Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.TOOL,
+                                       tool_call_id=call["id"], tool_name=call["function"]["name"], text=result or "",
+                                       pending=result is None, run=run, version=run.version)
+
+    database_call(save, what="saving the tools' results", limit_seconds=DATABASE_OUTAGE_SECONDS)
     waiting = False
     for call in calls:
         result = results[call["id"]]
         name = call["function"]["name"]
         if result is None:
             waiting = True
-            streams.publish(run.pk, "tool", f"{name}({call['function']['arguments']}) → waiting for a person")
+            clock.live.publish("tool", f"{name}({call['function']['arguments']}) → waiting for a person")
         else:
-            streams.publish(run.pk, "tool", f"{name}({call['function']['arguments']}) → {result[:300]}")
+            clock.live.publish("tool", f"{name}({call['function']['arguments']}) → {result[:300]}")
     return waiting
 
 
@@ -483,26 +497,41 @@ def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Cl
     (so a run is never finished without its reply, nor has a reply and runs again)."""
     now = time.monotonic()
     cost = usage.cost(facts)
+
     # One transaction: nobody may see the run finished while its cost is still missing.
-    with transaction.atomic():
-        _owned(run)
-        if reply is not None:
-            _save_reply(run, reply, reasoning=reasoning)
-        Run.objects.filter(pk=run.pk).update(
-            status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
-            input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
-            output_tokens=F("output_tokens") + usage.output, reasoning_tokens=F("reasoning_tokens") + usage.reasoning,
-            provider_calls=F("provider_calls") + usage.calls,
-            **({"usage_estimated": True} if usage.estimated else {}),
-            ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
-            total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
-        )
-        if cost is not None:
-            # Added to what an earlier half (before a person answered) cost.
-            Run.objects.filter(pk=run.pk, cost_usd__isnull=True).update(cost_usd=Decimal(0))
-            Run.objects.filter(pk=run.pk).update(cost_usd=F("cost_usd") + cost)
-    Thread.objects.filter(pk=run.thread_id).update(updated_at=timezone.now())
-    streams.publish_end(run.pk)
+    # Safe to try again through a database blip: it happened whole or not at all, and a
+    # try after one that did commit finds the run no longer running (RunSuperseded).
+    def save() -> None:
+        with transaction.atomic():
+            _owned(run)
+            if reply is not None:
+                _save_reply(run, reply, reasoning=reasoning)
+            _record_end(run, status, usage=usage, clock=clock, cost=cost, now=now, error=error,
+                        request_id=request_id, trimmed=trimmed)
+
+    database_call(save, what="saving the reply", limit_seconds=DATABASE_OUTAGE_SECONDS)
+    try:
+        Thread.objects.filter(pk=run.thread_id).update(updated_at=timezone.now())
+    except DATABASE_ERRORS:  # only the thread list's order; the run itself is saved
+        log.warning("run %s: the thread's time was not updated", run.pk, exc_info=True)
+    clock.live.end()
+
+
+def _record_end(run: Run, status: str, *, usage: Usage, clock: Clock, cost: Decimal | None, now: float, error: str,
+                request_id: str, trimmed: int) -> None:
+    Run.objects.filter(pk=run.pk).update(
+        status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
+        input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
+        output_tokens=F("output_tokens") + usage.output, reasoning_tokens=F("reasoning_tokens") + usage.reasoning,
+        provider_calls=F("provider_calls") + usage.calls,
+        **({"usage_estimated": True} if usage.estimated else {}),
+        ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
+        total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
+    )
+    if cost is not None:
+        # Added to what an earlier half (before a person answered) cost.
+        Run.objects.filter(pk=run.pk, cost_usd__isnull=True).update(cost_usd=Decimal(0))
+        Run.objects.filter(pk=run.pk).update(cost_usd=F("cost_usd") + cost)
 
 
 def _save_reply(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = None, *,
@@ -526,12 +555,12 @@ type RunLoop = Callable[[Run, ModelFacts, Usage, Clock], None]
 def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> None:
     """Claim the run and execute it: with the loop `choose_loop` picks for it (run_dispatch
     picks by the connection's engine), or this module's Chat Completions loop."""
-    run = run_claim(run_id)
+    run = database_call(lambda: run_claim(run_id), what="taking the run", limit_seconds=DATABASE_OUTAGE_SECONDS)
     if run is None:
         return
     execute = (choose_loop(run) if choose_loop else None) or _execute
     facts = connection_model_facts(run.assistant.connection, run.model)
-    usage, clock = Usage(), Clock()
+    usage, clock = Usage(), Clock(LiveDisplay(run.pk))
     with _Heartbeat(run, clock.superseded):
         try:
             execute(run, facts, usage, clock)
@@ -548,9 +577,11 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
             return
         for _round in range(MAX_TOOL_ROUNDS):
-            messages, trimmed, prompt_tokens = build_history(thread=run.thread, version=run.version, facts=facts)
+            messages, trimmed, prompt_tokens = database_call(
+                partial(build_history, thread=run.thread, version=run.version, facts=facts),
+                what="reading the conversation", limit_seconds=DATABASE_OUTAGE_SECONDS)
             if trimmed:
-                streams.publish(run.pk, "note", f"{trimmed} older messages were left out to fit the context window.")
+                clock.live.publish("note", f"{trimmed} older messages were left out to fit the context window.")
             body = chat_request(version_request_spec(run.version, facts), messages, stream=True)
             _check_capabilities(run, body)
             turn = _call_with_retries(run, body, clock, usage, prompt_tokens, facts)
@@ -561,20 +592,19 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
                 _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed, reply=turn.text)
                 return
-            with transaction.atomic():
-                _owned(run)
-                _save_reply(run, turn.text, turn.tool_calls)
+            database_call(partial(_save_tool_calls, run, turn), what="saving the tool calls",
+                          limit_seconds=DATABASE_OUTAGE_SECONDS)
             waiting = _run_tools(run, turn.tool_calls, clock)
-            streams.publish(run.pk, "saved")
+            clock.live.publish("saved")
             if waiting:
                 _finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed)
                 return
         raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
     except RunCancelled:
-        partial = _partial_text(run)
+        shown = clock.live.text()
         _finish(run, RunStatus.CANCELLED, usage=usage, facts=facts, clock=clock, error="Stopped by a person.",
-                request_id=request_id, trimmed=trimmed, reply=partial + " …" if partial else None)
+                request_id=request_id, trimmed=trimmed, reply=shown + " …" if shown else None)
     except ProviderError as error:
         _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=error.message,
                 request_id=error.request_id or request_id, trimmed=trimmed)
@@ -583,13 +613,39 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
                 trimmed=trimmed)
     except RunSuperseded:
         raise
-    except Exception:
+    except Exception as error:  # noqa: BLE001 - logged (a bug) or named (a service) in _crashed
+        _crashed(run, error, usage=usage, facts=facts, clock=clock, request_id=request_id)
+
+
+def _save_tool_calls(run: Run, turn: Turn) -> None:
+    with transaction.atomic():
+        _owned(run)
+        _save_reply(run, turn.text, turn.tool_calls)
+
+
+def _crashed(run: Run, error: Exception, *, usage: Usage, facts: ModelFacts, clock: Clock, request_id: str) -> None:
+    """An error that is neither the provider's nor the run's own. PostgreSQL that stayed
+    down past DATABASE_OUTAGE_SECONDS: the attempt stops writing nothing (it could not),
+    and the stale-run sweep sends the run again once its heartbeat is old, so the reply is
+    written by a fresh attempt instead of being failed. Another service that was down is
+    named; anything else is a bug: logged, and the run failed with words that say so."""
+    service = service_of(error)
+    if service == POSTGRESQL:
+        log.warning("run %s: %s; the stale-run sweep will send it again", run.pk, error)
+        return
+    if service is None:
         log.exception("run %s crashed", run.pk)
+        text = "The run failed because of an error in Switchboard; it was logged."
+    else:
+        log.warning("run %s: stopped, %s was unreachable: %s", run.pk, service, error)
+        text = f"The run stopped because {service} was unreachable. Send the message again."
+    try:
         if Run.objects.filter(pk=run.pk).exists():
-            _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock,
-                    error="The run failed because of an error in Switchboard; it was logged.", request_id=request_id)
+            _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=text, request_id=request_id)
         else:
-            streams.publish_end(run.pk)
+            clock.live.end()
+    except DATABASE_ERRORS:
+        log.warning("run %s: its failure could not be saved; the stale-run sweep will take it", run.pk)
 
 
 def _check_capabilities(run: Run, body: dict[str, Any]) -> None:
@@ -604,9 +660,3 @@ def _check_capabilities(run: Run, body: dict[str, Any]) -> None:
     if refusal:
         raise RunStopped(refusal)
 
-
-def _partial_text(run: Run) -> str:
-    """The reply text streamed so far in the latest attempt (what viewers saw)."""
-    entries = streams.redis_client().xrange(streams.stream_key(run.pk))
-    shown, _, _ = streams.fold(entries)
-    return "".join(data for kind, data in shown if kind == "delta")

@@ -27,6 +27,7 @@ from assistants_app.models import (
 )
 from project import crypto
 from project.files.services import file_upload
+from project.outages import REDIS, REDIS_ERRORS
 from project.providers.capabilities import REFUSALS, RequestNeeds, connection_capabilities, request_refusal, supports
 from project.providers.client import ProviderError
 from project.providers.models import ProviderConnection
@@ -232,11 +233,17 @@ def run_cancel(*, run: Run, actor: User | None) -> Run:
     and the worker stops at its next delta, keeping what was written so far."""
     ended = Run.objects.filter(pk=run.pk, status__in=(RunStatus.QUEUED, RunStatus.WAITING)).update(
         status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Stopped before it started.")
-    if ended:
-        Message.objects.filter(run=run, pending=True).update(pending=False, text="(stopped: no answer was given)")
-        streams.publish_end(run.pk)
-    elif run.status == RunStatus.RUNNING:
-        streams.cancel_request(run.pk)
+    try:
+        if ended:
+            Message.objects.filter(run=run, pending=True).update(pending=False, text="(stopped: no answer was given)")
+            streams.publish_end(run.pk)
+        elif run.status == RunStatus.RUNNING:
+            streams.cancel_request(run.pk)
+    except REDIS_ERRORS as error:
+        if not ended:  # the worker learns of a stop only through Redis
+            raise ChatError(f"The reply cannot be stopped right now: {REDIS} is unreachable. "
+                            "Try again in a moment.") from error
+        log.warning("run %s: stopped, but its pages could not be told (%s)", run.pk, error)
     run.refresh_from_db()
     return run
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from assistants_app.models import cancel_key, feed_key, stream_key
 
@@ -34,12 +36,24 @@ FEED_TTL_SECONDS = 24 * 60 * 60
 
 @cache
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    # Fail fast: redis-py's default retries a dead server for about four seconds per
+    # command, in the thread that is reading the provider's stream. The worker's live
+    # display (assistants_app.live) keeps the text and retries with backoff of its own.
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=5.0,
+                                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1))
 
 
 def publish(run_id: int, kind: str, data: str = "") -> str:
     entry_id = redis_client().xadd(stream_key(run_id), {"t": kind, "d": data}, maxlen=STREAM_MAXLEN, approximate=True)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def publish_many(run_id: int, entries: list[tuple[str, str]]) -> None:
+    """Several entries in one round trip, in order (a display catching up after an outage)."""
+    pipe = redis_client().pipeline(transaction=False)
+    for kind, data in entries:
+        pipe.xadd(stream_key(run_id), {"t": kind, "d": data}, maxlen=STREAM_MAXLEN, approximate=True)
+    pipe.execute()
 
 
 def publish_end(run_id: int) -> None:

@@ -10,6 +10,7 @@ from django.db.models import Q
 
 from assistants_app import selectors, streams
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
+from project.outages import REDIS, REDIS_ERRORS
 
 
 def _attach_runs(messages: list[Message]) -> list[Any]:
@@ -54,11 +55,27 @@ def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[st
     # Read before the messages: the page's event stream follows the feed from here, so
     # a run started while the page is rendered is shown twice at worst (the page's
     # script drops the copy), never missed.
-    feed_position = streams.feed_position(thread.pk) if before is None else ""
+    live_paused = False
+    feed_position = ""
+    if before is None:
+        try:
+            feed_position = streams.feed_position(thread.pk)
+        except REDIS_ERRORS:  # the page still shows what is saved; its stream retries on its own
+            live_paused = True
     messages, has_older = selectors.thread_messages_page(thread=thread, before_id=before)
     active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
     active_ids = {run.pk for run in active}
     items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
     return {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
+            "live_paused": live_paused, "live_service": REDIS,
             "oldest_id": messages[0].pk if messages else None,
             "active_runs": [run_group_context(run) for run in active] if before is None else []}
+
+
+def live_updates_paused() -> bool:
+    """Whether the live display (Redis) is out of reach: a page says so instead of waiting."""
+    try:
+        streams.redis_client().ping()
+    except REDIS_ERRORS:
+        return True
+    return False

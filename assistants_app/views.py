@@ -17,10 +17,11 @@ from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
 from assistants_app.model_catalog import TASKS, Retirement, model_choices, model_retirement, recommend
 from assistants_app.models import Assistant, AssistantVersion
-from assistants_app.view_helpers import run_group_context, thread_view_context
+from assistants_app.view_helpers import live_updates_paused, run_group_context, thread_view_context
 from assistants_app.views_models import picker_context
 from project.files.responses import picture_response
 from project.files.services import FileRejected
+from project.outages import REDIS
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections, team_default_connection
 from project.teams.access import TeamRequest, team_view
@@ -260,7 +261,9 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
     if request.htmx:
         # A run just made has no messages yet: no need to ask the database.
         return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "run": run,
-                                                               "group_messages": [], "live": True})
+                                                               "group_messages": [], "live": True,
+                                                               "live_paused": live_updates_paused(),
+                                                               "live_service": REDIS})
     return redirect("thread_detail", thread.pk)
 
 
@@ -268,7 +271,12 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
 @team_view(TeamRole.MEMBER)
 def run_stop(request: TeamRequest, run_id: int) -> HttpResponse:
     run = selectors.team_run_get(team=request.team, run_id=run_id)
-    services.run_cancel(run=run, actor=request.user)
+    try:
+        services.run_cancel(run=run, actor=request.user)
+    except services.ChatError as error:
+        if request.htmx:
+            return render(request, "assistants_app/_post_error.html", {"error": str(error)})
+        flash.error(request, str(error))
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("thread_detail", run.thread_id)

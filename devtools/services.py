@@ -77,7 +77,7 @@ def _stop_postgres(server: object) -> None:
     """Let pgserver stop its server, then stop whatever postmaster now serves the data
     folder (pgserver only knows the one it found at start) unless another live process
     still uses it."""
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time
     from pgserver.utils import PostmasterInfo
 
     server.cleanup()  # type: ignore[attr-defined]

@@ -95,15 +95,18 @@ TEMPLATES = [
 DATABASES = {"default": database_settings(CONFIG.database_url, pool_size=CONFIG.database_pool_size)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A Redis outage makes the cache a miss, not a 500 (project/cache.py); short timeouts so
+# an unreachable Redis host costs a page a second at most.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "project.cache.RedisCacheThroughOutages",
         "LOCATION": CONFIG.redis_url,
         "KEY_PREFIX": "sb",
+        "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
     }
 }
 # Sessions are read from Redis on every request and kept in PostgreSQL, so a flushed
-# cache logs nobody out.
+# cache, or Redis down, logs nobody out.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 AUTH_PASSWORD_VALIDATORS = [

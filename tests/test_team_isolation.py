@@ -153,6 +153,7 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "batch_detail": (_batch_group, ["get"]),
     "batch_submit": (_batch_group, ["post"]),
     "batch_discard": (_batch_group, ["post"]),
+    "batch_check_submit": (_batch_group, ["post"]),
     "batch_cancel": (_batch_group, ["post"]),
     "batch_retry_failed": (_batch_group, ["post"]),
     "batch_results": (_batch_group, ["get"]),

@@ -90,6 +90,12 @@ def group_requests(*, group: BatchGroup, status: str = "", query: str = "") -> Q
     return rows
 
 
+def group_submit_stuck(group: BatchGroup, *, older_than_seconds: float) -> bool:
+    """Whether a part has been "submitting" without a provider id for longer than a submit takes."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return group.parts.filter(status=BatchStatus.SUBMITTING, remote_id="", submitting_since__lt=cutoff).exists()
+
+
 def group_status_counts(group: BatchGroup) -> dict[str, int]:
     counts = {row["status"]: row["n"] for row in
               BatchRequest.objects.filter(batch__group=group).values("status").annotate(n=Count("id"))}

@@ -237,6 +237,12 @@ def batch_group_submit(*, group: BatchGroup, actor: User | None) -> None:
         return
     total = group.parts.count()
     try:
+        if any(part.input_file_id for part in parts):
+            # An earlier submit got as far as uploading, then stopped (or was declared
+            # stopped): it may have made some of the batches. Those are adopted, not made twice.
+            made = _created_remotely(group.connection, {group.pk})
+            parts = [part for part in parts if not (made.get((group.pk, part.part)) is not None
+                                                    and _record_created(part, made[(group.pk, part.part)]))]
         for part in parts:
             if part.input_file is None:
                 name = f"batch-{group.pk}-part-{part.part}-of-{total}.jsonl"
@@ -283,15 +289,36 @@ def batches_recover_interrupted_submits(*, stale_after_seconds: float) -> int:
 
 
 def _record_created(part: Batch, remote: Any) -> bool:
-    """The provider created this claimed part: keep its id and state. False when the
-    part was no longer waiting for one (someone else recorded it)."""
+    """The provider created this part: keep its id and state, also when the part was
+    declared interrupted meanwhile (the batch exists and is paid for, so it is tracked).
+    False when the part already has its id (someone else recorded it)."""
     with transaction.atomic():
-        if not Batch.objects.filter(pk=part.pk, status=BatchStatus.SUBMITTING, remote_id="").update(
-                remote_id=remote.id, status=BatchStatus.VALIDATING):
+        if not Batch.objects.filter(pk=part.pk, status__in=(BatchStatus.SUBMITTING, BatchStatus.SUBMIT_FAILED),
+                                    remote_id="").update(remote_id=remote.id, status=BatchStatus.VALIDATING):
             return False
         part.remote_id, part.status = remote.id, BatchStatus.VALIDATING
         batch_apply_remote(batch=part, remote=remote)
     return True
+
+
+# A part "submitting" for this long without an id can be checked by hand (the page offers it).
+SUBMIT_CHECK_AFTER_SECONDS = 120
+
+
+def batch_group_check_submit(*, group: BatchGroup, actor: User | None) -> int:
+    """A person's "check with the provider" for a submit that seems stuck: what the
+    provider made is adopted, the rest is marked interrupted so it can be submitted
+    again (a worker still sending it records what it makes all the same). Returns the
+    parts settled; ProviderError when the provider cannot be asked."""
+    cutoff = timezone.now() - timedelta(seconds=SUBMIT_CHECK_AFTER_SECONDS)
+    stuck = list(group.parts.filter(status=BatchStatus.SUBMITTING, remote_id="", submitting_since__lt=cutoff))
+    if not stuck:
+        return 0
+    made = _created_remotely(group.connection, {group.pk})
+    settled = sum(_record_created(part, made[(group.pk, part.part)]) if (group.pk, part.part) in made
+                  else _record_interrupted(part) for part in stuck)
+    audit_record(team=group.team, actor=actor, action="batch.submit_checked", target=group.name, parts=settled)
+    return settled
 
 
 def _record_interrupted(part: Batch) -> bool:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("batches/checks/<int:build_id>/", views.batch_build_detail, name="batch_build_detail"),
     path("batches/<int:group_id>/", views.batch_detail, name="batch_detail"),
     path("batches/<int:group_id>/submit/", views.batch_submit, name="batch_submit"),
+    path("batches/<int:group_id>/check-submit/", views.batch_check_submit, name="batch_check_submit"),
     path("batches/<int:group_id>/discard/", views.batch_discard, name="batch_discard"),
     path("batches/<int:group_id>/cancel/", views.batch_cancel, name="batch_cancel"),
     path("batches/<int:group_id>/retry-failed/", views.batch_retry_failed, name="batch_retry_failed"),

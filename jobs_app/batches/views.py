@@ -24,6 +24,7 @@ from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.uploads import BuildOptions, batch_build_queue, batch_group_build_from_upload, inline_build_bytes
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
 from project.providers.capabilities import connections_lacking
+from project.providers.client import ProviderError
 from project.providers.selectors import team_connections
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
@@ -153,6 +154,7 @@ def batch_detail(request: TeamRequest, group_id: int) -> HttpResponse:
         context["preview"] = selectors.group_preview_lines(group)
     context["has_results"] = any(p.results_state == "done" for p in context["parts"])
     context["retryable"] = context["counts"].get(RequestStatus.FAILED, 0) + context["counts"].get(RequestStatus.EXPIRED, 0)
+    context["submit_stuck"] = selectors.group_submit_stuck(group, older_than_seconds=services.SUBMIT_CHECK_AFTER_SECONDS)
     return render(request, "jobs_app/batches/batch_detail.html", context)
 
 
@@ -162,6 +164,20 @@ def batch_submit(request: TeamRequest, group_id: int) -> HttpResponse:
     group = selectors.team_batch_group_get(team=request.team, group_id=group_id)
     if not services.batch_group_submit_request(group=group, actor=request.user):
         messages.info(request, "This batch was already submitted.")
+    return redirect("batch_detail", group.pk)
+
+
+@require_POST
+@team_view(Role.MEMBER)
+def batch_check_submit(request: TeamRequest, group_id: int) -> HttpResponse:
+    group = selectors.team_batch_group_get(team=request.team, group_id=group_id)
+    try:
+        settled = services.batch_group_check_submit(group=group, actor=request.user)
+    except ProviderError as error:
+        messages.error(request, f"Could not ask {group.connection.name}: {error.message}")
+    else:
+        messages.info(request, "Checked with the provider: the batch is up to date." if settled else
+                      "Nothing to check: the submit is still under way or has finished.")
     return redirect("batch_detail", group.pk)
 
 

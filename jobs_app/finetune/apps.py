@@ -23,3 +23,6 @@ class FinetuneConfig(AppConfig):
         register_team_model_source(finetune_team_model)
         # One list call per connection with active fine-tune jobs; backoff is per connection.
         periodic_task_register("finetune-sync", task="jobs_app.finetune.tasks.finetune_sync_tick_task", seconds=30.0)
+        # Job creations whose worker died: adopted when the provider made the job, else sent again.
+        periodic_task_register("finetune-submissions-recover",
+                               task="jobs_app.finetune.tasks.finetune_submissions_recover_task", seconds=60.0)

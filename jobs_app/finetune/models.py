@@ -222,3 +222,44 @@ class FineTuneSyncState(models.Model):
 
     def __str__(self) -> str:
         return f"sync {self.connection_id}"
+
+
+class SubmissionStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting for a worker"
+    CREATING = "creating", "Creating"
+    CREATED = "created", "Created"
+    FAILED = "failed", "Failed"
+
+
+class FineTuneSubmission(models.Model):
+    """A person's request to create a fine-tuning job, carried out by a worker. The job
+    is made with `marker` in its metadata, so a submission whose worker died after the
+    provider made the job finds that job again (and adopts it) instead of making another."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="finetune_submissions")
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="finetune_submissions")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    validation_dataset = models.ForeignKey(Dataset, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    base_model = models.CharField(max_length=200)
+    method = models.CharField(max_length=20)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    suffix = models.CharField(max_length=64, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    marker = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    job = models.ForeignKey(FineTuneJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the current attempt began (claimed, or queued again): the recovery sweep's clock.
+    attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "attempt_at"], name="finetune_submission_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.base_model} ({self.get_status_display()})"

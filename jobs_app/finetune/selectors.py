@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils import timezone
 
 from jobs_app.finetune.models import (
     TERMINAL_STATUSES,
     Dataset,
     DatasetStatus,
     FineTuneJob,
+    FineTuneSubmission,
     MetricPoint,
+    SubmissionStatus,
 )
 from project.providers.models import ProviderConnection
 from project.providers.team_models import FINE_TUNED_PREFIX, TeamModel
 from project.teams.models import Team
+
+
+def team_unfinished_submissions(*, team: Team) -> QuerySet[FineTuneSubmission]:
+    """Job creations still on their way, and those that failed in the last day (with the reason)."""
+    since = timezone.now() - timedelta(days=1)
+    return (FineTuneSubmission.objects.filter(team=team)
+            .filter(Q(status__in=(SubmissionStatus.QUEUED, SubmissionStatus.CREATING))
+                    | Q(status=SubmissionStatus.FAILED, created_at__gte=since))
+            .select_related("connection", "dataset"))
 
 
 def team_datasets(*, team: Team) -> QuerySet[Dataset]:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.files import File as DjangoFile
@@ -30,7 +31,7 @@ from jobs_app.finetune.models import (
     JobStatus,
     MetricPoint,
 )
-from jobs_app.finetune.validation import estimate_cost, validate_lines
+from jobs_app.finetune.validation import bounded_lines, estimate_cost, validate_lines
 from project.files.models import File, FilePurpose
 from project.files.services import FileInUse, FileRejected, file_delete, file_fetch_remote, file_open, file_upload
 from project.notifications.models import Notification
@@ -59,16 +60,21 @@ class FineTuneInputError(Exception):
 
 # -- datasets ------------------------------------------------------------------------------
 
-def _spool(chunks: Iterable[bytes]) -> tuple[IO[bytes], str, int, bytes]:
+def _spool(chunks: Iterable[bytes], name: str) -> tuple[IO[bytes], str, int, bytes]:
     digest = hashlib.sha256()
     size = 0
     head = b""
+    limit = settings.FILES_MAX_BYTES
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the caller.
     for chunk in chunks:
         if len(head) < 64:
             head += chunk[:64]
         digest.update(chunk)
         size += len(chunk)
+        if size > limit:
+            spool.close()
+            raise FineTuneInputError(f"{name} is larger than {limit // (1024 * 1024):,} MB, the most a provider "
+                                     "accepts for a fine-tuning file. Split it, or keep fewer examples.")
         spool.write(chunk)
     spool.seek(0)
     return spool, digest.hexdigest(), size, head
@@ -76,7 +82,7 @@ def _spool(chunks: Iterable[bytes]) -> tuple[IO[bytes], str, int, bytes]:
 
 def _dataset_save(*, team: Team, name: str, method: str, model_id: str, chunks: Iterable[bytes], actor: User | None,
                   is_validation: bool) -> Dataset:
-    spool, sha256, size, head = _spool(chunks)
+    spool, sha256, size, head = _spool(chunks, name)
     with spool:
         if size == 0:
             raise FineTuneInputError(f"{name} is empty.")
@@ -109,10 +115,6 @@ def dataset_upload(*, team: Team, method: str, model_id: str, training_name: str
     return dataset
 
 
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    yield from stream
-
-
 def dataset_validate(*, dataset: Dataset) -> Dataset:
     """Stream the file line by line, saving progress as we go, then the report."""
     Dataset.objects.filter(pk=dataset.pk).update(status=DatasetStatus.VALIDATING, bytes_read=0)
@@ -122,7 +124,7 @@ def dataset_validate(*, dataset: Dataset) -> Dataset:
 
     try:
         with dataset.content.open("rb") as stream:
-            report = validate_lines(_lines(stream), method=dataset.method, model_id=dataset.model_id,
+            report = validate_lines(bounded_lines(stream), method=dataset.method, model_id=dataset.model_id,
                                     is_validation=dataset.is_validation, on_progress=progress,
                                     progress_every=PROGRESS_EVERY_LINES)
     except OSError as error:
@@ -166,14 +168,9 @@ def finetune_job_create(
     actor: User | None,
 ) -> FineTuneJob:
     """Send the validated files, create the job, record it. Raises FineTuneInputError,
-    FileRejected or ProviderError; the job row exists only if the provider made the job."""
-    if dataset.team_id != team.pk or dataset.status != DatasetStatus.VALID:
-        raise FineTuneInputError("The training dataset has not passed validation.")
-    if dataset.method != method:
-        raise FineTuneInputError(f"The dataset was validated for {dataset.get_method_display()}, not {method}.")
-    if validation_dataset is not None and (validation_dataset.status != DatasetStatus.VALID
-                                           or validation_dataset.method != method):
-        raise FineTuneInputError("The validation dataset has not passed validation for this method.")
+    FileRejected or ProviderError; the job row exists only if the provider made the job.
+    People's requests reach it through a worker (jobs_app.finetune.submissions)."""
+    check_job_datasets(team=team, dataset=dataset, validation_dataset=validation_dataset, method=method)
     started = timezone.now()
     uploaded: list[File] = []
     try:
@@ -203,13 +200,32 @@ def finetune_job_create(
     except (ProviderError, FileRejected):
         _discard_fresh_uploads(team=team, files=uploaded, since=started, actor=actor)
         raise
-    estimate = dataset_estimate(dataset=dataset, model_id=base_model, n_epochs=chosen.get("n_epochs"))
+    return finetune_job_record(team=team, connection=connection, remote=remote, dataset=dataset, actor=actor,
+                               n_epochs=chosen.get("n_epochs"))
+
+
+def check_job_datasets(*, team: Team, dataset: Dataset, validation_dataset: Dataset | None, method: str) -> None:
+    if dataset.team_id != team.pk or dataset.status != DatasetStatus.VALID:
+        raise FineTuneInputError("The training dataset has not passed validation.")
+    if dataset.method != method:
+        raise FineTuneInputError(f"The dataset was validated for {dataset.get_method_display()}, not {method}.")
+    if validation_dataset is not None and (validation_dataset.status != DatasetStatus.VALID
+                                           or validation_dataset.method != method):
+        raise FineTuneInputError("The validation dataset has not passed validation for this method.")
+
+
+def finetune_job_record(*, team: Team, connection: ProviderConnection, remote: Any, dataset: Dataset,
+                        actor: User | None, n_epochs: Any = None, adopted: bool = False) -> FineTuneJob:
+    """Start tracking a job the provider made for one of the team's datasets: just now,
+    or (adopted) by an attempt whose worker died before it could record it."""
+    estimate = dataset_estimate(dataset=dataset, model_id=str(remote.model), n_epochs=n_epochs)
     with transaction.atomic():
         job = FineTuneJob(team=team, connection=connection, remote_id=remote.id, dataset=dataset, created_by=actor,
                           estimated_cost_usd=estimate.cost_usd)
         _copy_remote(job, remote)
         job.save()
-        audit_record(team=team, actor=actor, action="finetune.job_created", target=remote.id, model=base_model)
+        audit_record(team=team, actor=actor, action="finetune.job_adopted" if adopted else "finetune.job_created",
+                     target=remote.id, model=job.base_model)
     return job
 
 

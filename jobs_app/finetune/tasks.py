@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from jobs_app.finetune import submissions
 from jobs_app.finetune.models import Dataset, FineTuneJob
 from jobs_app.finetune.services import dataset_validate, finetune_job_refresh
 from jobs_app.finetune.sync import sync_all_connections, sync_connection
@@ -45,3 +46,19 @@ def finetune_job_refresh_task(job_id: int) -> None:
         finetune_job_refresh(job=job)
     except ProviderError as error:
         logger.info("refreshing fine-tune job %s: %s", job.remote_id, error.message)
+
+
+# No acks_late: a redelivered submission is claimed by nobody (a conditional update), and
+# one whose worker died is found by the sweep below.
+@shared_task(base=IoTask, name="jobs_app.finetune.tasks.finetune_submission_run_task")
+def finetune_submission_run_task(submission_id: int) -> None:
+    submissions.finetune_submission_run(submission_id=submission_id)
+
+
+# Longer than creating a job takes (uploading a large dataset included).
+SUBMISSION_STALE_SECONDS = 15 * 60.0
+
+
+@shared_task(base=IoTask, name="jobs_app.finetune.tasks.finetune_submissions_recover_task")
+def finetune_submissions_recover_task() -> int:
+    return submissions.finetune_submissions_recover(stale_after_seconds=SUBMISSION_STALE_SECONDS)

@@ -18,11 +18,11 @@ import json
 import statistics
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import accumulate
-from typing import Any
+from typing import IO, Any
 
 import tiktoken
 
@@ -40,6 +40,10 @@ DEFAULT_TRAINING_CONTEXT = 16_385
 MIN_TRAINING_EXAMPLES = 10
 MAX_LISTED_ERRORS = 200
 MAX_LISTED_LINES = 50
+# A line is read, decoded and parsed whole, at about twelve times its size in memory (a
+# 50 MB line took 608 MB): longer lines are reported and skipped without being read.
+# 8 MB holds any text example with room to spare (a 128k-token context is ~0.5 MB).
+MAX_LINE_BYTES = 8 * 1024 * 1024
 
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
@@ -73,7 +77,31 @@ ERROR_KINDS: dict[str, str] = {
     "dpo_input_not_ending_with_user": "DPO: input must end with a user message",
     "dpo_invalid_output": "DPO: an output must be one assistant message with content",
     "too_few_examples": "Too few examples",
+    "line_too_long": "Line too long to read",
 }
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line over the limit, skipped unread: only its length is known."""
+
+    length: int
+
+
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes | LongLine]:
+    """The stream's lines, each at most `limit` bytes; a longer one becomes a LongLine,
+    its rest read in pieces and dropped, so memory stays bounded whatever the file holds."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):  # whole: up to `limit` bytes and its newline
+            yield line
+            continue
+        length = len(line)
+        while not line.endswith(b"\n"):
+            line = stream.readline(1024 * 1024)
+            if not line:
+                break
+            length += len(line)
+        yield LongLine(length)
 
 
 @dataclass(frozen=True)
@@ -363,7 +391,7 @@ class DatasetValidator:
         if len(self._pending) >= BATCH_EXAMPLES:
             self._hand_over_batch()
 
-    def feed_lines(self, lines: Iterable[bytes | str], on_progress: Callable[[int, int], None] | None = None,
+    def feed_lines(self, lines: Iterable[bytes | str | LongLine], on_progress: Callable[[int, int], None] | None = None,
                    progress_every: int = 2000) -> None:
         """Feed a whole stream. Supervised examples made only of plain system/user/assistant
         text messages (most lines of most files) take a fast path here with the same checks and
@@ -378,6 +406,11 @@ class DatasetValidator:
         misses = 0
         cache_prompts = True
         for line_no, raw in enumerate(lines, start=1):
+            if isinstance(raw, LongLine):
+                read += raw.length
+                self._error(line_no, "line_too_long",
+                            f"the line is {raw.length:,} bytes; the limit is {MAX_LINE_BYTES:,} bytes a line")
+                continue
             read += len(raw)
             if on_progress is not None and line_no % progress_every == 0:
                 on_progress(line_no, read)
@@ -515,7 +548,7 @@ class DatasetValidator:
         }
 
 
-def validate_lines(lines: Iterable[bytes | str], *, method: str, model_id: str, is_validation: bool = False,
+def validate_lines(lines: Iterable[bytes | str | LongLine], *, method: str, model_id: str, is_validation: bool = False,
                    on_progress: Callable[[int, int], None] | None = None, progress_every: int = 2000) -> dict[str, Any]:
     """Validate a JSONL stream. `on_progress(lines_read, bytes_read)` is called every `progress_every` lines."""
     validator = DatasetValidator(method=method, model_id=model_id, is_validation=is_validation)

@@ -23,19 +23,18 @@ from jobs_app.finetune.catalog import (
 )
 from jobs_app.finetune.charts import Chart, line_chart
 from jobs_app.finetune.forms import DatasetUploadForm, JobCreateForm
-from jobs_app.finetune.models import STATUS_RANK, FineTuneJob, JobStatus
+from jobs_app.finetune.models import STATUS_RANK, FineTuneJob, JobStatus, SubmissionStatus
 from jobs_app.finetune.services import (
     FineTuneInputError,
     dataset_estimate,
     dataset_upload,
     finetune_job_action,
-    finetune_job_create,
     finetune_job_refresh_enqueue,
     finetune_jobs_import,
     finetune_sync_watched,
 )
+from jobs_app.finetune.submissions import finetune_submission_create
 from jobs_app.finetune.validation import ERROR_KINDS
-from project.files.services import FileRejected
 from project.providers.capabilities import connection_lacks
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
@@ -60,8 +59,10 @@ def _chunks(upload: Any) -> Any:
 @team_view()
 def finetune_list(request: TeamRequest) -> HttpResponse:
     jobs = list(selectors.team_finetune_jobs(team=request.team)[:200])
-    active = any(not job.is_terminal for job in jobs)
-    context = {"jobs": jobs, "active": active, "datasets": selectors.team_datasets(team=request.team)[:50]}
+    submissions = list(selectors.team_unfinished_submissions(team=request.team)[:50])
+    active = any(not job.is_terminal for job in jobs) or any(s.status != SubmissionStatus.FAILED for s in submissions)
+    context = {"jobs": jobs, "submissions": submissions, "active": active,
+               "datasets": selectors.team_datasets(team=request.team)[:50]}
     if request.htmx and request.GET.get("poll"):
         if not active:
             return HttpResponseStopPolling(render(request, "jobs_app/finetune/list.html#jobs", context).content)
@@ -142,17 +143,17 @@ def job_create(request: TeamRequest) -> HttpResponse:
     if request.method == "POST" and connection is not None and not lacking and form.is_valid():
         cleaned = form.cleaned_data
         try:
-            job = finetune_job_create(
+            finetune_submission_create(
                 team=request.team, connection=cleaned["connection"], dataset=cleaned["dataset"],
                 validation_dataset=cleaned.get("validation_dataset"), base_model=cleaned["base_model"],
                 method=cleaned["method"], hyperparameters=cleaned["hyperparameters"], suffix=cleaned["suffix"],
                 seed=cleaned.get("seed"), metadata=cleaned["metadata"], actor=request.user,
             )
-        except (FineTuneInputError, FileRejected, ProviderError) as error:
-            form.add_error(None, getattr(error, "message", None) or str(error))
+        except FineTuneInputError as error:
+            form.add_error(None, error.message)
         else:
-            messages.success(request, f"Fine-tuning job {job.remote_id} created.")
-            return redirect("finetune_job_detail", job.pk)
+            messages.success(request, "The job is being created: it appears below in a moment.")
+            return redirect("finetune_list")
     context = {"form": form, "connection": connection, "provider_message": provider_message,
                "base_models": base_models,
                # No estimate "on gpt-4.1-mini" for a server that cannot fine-tune at all.

@@ -369,3 +369,19 @@ def test_an_error_event_in_the_middle_of_a_reply_is_retried_then_fails_the_run_w
     notes = [fields[b"d"].decode() for _, fields in entries if fields[b"t"] == b"note"]
     assert len(notes) == run_loop.MAX_ATTEMPTS_PER_CALL - 1 and all("Retrying" in note for note in notes)
     assert Message.objects.filter(pk=message.pk).exists() and not Message.objects.filter(run=run).exists()
+
+
+@pytest.mark.usefixtures("celery_worker_session")
+def test_a_stream_that_breaks_on_every_attempt_fails_saying_the_connection_broke(team, owner, tmp_path,
+                                                                                 monkeypatch) -> None:
+    from assistants_app import run_loop
+
+    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
+    with running_sandbox(tmp_path, fault_rate_break_stream=1.0) as url:
+        connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX)
+        thread = make_thread(team, make_assistant(team, connection))
+        _, run = thread_post_message(thread=thread, actor=owner, text="write 100 words")
+        run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    # It was reached and began the reply: not "the host is unreachable".
+    assert run.error.startswith("The connection to the provider broke in the middle of the reply"), run.error

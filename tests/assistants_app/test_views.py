@@ -257,7 +257,35 @@ def test_a_broken_or_enormous_picture_is_refused_with_the_reason(owner_client, t
     assert "cut.png is not a PNG, JPEG, GIF or WebP image" in response.content.decode()
     huge = SimpleUploadedFile("huge.png", _png(8000, 6000), content_type="image/png")
     response = owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "look", "images": huge}, follow=True)
-    assert "huge.png is 8000x6000 pixels; the limit is 40,000,000 pixels." in response.content.decode()
+    assert "huge.png is 8000x6000 pixels; the limit for a PNG is 16,777,216 pixels." in response.content.decode()
+    assert not Message.objects.filter(thread=thread).exists()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG's signature and header, nothing to decode: what the size check reads."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    # 170 KB on disk and under the old 40 M pixel limit, it took 300 MB to make its thumbnail.
+    ((6300, 6300), "small.png is 6300x6300 pixels; the limit for a PNG is 16,777,216 pixels."),
+    # Past Pillow's own guard: was called "not a PNG".
+    ((20000, 20000), "small.png has far more pixels than the limit of 16,777,216."),
+])
+def test_a_picture_with_too_many_pixels_is_refused_from_its_header(owner_client, team, size, message) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    thread = make_thread(team, make_assistant(team, make_connection(team)))
+    upload = SimpleUploadedFile("small.png", _png_header(*size), content_type="image/png")
+    response = owner_client.post(f"/threads/{thread.pk}/messages/", {"text": "look", "images": upload}, follow=True)
+    assert message in response.content.decode()
     assert not Message.objects.filter(thread=thread).exists()
 
 

@@ -53,7 +53,9 @@ def test_upload_validate_start_a_job_watch_it_finish_and_chat_with_the_model(asg
     assert "OpenAI closes self-serve fine-tuning to new jobs on 2027-01-06" in page.inner_text("#ft-estimate")
     page.fill("input[name=suffix]", "support")
     page.click("button:has-text('Upload files and start the job')")
-    page.wait_for_selector("text=created.")
+    # A worker makes the job; the list, polling, shows it once it is made.
+    page.wait_for_selector("text=The job is being created")
+    page.click("#ft-jobs tbody a", timeout=30_000)
 
     # The page polls; each poll asks the worker to refresh the job from the sandbox.
     page.wait_for_selector("#ft-status:has-text('Succeeded')", timeout=30_000)

@@ -47,7 +47,7 @@ def world_readable_dir() -> Iterator[Path]:
 
 
 def test_embedded_postgres_restarted_by_hand_or_left_by_a_killed_run_is_stopped(world_readable_dir: Path) -> None:
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
     from pgserver.utils import DiskList, PostmasterInfo
 
     tmp_path = world_readable_dir

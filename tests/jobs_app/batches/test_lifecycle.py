@@ -298,3 +298,42 @@ def test_an_interrupted_submit_waits_while_the_provider_cannot_be_asked_what_it_
     ProviderConnection.objects.filter(pk=sandbox_conn.pk).update(base_url=sandbox_conn.base_url)
     assert batches_recover_interrupted_submits(stale_after_seconds=900) == 1  # asked again later: adopted
     assert group.parts.get().status != BatchStatus.SUBMIT_FAILED
+
+
+def test_a_stuck_submit_can_be_checked_by_hand_and_submitted_again_without_a_second_batch(
+        team: Team, sandbox_conn, owner_client) -> None:
+    import openai
+
+    group = make_batch_group(team, sandbox_conn)
+    assert isinstance(group, BatchGroup)
+    submit(group)
+    created = group.parts.get().remote_id
+    # The provider made it, then the worker died before saving its id (and uploaded the file before that).
+    _interrupted(group)
+    page = owner_client.get(f"/batches/{group.pk}/").content.decode()
+    assert "Check with the provider" in page, page[page.find('<div class="actions">'):][:1500]
+    owner_client.post(f"/batches/{group.pk}/check-submit/")
+    part = group.parts.get()
+    assert part.remote_id == created and part.status not in (BatchStatus.SUBMITTING, BatchStatus.SUBMIT_FAILED)
+    assert "Check with the provider" not in owner_client.get(f"/batches/{group.pk}/").content.decode()
+
+    # A submit declared interrupted that had uploaded its file: submitting again looks first.
+    Batch.objects.filter(pk=part.pk).update(status=BatchStatus.SUBMIT_FAILED, remote_id="")
+    submit(group)
+    assert group.parts.get().remote_id == created
+    client = openai.OpenAI(base_url=sandbox_conn.base_url, api_key=sandbox_conn.get_api_key())
+    mine = [b for b in client.batches.list(limit=100).data if (b.metadata or {}).get("switchboard_group") == str(group.pk)]
+    assert len(mine) == 1
+
+
+def test_a_part_nobody_made_is_marked_interrupted_by_the_check(team: Team, sandbox_conn, owner_client) -> None:
+    from jobs_app.batches.services import INTERRUPTED_SUBMIT
+
+    group = make_batch_group(team, sandbox_conn)
+    assert isinstance(group, BatchGroup)
+    assert batch_group_mark_submitting(group=group, actor=None) == 1
+    _interrupted(group)
+    owner_client.post(f"/batches/{group.pk}/check-submit/")
+    group.refresh_from_db()
+    assert group.parts.get().status == BatchStatus.SUBMIT_FAILED and group.submit_error == INTERRUPTED_SUBMIT
+    assert "<button type=\"submit\">Submit " in owner_client.get(f"/batches/{group.pk}/").content.decode()

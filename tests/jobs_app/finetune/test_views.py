@@ -99,16 +99,24 @@ def test_a_malformed_connection_or_dataset_id_on_the_create_form_is_ignored(owne
     assert fragment.status_code == 200
 
 
-def test_creating_a_job_sends_the_files_and_opens_the_job_page(owner_client, team, sandbox_url) -> None:
+def test_creating_a_job_goes_through_a_worker_and_the_list_shows_it(owner_client, team, sandbox_url) -> None:
+    from jobs_app.finetune.models import FineTuneSubmission
+    from jobs_app.finetune.submissions import MARKER_KEY, finetune_submission_run
+
     connection = sandbox_connection(team, sandbox_url)
     dataset = make_dataset(team)
     form = {"connection": connection.pk, "dataset": dataset.pk, "base_model": "gpt-4.1-mini", "method": "supervised",
             "n_epochs": "2", "batch_size": "auto", "learning_rate_multiplier": "auto", "beta": "auto",
             "suffix": "demo", "seed": "3", "metadata": '{"team": "qa"}'}
     response = owner_client.post(reverse("finetune_job_create"), form)
+    assert response.status_code == 302 and response["Location"] == reverse("finetune_list")
+    assert not FineTuneJob.objects.exists()  # the request only asked; a worker makes the job
+    submission = FineTuneSubmission.objects.get(team=team)
+    assert "Waiting for a worker" in owner_client.get(reverse("finetune_list")).content.decode()
+    finetune_submission_run(submission_id=submission.pk)  # what the worker runs
     job = FineTuneJob.objects.get(team=team)
-    assert response.status_code == 302 and response["Location"] == reverse("finetune_job_detail", args=[job.pk])
-    assert job.hyperparameters["n_epochs"] == 2 and job.suffix == "demo" and job.metadata == {"team": "qa"}
+    assert job.hyperparameters["n_epochs"] == 2 and job.suffix == "demo"
+    assert job.metadata == {"team": "qa", MARKER_KEY: submission.marker}
     page = owner_client.get(reverse("finetune_job_detail", args=[job.pk])).content.decode()
     assert job.remote_id in page and "Timeline" in page
 
