@@ -32,6 +32,7 @@ from project.providers.models import ProviderConnection
 from project.providers.remote_models import connection_has_model
 from project.providers.team_models import FINE_TUNED_PREFIX, team_model_lookup
 from project.queue import task_send
+from project.server_timing import timed
 from project.teams.models import Team
 from project.teams.services import audit_record
 from project.tokens import count_message, encoding_for_model
@@ -130,8 +131,9 @@ def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
     stale-run sweep sends it again (again=True: its stream is left as it is) or fails
     it with a reason."""
     try:
-        streams.announce_run(thread_id, run_id, clear=not again)
-        task_send("assistants_app.run_execute", run_id)
+        with timed("enqueue"):
+            streams.announce_run(thread_id, run_id, clear=not again)
+            task_send("assistants_app.run_execute", run_id)
     except BROKER_ERRORS as error:
         log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
         return False
