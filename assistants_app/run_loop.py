@@ -23,7 +23,8 @@ import httpx2
 import openai
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 from openai import APIResponse
@@ -468,12 +469,10 @@ def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Cl
             **({"usage_estimated": True} if usage.estimated else {}),
             ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
             total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
-        )
-        if cost is not None:
             # Added to what an earlier half (before a person answered) cost.
-            Run.objects.filter(pk=run.pk, cost_usd__isnull=True).update(cost_usd=Decimal(0))
-            Run.objects.filter(pk=run.pk).update(cost_usd=F("cost_usd") + cost)
-    Thread.objects.filter(pk=run.thread_id).update(updated_at=timezone.now())
+            **({"cost_usd": Coalesce(F("cost_usd"), Value(Decimal(0))) + cost} if cost is not None else {}),
+        )
+        Thread.objects.filter(pk=run.thread_id).update(updated_at=timezone.now())
     streams.publish_end(run.pk)
 
 
@@ -505,7 +504,7 @@ def run_execute(run_id: int) -> None:
 def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
     request_id, trimmed, turn = "", 0, Turn()
     try:
-        if _final_reply_saved(run):
+        if run.attempts > 1 and _final_reply_saved(run):
             # Sent again after its reply was saved (a duplicate task, a sweep that raced the
             # end): the reply stands; the run ends without calling the provider again.
             _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)

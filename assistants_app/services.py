@@ -166,6 +166,9 @@ def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequen
     before anything is stored or sent to the provider: a refused post uploads nothing."""
     text = text.strip()
     _check_can_post(thread, text=text, has_attachments=bool(images or files))
+    if not images and not files:
+        # Nothing to upload first: thread_post_message checks everything in its transaction.
+        return thread_post_message(thread=thread, actor=actor, text=text)
     if _reply_in_progress(thread):
         raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
     attachments: list[dict[str, Any]] = []

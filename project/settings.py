@@ -97,7 +97,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache, with one client per process instead of one per request.
+        "BACKEND": "project.cache.SharedRedisCache",
         "LOCATION": CONFIG.redis_url,
         "KEY_PREFIX": "sb",
     }
