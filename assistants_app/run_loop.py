@@ -52,7 +52,7 @@ MAX_ATTEMPTS_PER_CALL = 4
 HEARTBEAT_SECONDS = 5.0
 CANCEL_CHECK_SECONDS = 0.2
 RETRY_BASE_SECONDS = 0.5
-FLUSH_SECONDS = 0.025
+FLUSH_SECONDS = 0.05
 # retry-after beyond this fails the run rather than holding a worker slot for minutes.
 RETRY_MAX_SECONDS = 20.0
 

@@ -409,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
             dash.reset()
             print(f"\n1. Added time to first token, pacing off, {args.runs} chats one after another ({load()})")
             print(summary("  TTFT sandbox directly", direct))
+            before = meter.sample()
             via = asyncio.run(sequential(dash, fast_threads[: args.runs]))
+            spent = CpuMeter.spent(before, meter.sample())
             print(summary("  TTFT via the dashboard (POST sent -> first delta at the SSE client)", via))
             added = [v - statistics.median(direct) for v in via]
             print(summary("  ADDED TTFT (via the dashboard - median direct)", added))
@@ -422,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
             print(summary("  worker: claimed -> first token from the provider",
                           [float(r[1]) for r in rows if r[1] is not None]))
             print(f"  replies whose streamed deltas differ from the saved reply: {dash.mismatches()} of {len(via)}")
+            print("  CPU per chat (stream opened, message posted, 50-word reply streamed), load-independent:")
+            for name, pids in spent.items():
+                print(f"    {name:<36} {sum(pids.values()) * 1000 / len(via):6.1f} ms")
 
         direct_paced = statistics.median(direct_ttft(paced_url, 5, words=5))
         offset = 0

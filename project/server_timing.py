@@ -33,7 +33,8 @@ def timed(name: str) -> Iterator[None]:
 
 
 def server_timing[View: Callable[..., HttpResponseBase]](view: View) -> View:
-    """Send the view's timed steps, and the whole view as `view`, as Server-Timing (DEBUG only)."""
+    """Send the view's timed steps, and the whole view as `view` (its CPU time as `view-cpu`),
+    as Server-Timing (DEBUG only)."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -41,12 +42,13 @@ def server_timing[View: Callable[..., HttpResponseBase]](view: View) -> View:
             return view(request, *args, **kwargs)
         steps: list[tuple[str, float]] = []
         token = _steps.set(steps)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             response = view(request, *args, **kwargs)
         finally:
             _steps.reset(token)
-        steps.append(("view", (time.perf_counter() - started) * 1000))
+        # The view's own CPU time apart from its wall time: on a busy machine the two differ.
+        steps += [("view", (time.perf_counter() - started) * 1000), ("view-cpu", (time.thread_time() - cpu_started) * 1000)]
         response["Server-Timing"] = ", ".join(f"{name};dur={ms:.2f}" for name, ms in steps)
         return response
 
