@@ -93,13 +93,17 @@ def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_m
     """A run of the thread rendered from the database: its block, and before it the
     user's message that started it when the page is to add both. Empty when the run
     is not (or no longer) in the thread: the page drops the block."""
-    related = ("thread", "version", "user_message__author") if with_user_message else ("thread", "version")
-    run = Run.objects.select_related(*related).filter(pk=run_id, thread_id=thread_id).first()
-    if run is None:
+    # Once per page for every run started: only the tables the templates read, no ORDER BY.
+    related = ("version", "user_message__author") if with_user_message else ("version",)
+    found = list(Run.objects.select_related(*related).filter(pk=run_id, thread_id=thread_id)[:1])
+    if not found:
         return ""
+    run = found[0]
+    # A run no worker has taken yet has written nothing: no need to ask for its messages.
+    context = run_group_context(run, messages=[] if run.attempts == 0 else None)
     if not with_user_message:
-        return render_to_string("assistants_app/_run_group.html", run_group_context(run), request=request)
-    return render_to_string("assistants_app/_run_started.html", {"message": run.user_message, **run_group_context(run)},
+        return render_to_string("assistants_app/_run_group.html", context, request=request)
+    return render_to_string("assistants_app/_run_started.html", {"message": run.user_message, **context},
                             request=request)
 
 
