@@ -24,7 +24,8 @@ import httpx2
 import openai
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 from openai import APIResponse
@@ -57,7 +58,7 @@ MAX_ATTEMPTS_PER_CALL = 4
 HEARTBEAT_SECONDS = 5.0
 CANCEL_CHECK_SECONDS = 0.2
 RETRY_BASE_SECONDS = 0.5
-FLUSH_SECONDS = 0.025
+FLUSH_SECONDS = 0.05
 # retry-after beyond this fails the run rather than holding a worker slot for minutes.
 RETRY_MAX_SECONDS = 20.0
 # How long a run waits out PostgreSQL (a restart, a pool that ran dry) before it gives up
@@ -527,11 +528,9 @@ def _record_end(run: Run, status: str, *, usage: Usage, clock: Clock, cost: Deci
         **({"usage_estimated": True} if usage.estimated else {}),
         ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
         total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
-    )
-    if cost is not None:
         # Added to what an earlier half (before a person answered) cost.
-        Run.objects.filter(pk=run.pk, cost_usd__isnull=True).update(cost_usd=Decimal(0))
-        Run.objects.filter(pk=run.pk).update(cost_usd=F("cost_usd") + cost)
+        **({"cost_usd": Coalesce(F("cost_usd"), Value(Decimal(0))) + cost} if cost is not None else {}),
+    )
 
 
 def _save_reply(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = None, *,
@@ -571,7 +570,7 @@ def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None
 def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
     request_id, trimmed, turn = "", 0, Turn()
     try:
-        if _final_reply_saved(run):
+        if run.attempts > 1 and _final_reply_saved(run):
             # Sent again after its reply was saved (a duplicate task, a sweep that raced the
             # end): the reply stands; the run ends without calling the provider again.
             _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)

@@ -34,6 +34,7 @@ from project.providers.models import ProviderConnection
 from project.providers.remote_models import connection_has_model
 from project.providers.team_models import FINE_TUNED_PREFIX, team_model_lookup
 from project.queue import task_send
+from project.server_timing import timed
 from project.teams.models import Team
 from project.teams.services import audit_record
 from project.tokens import count_message, encoding_for_model
@@ -132,8 +133,9 @@ def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
     stale-run sweep sends it again (again=True: its stream is left as it is) or fails
     it with a reason."""
     try:
-        streams.announce_run(thread_id, run_id, clear=not again)
-        task_send("assistants_app.run_execute", run_id)
+        with timed("enqueue"):
+            streams.announce_run(thread_id, run_id, clear=not again)
+            task_send("assistants_app.run_execute", run_id)
     except BROKER_ERRORS as error:
         log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
         return False
@@ -178,9 +180,11 @@ def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequen
     before anything is stored or sent to the provider: a refused post uploads nothing."""
     text = text.strip()
     _check_can_post(thread, text=text, has_attachments=bool(images or files))
-    if images or files:
-        assert thread.assistant.connection is not None  # _check_can_post
-        _check_server_supports(thread.assistant.connection, RequestNeeds(images=bool(images)), files=bool(files))
+    if not images and not files:
+        # Nothing to upload first: thread_post_message checks everything in its transaction.
+        return thread_post_message(thread=thread, actor=actor, text=text)
+    assert thread.assistant.connection is not None  # _check_can_post
+    _check_server_supports(thread.assistant.connection, RequestNeeds(images=bool(images)), files=bool(files))
     if _reply_in_progress(thread):
         raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
     attachments: list[dict[str, Any]] = []

@@ -42,8 +42,10 @@ def _attach_runs(messages: list[Message]) -> list[Any]:
     return items
 
 
-def run_group_context(run: Run) -> dict[str, Any]:
-    messages = list(run.messages.select_related("version").order_by("id"))
+def run_group_context(run: Run, *, messages: list[Message] | None = None) -> dict[str, Any]:
+    """The run's block; `messages` when the caller already knows them."""
+    if messages is None:
+        messages = list(run.messages.select_related("version").order_by("id"))
     return {"run": run, "group_messages": messages, "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
 
 

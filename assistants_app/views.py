@@ -24,6 +24,7 @@ from project.files.services import FileRejected
 from project.outages import REDIS
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections, team_default_connection
+from project.server_timing import server_timing, timed
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
 from project.teams.selectors import team_members
@@ -243,11 +244,14 @@ def chat_image(request: TeamRequest, image_id: int) -> HttpResponse:
 
 @require_POST
 @team_view(TeamRole.MEMBER)
+@server_timing
 def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
-    thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
+    with timed("authorise"):
+        thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
     try:
-        message, run = services.thread_post(thread=thread, actor=request.user, text=request.POST.get("text", ""),
-                                            images=request.FILES.getlist("images"), files=request.FILES.getlist("files"))
+        with timed("store"):
+            message, run = services.thread_post(thread=thread, actor=request.user, text=request.POST.get("text", ""),
+                                                images=request.FILES.getlist("images"), files=request.FILES.getlist("files"))
     except (services.ChatError, FileRejected) as error:
         if request.htmx:
             return render(request, "assistants_app/_post_error.html", {"error": str(error)}, status=200)
@@ -260,10 +264,11 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
         return redirect("thread_detail", thread.pk)
     if request.htmx:
         # A run just made has no messages yet: no need to ask the database.
-        return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "run": run,
-                                                               "group_messages": [], "live": True,
-                                                               "live_paused": live_updates_paused(),
-                                                               "live_service": REDIS})
+        with timed("render"):
+            return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "run": run,
+                                                                   "group_messages": [], "live": True,
+                                                                   "live_paused": live_updates_paused(),
+                                                                   "live_service": REDIS})
     return redirect("thread_detail", thread.pk)
 
 

@@ -1,9 +1,10 @@
 """The SSE endpoint an open thread page listens to.
 
 One connection per page, opened when the page loads, so posting a message costs no
-new connection before the reply can stream. It XREADs (with BLOCK) the thread's
-feed (one entry per run started or resumed) and the Redis Stream of every run it
-follows. Async, so a waiting viewer holds no thread.
+new connection before the reply can stream. It follows the thread's feed (one entry
+per run started or resumed) and the Redis Stream of every run it shows, through the
+process's stream hub (one XREAD for every page the process serves). Async, so a
+waiting viewer holds no thread.
 
 Events, all carrying the position to resume from as their id (the browser sends it
 back as Last-Event-ID on reconnect, so nothing is lost or repeated):
@@ -26,7 +27,6 @@ from typing import Any
 
 import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import connection as db_connection
 from django.http import Http404, HttpRequest, HttpResponseForbidden, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -34,10 +34,10 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from assistants_app.models import ACTIVE_STATUSES, Run, Thread, feed_key, stream_key
+from assistants_app.stream_hub import BLOCK_MS, Reply, Subscription, stream_hub
 from assistants_app.streams import fold, newest_id
 from assistants_app.view_helpers import run_group_context
 
-BLOCK_MS = 10_000
 _STREAM_ID = r"\d+-\d+"
 _POSITION = re.compile(rf"^(?P<feed>{_STREAM_ID})(?P<runs>(?:;\d+={_STREAM_ID})*)$")
 _FOLLOWED = re.compile(rf";(\d+)=({_STREAM_ID})")
@@ -94,13 +94,17 @@ def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_m
     """A run of the thread rendered from the database: its block, and before it the
     user's message that started it when the page is to add both. Empty when the run
     is not (or no longer) in the thread: the page drops the block."""
-    related = ("thread", "version", "user_message__author") if with_user_message else ("thread", "version")
-    run = Run.objects.select_related(*related).filter(pk=run_id, thread_id=thread_id).first()
-    if run is None:
+    # Once per page for every run started: only the tables the templates read, no ORDER BY.
+    related = ("version", "user_message__author") if with_user_message else ("version",)
+    found = list(Run.objects.select_related(*related).filter(pk=run_id, thread_id=thread_id)[:1])
+    if not found:
         return ""
+    run = found[0]
+    # A run no worker has taken yet has written nothing: no need to ask for its messages.
+    context = run_group_context(run, messages=[] if run.attempts == 0 else None)
     if not with_user_message:
-        return render_to_string("assistants_app/_run_group.html", run_group_context(run), request=request)
-    return render_to_string("assistants_app/_run_started.html", {"message": run.user_message, **run_group_context(run)},
+        return render_to_string("assistants_app/_run_group.html", context, request=request)
+    return render_to_string("assistants_app/_run_started.html", {"message": run.user_message, **context},
                             request=request)
 
 
@@ -176,46 +180,56 @@ class _Feed:
 
 async def _thread_events(thread_id: int, position: Position | None, since: str,
                          request: HttpRequest) -> AsyncIterator[bytes]:
-    # The client's socket timeout must outlast the BLOCK of an idle page's XREAD
-    # (redis-py's default of 5 s would cut every quiet stream).
-    client = aredis.Redis.from_url(settings.REDIS_URL, socket_timeout=BLOCK_MS / 1000 + 10)
+    subscription = stream_hub().subscribe()
+    client = subscription.client
+    feed_name = feed_key(thread_id).encode()
     try:
         if position is None and since == "$":
             since = newest_id(await client.xrevrange(feed_key(thread_id), count=1))
         feed = _Feed(thread_id, position or Position(since), request)
         # A browser that loses the connection comes back within a second.
-        yield b"retry: 1000\n\n"
+        events = [b"retry: 1000\n\n"]
         if position is None:
             # A page just rendered: it shows the database, so each active run's live
             # block needs what its stream holds that the database does not yet.
             active = await _db(lambda: list(Run.objects.filter(thread_id=thread_id, status__in=ACTIVE_STATUSES)
                                             .order_by("id").values_list("pk", flat=True)))()
             for run_id in active:
-                for event in await feed.replay(client, run_id):
-                    yield event
-        yield f"id: {feed.position.event_id()}\n\n".encode()
+                events += await feed.replay(client, run_id)
+        yield b"".join(events) + f"id: {feed.position.event_id()}\n\n".encode()
         while True:
-            keys: dict[Any, Any] = {stream_key(run_id): cursor for run_id, cursor in feed.position.runs.items()}
-            keys[feed_key(thread_id)] = feed.position.feed
-            reply: Any = await client.xread(keys, block=BLOCK_MS, count=1000)
+            reply = await _follow(subscription, feed, feed_name) or await subscription.next(BLOCK_MS / 1000)
             if not reply:
-                for run_id in await feed.ended_runs():
-                    yield await feed.done(run_id)
-                yield b": still here\n\n"
+                events = [await feed.done(run_id) for run_id in await feed.ended_runs()]
+                yield b"".join(events) + b": still here\n\n"
                 continue
-            events: list[bytes] = []
-            feed_name = feed_key(thread_id).encode()
+            events = []
             # A run's own entries before the feed's: its "done" comes before the next run.
             for key, entries in sorted(reply, key=lambda item: item[0] == feed_name):
                 if key == feed_name:
                     events += await feed.feed_entries(entries)
-                else:
+                elif int(key.split(b":")[2]) in feed.position.runs:
                     events += await feed.run_entries(int(key.split(b":")[2]), entries)
-            for event in events:
-                yield event
-            yield f"id: {feed.position.event_id()}\n\n".encode()
+            # Everything read at once goes out in one write.
+            yield b"".join(events) + f"id: {feed.position.event_id()}\n\n".encode()
     finally:
-        await client.aclose()
+        subscription.close()
+
+
+async def _follow(subscription: Subscription, feed: _Feed, feed_name: bytes) -> Reply:
+    """Make the subscription follow what the page's position names (the feed and the
+    runs it shows); what the process's reader had already read past is returned."""
+    wanted = {stream_key(run_id).encode(): cursor for run_id, cursor in feed.position.runs.items()}
+    wanted[feed_name] = feed.position.feed
+    for key in subscription.following() - set(wanted):
+        subscription.unfollow(key)
+    caught: Reply = []
+    for key, cursor in wanted.items():
+        if key not in subscription.cursors:
+            entries = await subscription.follow(key, cursor)
+            if entries:
+                caught.append((key, entries))
+    return caught
 
 
 async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBase:

@@ -1,20 +1,25 @@
-"""Streaming through the dashboard, end to end over real processes:
-sandbox (pacing off) <- Celery worker (threads pool, queue io) -> Redis Stream ->
-uvicorn (ASGI, the async SSE view) -> SSE client (httpx2).
+"""Streaming through the dashboard, end to end over real processes started as `make run`
+starts them (DEBUG on, WEB_PROCESSES uvicorn processes, an `io` thread-pool worker of
+IO_CONCURRENCY threads and a `cpu` worker):
+sandbox -> Celery worker -> Redis Stream -> uvicorn (the async SSE view) -> SSE client (httpx2).
 
 The client does what a thread page does: it holds the thread's event stream open,
-posts a message, and reads the reply from that stream.
+posts a message, and reads the reply from that stream. Every streamed reply is
+compared with the saved one (a lost or reordered delta shows as a mismatch).
 
-1. Overhead: time to first token seen by an SSE client of the dashboard (from the
-   POST of the message) minus time to first token from the sandbox directly; and
-   over N sequential runs, every delta compared with the saved reply (lost or
-   reordered deltas would show as a mismatch).
-2. Concurrency: C chats posted and streamed at once; none may fail; p95 TTFT.
+1. Added time to first token, pacing off: N sequential chats, TTFT from the POST to
+   the first delta minus the sandbox's own TTFT; the median timeline of each step,
+   and the POST's own steps (the view's Server-Timing header, sent when DEBUG is on).
+2. Concurrency, pacing on (300 ms to the first token, 80 tokens a second, 200-word
+   replies): C chats posted at once (no client-side limit), for each C in --concurrent:
+   POST latency under the burst, how far apart the run rows were created, added TTFT,
+   and CPU-seconds per 100 chats over the whole process tree (web, workers, PostgreSQL,
+   Redis; psutil), split by process.
 
-    python bench/chat_streaming.py [--runs 1000] [--concurrent 200] [--worker-threads 40]
+    python -m devtools.testrun --bench chat_streaming --runs=200 --concurrent=100,200
 
 Needs DATABASE_URL / REDIS_URL (a migrated database) like the tests. It starts and
-stops its own sandbox, uvicorn and Celery worker processes.
+stops its own sandboxes, uvicorn and Celery worker processes.
 """
 
 from __future__ import annotations
@@ -25,22 +30,25 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import openai
+import psutil
 from django.db import connection
 from django.test import Client
 
 from assistants_app import streams
 from assistants_app.models import Message, Run, Thread, stream_key
-from bench._setup import summary
+from bench._setup import pct, summary
 from devtools.asgi_thread import free_port
 from project.providers.models import ProviderKind
 from project.teams.models import Team
@@ -49,6 +57,9 @@ from tests.factories import make_assistant, make_connection, make_team, make_use
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 RUN_ID = re.compile(r'id="run-(\d+)"')
+SERVER_TIMING = re.compile(r"([\w-]+);dur=([\d.]+)")
+PACED = {"SANDBOX_TTFT_MS": "300", "SANDBOX_TOKENS_PER_SECOND": "80"}
+PACED_WORDS = 200
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -74,6 +85,38 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
+class CpuMeter:
+    """CPU-seconds (user + system) of named process trees. PostgreSQL's connections are
+    processes that come and go: the postmaster's reaped-children times count them."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
+
+    @staticmethod
+    def _tree(process: psutil.Process) -> dict[int, float]:
+        seconds: dict[int, float] = {}
+        for each in [process, *process.children(recursive=True)]:
+            try:
+                times = each.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            seconds[each.pid] = times.user + times.system + times.children_user + times.children_system
+        return seconds
+
+    def sample(self) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for name, processes in self.groups.items():
+            out[name] = {}
+            for process in processes:
+                out[name].update(self._tree(process))
+        return out
+
+    @staticmethod
+    def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
+        return {name: {pid: seconds - before[name].get(pid, 0.0) for pid, seconds in pids.items()}
+                for name, pids in after.items()}
+
+
 def parse_events(raw: str) -> list[tuple[str, str]]:
     out = []
     for block in raw.split("\n\n"):
@@ -91,17 +134,25 @@ def parse_events(raw: str) -> list[tuple[str, str]]:
 class Dashboard:
     def __init__(self, base: str, session: str, csrf: str) -> None:
         self.base, self.session, self.csrf = base, session, csrf
-        self.post_ms, self.delivery_ms = [], []
+        self.post_ms: list[float] = []
+        self.delivery_ms: list[float] = []
+        self.post_steps: dict[str, list[float]] = {}
         self.timelines: dict[int, dict[str, float]] = {}
+        self.texts: dict[int, str] = {}
 
-    post_ms: list[float]
-    delivery_ms: list[float]
+    def reset(self) -> None:
+        self.post_ms, self.delivery_ms, self.post_steps, self.timelines, self.texts = [], [], {}, {}, {}
+
+    def http(self, streams_open: int = 1) -> httpx2.AsyncClient:
+        limits = httpx2.Limits(max_connections=2 * streams_open + 10, max_keepalive_connections=2 * streams_open)
+        return httpx2.AsyncClient(base_url=self.base, cookies={"sessionid": self.session, "csrftoken": self.csrf},
+                                  timeout=120, limits=limits)
 
     async def chat(self, http: httpx2.AsyncClient, thread_id: int, text: str,
-                   posting: asyncio.Semaphore | None = None) -> tuple[float, str, int]:
+                   go: asyncio.Event | None = None, ready: Any = None) -> float:
         """As a thread page does: open the thread's event stream, post a message, read
-        the reply from that stream. (ms from the POST to the first delta, streamed text, run id)."""
-        gate = posting or asyncio.Semaphore(1)
+        the reply from that stream. Returns ms from the POST to the first delta; `go`
+        holds the POST back until every chat's stream is open (a burst)."""
         events: list[tuple[float, float, str, str]] = []  # (perf_counter, wall clock, event, data)
         caught_up = asyncio.Event()
         async with http.stream("GET", f"/threads/{thread_id}/events/") as stream:
@@ -119,42 +170,60 @@ class Dashboard:
                                 return
 
             reader = asyncio.create_task(read())
-            await asyncio.wait_for(caught_up.wait(), 30)
-            async with gate:  # the POST holds a database connection; the open stream does not
-                started = time.perf_counter()
-                timeline = {"post sent": time.time() * 1000}
-                response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
-                                           headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
-                self.post_ms.append((time.perf_counter() - started) * 1000)
-                timeline["POST answered"] = time.time() * 1000
+            await asyncio.wait_for(caught_up.wait(), 60)
+            if go is not None:
+                ready()
+                await asyncio.wait_for(go.wait(), 120)
+            started = time.perf_counter()
+            timeline = {"post sent": time.time() * 1000}
+            response = await http.post(f"/threads/{thread_id}/messages/", data={"text": text},
+                                       headers={"HX-Request": "true", "X-CSRFToken": self.csrf})
+            self.post_ms.append((time.perf_counter() - started) * 1000)
+            timeline["POST answered"] = time.time() * 1000
+            for step, ms in SERVER_TIMING.findall(response.headers.get("server-timing", "")):
+                self.post_steps.setdefault(step, []).append(float(ms))
             match = RUN_ID.search(response.text)
             if not match:
                 reader.cancel()
                 raise RuntimeError(f"post failed: {response.status_code} {response.text[:200]}")
             run_id = int(match.group(1))
             self.timelines[run_id] = timeline
-            await asyncio.wait_for(reader, 120)
+            await asyncio.wait_for(reader, 300)
         if not events or events[-1][2] != f"done-{run_id}":
             raise RuntimeError(f"stream of run {run_id} ended without done")
         deltas = [(at, wall, data) for at, wall, kind, data in events if kind == f"delta-{run_id}"]
         announced = [wall for _, wall, kind, _ in events if kind == "run"]
         if announced:
             timeline["run shown on the page (SSE run event)"] = announced[0] * 1000
-        streamed = unescape(re.sub(r"</?span>", "", "".join(data for _, _, data in deltas)))
+        self.texts[run_id] = unescape(re.sub(r"</?span>", "", "".join(data for _, _, data in deltas)))
         if not deltas:
-            return (events[-1][0] - started) * 1000, streamed, run_id
+            return (events[-1][0] - started) * 1000
         first, first_wall = deltas[0][0], deltas[0][1]
-        entries: Any = streams.redis_client().xrange(stream_key(run_id), count=3)
-        added = next(int(i.split(b"-")[0]) for i, f in entries if f and f[b"t"] == b"delta")
-        self.delivery_ms.append(first_wall * 1000 - added)
-        timeline["first delta XADDed by the worker"] = float(added)
+        entries: Any = await streams_client_xrange(run_id)
+        added = next((int(i.split(b"-")[0]) for i, f in entries if f and f[b"t"] == b"delta"), None)
+        if added is not None:
+            self.delivery_ms.append(first_wall * 1000 - added)
+            timeline["first delta XADDed by the worker"] = float(added)
         timeline["first delta at the SSE client"] = first_wall * 1000
-        return (first - started) * 1000, streamed, run_id
+        return (first - started) * 1000
+
+    def mismatches(self) -> int:
+        """Replies whose streamed text differs from the saved reply (lost, repeated or reordered deltas)."""
+        saved = dict(Message.objects.filter(run_id__in=list(self.texts), role="assistant")
+                     .values_list("run_id", "text"))
+        wrong = [run_id for run_id, text in self.texts.items() if saved.get(run_id) != text]
+        for run_id in wrong[:2]:
+            print(f"  run {run_id} streamed {self.texts[run_id][:200]!r}\n  saved {saved.get(run_id, '')[:200]!r}")
+        return len(wrong)
 
 
-def run_times(dash: Dashboard, thread_ids: list[int]) -> list[tuple[Any, ...]]:
-    """Add the database's times of each run to its timeline, print the median timeline,
-    and return (queue ms, worker ms to first token) per run."""
+async def streams_client_xrange(run_id: int) -> Any:
+    return await asyncio.to_thread(streams.redis_client().xrange, stream_key(run_id), "-", "+", 3)
+
+
+def run_rows(dash: Dashboard, thread_ids: list[int]) -> list[tuple[Any, ...]]:
+    """Add the database's times of each run to its timeline and return, per run,
+    (queue ms, worker ms to first token, id, created at ms, claimed at ms)."""
     ids = list(Run.objects.filter(thread_id__in=thread_ids).values_list("pk", flat=True))
     with connection.cursor() as cursor:
         cursor.execute("SELECT extract(epoch FROM started_at - created_at) * 1000, ttft_ms, id, "
@@ -164,15 +233,12 @@ def run_times(dash: Dashboard, thread_ids: list[int]) -> list[tuple[Any, ...]]:
     for row in rows:
         if row[2] in dash.timelines:
             dash.timelines[row[2]].update({"run row saved": float(row[3]), "run claimed by the worker": float(row[4])})
-    print_timeline({run_id: dash.timelines[run_id] for run_id in ids if run_id in dash.timelines})
     return rows
 
 
 def print_timeline(timelines: dict[int, dict[str, float]]) -> None:
     """Median time of each step after the POST was sent, in the order they happen, to
     show which path (the worker's or the SSE connection's) the first token waits for."""
-    import statistics
-
     steps: dict[str, list[float]] = {}
     for timeline in timelines.values():
         for step, at in timeline.items():
@@ -182,13 +248,26 @@ def print_timeline(timelines: dict[int, dict[str, float]]) -> None:
         print(f"    {statistics.median(offsets):7.1f}  {step}")
 
 
-def direct_ttft(base_url: str, runs: int) -> list[float]:
+def print_post_steps(dash: Dashboard) -> None:
+    if not dash.post_steps:
+        print("  (no Server-Timing header: the view sends it only with DEBUG on)")
+        return
+    print("  the POST's steps in the view (Server-Timing; median / p95 ms):")
+    for step, values in dash.post_steps.items():
+        print(f"    {step:<10} {statistics.median(values):6.2f} / {pct(values, 95):6.2f}")
+    view = dash.post_steps.get("view")
+    if view:
+        print(f"    {'outside the view (ASGI server, middleware: session, user, team, CSRF)':<10} "
+              f"{statistics.median(dash.post_ms) - statistics.median(view):6.2f} (median round trip - median view)")
+
+
+def direct_ttft(base_url: str, runs: int, words: int = 50) -> list[float]:
     client = openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
     times = []
     for i in range(runs):
         started = time.perf_counter()
         stream = client.chat.completions.create(model="gpt-4.1-mini", stream=True, stream_options={"include_usage": True},
-                                                messages=[{"role": "user", "content": f"write 50 words {i}"}])
+                                                messages=[{"role": "user", "content": f"write {words} words {i}"}])
         first = None
         for chunk in stream:
             if first is None and chunk.choices and chunk.choices[0].delta.content:
@@ -197,116 +276,190 @@ def direct_ttft(base_url: str, runs: int) -> list[float]:
     return times
 
 
-async def sequential(dash: Dashboard, threads: list[int], runs: int) -> tuple[list[float], int]:
-    times, mismatches = [], 0
-    async with httpx2.AsyncClient(base_url=dash.base, cookies={"sessionid": dash.session, "csrftoken": dash.csrf},
-                                  timeout=60) as http:
-        for i in range(runs):
-            ttft, text, run_id = await dash.chat(http, threads[i], f"write 50 words {i}")
-            times.append(ttft)
-            saved = await Message.objects.filter(run_id=run_id, role="assistant").values_list("text", flat=True).afirst()
-            if saved != text:
-                mismatches += 1
-                if mismatches <= 2:
-                    print(f"  run {run_id} streamed {text!r}\n  saved {saved!r}")
-    return times, mismatches
+async def sequential(dash: Dashboard, threads: list[int]) -> list[float]:
+    async with dash.http() as http:
+        return [await dash.chat(http, thread_id, f"write 50 words {i}") for i, thread_id in enumerate(threads)]
 
 
-async def concurrent(dash: Dashboard, threads: list[int]) -> tuple[list[float], int, float]:
-    limits = httpx2.Limits(max_connections=2 * len(threads) + 10, max_keepalive_connections=2 * len(threads))
-    async with httpx2.AsyncClient(base_url=dash.base, cookies={"sessionid": dash.session, "csrftoken": dash.csrf},
-                                  timeout=120, limits=limits) as http:
-        # PostgreSQL here allows 100 connections for everyone; a POST holds one, so at most
-        # 20 are in flight. Every page's stream stays open at once: the chats run concurrently.
-        posting = asyncio.Semaphore(20)
-        started = time.perf_counter()
-        results = await asyncio.gather(*(dash.chat(http, t, f"write 100 words {i}", posting)
-                                         for i, t in enumerate(threads)),
-                                       return_exceptions=True)
-        wall = time.perf_counter() - started
-    times = [r[0] for r in results if isinstance(r, tuple)] or [0.0]
-    errors = [r for r in results if not isinstance(r, tuple)]
-    for error in errors[:3]:
-        print("  error:", repr(error))
-    return times, len(errors), wall
+async def burst(dash: Dashboard, threads: list[int], words: int) -> tuple[list[float], list[BaseException]]:
+    """Every chat opens its stream; once all are open, every POST goes at once."""
+    go = asyncio.Event()
+    opened = 0
+
+    def ready() -> None:
+        nonlocal opened
+        opened += 1
+        if opened == len(threads):
+            go.set()
+
+    async with dash.http(len(threads)) as http:
+        chats = [asyncio.create_task(dash.chat(http, t, f"write {words} words {i}", go, ready))
+                 for i, t in enumerate(threads)]
+        results = await asyncio.gather(*chats, return_exceptions=True)
+    return [r for r in results if isinstance(r, float)], [r for r in results if isinstance(r, BaseException)]
+
+
+@dataclass
+class Processes:
+    web: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
+    sandboxes: list[subprocess.Popen[bytes]]
+    all: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def start_dashboard(env: dict[str, str], tmp: Path, web_port: int, web_processes: int, io_threads: int,
+                    sandbox_ports: tuple[int, int]) -> Processes:
+    """What `make run` starts, with the bench's ports: uvicorn (--workers when more than
+    one process), the io worker (threads) and the cpu worker; and two sandboxes, one
+    with pacing off and one paced like a real provider."""
+    fast, paced = sandbox_ports
+    sandboxes = [
+        start([PYTHON, "-m", "sandbox", "--port", str(fast)],
+              {**env, "SANDBOX_DATA_DIR": str(tmp / "fast"), "SANDBOX_TTFT_MS": "0", "SANDBOX_TOKENS_PER_SECOND": "0"},
+              tmp / "sandbox-fast.log"),
+        start([PYTHON, "-m", "sandbox", "--port", str(paced)], {**env, "SANDBOX_DATA_DIR": str(tmp / "paced"), **PACED},
+              tmp / "sandbox-paced.log"),
+    ]
+    web_cmd = [PYTHON, "-m", "uvicorn", "project.asgi:application", "--host", "127.0.0.1", "--port", str(web_port),
+               "--lifespan", "off", "--log-level", "warning", "--no-access-log"]
+    if web_processes > 1:
+        web_cmd += ["--workers", str(web_processes)]
+    web = start(web_cmd, env, tmp / "web.log")
+    celery = [PYTHON, "-m", "celery", "-A", "project.celery"]
+    workers = [
+        start([*celery, "worker", "-Q", "io", "-P", "threads", "-c", str(io_threads), "-n", f"benchio{web_port}@%h",
+               "--loglevel", "WARNING", "--without-gossip", "--without-mingle"], env, tmp / "worker-io.log"),
+        start([*celery, "worker", "-Q", "cpu", "-c", env.get("CPU_CONCURRENCY", "2"), "-n", f"benchcpu{web_port}@%h",
+               "--loglevel", "WARNING", "--without-gossip", "--without-mingle"], env, tmp / "worker-cpu.log"),
+    ]
+    return Processes(web, workers, sandboxes, [*sandboxes, web, *workers])
+
+
+def cpu_meter(processes: Processes) -> CpuMeter:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    postmaster = psutil.Process(backend).parent()
+    assert postmaster is not None
+    redis_pid = int(streams.redis_client().info("server")["process_id"])
+    return CpuMeter({"web (uvicorn)": [processes.web.pid], "worker io": [processes.workers[0].pid],
+                     "worker cpu": [processes.workers[1].pid], "postgresql": [postmaster.pid], "redis": [redis_pid],
+                     "sandbox (the provider; not counted)": [p.pid for p in processes.sandboxes]})
+
+
+def print_cpu(spent: dict[str, dict[int, float]], chats: int) -> None:
+    counted = {name: sum(pids.values()) for name, pids in spent.items() if "not counted" not in name}
+    total = sum(counted.values())
+    print(f"  CPU over the whole tree: {total:.1f} s for {chats} chats = {total * 100 / chats:.1f} CPU-s per 100 chats")
+    for name, pids in spent.items():
+        seconds = sum(pids.values())
+        busy = [f"{pid}: {s:.1f}" for pid, s in sorted(pids.items()) if s >= 0.05]
+        split = f"  ({', '.join(busy)})" if len(busy) > 1 else ""
+        print(f"    {name:<36} {seconds:6.1f} s = {seconds * 100 / chats:5.1f} per 100 chats{split}")
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--concurrent", type=int, default=200)
-    parser.add_argument("--worker-threads", type=int, default=40)
-    parser.add_argument("--worker-processes", type=int, default=1, help="io worker processes (each a thread pool)")
-    parser.add_argument("--skip-sequential", action="store_true")
-    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn processes (production runs one per core)")
+    parser.add_argument("--runs", type=int, default=200, help="sequential chats, pacing off (added TTFT)")
+    parser.add_argument("--concurrent", default="100,200", help="chats posted at once, pacing on; comma-separated")
+    parser.add_argument("--web-processes", type=int,
+                        default=int(os.environ.get("WEB_PROCESSES") or os.cpu_count() or 1),
+                        help="uvicorn processes (make run: WEB_PROCESSES, default one per core)")
+    parser.add_argument("--io-threads", type=int, default=int(os.environ.get("IO_CONCURRENCY") or 64),
+                        help="threads of the io worker (make run: IO_CONCURRENCY)")
     args = parser.parse_args(argv)
+    bursts = [int(c) for c in args.concurrent.split(",") if c.strip() and int(c) > 0]
 
     tmp = Path(tempfile.mkdtemp(prefix="chat-bench-"))
-    env = dict(os.environ)
-    sandbox_port, web_port = free_port(), free_port()
-    env.update({"SANDBOX_PORT": str(sandbox_port), "SANDBOX_DATA_DIR": str(tmp / "sandbox"), "SANDBOX_TTFT_MS": "0",
-                "SANDBOX_TOKENS_PER_SECOND": "0", "SANDBOX_HOST": "127.0.0.1"})
-    processes = [
-        start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox.log"),
-        start([PYTHON, "-m", "uvicorn", "project.asgi:application", "--port", str(web_port), "--log-level", "warning",
-               "--no-access-log", "--workers", str(args.web_workers)],
-              env, tmp / "web.log"),
-    ]
-    processes += [
-        start([PYTHON, "-m", "celery", "-A", "project.celery", "worker", "-P", "threads", "-c", str(args.worker_threads),
-               "-Q", "io,cpu", "-n", f"bench{number}@%h", "-l", "warning", "--without-gossip", "--without-mingle"],
-              env, tmp / f"worker{number}.log")
-        for number in range(args.worker_processes)
-    ]
+    env = {**os.environ, "DEBUG": "true", "SANDBOX_HOST": "127.0.0.1"}
+    fast_port, paced_port, web_port = free_port(), free_port(), free_port()
+    processes = start_dashboard(env, tmp, web_port, args.web_processes, args.io_threads, (fast_port, paced_port))
+    print(f"web: {args.web_processes} uvicorn process(es); io worker: {args.io_threads} threads; "
+          f"{os.cpu_count()} cores; {load()}")
     try:
-        wait_port(sandbox_port)
-        wait_port(web_port)
-        sandbox_url = f"http://127.0.0.1:{sandbox_port}/v1"
+        for port in (fast_port, paced_port, web_port):
+            wait_port(port)
+        fast_url, paced_url = f"http://127.0.0.1:{fast_port}/v1", f"http://127.0.0.1:{paced_port}/v1"
         Team.objects.filter(name="Streaming bench").delete()
         user = make_user(f"bench{int(time.time())}")
         team = make_team("Streaming bench", owner=user)
-        provider = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX, name="Sandbox")
-        assistant = make_assistant(team, provider, name="Bench", instructions="")
-        total = args.runs + args.concurrent + 20
-        Thread.objects.bulk_create([Thread(team=team, assistant=assistant, title=f"bench {i}") for i in range(total)])
-        thread_ids = list(Thread.objects.filter(team=team).order_by("id").values_list("id", flat=True))
+        fast = make_assistant(team, make_connection(team, base_url=fast_url, kind=ProviderKind.SANDBOX, name="Fast"),
+                              name="Fast", instructions="")
+        paced = make_assistant(team, make_connection(team, base_url=paced_url, kind=ProviderKind.SANDBOX, name="Paced"),
+                               name="Paced", instructions="")
+        warm = 20
+        Thread.objects.bulk_create([Thread(team=team, assistant=fast, title=f"fast {i}") for i in range(args.runs + warm)]
+                                   + [Thread(team=team, assistant=paced, title=f"paced {i}") for i in range(sum(bursts))])
+        fast_threads = list(Thread.objects.filter(team=team, assistant=fast).order_by("id").values_list("id", flat=True))
+        paced_threads = list(Thread.objects.filter(team=team, assistant=paced).order_by("id").values_list("id", flat=True))
         client = Client()
         client.force_login(user)
-        client.get(f"/threads/{thread_ids[0]}/")
+        client.get(f"/threads/{fast_threads[0]}/")
         dash = Dashboard(f"http://127.0.0.1:{web_port}", client.cookies["sessionid"].value,
                          client.cookies["csrftoken"].value)
-        asyncio.run(sequential(dash, thread_ids[-20:], 20))  # warm up worker, pools, connections
+        asyncio.run(sequential(dash, fast_threads[-warm:]))  # warm up worker, pools, connections
+        meter = cpu_meter(processes)
 
-        if args.skip_sequential:
-            args.runs = 0
-        direct = direct_ttft(sandbox_url, 200)
-        print(summary("TTFT sandbox directly", direct))
-        dash.post_ms, dash.delivery_ms = [], []
         if args.runs:
-            via, mismatches = asyncio.run(sequential(dash, thread_ids[: args.runs], args.runs))
-            print(summary("TTFT via dashboard SSE (POST -> first delta)", via))
-            print(summary("  of which the POST (message + run saved, task sent, fragment rendered)", dash.post_ms))
+            direct = direct_ttft(fast_url, 200)
+            dash.reset()
+            print(f"\n1. Added time to first token, pacing off, {args.runs} chats one after another ({load()})")
+            print(summary("  TTFT sandbox directly", direct))
+            before = meter.sample()
+            via = asyncio.run(sequential(dash, fast_threads[: args.runs]))
+            spent = CpuMeter.spent(before, meter.sample())
+            print(summary("  TTFT via the dashboard (POST sent -> first delta at the SSE client)", via))
+            added = [v - statistics.median(direct) for v in via]
+            print(summary("  ADDED TTFT (via the dashboard - median direct)", added))
+            print(summary("  POST round trip", dash.post_ms))
+            print_post_steps(dash)
             print(summary("  first delta: XADD by the worker -> received by the SSE client", dash.delivery_ms))
-            rows = run_times(dash, thread_ids[: args.runs])
+            rows = run_rows(dash, fast_threads[: args.runs])
+            print_timeline(dash.timelines)
             print(summary("  queue: run saved -> claimed by the worker", [float(r[0]) for r in rows]))
-            print(summary("  worker: claimed -> first token from the provider", [float(r[1]) for r in rows if r[1] is not None]))
-            import statistics
+            print(summary("  worker: claimed -> first token from the provider",
+                          [float(r[1]) for r in rows if r[1] is not None]))
+            print(f"  replies whose streamed deltas differ from the saved reply: {dash.mismatches()} of {len(via)}")
+            print("  CPU per chat (stream opened, message posted, 50-word reply streamed), load-independent:")
+            for name, pids in spent.items():
+                print(f"    {name:<36} {sum(pids.values()) * 1000 / len(via):6.1f} ms")
 
-            overhead = statistics.median(via) - statistics.median(direct)
-            print(f"overhead (median via dashboard - median direct): {overhead:.1f} ms")
-            print(f"sequential runs: {args.runs}, replies whose streamed deltas differ from the saved reply: {mismatches}")
-
-        times, failed, wall = asyncio.run(concurrent(dash, thread_ids[args.runs: args.runs + args.concurrent]))
-        runs = Run.objects.filter(thread_id__in=thread_ids[args.runs: args.runs + args.concurrent])
-        failed_runs = runs.exclude(status="succeeded").count()
-        print(summary(f"TTFT with {args.concurrent} concurrent chats ({args.worker_processes} worker process(es) "
-                      f"of {args.worker_threads} threads)", times))
-        print(f"concurrent: {args.concurrent} chats in {wall:.1f} s; client errors {failed}, runs not succeeded {failed_runs}")
-        if args.concurrent:
-            run_times(dash, thread_ids[args.runs: args.runs + args.concurrent])
+        direct_paced = statistics.median(direct_ttft(paced_url, 5, words=5))
+        offset = 0
+        for chats in bursts:
+            threads = paced_threads[offset: offset + chats]
+            offset += chats
+            dash.reset()
+            print(f"\n2. {chats} chats posted at once, pacing on ({PACED['SANDBOX_TTFT_MS']} ms to the first token, "
+                  f"{PACED['SANDBOX_TOKENS_PER_SECOND']} tokens/s, {PACED_WORDS}-word replies; {load()})")
+            before = meter.sample()
+            started = time.perf_counter()
+            times, errors = asyncio.run(burst(dash, threads, PACED_WORDS))
+            wall = time.perf_counter() - started
+            spent = CpuMeter.spent(before, meter.sample())
+            for error in errors[:3]:
+                print("  error:", repr(error))
+            rows = run_rows(dash, threads)
+            created = sorted(float(r[3]) for r in rows)
+            not_succeeded = Run.objects.filter(thread_id__in=threads).exclude(status="succeeded").count()
+            print(f"  {chats} chats in {wall:.1f} s; client errors {len(errors)}, runs not succeeded {not_succeeded}")
+            print(summary(f"  POST latency under a burst of {chats}", dash.post_ms or [0.0]))
+            if created:
+                print(f"  run rows created: the last {created[-1] - created[0]:.0f} ms after the first "
+                      f"(median {statistics.median(created) - created[0]:.0f} ms)")
+            print(f"  sandbox's own TTFT (paced, median of 5 direct): {direct_paced:.0f} ms")
+            print(summary("  ADDED TTFT (via the dashboard - direct)", [t - direct_paced for t in times] or [0.0]))
+            print_timeline(dash.timelines)
+            print_cpu(spent, chats)
+            print(f"  replies whose streamed deltas differ from the saved reply: {dash.mismatches()} of {chats}")
     finally:
-        for process in processes:
+        for process in reversed(processes.all):
             stop(process)
+    print(f"\n(logs in {tmp}; {load()})")
     return 0
 
 

@@ -1,19 +1,29 @@
-"""The cache, on Redis, that a Redis outage turns into no cache instead of a 500.
+"""The site's Redis cache: one client per process, and a Redis outage turns it into no
+cache instead of a 500.
 
 Everything the site caches can be rebuilt: sessions are kept in PostgreSQL too
 (cached_db), model lists are asked for again, a throttle or a lock that cannot be
 taken just skips that round. So while Redis is down a read is a miss, a write is
 dropped and `add` says "not added" (whoever wanted a lock waits for the next round),
 each logged; the pages keep working, and say so where live updates need Redis.
+
+Django keeps a cache object per thread and async context; under ASGI each request runs
+in a thread of its own, so the stock RedisCache built a new client, a new connection
+pool and a new connection for every request, and redis-py reads its package metadata
+from disk each time a client is made: a few milliseconds of every request (the session
+is read from this cache) spent connecting. Here every cache object of the process
+shares one client and its pool (redis-py's pool is thread-safe).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from django.utils.functional import cached_property
 
 from project.outages import REDIS, REDIS_ERRORS
 
@@ -57,7 +67,40 @@ class _ClientThroughOutages(RedisCacheClient):
         _or(None, lambda: super(_ClientThroughOutages, self).delete_many(keys), "delete_many")
 
 
-class RedisCacheThroughOutages(RedisCache):
-    def __init__(self, server: str, params: dict[str, Any]) -> None:
-        super().__init__(server, params)
-        self._class = _ClientThroughOutages
+_clients: dict[tuple[str, ...], SharedRedisCacheClient] = {}
+_lock = threading.Lock()
+
+
+class SharedRedisCacheClient(_ClientThroughOutages):
+    def __init__(self, servers: list[str], **options: Any) -> None:
+        super().__init__(servers, **options)
+        self._redis_clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        client = self._redis_clients.get(id(pool))
+        if client is None:
+            with _lock:
+                client = self._redis_clients.setdefault(id(pool), self._client(connection_pool=pool))
+        return client
+
+    def _get_connection_pool(self, write: bool) -> Any:
+        index = self._get_connection_pool_index(write)
+        if index not in self._pools:
+            with _lock:
+                if index not in self._pools:
+                    self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
+        return self._pools[index]
+
+
+class SharedRedisCache(RedisCache):
+    @cached_property
+    def _cache(self) -> SharedRedisCacheClient:
+        key = (*self._servers, repr(sorted(self._options.items())))
+        client = _clients.get(key)
+        if client is None:
+            with _lock:
+                client = _clients.get(key)
+                if client is None:
+                    client = _clients[key] = SharedRedisCacheClient(self._servers, **self._options)
+        return client

@@ -99,7 +99,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # an unreachable Redis host costs a page a second at most.
 CACHES = {
     "default": {
-        "BACKEND": "project.cache.RedisCacheThroughOutages",
+        # Django's RedisCache, with one client per process instead of one per request.
+        "BACKEND": "project.cache.SharedRedisCache",
         "LOCATION": CONFIG.redis_url,
         "KEY_PREFIX": "sb",
         "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},

@@ -1,0 +1,88 @@
+"""The web process's stream hub: one XREAD feeds every open page, several runs at once
+and several pages per run, each page getting its own run's text whole and in order,
+including a page that joins a run the hub has already read past."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aredis
+from django.test import AsyncClient
+
+from assistants_app import streams
+from assistants_app.models import Run, RunStatus
+from tests.assistants_app.test_streaming import _read_until, _running_run, _text_of, parse_sse, run_async
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PIECES = 40
+
+
+def test_one_reader_streams_several_runs_to_several_pages_whole_and_in_order(team, owner, monkeypatch) -> None:
+    runs = [_running_run(team, owner, None) for _ in range(3)]
+    reads = {"in_flight": 0, "most": 0}
+    real_xread = aredis.Redis.xread
+
+    async def counted_xread(self: aredis.Redis, *args: Any, **kwargs: Any) -> Any:
+        reads["in_flight"] += 1
+        reads["most"] = max(reads["most"], reads["in_flight"])
+        try:
+            return await real_xread(self, *args, **kwargs)
+        finally:
+            reads["in_flight"] -= 1
+
+    monkeypatch.setattr(aredis.Redis, "xread", counted_xread)
+    # Runs interleave, and the text carries its position, so a lost, repeated or
+    # reordered piece (or one from another run) shows in the comparison.
+    pieces = {run.pk: [f"[{run.pk}.{i}] " for i in range(PIECES)] for run in runs}
+    ids: dict[int, list[str]] = {run.pk: [] for run in runs}
+
+    async def publish(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            for run in runs:
+                ids[run.pk].append(await asyncio.to_thread(streams.publish, run.pk, "delta", pieces[run.pk][i]))
+
+    async def scenario() -> dict[tuple[int, str], str]:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        received: dict[tuple[int, str], list[str]] = {}
+
+        def page(run: Run, name: str, headers: dict[str, str] | None = None) -> asyncio.Task[str]:
+            into = received.setdefault((run.pk, name), [])
+            return asyncio.create_task(_read_until(client, f"/threads/{run.thread_id}/events/", f"done-{run.pk}",
+                                                   headers, into=into))
+
+        async def until(check: Any) -> None:
+            for _ in range(500):
+                if check():
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"timed out: {received}")
+
+        first = [page(run, "first") for run in runs]
+        await until(lambda: all("id: " in "".join(received[(run.pk, "first")]) for run in runs))
+        await publish(0, PIECES // 2)
+        # The hub has read half of each run before the second pages come; they resume
+        # after the tenth piece they saw (Last-Event-ID), behind the hub.
+        await until(lambda: all(pieces[run.pk][PIECES // 2 - 1] in "".join(received[(run.pk, "first")])
+                                for run in runs))
+        second = [page(run, "second", {"Last-Event-ID": f"0-0;{run.pk}={ids[run.pk][9]}"}) for run in runs]
+        await until(lambda: all("id: " in "".join(received.get((run.pk, "second"), [])) for run in runs))
+        await publish(PIECES // 2, PIECES)
+        for run in runs:
+            await asyncio.to_thread(lambda run=run: Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED))
+            await asyncio.to_thread(streams.publish_end, run.pk)
+        texts = await asyncio.gather(*first, *second)
+        return dict(zip([(run.pk, "first") for run in runs] + [(run.pk, "second") for run in runs], texts,
+                        strict=True))
+
+    texts = run_async(scenario)
+    for run in runs:
+        first, second = parse_sse(texts[(run.pk, "first")]), parse_sse(texts[(run.pk, "second")])
+        assert _text_of(first, run.pk) == "".join(pieces[run.pk])
+        assert _text_of(second, run.pk) == "".join(pieces[run.pk][10:])
+        assert first[-1]["event"] == second[-1]["event"] == f"done-{run.pk}"
+    # Six pages on three runs, one process: one XREAD at a time, not one per page.
+    assert reads["most"] == 1
