@@ -31,6 +31,7 @@ from openai import APIResponse
 from assistants_app import streams
 from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
+from assistants_app.spend import run_spend_record
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
 from project.providers.client import (
     ClientOptions,
@@ -331,6 +332,10 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, pro
                     if choice.get("finish_reason"):
                         turn.finish_reason = choice["finish_reason"]
                 _check_in(run, clock)
+        except BaseException:
+            if not counted:  # stopped or broken mid-stream: the provider billed the prompt and what it sent
+                usage.estimate(prompt_tokens=prompt_tokens, model=run.model, turn=turn)
+            raise
         finally:
             outbox.flush()
     turn.tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
@@ -469,6 +474,7 @@ def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Cl
             ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
             total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
         )
+        run_spend_record(run=run, usage=usage)
         if cost is not None:
             # Added to what an earlier half (before a person answered) cost.
             Run.objects.filter(pk=run.pk, cost_usd__isnull=True).update(cost_usd=Decimal(0))

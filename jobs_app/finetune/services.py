@@ -6,9 +6,11 @@ import csv
 import hashlib
 import io
 import logging
+import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any
 
 from django.contrib.auth.models import User
@@ -39,6 +41,9 @@ from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.providers.timestamps import provider_datetime
 from project.queue import task_send, task_send_on_commit
+from project.spend.budgets import budget_reserve, reservation_release, reservation_rename
+from project.spend.ledger import SpendLine, spend_record
+from project.spend.models import Feature, Pricing
 from project.teams.models import Team
 from project.teams.services import audit_record
 
@@ -174,6 +179,12 @@ def finetune_job_create(
     if validation_dataset is not None and (validation_dataset.status != DatasetStatus.VALID
                                            or validation_dataset.method != method):
         raise FineTuneInputError("The validation dataset has not passed validation for this method.")
+    chosen = {k: v for k, v in hyperparameters.items() if v not in (None, "", "auto")}
+    estimate = dataset_estimate(dataset=dataset, model_id=base_model, n_epochs=chosen.get("n_epochs"))
+    # Refused by a used-up hard limit before anything is sent; the job's key is known once it exists.
+    pending_key = f"finetune_pending:{secrets.token_hex(8)}"
+    budget_reserve(team=team, connection_id=connection.pk, key=pending_key, amount=estimate.cost_usd or Decimal(0),
+                   what="this fine-tuning job", hours=FINETUNE_RESERVATION_HOURS)
     started = timezone.now()
     uploaded: list[File] = []
     try:
@@ -185,7 +196,6 @@ def finetune_job_create(
             validation = file_upload(team=team, connection=connection, purpose=FilePurpose.FINE_TUNE,
                                      name=validation_dataset.name, chunks=_chunks(validation_dataset), actor=actor)
             uploaded.append(validation)
-        chosen = {k: v for k, v in hyperparameters.items() if v not in (None, "", "auto")}
         kwargs: dict[str, Any] = {
             "model": base_model,
             "training_file": training.remote_id,
@@ -201,14 +211,15 @@ def finetune_job_create(
             kwargs["metadata"] = metadata
         remote = provider_call(connection, lambda client: client.fine_tuning.jobs.create(**kwargs))
     except (ProviderError, FileRejected):
+        reservation_release(key=pending_key)
         _discard_fresh_uploads(team=team, files=uploaded, since=started, actor=actor)
         raise
-    estimate = dataset_estimate(dataset=dataset, model_id=base_model, n_epochs=chosen.get("n_epochs"))
     with transaction.atomic():
         job = FineTuneJob(team=team, connection=connection, remote_id=remote.id, dataset=dataset, created_by=actor,
                           estimated_cost_usd=estimate.cost_usd)
         _copy_remote(job, remote)
         job.save()
+        reservation_rename(key=pending_key, new_key=finetune_reservation_key(job.pk))
         audit_record(team=team, actor=actor, action="finetune.job_created", target=remote.id, model=base_model)
     return job
 
@@ -420,8 +431,34 @@ def finetune_job_finalize(*, job: FineTuneJob, remote: Any) -> bool:
         if not FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=True).update(finalized_at=now):
             return False
         job.finalized_at = now
+        finetune_spend_record(job=job)
         notification_for_job_end(job=job)
     return True
+
+
+# A training run may take days; a job that never reports stops holding budget after a week.
+FINETUNE_RESERVATION_HOURS = 24.0 * 7
+
+
+def finetune_reservation_key(job_id: int) -> str:
+    return f"finetune_job:{job_id}"
+
+
+def finetune_spend_record(*, job: FineTuneJob) -> None:
+    """Training is billed on the tokens trained (a failed or cancelled job pays for those it
+    trained): one ledger row per job, at the base model's training price. Also settles the
+    job's budget reservation. The row outlives the job."""
+    person = job.created_by
+    if not job.trained_tokens:
+        reservation_release(key=finetune_reservation_key(job.pk))
+        return
+    spend_record(SpendLine(
+        team_id=job.team_id, feature=Feature.FINE_TUNING, model=job.base_model, source_kind="finetune_job",
+        source_id=job.pk, source_label=job.fine_tuned_model or job.remote_id, key=f"finetune_job:{job.pk}",
+        connection_id=job.connection_id, connection_name=job.connection.name,
+        person_id=person.pk if person else None, person_name=person.get_username() if person else "",
+        input_tokens=job.trained_tokens, pricing=Pricing.TRAINING, occurred_at=job.finished_at,
+        settles=finetune_reservation_key(job.pk)))
 
 
 def finetune_job_end_missing(*, job: FineTuneJob, reason: str) -> bool:
