@@ -80,7 +80,7 @@ def budget_reserve(*, team: Team, connection_id: int | None, key: str, amount: D
     Raises BudgetExceeded, naming the budget and who can raise it. Runs in the caller's
     transaction, so a refused piece of work is not stored either."""
     with transaction.atomic():
-        budgets = list(Budget.objects.select_for_update().select_related("connection")
+        budgets = list(Budget.objects.select_for_update(of=("self",)).select_related("connection")
                        .filter(team=team, hard_limit=True)
                        .filter(Q(connection__isnull=True) | Q(connection_id=connection_id)).order_by("pk"))
         if not budgets:
