@@ -27,9 +27,8 @@ def spend(team, key: str, dollars: str, connection_id: int | None = None) -> Non
 
 
 @pytest.mark.django_db
-def test_each_threshold_is_announced_once_a_month_to_owners_and_admins(team, owner, settings,
+def test_each_threshold_is_announced_once_a_month_to_owners_and_admins(team, owner,
                                                                       django_capture_on_commit_callbacks) -> None:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     admin = add_member(team, make_user("ada"), role=Role.ADMIN).user
     add_member(team, make_user("mo"), role=Role.MEMBER)
     budget_save(team=team, connection=None, amount_usd=Decimal("10"), thresholds=[50, 80, 100], hard_limit=False,
