@@ -79,7 +79,7 @@ def test_rollups_equal_the_raw_rows(team, other_team) -> None:
             input_tokens=rng.randint(0, 5000), cached_tokens=0, output_tokens=rng.randint(0, 3000),
             estimated=rng.random() < 0.2, occurred_at=start + timedelta(hours=rng.randint(0, 24 * 30))))
     keys = ["team", "feature", "model", "person_id", "assistant_id", "connection_id"]
-    raw = {tuple(r[k] for k in keys) + (r["occurred_at__date"],): r for r in
+    raw = {(*(r[k] for k in keys), r["occurred_at__date"]): r for r in
            SpendEntry.objects.values(*keys, "occurred_at__date").annotate(
                cost=Sum("cost_usd"), calls=Sum("calls"), input=Sum("input_tokens"), output=Sum("output_tokens"),
                estimated=Count("pk", filter=Q(estimated=True)))}
