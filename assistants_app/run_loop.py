@@ -33,6 +33,7 @@ from openai import APIResponse
 from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
 from assistants_app.live import LiveDisplay
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
+from assistants_app.spend import run_spend_record
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
 from project.outages import DATABASE_ERRORS, POSTGRESQL, database_call, service_of
 from project.providers.capabilities import capabilities_known, refusal_after_error, request_needs, request_refusal
@@ -355,6 +356,10 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, pro
                     if choice.get("finish_reason"):
                         turn.finish_reason = choice["finish_reason"]
                 _check_in(run, clock)
+        except BaseException:
+            if not counted:  # stopped or broken mid-stream: the provider billed the prompt and what it sent
+                usage.estimate(prompt_tokens=prompt_tokens, encoding_name=facts.encoding, turn=turn)
+            raise
         finally:
             outbox.flush()
     turn.tool_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
@@ -509,6 +514,7 @@ def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Cl
                 _save_reply(run, reply, reasoning=reasoning)
             _record_end(run, status, usage=usage, clock=clock, cost=cost, now=now, error=error,
                         request_id=request_id, trimmed=trimmed)
+            run_spend_record(run=run, usage=usage)
 
     database_call(save, what="saving the reply", limit_seconds=DATABASE_OUTAGE_SECONDS)
     try:

@@ -5,19 +5,14 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from datetime import date, datetime
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from django.utils.html import escape
 
 from assistants_app.models import ACTIVE_STATUSES, Assistant, AssistantVersion, ChatImage, Message, Run, Thread
-from project.spend.registry import SpendSection
 from project.teams.models import Team
 from project.user_input import MAX_ID, loads_user_json
 
@@ -179,30 +174,5 @@ def message_search(*, team: Team, query: str, limit: int = 10) -> list[Message]:
     return list(Message.objects.filter(team=team, search=search).select_related("thread").order_by("-id")[:limit])
 
 
-def team_usage(*, team: Team, days: int = 30) -> list[dict[str, Any]]:
-    """Tokens and cost per day, assistant and model, from the runs."""
-    qs = Run.objects.filter(team=team, created_at__gte=timezone.now() - timedelta(days=days))
-    rows: list[dict[str, Any]] = list(
-        qs.annotate(day=TruncDate("created_at"))
-        .values("day", "assistant__name", "model")
-        .annotate(runs=Count("id"), input=Sum("input_tokens"), cached=Sum("cached_tokens"), output=Sum("output_tokens"),
-                  reasoning=Sum("reasoning_tokens"), cost=Sum("cost_usd"),
-                  unknown=Count("id", filter=Q(cost_usd__isnull=True, provider_calls__gt=0)))
-        .order_by("-day", "assistant__name", "model")  # type: ignore[arg-type]
-    )
-    return rows
-
-
 def team_chat_image_get(*, team: Team, image_id: int) -> ChatImage:
     return get_object_or_404(ChatImage, team=team, pk=image_id)
-
-
-def team_chat_spend(team: Team, days: int) -> SpendSection:
-    """The Usage page's section for chat runs (registered in AssistantsAppConfig.ready)."""
-    rows = team_usage(team=team, days=days)
-    totals = {"runs": sum(r["runs"] for r in rows), "input": sum(r["input"] or 0 for r in rows),
-              "output": sum(r["output"] or 0 for r in rows),
-              "cost": sum((r["cost"] or Decimal(0) for r in rows), Decimal(0)),
-              "unknown": sum(r["unknown"] for r in rows)}
-    return SpendSection(key="chat", title="Chat", template="assistants_app/_usage_chat.html", cost=totals["cost"],
-                        context={"rows": rows, "totals": totals}, unknown_cost=totals["unknown"])

@@ -25,6 +25,7 @@ from assistants_app.models import (
     RunStatus,
     Thread,
 )
+from assistants_app.spend import run_budget_reserve, run_reservation_key
 from project import crypto
 from project.files.services import file_upload
 from project.outages import REDIS, REDIS_ERRORS
@@ -35,6 +36,7 @@ from project.providers.remote_models import connection_has_model
 from project.providers.team_models import FINE_TUNED_PREFIX, team_model_lookup
 from project.queue import task_send
 from project.server_timing import timed
+from project.spend.budgets import BudgetExceeded, reservation_release
 from project.teams.models import Team
 from project.teams.services import audit_record
 from project.tokens import count_message, encoding_for_model
@@ -228,6 +230,10 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
                                          attachments=attachments, author=actor, token_count=tokens)
         run = Run.objects.create(thread=thread, team_id=thread.team_id, assistant=assistant, version=version,
                                  user_message=message, model=version.model)
+        try:
+            run_budget_reserve(team=thread.team, thread=thread, run=run)
+        except BudgetExceeded as error:
+            raise ChatError(str(error)) from error
         _enqueue(run)
     return message, run
 
@@ -239,6 +245,7 @@ def run_cancel(*, run: Run, actor: User | None) -> Run:
         status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Stopped before it started.")
     try:
         if ended:
+            reservation_release(key=run_reservation_key(run.pk))
             Message.objects.filter(run=run, pending=True).update(pending=False, text="(stopped: no answer was given)")
             streams.publish_end(run.pk)
         elif run.status == RunStatus.RUNNING:

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "project.files",
     "project.webhooks",
     "project.notifications",
+    "project.spend",
     # Features: each its own app; the platform above imports none of them.
     "assistants_app",
     "jobs_app",  # only the migration history of the tables made before the split below

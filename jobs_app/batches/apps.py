@@ -10,16 +10,13 @@ class BatchesConfig(AppConfig):
         # Imported here, once the models are loaded: the tasks module registers the
         # batch tasks with Celery in every process, so services can send them by name.
         from jobs_app.batches import tasks  # noqa: F401
-        from jobs_app.batches.selectors import team_batch_spend
         from jobs_app.batches.sync import batch_webhook_received
         from jobs_app.batches.usage import batch_file_usages
         from project.files.usage import register_file_usage
         from project.periodic import periodic_task_register
-        from project.spend.registry import register_spend_source
         from project.webhooks.registry import register_webhook_handler
 
         register_webhook_handler("batch.", batch_webhook_received)
         register_file_usage(batch_file_usages)
-        register_spend_source("batches", team_batch_spend, order=20)
         # One list call per connection with active batches; finished batches are not polled.
         periodic_task_register("batches-sync", task="jobs_app.batches.tasks.batches_sync_tick", seconds=15.0)

@@ -26,6 +26,8 @@ from jobs_app.batches.models import (
 )
 from project.files.services import file_fetch_remote, file_open
 from project.providers.client import ProviderError
+from project.spend.ledger import SpendLine, spend_record
+from project.spend.models import Feature, Pricing
 from project.user_input import loads_user_json
 
 ResultRow = tuple[str, str, int | None, str, str | None, str, str, int, int, str]
@@ -178,8 +180,27 @@ def batch_results_collect(*, batch: Batch, final_attempt: bool = True) -> float 
     sums = BatchRequest.objects.filter(batch=batch).aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
     input_tokens = batch.input_tokens or int(sums["i"] or 0)
     output_tokens = batch.output_tokens or int(sums["o"] or 0)
-    Batch.objects.filter(pk=batch.pk).update(
-        input_tokens=input_tokens, output_tokens=output_tokens, results_state=ResultsState.DONE, results_error="",
-        cost_usd=actual_cost(batch.group.model, input_tokens, output_tokens),
-    )
+    with transaction.atomic():
+        Batch.objects.filter(pk=batch.pk).update(
+            input_tokens=input_tokens, output_tokens=output_tokens, results_state=ResultsState.DONE, results_error="",
+            cost_usd=actual_cost(batch.group.model, input_tokens, output_tokens),
+        )
+        batch_spend_record(batch=batch, input_tokens=input_tokens, output_tokens=output_tokens)
     return None
+
+
+def batch_spend_record(*, batch: Batch, input_tokens: int, output_tokens: int) -> None:
+    """The part's lines, summed from its output file, go to the ledger once at batch prices
+    (collecting again records nothing more); the row outlives the batch."""
+    if not input_tokens and not output_tokens:
+        return
+    group = batch.group
+    person = group.created_by
+    spend_record(SpendLine(
+        team_id=batch.team_id, model=group.model, source_kind="batch", source_id=group.pk,
+        feature=Feature.EMBEDDINGS if batch.endpoint == BatchEndpoint.EMBEDDINGS else Feature.BATCH,
+        source_label=f"{group.name} (part {batch.part})", key=f"batch:{batch.pk}",
+        connection_id=batch.connection_id, connection_name=batch.connection.name,
+        person_id=person.pk if person else None, person_name=person.get_username() if person else "",
+        input_tokens=input_tokens, cached_tokens=batch.cached_tokens, output_tokens=output_tokens,
+        calls=max(batch.completed, 1), pricing=Pricing.BATCH, settles=f"batch_group:{group.pk}"))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -24,7 +22,6 @@ from jobs_app.batches.models import (
     RequestStatus,
     ResultsState,
 )
-from project.spend.registry import SpendSection
 from project.teams.models import Team
 
 
@@ -111,42 +108,3 @@ def group_export_rows(group: BatchGroup, *, status: str = "", query: str = "") -
     return group_requests(group=group, status=status, query=query).only(
         "custom_id", "input_text", "status", "status_code", "output_text", "output_json", "error_code",
         "error_message", "input_tokens", "output_tokens", "body", "line_no", "batch_id").iterator(chunk_size=2000)
-
-
-
-@dataclass(frozen=True)
-class BatchUsageRow:
-    day: date
-    model: str
-    batches: int
-    requests: int
-    input: int
-    cached: int
-    output: int
-    cost: Decimal | None
-
-
-def team_batch_usage(*, team: Team, days: int = 30) -> list[BatchUsageRow]:
-    """Tokens and cost of the team's batches sent in the last `days`, per day and model, for the
-    Usage page. Parts not yet sent are left out; cost is known once a part has ended."""
-    since = (timezone.now() - timedelta(days=days)).date()
-    rows = (Batch.objects.filter(team=team).exclude(remote_id="")
-            .annotate(day=TruncDate(Coalesce("remote_created_at", "created_at")))
-            .filter(day__gte=since)
-            .values("day", "group__model")
-            .annotate(batches=Count("id"), request_total=Sum("total"), input=Sum("input_tokens"), cached=Sum("cached_tokens"),
-                      output=Sum("output_tokens"), cost=Sum("cost_usd"))
-            .order_by("-day", "group__model"))
-    return [BatchUsageRow(day=row["day"], model=row["group__model"], batches=row["batches"], requests=row["request_total"] or 0,
-                          input=row["input"] or 0, cached=row["cached"] or 0, output=row["output"] or 0, cost=row["cost"])
-            for row in rows]
-
-
-def team_batch_spend(team: Team, days: int) -> SpendSection:
-    """The Usage page's section for batches (registered in BatchesConfig.ready)."""
-    rows = team_batch_usage(team=team, days=days)
-    cost = sum((r.cost for r in rows if r.cost is not None), Decimal(0))
-    totals = {"batches": sum(r.batches for r in rows), "requests": sum(r.requests for r in rows),
-              "input": sum(r.input for r in rows), "output": sum(r.output for r in rows), "cost": cost}
-    return SpendSection(key="batches", title="Batches", template="jobs_app/batches/_usage_batches.html",
-                        cost=cost, context={"rows": rows, "totals": totals})

@@ -35,6 +35,7 @@ from project.files.services import file_upload
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.queue import task_send_on_commit
+from project.spend.budgets import budget_reserve
 from project.teams.models import Team
 from project.teams.services import audit_record
 
@@ -180,11 +181,24 @@ def batch_group_discard(*, group: BatchGroup, actor: User | None) -> bool:
     return True
 
 
+# A batch may take its 24-hour window and a while to be collected.
+BATCH_RESERVATION_HOURS = 48.0
+
+
+def batch_reservation_key(group_id: int) -> str:
+    return f"batch_group:{group_id}"
+
+
 @transaction.atomic
 def batch_group_submit_request(*, group: BatchGroup, actor: User | None) -> int:
     """Claim the unsent parts and send one submit task after the commit (a conditional
     update, so a double click or a redelivered request submits nothing twice). Returns
-    the parts claimed: 0 when it was already submitted."""
+    the parts claimed: 0 when it was already submitted. Raises BudgetExceeded when a hard
+    budget limit is used up (nothing is claimed then)."""
+    if Batch.objects.filter(group=group, status__in=[BatchStatus.DRAFT, BatchStatus.SUBMIT_FAILED],
+                            remote_id="").exists():
+        budget_reserve(team=group.team, connection_id=group.connection_id, key=batch_reservation_key(group.pk),
+                       amount=group.estimated_cost_usd or Decimal(0), what="this batch", hours=BATCH_RESERVATION_HOURS)
     claimed = batch_group_mark_submitting(group=group, actor=actor)
     if claimed:
         task_send_on_commit("jobs_app.batches.tasks.batch_group_submit_task", group.pk, actor.pk if actor else None)

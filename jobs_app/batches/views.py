@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import PurePath
@@ -23,9 +22,11 @@ from jobs_app.batches.models import BatchSource, BatchStatus, BuildState, Reques
 from jobs_app.batches.threads import batch_group_build_from_threads
 from jobs_app.batches.uploads import BuildOptions, batch_build_queue, batch_group_build_from_upload, inline_build_bytes
 from jobs_app.batches.validation import BatchInputInvalid, InputProblems
+from project.csv_export import csv_response
 from project.providers.capabilities import connections_lacking
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections
+from project.spend.budgets import BudgetExceeded
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 from project.user_input import parse_id
@@ -162,8 +163,11 @@ def batch_detail(request: TeamRequest, group_id: int) -> HttpResponse:
 @team_view(Role.MEMBER)
 def batch_submit(request: TeamRequest, group_id: int) -> HttpResponse:
     group = selectors.team_batch_group_get(team=request.team, group_id=group_id)
-    if not services.batch_group_submit_request(group=group, actor=request.user):
-        messages.info(request, "This batch was already submitted.")
+    try:
+        if not services.batch_group_submit_request(group=group, actor=request.user):
+            messages.info(request, "This batch was already submitted.")
+    except BudgetExceeded as error:
+        messages.error(request, str(error))
     return redirect("batch_detail", group.pk)
 
 
@@ -231,21 +235,6 @@ def batch_results(request: TeamRequest, group_id: int) -> HttpResponse:
     return render(request, template, context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """Model output is untrusted: a cell a spreadsheet would run as a formula is kept as text."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 def _output_value(row: Any) -> str:
     return json.dumps(row.output_json, ensure_ascii=False) if row.output_json is not None else row.output_text
 
@@ -254,17 +243,11 @@ def _output_value(row: Any) -> str:
 def batch_download_csv(request: TeamRequest, group_id: int) -> HttpResponse:
     group = selectors.team_batch_group_get(team=request.team, group_id=group_id)
     rows = selectors.group_export_rows(group, status=request.GET.get("status", ""), query=request.GET.get("q", ""))
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(["custom_id", "status", "input", "output", "error_code", "error", "input_tokens",
-                               "output_tokens"])
-        for row in rows:
-            yield writer.writerow([_cell(row.custom_id), row.status, _cell(row.input_text), _cell(_output_value(row)),
-                                   row.error_code, _cell(row.error_message), row.input_tokens, row.output_tokens])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="batch-{group.pk}-results.csv"'
+    response = csv_response(
+        filename=f"batch-{group.pk}-results.csv",
+        header=["custom_id", "status", "input", "output", "error_code", "error", "input_tokens", "output_tokens"],
+        rows=([row.custom_id, row.status, row.input_text, _output_value(row), row.error_code, row.error_message,
+               row.input_tokens, row.output_tokens] for row in rows))
     return response  # type: ignore[return-value]  # streamed; the decorator only passes it through
 
 

@@ -9,6 +9,7 @@ import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any
 
 from django.conf import settings
@@ -40,6 +41,9 @@ from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.providers.timestamps import provider_datetime
 from project.queue import task_send, task_send_on_commit
+from project.spend.budgets import budget_reserve, reservation_release, reservation_rename
+from project.spend.ledger import SpendLine, spend_record
+from project.spend.models import Feature, Pricing
 from project.teams.models import Team
 from project.teams.services import audit_record
 
@@ -166,11 +170,19 @@ def finetune_job_create(
     seed: int | None,
     metadata: dict[str, str],
     actor: User | None,
+    reservation_key: str = "",
 ) -> FineTuneJob:
     """Send the validated files, create the job, record it. Raises FineTuneInputError,
     FileRejected or ProviderError; the job row exists only if the provider made the job.
-    People's requests reach it through a worker (jobs_app.finetune.submissions)."""
-    check_job_datasets(team=team, dataset=dataset, validation_dataset=validation_dataset, method=method)
+    People's requests reach it through a worker (jobs_app.finetune.submissions), which
+    passes the budget reservation made when the request was accepted (`reservation_key`):
+    released when the provider refuses, moved onto the job when it is made."""
+    try:
+        check_job_datasets(team=team, dataset=dataset, validation_dataset=validation_dataset, method=method)
+    except FineTuneInputError:
+        reservation_release(key=reservation_key)
+        raise
+    chosen = {k: v for k, v in hyperparameters.items() if v not in (None, "", "auto")}
     started = timezone.now()
     uploaded: list[File] = []
     try:
@@ -182,7 +194,6 @@ def finetune_job_create(
             validation = file_upload(team=team, connection=connection, purpose=FilePurpose.FINE_TUNE,
                                      name=validation_dataset.name, chunks=_chunks(validation_dataset), actor=actor)
             uploaded.append(validation)
-        chosen = {k: v for k, v in hyperparameters.items() if v not in (None, "", "auto")}
         kwargs: dict[str, Any] = {
             "model": base_model,
             "training_file": training.remote_id,
@@ -198,10 +209,21 @@ def finetune_job_create(
             kwargs["metadata"] = metadata
         remote = provider_call(connection, lambda client: client.fine_tuning.jobs.create(**kwargs))
     except (ProviderError, FileRejected):
+        reservation_release(key=reservation_key)
         _discard_fresh_uploads(team=team, files=uploaded, since=started, actor=actor)
         raise
     return finetune_job_record(team=team, connection=connection, remote=remote, dataset=dataset, actor=actor,
-                               n_epochs=chosen.get("n_epochs"))
+                               n_epochs=chosen.get("n_epochs"), reservation_key=reservation_key)
+
+
+def finetune_budget_reserve(*, team: Team, connection: ProviderConnection, dataset: Dataset, base_model: str,
+                            hyperparameters: dict[str, Any], key: str) -> None:
+    """Refuse (BudgetExceeded) a job a used-up hard limit forbids, before anything is sent,
+    and hold its estimated training cost until the job's ledger row settles it."""
+    n_epochs = hyperparameters.get("n_epochs") if hyperparameters.get("n_epochs") not in (None, "", "auto") else None
+    estimate = dataset_estimate(dataset=dataset, model_id=base_model, n_epochs=n_epochs)
+    budget_reserve(team=team, connection_id=connection.pk, key=key, amount=estimate.cost_usd or Decimal(0),
+                   what="this fine-tuning job", hours=FINETUNE_RESERVATION_HOURS)
 
 
 def check_job_datasets(*, team: Team, dataset: Dataset, validation_dataset: Dataset | None, method: str) -> None:
@@ -215,7 +237,8 @@ def check_job_datasets(*, team: Team, dataset: Dataset, validation_dataset: Data
 
 
 def finetune_job_record(*, team: Team, connection: ProviderConnection, remote: Any, dataset: Dataset,
-                        actor: User | None, n_epochs: Any = None, adopted: bool = False) -> FineTuneJob:
+                        actor: User | None, n_epochs: Any = None, adopted: bool = False,
+                        reservation_key: str = "") -> FineTuneJob:
     """Start tracking a job the provider made for one of the team's datasets: just now,
     or (adopted) by an attempt whose worker died before it could record it."""
     estimate = dataset_estimate(dataset=dataset, model_id=str(remote.model), n_epochs=n_epochs)
@@ -224,6 +247,8 @@ def finetune_job_record(*, team: Team, connection: ProviderConnection, remote: A
                           estimated_cost_usd=estimate.cost_usd)
         _copy_remote(job, remote)
         job.save()
+        if reservation_key:
+            reservation_rename(key=reservation_key, new_key=finetune_reservation_key(job.pk))
         audit_record(team=team, actor=actor, action="finetune.job_adopted" if adopted else "finetune.job_created",
                      target=remote.id, model=job.base_model)
     return job
@@ -436,8 +461,34 @@ def finetune_job_finalize(*, job: FineTuneJob, remote: Any) -> bool:
         if not FineTuneJob.objects.filter(pk=job.pk, finalized_at__isnull=True).update(finalized_at=now):
             return False
         job.finalized_at = now
+        finetune_spend_record(job=job)
         notification_for_job_end(job=job)
     return True
+
+
+# A training run may take days; a job that never reports stops holding budget after a week.
+FINETUNE_RESERVATION_HOURS = 24.0 * 7
+
+
+def finetune_reservation_key(job_id: int) -> str:
+    return f"finetune_job:{job_id}"
+
+
+def finetune_spend_record(*, job: FineTuneJob) -> None:
+    """Training is billed on the tokens trained (a failed or cancelled job pays for those it
+    trained): one ledger row per job, at the base model's training price. Also settles the
+    job's budget reservation. The row outlives the job."""
+    person = job.created_by
+    if not job.trained_tokens:
+        reservation_release(key=finetune_reservation_key(job.pk))
+        return
+    spend_record(SpendLine(
+        team_id=job.team_id, feature=Feature.FINE_TUNING, model=job.base_model, source_kind="finetune_job",
+        source_id=job.pk, source_label=job.fine_tuned_model or job.remote_id, key=f"finetune_job:{job.pk}",
+        connection_id=job.connection_id, connection_name=job.connection.name,
+        person_id=person.pk if person else None, person_name=person.get_username() if person else "",
+        input_tokens=job.trained_tokens, pricing=Pricing.TRAINING, occurred_at=job.finished_at,
+        settles=finetune_reservation_key(job.pk)))
 
 
 def finetune_job_end_missing(*, job: FineTuneJob, reason: str) -> bool:

@@ -26,6 +26,7 @@ from jobs_app.finetune.models import FineTuneJob, FineTuneSubmission, Submission
 from jobs_app.finetune.services import (
     FineTuneInputError,
     check_job_datasets,
+    finetune_budget_reserve,
     finetune_job_create,
     finetune_job_record,
 )
@@ -33,6 +34,7 @@ from project.files.services import FileRejected
 from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.queue import task_send
+from project.spend.budgets import reservation_release
 from project.teams.models import Team
 from project.teams.services import audit_record
 from project.workloads import BROKER_ERRORS
@@ -46,17 +48,25 @@ INTERRUPTED = "Creating the job was interrupted twice (its worker stopped) and t
 TASK = "jobs_app.finetune.tasks.finetune_submission_run_task"
 
 
+def submission_reservation_key(marker: str) -> str:
+    """The budget reservation of a requested job, until the job exists (then its own key)."""
+    return f"finetune_submission:{marker}"
+
+
 def finetune_submission_create(*, team: Team, connection: ProviderConnection, dataset: Any, validation_dataset: Any,
                                base_model: str, method: str, hyperparameters: dict[str, Any], suffix: str,
                                seed: int | None, metadata: dict[str, str], actor: User | None) -> FineTuneSubmission:
     """Record the request and hand it to a worker. Refuses (FineTuneInputError) what the
     worker would refuse, so the person hears it now."""
     check_job_datasets(team=team, dataset=dataset, validation_dataset=validation_dataset, method=method)
+    marker = uuid.uuid4().hex
     with transaction.atomic():
+        finetune_budget_reserve(team=team, connection=connection, dataset=dataset, base_model=base_model,
+                                hyperparameters=hyperparameters, key=submission_reservation_key(marker))
         submission = FineTuneSubmission.objects.create(
             team=team, connection=connection, dataset=dataset, validation_dataset=validation_dataset,
             base_model=base_model, method=method, hyperparameters=hyperparameters, suffix=suffix, seed=seed,
-            metadata=metadata, marker=uuid.uuid4().hex, created_by=actor, attempt_at=timezone.now())
+            metadata=metadata, marker=marker, created_by=actor, attempt_at=timezone.now())
         audit_record(team=team, actor=actor, action="finetune.job_requested", target=str(submission.pk),
                      model=base_model)
         transaction.on_commit(lambda: _dispatch(submission.pk))
@@ -94,7 +104,7 @@ def finetune_submission_run(*, submission_id: int) -> FineTuneSubmission | None:
             validation_dataset=submission.validation_dataset, base_model=submission.base_model,
             method=submission.method, hyperparameters=submission.hyperparameters, suffix=submission.suffix,
             seed=submission.seed, metadata={**submission.metadata, MARKER_KEY: submission.marker},
-            actor=submission.created_by)
+            actor=submission.created_by, reservation_key=submission_reservation_key(submission.marker))
     except (FineTuneInputError, FileRejected, ProviderError) as error:
         FineTuneSubmission.objects.filter(pk=submission.pk, status=SubmissionStatus.CREATING).update(
             status=SubmissionStatus.FAILED, error=getattr(error, "message", None) or str(error))
@@ -115,7 +125,8 @@ def _adopt(submission: FineTuneSubmission, remote: Any) -> FineTuneJob:
         try:
             job = finetune_job_record(team=submission.team, connection=submission.connection, remote=remote,
                                       dataset=submission.dataset, actor=submission.created_by,
-                                      n_epochs=submission.hyperparameters.get("n_epochs"), adopted=True)
+                                      n_epochs=submission.hyperparameters.get("n_epochs"), adopted=True,
+                                      reservation_key=submission_reservation_key(submission.marker))
         except IntegrityError:  # recorded by the attempt that made it, a moment ago
             job = FineTuneJob.objects.get(connection=submission.connection, remote_id=remote.id)
     _link(submission, job)
@@ -162,6 +173,7 @@ def _recover_one(submission: FineTuneSubmission, remote: Any, cutoff: Any) -> in
         return 1
     pending = FineTuneSubmission.objects.filter(pk=submission.pk, status=submission.status, attempt_at__lt=cutoff)
     if submission.status == SubmissionStatus.CREATING and submission.attempts >= MAX_ATTEMPTS:
+        reservation_release(key=submission_reservation_key(submission.marker))
         return pending.update(status=SubmissionStatus.FAILED, error=INTERRUPTED)
     if pending.update(status=SubmissionStatus.QUEUED, attempt_at=timezone.now()):
         _dispatch(submission.pk)

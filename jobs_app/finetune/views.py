@@ -40,6 +40,7 @@ from project.providers.client import ProviderError, provider_call
 from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connection_get, team_connections
 from project.providers.timestamps import provider_datetime
+from project.spend.budgets import BudgetExceeded
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 from project.user_input import parse_id
@@ -149,8 +150,8 @@ def job_create(request: TeamRequest) -> HttpResponse:
                 method=cleaned["method"], hyperparameters=cleaned["hyperparameters"], suffix=cleaned["suffix"],
                 seed=cleaned.get("seed"), metadata=cleaned["metadata"], actor=request.user,
             )
-        except FineTuneInputError as error:
-            form.add_error(None, error.message)
+        except (FineTuneInputError, BudgetExceeded) as error:
+            form.add_error(None, getattr(error, "message", None) or str(error))
         else:
             messages.success(request, "The job is being created: it appears below in a moment.")
             return redirect("finetune_list")

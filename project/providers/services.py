@@ -61,6 +61,7 @@ def connection_save(
     creating = connection is None
     if connection is None:
         connection = ProviderConnection(team=team)
+    before = None if creating else _audit_view(connection)
     new_base_url = (base_url or DEFAULT_BASE_URLS.get(kind, "")).rstrip("/")
     api_key = api_key.strip()  # before the check below: a key of spaces is no key
     moved = not creating and (connection.address_differs(kind=kind, base_url=new_base_url)
@@ -92,9 +93,17 @@ def connection_save(
     transaction.on_commit(lambda: connection_models_forget(connection))
     audit_record(
         team=team, actor=actor, action="connection.created" if creating else "connection.updated",
-        target=connection.name, kind=kind,
+        target=connection.name, kind=kind, before=before, after=_audit_view(connection),
+        key_changed=bool(api_key) and not creating,
     )
     return connection
+
+
+def _audit_view(connection: ProviderConnection) -> dict[str, object]:
+    """What the audit log keeps of a connection before and after a change: never its secrets."""
+    return {"name": connection.name, "kind": connection.kind, "base_url": connection.base_url,
+            "organization": connection.organization, "project": connection.project,
+            "api_version": connection.api_version, "is_default": connection.is_default}
 
 
 def connection_delete(*, connection: ProviderConnection, actor: User) -> None:

@@ -1,20 +1,102 @@
 from __future__ import annotations
 
-from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from project.spend.registry import team_spend_sections
+from project.csv_export import csv_response
+from project.providers.models import ProviderConnection
+from project.spend.budgets import BudgetInvalid, budget_delete, budget_save, month_spent
+from project.spend.forms import BudgetForm, UsageFilterForm
+from project.spend.models import Budget
+from project.spend.selectors import UsageFilter, ledger_rows, usage_choices, usage_report
 from project.teams.access import TeamRequest, team_view
+from project.teams.models import Role
 
-USAGE_DAYS = 30
+
+def _filter(request: TeamRequest) -> tuple[UsageFilterForm, UsageFilter]:
+    form = UsageFilterForm(request.GET or None)
+    usage_filter = form.usage_filter()
+    # A person sees their own spend; owners and admins see everyone's.
+    if not request.membership.can_manage:
+        usage_filter = usage_filter.only_person(request.user.pk)
+    return form, usage_filter
+
+
+def _budgets(request: TeamRequest) -> list[dict[str, Any]]:
+    budgets = {b.connection_id: b for b in Budget.objects.filter(team=request.team).select_related("connection")}
+    rows = []
+    for connection in [None, *ProviderConnection.objects.filter(team=request.team).order_by("name")]:
+        connection_id = connection.pk if connection else None
+        budget = budgets.get(connection_id)
+        spent = month_spent(team_id=request.team.pk, connection_id=connection_id)
+        initial = ({"connection": connection_id or "", "amount_usd": budget.amount_usd, "hard_limit": budget.hard_limit,
+                    "thresholds": ", ".join(str(t) for t in budget.thresholds)} if budget else
+                   {"connection": connection_id or "", "thresholds": "50, 80, 100"})
+        rows.append({"connection": connection, "budget": budget, "spent": spent, "form": BudgetForm(initial=initial),
+                     "percent": int(spent * 100 / budget.amount_usd) if budget else None})
+    return rows
 
 
 @team_view()
 def usage(request: TeamRequest) -> HttpResponse:
-    sections = team_spend_sections(team=request.team, days=USAGE_DAYS)
-    context = {"sections": sections, "days": USAGE_DAYS,
-               "total_cost": sum((section.cost for section in sections), Decimal(0)),
-               "unknown_cost": sum(section.unknown_cost for section in sections)}
+    form, usage_filter = _filter(request)
+    context = {"form": form, "filter": usage_filter, "report": usage_report(team=request.team, f=usage_filter),
+               "choices": usage_choices(team=request.team, f=usage_filter),
+               "export_query": urlencode({k: v for k, v in request.GET.items() if v}),
+               "everyone": request.membership.can_manage,
+               "budgets": _budgets(request) if request.membership.can_manage else []}
     return render(request, "spend/usage.html", context)
+
+
+@team_view()
+def usage_export(request: TeamRequest) -> HttpResponse:
+    _, usage_filter = _filter(request)
+    rows = ledger_rows(team=request.team, f=usage_filter)
+    header = ["time", "feature", "connection", "person", "assistant", "version", "source", "source_id", "label",
+              "model", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens", "calls", "pricing",
+              "prices_per_1m", "cost_usd", "figure"]
+    lines = ([e.occurred_at.isoformat(), e.feature, e.connection_name, e.person_name, e.assistant_name,
+              e.version_number or "", e.source_kind, e.source_id or "", e.source_label, e.model, e.input_tokens,
+              e.cached_tokens, e.output_tokens, e.reasoning_tokens, e.calls, e.pricing,
+              " ".join(f"{k}={v}" for k, v in sorted(e.prices.items())),
+              "" if e.cost_usd is None else e.cost_usd, "estimated" if e.estimated else "provider"]
+             for e in rows)
+    name = f"spend-{usage_filter.start:%Y%m%d}-{usage_filter.end:%Y%m%d}.csv"
+    return csv_response(filename=name, header=header, rows=lines)  # type: ignore[return-value]  # streamed
+
+
+@require_POST
+@team_view(Role.ADMIN)
+def budget_save_view(request: TeamRequest) -> HttpResponse:
+    form = BudgetForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.values():
+            messages.error(request, " ".join(str(message) for message in error))
+        return redirect("usage")
+    connection_id = form.connection_id()
+    connection = (get_object_or_404(ProviderConnection, team=request.team, pk=connection_id)
+                  if connection_id is not None else None)
+    data = form.cleaned_data
+    try:
+        budget_save(team=request.team, connection=connection, amount_usd=data["amount_usd"],
+                    thresholds=data["thresholds"], hard_limit=data["hard_limit"], actor=request.user)
+    except BudgetInvalid as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Budget saved: ${data['amount_usd']:,.2f} a month for "
+                                  f"{connection.name if connection else 'the team'}.")
+    return redirect("usage")
+
+
+@require_POST
+@team_view(Role.ADMIN)
+def budget_delete_view(request: TeamRequest, budget_id: int) -> HttpResponse:
+    budget = get_object_or_404(Budget.objects.select_related("connection"), team=request.team, pk=budget_id)
+    budget_delete(budget=budget, actor=request.user)
+    messages.success(request, "Budget removed.")
+    return redirect("usage")

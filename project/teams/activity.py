@@ -40,6 +40,8 @@ _SENTENCES: dict[str, tuple[str, str]] = {
     "batch.submitted": ("submitted the batch {target}", "submitted a batch"),
     "batch.cancelled": ("cancelled the batch {target}", "cancelled a batch"),
     "batch.discarded": ("discarded the batch {target}", "discarded a batch"),
+    "budget.saved": ("set the budget of {target}", "set a budget"),
+    "budget.deleted": ("removed the budget of {target}", "removed a budget"),
 }
 
 
@@ -64,3 +66,25 @@ def event_sentence(event: AuditEvent) -> str:
 def activity_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
     """The activity feed's rows: when, who, and what in words."""
     return [{"created_at": event.created_at, "actor": event.actor, "what": event_sentence(event)} for event in events]
+
+
+def _change(before: Any, after: Any) -> list[dict[str, Any]]:
+    """What a change of settings changed: one row per field whose value differs."""
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    return [{"field": key, "before": before.get(key), "after": after.get(key)}
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def audit_rows(events: list[AuditEvent]) -> list[dict[str, Any]]:
+    """The audit log's rows: the activity row, plus the object, the address and, for
+    settings, roles, connections and budgets, what changed."""
+    rows = []
+    for event, row in zip(events, activity_rows(events), strict=True):
+        details = event.details or {}
+        changes = _change(details.get("before"), details.get("after"))
+        if event.action == "member.role_changed":
+            changes = [{"field": "role", "before": details.get("old"), "after": details.get("new")}]
+        rows.append({**row, "action": event.action, "target": event.target, "address": event.address,
+                     "changes": changes})
+    return rows

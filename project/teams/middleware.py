@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from project.teams.audit_context import request_address
 from project.teams.selectors import membership_for, memberships_for_user
 
 SESSION_TEAM_KEY = "team_id"
@@ -20,6 +21,14 @@ class CurrentTeamMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # The audit trail records which address each change came from.
+        token = request_address.set(request.META.get("REMOTE_ADDR") or None)
+        try:
+            return self._with_team(request)
+        finally:
+            request_address.reset(token)
+
+    def _with_team(self, request: HttpRequest) -> HttpResponse:
         request.team = None  # type: ignore[attr-defined]
         request.membership = None  # type: ignore[attr-defined]
         if request.user.is_authenticated:

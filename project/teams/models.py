@@ -97,11 +97,16 @@ class Invitation(models.Model):
 
 
 class AuditEvent(models.Model):
+    """Append-only: a database trigger refuses to change what an event says (see the
+    migration); only the actor may become empty, when that account is deleted."""
+
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="audit_events")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     action = models.CharField(max_length=80)
     target = models.CharField(max_length=200, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    # Where the request that made the change came from (None for workers and commands).
+    address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from project.teams.models import AuditEvent, Invitation, Membership, Team
@@ -39,3 +41,26 @@ def invitation_by_token(*, token: str) -> Invitation | None:
 
 def team_audit_events(*, team: Team, limit: int = 50) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(team=team).select_related("actor")[:limit]
+
+
+AUDIT_PAGE = 100
+
+
+def team_audit_search(*, team: Team, actor_id: int | None = None, action: str = "", start: date | None = None,
+                      end: date | None = None) -> QuerySet[AuditEvent]:
+    """The team's audit events, newest first, by who, what (an action or its family: "budget")
+    and the days (UTC, inclusive)."""
+    events = AuditEvent.objects.filter(team=team).select_related("actor")
+    if actor_id is not None:
+        events = events.filter(actor_id=actor_id)
+    if action:
+        events = events.filter(Q(action=action) | Q(action__startswith=action.rstrip(".") + "."))
+    if start is not None:
+        events = events.filter(created_at__gte=datetime.combine(start, time.min, tzinfo=UTC))
+    if end is not None:
+        events = events.filter(created_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC))
+    return events.order_by("-created_at", "-pk")
+
+
+def team_audit_actions(*, team: Team) -> list[str]:
+    return list(AuditEvent.objects.filter(team=team).values_list("action", flat=True).distinct().order_by("action"))

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from project.teams.audit_context import request_address
 from project.teams.models import AuditEvent, Invitation, Membership, Role, Team
 
 
@@ -23,7 +24,8 @@ class TeamRuleError(Exception):
 
 
 def audit_record(*, team: Team, actor: User | None, action: str, target: str = "", **details: Any) -> None:
-    AuditEvent.objects.create(team=team, actor=actor, action=action, target=target[:200], details=details)
+    AuditEvent.objects.create(team=team, actor=actor, action=action, target=target[:200], details=details,
+                              address=request_address.get())
 
 
 def _unique_slug(name: str) -> str:

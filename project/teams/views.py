@@ -1,18 +1,25 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from project.csv_export import csv_response
 from project.teams import selectors, services
 from project.teams.access import TeamRequest, team_view
-from project.teams.activity import activity_rows
+from project.teams.activity import activity_rows, audit_rows, event_sentence
 from project.teams.forms import InvitationForm, RoleForm, TeamForm
 from project.teams.middleware import SESSION_TEAM_KEY
 from project.teams.models import Role
@@ -166,3 +173,39 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         messages.success(request, f"Welcome to {membership.team.name}.")
         return redirect("home")
     return render(request, "teams/invitation_accept.html", {"invitation": invitation, "form": signup_form})
+
+
+class AuditFilterForm(forms.Form):
+    person = forms.CharField(required=False)
+    action = forms.CharField(required=False, max_length=80)
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def search(self) -> dict[str, Any]:
+        if not self.is_valid():
+            return {}
+        data = self.cleaned_data
+        return {"actor_id": parse_id(data["person"]), "action": data["action"].strip(), "start": data["start"],
+                "end": data["end"]}
+
+
+@team_view(Role.ADMIN)
+def audit_log(request: TeamRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    events = selectors.team_audit_search(team=request.team, **form.search())
+    page = Paginator(events, selectors.AUDIT_PAGE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page, "rows": audit_rows(list(page.object_list)), "active": "audit",
+               "actions": selectors.team_audit_actions(team=request.team),
+               "people": selectors.team_members(team=request.team),
+               "query": urlencode({k: v for k, v in request.GET.items() if v and k != "page"})}
+    return render(request, "teams/audit_log.html", context)
+
+
+@team_view(Role.ADMIN)
+def audit_export(request: TeamRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    events = selectors.team_audit_search(team=request.team, **form.search()).iterator(chunk_size=2000)
+    rows = ([e.created_at.isoformat(), e.actor.get_username() if e.actor else "", e.action, event_sentence(e),
+             e.target, e.address or "", json.dumps(e.details, ensure_ascii=False, sort_keys=True)] for e in events)
+    return csv_response(filename=f"audit-{request.team.slug}.csv",  # type: ignore[return-value]  # streamed
+                        header=["time", "who", "action", "what", "object", "address", "details"], rows=rows)

@@ -3,7 +3,6 @@ batch spend on the Usage page."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -190,22 +189,24 @@ def test_choosing_no_thread_is_a_clear_error_and_viewers_cannot_build(owner_clie
 
 # -- usage ---------------------------------------------------------------------------------------------
 
-def test_the_usage_page_totals_chat_and_batch_spend(owner_client: Client, team: Team, other_team: Team) -> None:
-    from assistants_app.models import Run
+def test_the_usage_page_totals_chat_and_batch_spend_from_the_ledger(owner_client: Client, team: Team,
+                                                                     other_team: Team) -> None:
+    from jobs_app.batches.results import batch_spend_record
+    from project.spend.ledger import SpendLine, spend_record
 
-    thread = make_thread(team)
-    version = thread.assistant.current_version
-    assert version is not None
-    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version, model=version.model,
-                       status="succeeded", input_tokens=100, output_tokens=20, cost_usd=Decimal("0.250000"))
-    for owner_team, cost in ((team, "1.500000"), (other_team, "9.000000")):
+    spend_record(SpendLine(team_id=team.pk, feature="chat", model="gpt-4.1-mini", source_kind="run", key="run:1",
+                           input_tokens=625_000))  # $0.25 at $0.40 per 1M
+    for owner_team in (team, other_team):
         group = make_batch_group(owner_team)
         assert isinstance(group, BatchGroup)
         Batch.objects.filter(group=group).update(remote_id=f"batch_{owner_team.pk}", status=BatchStatus.COMPLETED,
-                                                 total=3, input_tokens=300, output_tokens=60, cost_usd=Decimal(cost))
+                                                 total=3, completed=3)
+        part = group.parts.get()
+        batch_spend_record(batch=part, input_tokens=7_500_000 if owner_team == team else 90_000_000,
+                           output_tokens=0)  # gpt-4o-mini's batch input: $0.075 per 1M
+        batch_spend_record(batch=part, input_tokens=7_500_000, output_tokens=0)  # collected again: not twice
     make_batch_group(team)  # a draft never sent is not spend
     page = " ".join(owner_client.get(reverse("usage")).content.decode().split())
-    assert "$1.75</strong> in all" in page
-    assert "chat $0.25 + batches $1.50" in page
-    assert "1 batch, 3 requests, 300 input and 60 output tokens" in page
-    assert "<td>$1.50</td>" in page and "$9" not in page
+    assert "<strong>$0.8125</strong> in 4 calls" in page
+    assert "<td>Batches</td><td>$0.5625</td>" in page and "<td>Chat</td><td>$0.25</td>" in page
+    assert "$6.75" not in page

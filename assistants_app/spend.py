@@ -1,0 +1,78 @@
+"""Chat's spend: what a run attempt cost goes to the platform's ledger, and a run is let
+through a hard budget limit with its most possible cost reserved. Both engines' run loops
+(Chat Completions, Responses) call `run_spend_record` where they save a run's usage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from functools import partial
+from typing import Protocol
+
+from django.db.models import Sum
+
+from assistants_app.conversation import output_budget
+from assistants_app.models import Message, Run, Thread
+from project.providers.model_facts import ModelFacts, model_facts
+from project.spend.budgets import budget_reserve
+from project.spend.ledger import SpendLine, line_cost, spend_record
+from project.spend.models import Feature
+from project.teams.models import Team
+
+# A run that never reports (its worker died for good) stops holding budget after this long.
+RESERVATION_HOURS = 1.0
+
+
+class RunUsage(Protocol):
+    """The counts a run loop keeps for one attempt (run_loop.Usage)."""
+
+    input: int
+    cached: int
+    output: int
+    reasoning: int
+    calls: int
+    estimated: bool
+
+
+def run_reservation_key(run_id: int) -> str:
+    return f"run:{run_id}"
+
+
+def run_spend_record(*, run: Run, usage: RunUsage) -> None:
+    """Put what this attempt of the run cost in the ledger (nothing when no call was billed):
+    call it in the transaction that saves the run's usage. The row outlives the thread."""
+    if not usage.calls:
+        return
+    asked = (Message.objects.filter(pk=run.user_message_id).select_related("author").first()
+             if run.user_message_id is not None else None)
+    person = asked.author if asked is not None else None
+    connection = run.assistant.connection
+    spend_record(SpendLine(
+        team_id=run.team_id, feature=Feature.CHAT, model=run.model, source_kind="run", source_id=run.pk,
+        source_label=run.thread.title, key=f"run:{run.pk}:attempt:{run.attempts}",
+        connection_id=connection.pk if connection else None, connection_name=connection.name if connection else "",
+        person_id=person.pk if person else None, person_name=person.get_username() if person else "",
+        assistant_id=run.assistant_id, assistant_name=run.assistant.name, version_id=run.version_id,
+        version_number=run.version.number, input_tokens=usage.input, cached_tokens=usage.cached,
+        output_tokens=usage.output, reasoning_tokens=usage.reasoning, calls=usage.calls, estimated=usage.estimated,
+        settles=run_reservation_key(run.pk)))
+
+
+def run_most_cost(*, thread: Thread, run: Run, facts: ModelFacts | None = None) -> Decimal:
+    """The most one call of the run can cost: the history that fits the context window plus
+    the output budget, at the model's prices (0 when they are unknown)."""
+    facts = facts or model_facts(run.model)
+    output = output_budget(run.version, facts)
+    history = Message.objects.filter(thread=thread).aggregate(tokens=Sum("token_count"))["tokens"] or 0
+    prompt = min(int(history), max(facts.context_window - output, 0))
+    cost, _ = line_cost(SpendLine(team_id=run.team_id, feature=Feature.CHAT, model=run.model, source_kind="run",
+                                  key="", input_tokens=prompt, output_tokens=output))
+    return cost or Decimal(0)
+
+
+def run_budget_reserve(*, team: Team, thread: Thread, run: Run) -> None:
+    """Refuse the run when a hard limit is used up (BudgetExceeded), else reserve its most cost."""
+    connection_id = thread.assistant.connection_id
+    amount: Callable[[], Decimal] = partial(run_most_cost, thread=thread, run=run)
+    budget_reserve(team=team, connection_id=connection_id, key=run_reservation_key(run.pk), amount=amount,
+                   what="this reply", hours=RESERVATION_HOURS)

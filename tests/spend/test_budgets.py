@@ -1,0 +1,128 @@
+"""Budgets: thresholds are announced once a month to owners and admins, a hard limit
+refuses new work with a message naming it and who can raise it, and concurrent work
+overshoots the limit by at most one piece of work."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.db import close_old_connections
+
+from project.notifications.models import Notification
+from project.spend.budgets import BudgetExceeded, budget_reserve, budget_save, month_spent, reservation_release
+from project.spend.ledger import SpendLine, spend_record
+from project.spend.models import Budget, BudgetAlert, Feature, SpendReservation
+from project.teams.models import AuditEvent, Role
+from tests.factories import add_member, make_connection, make_user
+
+
+def spend(team, key: str, dollars: str, connection_id: int | None = None) -> None:
+    # gpt-4.1-mini costs $0.40 per 1M input tokens: tokens for the wanted amount.
+    tokens = int(Decimal(dollars) / Decimal("0.40") * 1_000_000)
+    spend_record(SpendLine(team_id=team.pk, feature=Feature.CHAT, model="gpt-4.1-mini", source_kind="run", key=key,
+                           input_tokens=tokens, connection_id=connection_id))
+
+
+@pytest.mark.django_db
+def test_each_threshold_is_announced_once_a_month_to_owners_and_admins(team, owner,
+                                                                      django_capture_on_commit_callbacks) -> None:
+    admin = add_member(team, make_user("ada"), role=Role.ADMIN).user
+    add_member(team, make_user("mo"), role=Role.MEMBER)
+    budget_save(team=team, connection=None, amount_usd=Decimal("10"), thresholds=[50, 80, 100], hard_limit=False,
+                actor=owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        spend(team, "a", "4")
+    assert not Notification.objects.filter(team=team).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        spend(team, "b", "1.5")  # 55%
+        spend(team, "c", "0.1")  # still past 50% only: not again
+    notes = list(Notification.objects.filter(team=team).values_list("text", flat=True))
+    assert len(notes) == 1 and notes[0].startswith("The team's budget reached 50% in ")
+    assert notes[0].endswith(": $5.50 of $10.00.")
+    with django_capture_on_commit_callbacks(execute=True):
+        spend(team, "d", "5")  # 106%: 80 and 100 crossed at once, one notification naming the highest
+    notes = list(Notification.objects.filter(team=team).order_by("pk").values_list("text", flat=True))
+    assert len(notes) == 2 and "reached 100%" in notes[1]
+    assert sorted(BudgetAlert.objects.values_list("threshold", flat=True)) == [50, 80, 100]
+    spend(team, "e", "1")
+    assert Notification.objects.filter(team=team).count() == 2
+    # Mail went to the owner and the admin, never to the member.
+    recipients = sorted(address for message in mail.outbox for address in message.to)
+    assert recipients == sorted([owner.email, admin.email] * 2)
+
+
+@pytest.mark.django_db
+def test_a_hard_limit_refuses_work_naming_the_budget_and_who_can_raise_it(team, owner) -> None:
+    connection = make_connection(team, name="Prod key")
+    budget_save(team=team, connection=connection, amount_usd=Decimal("2"), thresholds=[], hard_limit=True, actor=owner)
+    budget_reserve(team=team, connection_id=connection.pk, key="w1", amount=Decimal("0.5"), what="this reply")
+    spend(team, "a", "2", connection_id=connection.pk)
+    with pytest.raises(BudgetExceeded) as refused:
+        budget_reserve(team=team, connection_id=connection.pk, key="w2", amount=Decimal("0.5"), what="this reply")
+    message = str(refused.value)
+    assert "the connection Prod key's budget of $2.00 a month is used up" in message
+    assert owner.get_username() in message and message.startswith("This reply was not started")
+    # Other connections have no budget of their own and the team none: they are not stopped.
+    other = make_connection(team)
+    budget_reserve(team=team, connection_id=other.pk, key="w3", amount=Decimal("5"), what="this reply")
+    # Raised, it lets work through again.
+    budget_save(team=team, connection=connection, amount_usd=Decimal("5"), thresholds=[], hard_limit=True, actor=owner)
+    budget_reserve(team=team, connection_id=connection.pk, key="w2", amount=Decimal("0.5"), what="this reply")
+
+
+@pytest.mark.django_db
+def test_reservations_of_running_work_count_until_settled(team, owner) -> None:
+    budget_save(team=team, connection=None, amount_usd=Decimal("1"), thresholds=[], hard_limit=True, actor=owner)
+    budget_reserve(team=team, connection_id=None, key="run:1", amount=Decimal("1.2"), what="this reply")
+    with pytest.raises(BudgetExceeded, match="with work still running counted"):
+        budget_reserve(team=team, connection_id=None, key="run:2", amount=Decimal("0.1"), what="this reply")
+    # The first run ends cheaper than it might have: its ledger row settles the reservation.
+    spend_record(SpendLine(team_id=team.pk, feature=Feature.CHAT, model="gpt-4.1-mini", source_kind="run",
+                           key="run:1:attempt:1", input_tokens=1000, settles="run:1"))
+    assert not SpendReservation.objects.filter(key="run:1").exists()
+    budget_reserve(team=team, connection_id=None, key="run:2", amount=Decimal("0.1"), what="this reply")
+    reservation_release(key="run:2")
+    assert not SpendReservation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_work_overshoots_the_limit_by_at_most_one_piece(team, owner) -> None:
+    budget_save(team=team, connection=None, amount_usd=Decimal("1"), thresholds=[], hard_limit=True, actor=owner)
+    spend(team, "before", "0.7")
+    passed: list[str] = []
+    start = threading.Barrier(8)
+
+    def claim(n: int) -> None:
+        start.wait()
+        try:
+            budget_reserve(team=team, connection_id=None, key=f"run:{n}", amount=Decimal("0.25"), what="this reply")
+            passed.append(f"run:{n}")
+        except BudgetExceeded:
+            pass
+        finally:
+            close_old_connections()
+
+    workers = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    # $0.70 spent: the second $0.25 would start at $0.95 < $1, the third at $1.20: two pass.
+    assert len(passed) == 2
+    committed = month_spent(team_id=team.pk) + sum(r.amount_usd for r in SpendReservation.objects.all())
+    assert committed - Decimal("1") <= Decimal("0.25")
+
+
+@pytest.mark.django_db
+def test_budget_changes_are_audited_with_before_and_after(team, owner) -> None:
+    budget_save(team=team, connection=None, amount_usd=Decimal("10"), thresholds=[50], hard_limit=False, actor=owner)
+    budget_save(team=team, connection=None, amount_usd=Decimal("20"), thresholds=[50, 100], hard_limit=True,
+                actor=owner)
+    event = AuditEvent.objects.filter(team=team, action="budget.saved").order_by("-pk").first()
+    assert event is not None and event.actor == owner
+    assert event.details["before"] == {"amount_usd": "10.00", "thresholds": [50], "hard_limit": False}
+    assert event.details["after"] == {"amount_usd": "20", "thresholds": [50, 100], "hard_limit": True}
+    assert Budget.objects.get(team=team).amount_usd == Decimal("20")

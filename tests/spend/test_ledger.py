@@ -1,0 +1,98 @@
+"""The ledger: rows are priced once and never change, a key is recorded once, and the
+daily and monthly rollups always equal the raw rows."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, transaction
+from django.db.models import Count, Q, Sum
+
+from project.providers.model_facts import model_facts
+from project.spend.ledger import SpendLine, spend_record
+from project.spend.models import Feature, Pricing, SpendDaily, SpendEntry, SpendMonth
+from project.teams.models import Team
+
+pytestmark = pytest.mark.django_db
+
+
+def line(team: Team, key: str, **extra: object) -> SpendLine:
+    values: dict[str, object] = {"team_id": team.pk, "feature": Feature.CHAT, "model": "gpt-4.1-mini",
+                                 "source_kind": "run", "key": key, "input_tokens": 1000, "output_tokens": 500}
+    values.update(extra)
+    return SpendLine(**values)  # type: ignore[arg-type]
+
+
+def test_a_line_is_priced_at_the_models_prices_and_keeps_the_prices_used(team) -> None:
+    entry = spend_record(line(team, "a", input_tokens=1_000_000, cached_tokens=200_000, output_tokens=100_000))
+    assert entry is not None
+    facts = model_facts("gpt-4.1-mini")
+    expected = (Decimal(800_000) * facts.price("input") + Decimal(200_000) * facts.price("cached_input")  # type: ignore[operator]
+                + Decimal(100_000) * facts.price("output")) / 1_000_000  # type: ignore[operator]
+    assert entry.cost_usd == expected.quantize(Decimal("0.000001"))
+    assert entry.prices == {"input": str(facts.price("input")), "cached_input": str(facts.price("cached_input")),
+                            "output": str(facts.price("output"))}
+
+
+def test_batch_and_training_lines_use_their_own_prices(team) -> None:
+    facts = model_facts("gpt-4.1-mini")
+    batch = spend_record(line(team, "b", feature=Feature.BATCH, pricing=Pricing.BATCH, input_tokens=2_000_000,
+                              output_tokens=1_000_000))
+    training = spend_record(line(team, "t", feature=Feature.FINE_TUNING, pricing=Pricing.TRAINING,
+                                 input_tokens=1_000_000, output_tokens=0))
+    assert batch is not None and training is not None
+    assert batch.cost_usd == 2 * facts.price("batch_input") + facts.price("batch_output")  # type: ignore[operator]
+    assert training.cost_usd == facts.price("training")
+
+
+def test_a_model_without_a_price_is_recorded_without_a_cost(team) -> None:
+    entry = spend_record(line(team, "u", model="my-local-llama"))
+    assert entry is not None and entry.cost_usd is None
+    assert SpendDaily.objects.get(team=team).unpriced_calls == 1
+
+
+def test_the_same_key_is_recorded_once(team) -> None:
+    assert spend_record(line(team, "once")) is not None
+    assert spend_record(line(team, "once")) is None
+    assert SpendEntry.objects.filter(team=team).count() == 1
+    assert SpendDaily.objects.get(team=team).calls == 1
+
+
+def test_the_ledger_refuses_to_be_rewritten(team) -> None:
+    entry = spend_record(line(team, "fixed"))
+    assert entry is not None
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        SpendEntry.objects.filter(pk=entry.pk).update(cost_usd=Decimal(0))
+
+
+def test_rollups_equal_the_raw_rows(team, other_team) -> None:
+    rng = random.Random(7)
+    start = datetime(2026, 10, 20, tzinfo=UTC)
+    for i in range(300):
+        spend_record(line(
+            rng.choice([team, other_team]), f"r{i}", model=rng.choice(["gpt-4.1-mini", "gpt-4o", "gpt-4.1"]),
+            feature=rng.choice([Feature.CHAT, Feature.BATCH]), person_id=rng.choice([None, 1, 2]),
+            assistant_id=rng.choice([None, 10, 11]), connection_id=rng.choice([None, 5]),
+            input_tokens=rng.randint(0, 5000), cached_tokens=0, output_tokens=rng.randint(0, 3000),
+            estimated=rng.random() < 0.2, occurred_at=start + timedelta(hours=rng.randint(0, 24 * 30))))
+    keys = ["team", "feature", "model", "person_id", "assistant_id", "connection_id"]
+    raw = {(*(r[k] for k in keys), r["occurred_at__date"]): r for r in
+           SpendEntry.objects.values(*keys, "occurred_at__date").annotate(
+               cost=Sum("cost_usd"), calls=Sum("calls"), input=Sum("input_tokens"), output=Sum("output_tokens"),
+               estimated=Count("pk", filter=Q(estimated=True)))}
+    daily = {(r.team_id, r.feature, r.model, r.person_id, r.assistant_id, r.connection_id, r.day): r
+             for r in SpendDaily.objects.all()}
+    assert set(raw) == set(daily)
+    for key, r in raw.items():
+        d = daily[key]
+        assert (d.cost_usd, d.calls, d.input_tokens, d.output_tokens, d.estimated_calls) == (
+            r["cost"], r["calls"], r["input"], r["output"], r["estimated"])
+    for team_id in (team.pk, other_team.pk):
+        for month in SpendMonth.objects.filter(team_id=team_id):
+            entries = SpendEntry.objects.filter(team_id=team_id, connection_id=month.connection_id,
+                                                occurred_at__year=month.month.year,
+                                                occurred_at__month=month.month.month)
+            assert month.cost_usd == entries.aggregate(total=Sum("cost_usd"))["total"]
