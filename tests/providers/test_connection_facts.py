@@ -5,10 +5,12 @@ price for one connection; the picker offers the chosen connection's own models."
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
 from assistants_app.models import Run
+from assistants_app.spend import run_spend_record
 from project.providers.capabilities import capabilities_probe
 from project.providers.connection_facts import connection_model, connection_model_facts
 from project.providers.models import ConnectionModelFacts, ProviderKind
@@ -99,13 +101,19 @@ def test_usage_does_not_say_zero_dollars_when_costs_are_unknown(owner_client, te
     thread = make_thread(team)
     version = thread.assistant.current_version
     assert version is not None
-    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version, model=LLAMA_MODEL,
-                       status="succeeded", input_tokens=100, output_tokens=50, provider_calls=1, cost_usd=None)
+    usage = SimpleNamespace(input=100, cached=0, output=50, reasoning=0, calls=1, estimated=False)
+    unpriced = Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version,
+                                  model=LLAMA_MODEL, status="succeeded", input_tokens=100, output_tokens=50,
+                                  provider_calls=1, cost_usd=None)
+    run_spend_record(run=unpriced, usage=usage)
     html = owner_client.get("/usage/").content.decode()
-    assert "$0.00" not in html.split("data-usage-total>")[1].split("</p>")[0]
-    assert "<strong>unknown</strong>" in html and "1 item of unknown cost" in html
-    Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version, model="gpt-4.1-mini",
-                       status="succeeded", input_tokens=100, output_tokens=50, provider_calls=1,
-                       cost_usd=Decimal("0.0025"))
+    headline = html.split("data-usage-total>")[1].split("</p>")[0]
+    assert "$0.00" not in headline
+    assert "<strong>unknown</strong>" in headline and "1 call of unknown cost" in headline
+    priced = Run.objects.create(thread=thread, team=team, assistant=thread.assistant, version=version,
+                                model="gpt-4.1-mini", status="succeeded", input_tokens=100, output_tokens=50,
+                                provider_calls=1)
+    run_spend_record(run=priced, usage=usage)
     headline = owner_client.get("/usage/").content.decode().split("data-usage-total>")[1].split("</p>")[0]
-    assert "$0.0025" in headline and "not counting 1 item of unknown cost" in headline
+    assert "unknown</strong>" not in headline and "<strong>$0.0001" in headline
+    assert "1 call of unknown cost (no price is known for the model), not counted" in headline
