@@ -310,6 +310,7 @@ def test_set_from_recent_threads(*, team: Team, actor: User | None, assistant: A
     return test_set
 
 
+@transaction.atomic
 def migration_run_start(*, team: Team, actor: User | None, assistant: Assistant, test_set: TestSet | None,
                         candidates: Sequence[str], connection: ProviderConnection) -> EvalRun:
     """The assistant's set (one made from its recent threads when none is given) against its
