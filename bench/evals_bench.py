@@ -84,7 +84,7 @@ def _start_sandbox(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
             return process, f"http://127.0.0.1:{port}/v1"
         except OSError:
             time.sleep(0.2)

@@ -4,18 +4,21 @@ what a run page shows (per-target figures, the side-by-side case table)."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 
-from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, TestCase, TestSet, TestSetVersion
+from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunStatus, TestCase, TestSet, TestSetVersion
 from project.spend.registry import SpendSection
 from project.teams.models import Team
+from project.version_results import VersionResult
 
 
 def team_test_sets(*, team: Team) -> QuerySet[TestSet]:
@@ -151,6 +154,27 @@ def run_progress(*, run: EvalRun) -> tuple[int, int]:
 def latest_runs_for_assistant(*, team: Team, assistant_id: int) -> QuerySet[EvalRun]:
     return (EvalRun.objects.filter(team=team, targets__version__assistant_id=assistant_id).distinct()
             .select_related("set_version__test_set").order_by("-id"))
+
+
+def version_eval_results(team: Team, version_ids: Sequence[int]) -> dict[int, list[VersionResult]]:
+    """Each version's latest finished result per test set, with its own model (registered in
+    EvalsConfig.ready for chat's version list)."""
+    targets = (EvalTarget.objects.filter(run__team=team, run__status=RunStatus.SUCCEEDED, version_id__in=version_ids,
+                                         model=F("version__model"))
+               .select_related("run__set_version__test_set")
+               .annotate(passed=Count("results", filter=Q(results__passed=True)), total=Count("results"))
+               .order_by("-run_id"))
+    found: dict[int, list[VersionResult]] = {}
+    seen: set[tuple[int, int]] = set()
+    for target in targets:
+        test_set = target.run.set_version.test_set
+        if (target.version_id, test_set.pk) in seen:
+            continue
+        seen.add((target.version_id, test_set.pk))
+        found.setdefault(target.version_id, []).append(VersionResult(
+            label=str(target.run.set_version), passed=target.passed, total=target.total,  # type: ignore[attr-defined]
+            url=reverse("eval_run_detail", args=[target.run_id])))
+    return found
 
 
 def migration_runs(*, team: Team, assistant_id: int) -> QuerySet[EvalRun]:

@@ -213,3 +213,18 @@ def test_a_stale_run_is_sent_again_and_its_answered_cases_are_kept(team, assista
     assert sorted(run.results.values_list("output_text", flat=True)) == ["b", "kept"]
     EvalRun.objects.filter(pk=run.pk).update(status="running", attempts=3, heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert services.eval_runs_recover_stale(stale_after_seconds=60) == (0, 1)
+
+
+def test_the_version_list_shows_each_sets_latest_pass_rate(owner_client, team, assistant, eval_connection) -> None:
+    version = assistant.current_version
+    test_set = make_set(team, question("echo: a", expected_text="a"), question("echo: b", expected_text="c"))
+    older = start_run(team, test_set, eval_connection, (version, version.model))
+    runner.run_execute(older.pk)
+    EvalResult.objects.filter(run=older).update(passed=False)
+    newer = start_run(team, test_set, eval_connection, (version, version.model), (version, "gpt-5.4-mini"))
+    runner.run_execute(newer.pk)
+    page = owner_client.get(reverse("assistant_detail", args=[assistant.pk])).content.decode()
+    cell = page.split("data-eval-results>")[1].split("</td>")[0]
+    assert "50%" in cell and reverse("eval_run_detail", args=[newer.pk]) in cell and "Capitals v2" in cell
+    usage = owner_client.get(reverse("usage")).content.decode()
+    assert "data-eval-usage" in usage and f"#{newer.pk}" in usage
