@@ -48,14 +48,16 @@ class RunEstimate:
                 "cost_usd": None if self.cost_usd is None else str(self.cost_usd)}
 
 
-def _price(model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
+def _price(model: str, input_tokens: int, output_tokens: int, *, batch: bool = False) -> Decimal | None:
     facts = model_facts(model)
-    a, b = cost_usd(input_tokens, facts.price("input")), cost_usd(output_tokens, facts.price("output"))
+    kinds = ("batch_input", "batch_output") if batch else ("input", "output")
+    a, b = cost_usd(input_tokens, facts.price(kinds[0])), cost_usd(output_tokens, facts.price(kinds[1]))
     return None if a is None or b is None else a + b
 
 
 def run_estimate(plans: Sequence[tuple[str, TargetPlan]], cases: Sequence[TestCase],
-                 grader_list: Sequence[g.Grader]) -> RunEstimate:
+                 grader_list: Sequence[g.Grader], *, batch: bool = False) -> RunEstimate:
+    """batch: the targets at Batch API prices (the judge is asked live, at its usual prices)."""
     targets = []
     for label, plan in plans:
         encoding = encoding_for_model(plan.spec.model)
@@ -66,7 +68,8 @@ def run_estimate(plans: Sequence[tuple[str, TargetPlan]], cases: Sequence[TestCa
             input_tokens += sum(count_message(m, encoding) for m in body["messages"]) + tools + REPLY_PRIMING
             expected = case.expected_text or (json.dumps(case.expected_json) if case.expected_json is not None else "")
             output_tokens += len(encoding.encode(expected, disallowed_special=())) if expected else OUTPUT_GUESS
-        targets.append(TargetEstimate(label, input_tokens, output_tokens, _price(plan.spec.model, input_tokens, output_tokens)))
+        targets.append(TargetEstimate(label, input_tokens, output_tokens,
+                                      _price(plan.spec.model, input_tokens, output_tokens, batch=batch)))
     judge_tokens = 0
     judge_cost: Decimal | None = Decimal(0)
     for grader in grader_list:

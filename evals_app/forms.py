@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from evals_app import graders as g
+from evals_app.models import RunMode
 from project.user_input import UserJSONError, loads_user_json
 
 
@@ -146,6 +147,7 @@ class UploadForm(forms.Form):
 class RunForm(forms.Form):
     connection: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
         queryset=None, help_text="Where every target and the judge are asked.")
+    mode = forms.ChoiceField(choices=RunMode.choices, initial=RunMode.LIVE, widget=forms.RadioSelect)
     concurrency = forms.IntegerField(initial=16, min_value=1, max_value=64,
                                      help_text="Requests at once; a 429 from the provider slows the run down.")
 

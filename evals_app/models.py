@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from project.files.models import File
 from project.providers.models import ProviderConnection
 from project.teams.models import Team
 
@@ -113,11 +114,21 @@ class RunStatus(models.TextChoices):
     FAILED = "failed"
 
 
+class RunMode(models.TextChoices):
+    LIVE = "live", "Live (in parallel, now)"
+    BATCH = "batch", "Batch API (half price, within 24 hours)"
+
+
 class EvalRun(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
     set_version = models.ForeignKey(TestSetVersion, on_delete=models.RESTRICT, related_name="runs")
     connection = models.ForeignKey(ProviderConnection, on_delete=models.RESTRICT, related_name="+")
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    mode = models.CharField(max_length=10, choices=RunMode.choices, default=RunMode.LIVE)
+    # Batch mode: the input file sent and the provider's batch, followed by the sync until it ends.
+    batch_input_file = models.ForeignKey(File, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    remote_batch_id = models.CharField(max_length=100, blank=True)
+    batch_status = models.CharField(max_length=20, blank=True)
     # A re-run of another run's failed cases.
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Set by the migration assistant: the assistant looking for a replacement model.

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import openai
@@ -64,8 +65,12 @@ class Spend:
         details = getattr(usage, "prompt_tokens_details", None)
         self.cached += (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
 
-    def cost(self, facts: ModelFacts) -> Decimal | None:
-        prices = (facts.price("input"), facts.price("cached_input") or facts.price("input"), facts.price("output"))
+    def cost(self, facts: ModelFacts, *, batch: bool = False) -> Decimal | None:
+        """At the model's prices, or the Batch API's (cached input is not discounted further there)."""
+        if batch:
+            prices = (facts.price("batch_input"), facts.price("batch_input"), facts.price("batch_output"))
+        else:
+            prices = (facts.price("input"), facts.price("cached_input") or facts.price("input"), facts.price("output"))
         parts = [cost_usd(self.input - self.cached, prices[0]), cost_usd(self.cached, prices[1]),
                  cost_usd(self.output, prices[2])]
         return None if any(p is None for p in parts) else sum((p for p in parts if p is not None), Decimal(0))
@@ -196,6 +201,14 @@ def answer_and_grade(client: openai.OpenAI, plan: TargetPlan, result_id: int, ca
         answer.error = error.message
         return answer
     answer.cost = answer.spend.cost(plan.facts)
+    return grade_answer(client, case, answer, grader_list, pacer)
+
+
+def grade_answer(client: openai.OpenAI, case: TestCase, answer: Answer, grader_list: Sequence[g.Grader],
+                 pacer: Pacer) -> Answer:
+    """The graders' verdicts on an answer (the judge asked here; embeddings come later)."""
+    if answer.error:
+        return answer
     for grader in grader_list:
         if grader.kind == "embedding":
             continue  # after every answer is in, in batches
@@ -229,31 +242,39 @@ def run_execute(run_id: int) -> None:
     try:
         _execute(run)
     except ProviderError as error:
-        _finish(run, RunStatus.FAILED, error=error.message)
+        finish(run, RunStatus.FAILED, error=error.message)
     except Exception:
         log.exception("eval run %s failed", run.pk)
-        _finish(run, RunStatus.FAILED, error="The run stopped on an unexpected error (logged); re-run it.")
+        finish(run, RunStatus.FAILED, error="The run stopped on an unexpected error (logged); re-run it.")
         raise
     else:
-        _finish(run, RunStatus.SUCCEEDED)
+        finish(run, RunStatus.SUCCEEDED)
 
 
 def _execute(run: EvalRun) -> None:
     grader_list = g.parse_graders(run.set_version.graders)
-    threshold = run.set_version.pass_threshold
     plans = {t.pk: target_plan(t) for t in EvalTarget.objects.filter(run=run).select_related("version")}
     client = client_for(run.connection, ClientOptions(max_retries=0))
     pacer = Pacer()
-    has_embeddings = any(gr.kind == "embedding" for gr in grader_list)
     pending = EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).select_related("case")
-    work = iter([(r.pk, r.target_id, r.case) for r in pending.order_by("id")])
+    jobs = (partial(answer_and_grade, client, plans[r.target_id], r.pk, r.case, grader_list, pacer)
+            for r in list(pending.order_by("id")))
+    process(run, jobs, grader_list=grader_list, client=client, pacer=pacer)
+
+
+def process(run: EvalRun, jobs: Iterator[Callable[[], Answer]], *, grader_list: Sequence[g.Grader],
+            client: openai.OpenAI, pacer: Pacer) -> None:
+    """Run the jobs (each answers and grades one result) at the run's concurrency, saving as
+    they finish; then the embeddings grader, if the set has one."""
+    threshold = run.set_version.pass_threshold
+    has_embeddings = any(gr.kind == "embedding" for gr in grader_list)
     writer = _Writer(run, threshold=None if has_embeddings else threshold)
     with ThreadPoolExecutor(max_workers=max(1, run.concurrency), thread_name_prefix=f"eval{run.pk}") as pool:
         running: set[Future[Answer]] = set()
 
         def refill() -> None:
-            for result_id, target_id, case in _take(work, run.concurrency * 2 - len(running)):
-                running.add(pool.submit(answer_and_grade, client, plans[target_id], result_id, case, grader_list, pacer))
+            for job in _take(jobs, run.concurrency * 2 - len(running)):
+                running.add(pool.submit(job))
 
         refill()
         while running:
@@ -357,7 +378,7 @@ def embed_texts(client: openai.OpenAI, texts: Sequence[str], *, model: str, dime
     return vectors
 
 
-def _finish(run: EvalRun, status: str, *, error: str = "") -> None:
+def finish(run: EvalRun, status: str, *, error: str = "") -> None:
     if status == RunStatus.FAILED:
         # What was not asked is not left pending for ever: it is marked with the reason.
         EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).update(

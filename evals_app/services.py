@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from assistants_app.conversation import Assistant, AssistantVersion, ChatError, assistant_switch_model
 from evals_app import graders as g
+from evals_app.batch_runs import COLLECTING
 from evals_app.cases import CaseDraft, CasesInvalid, case_from_thread
 from evals_app.estimate import run_estimate
-from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunStatus, TestCase, TestSet, TestSetVersion
+from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunMode, RunStatus, TestCase, TestSet, TestSetVersion
 from evals_app.runner import target_plan
 from project.providers.models import ProviderConnection
 from project.queue import task_send_on_commit
@@ -26,6 +27,7 @@ from project.teams.services import audit_record
 
 MAX_TARGETS = 6
 MAX_CONCURRENCY = 64
+MAX_BATCH_LINES = 50_000
 
 
 class EvalError(Exception):
@@ -185,12 +187,13 @@ def _check_run(team: Team, version: TestSetVersion, connection: ProviderConnecti
 
 
 def eval_estimate(*, team: Team, version: TestSetVersion, connection: ProviderConnection,
-                  targets: Sequence[TargetChoice], case_keys: Sequence[str] | None = None) -> dict[str, Any]:
+                  targets: Sequence[TargetChoice], case_keys: Sequence[str] | None = None,
+                  mode: str = RunMode.LIVE) -> dict[str, Any]:
     """The estimate shown before a run starts (tokens and cost, the judge's included)."""
     _check_run(team, version, connection, targets)
     cases = list(version.cases.all() if case_keys is None else version.cases.filter(key__in=case_keys))
     plans = [(t.label, _plan(t)) for t in targets]
-    estimate = run_estimate(plans, cases, g.parse_graders(version.graders))
+    estimate = run_estimate(plans, cases, g.parse_graders(version.graders), batch=mode == RunMode.BATCH)
     return {"estimate": estimate, "cases": len(cases)}
 
 
@@ -201,14 +204,20 @@ def _plan(choice: TargetChoice) -> Any:
 @transaction.atomic
 def eval_run_create(*, team: Team, actor: User | None, version: TestSetVersion, connection: ProviderConnection,
                     targets: Sequence[TargetChoice], concurrency: int = 16, case_keys: Sequence[str] | None = None,
-                    migration_assistant: Assistant | None = None, rerun_of: EvalRun | None = None) -> EvalRun:
-    """The run, its targets and one pending result per case and target; a worker starts on commit."""
+                    migration_assistant: Assistant | None = None, rerun_of: EvalRun | None = None,
+                    mode: str = RunMode.LIVE) -> EvalRun:
+    """The run, its targets and one pending result per case and target; a worker starts on commit
+    (live: it asks them; batch: it sends them as one batch, which the sync follows)."""
     _check_run(team, version, connection, targets)
     cases = list(version.cases.all() if case_keys is None else version.cases.filter(key__in=case_keys))
     if not cases:
         raise EvalError("No case to run.")
-    estimate = run_estimate([(t.label, _plan(t)) for t in targets], cases, g.parse_graders(version.graders))
-    run = EvalRun.objects.create(team=team, set_version=version, connection=connection, created_by=actor,
+    if mode == RunMode.BATCH and len(cases) * len(targets) > MAX_BATCH_LINES:
+        raise EvalError(f"A batch holds at most {MAX_BATCH_LINES:,} requests; this run needs "
+                        f"{len(cases) * len(targets):,}. Run it live, or with fewer targets.")
+    estimate = run_estimate([(t.label, _plan(t)) for t in targets], cases, g.parse_graders(version.graders),
+                            batch=mode == RunMode.BATCH)
+    run = EvalRun.objects.create(team=team, set_version=version, connection=connection, created_by=actor, mode=mode,
                                  concurrency=max(1, min(MAX_CONCURRENCY, concurrency)), estimate=estimate.as_dict(),
                                  migration_assistant=migration_assistant, rerun_of=rerun_of)
     rows = []
@@ -219,8 +228,12 @@ def eval_run_create(*, team: Team, actor: User | None, version: TestSetVersion, 
     EvalResult.objects.bulk_create(rows, batch_size=2000)
     audit_record(team=team, actor=actor, action="evals.run", target=str(run.pk), set=version.test_set.name,
                  version=version.number, targets=[t.label for t in targets])
-    task_send_on_commit("evals_app.run_execute", run.pk)
+    task_send_on_commit(_start_task(run), run.pk)
     return run
+
+
+def _start_task(run: EvalRun) -> str:
+    return "evals_app.batch_run_submit" if run.mode == RunMode.BATCH else "evals_app.run_execute"
 
 
 def eval_run_rerun_failed(*, run: EvalRun, actor: User | None) -> EvalRun:
@@ -231,7 +244,7 @@ def eval_run_rerun_failed(*, run: EvalRun, actor: User | None) -> EvalRun:
     targets = [TargetChoice(t.version, t.model) for t in run.targets.select_related("version__assistant")]
     return eval_run_create(team=run.team, actor=actor, version=run.set_version, connection=run.connection,
                            targets=targets, concurrency=run.concurrency, case_keys=failed,
-                           migration_assistant=run.migration_assistant, rerun_of=run)
+                           migration_assistant=run.migration_assistant, rerun_of=run, mode=run.mode)
 
 
 @transaction.atomic
@@ -260,15 +273,20 @@ def eval_runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 3
     it) are sent again; their answered cases are kept. After max_attempts a run fails, its
     unanswered cases marked with the reason. Returns (sent again, failed)."""
     cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
-    stale = EvalRun.objects.filter(Q(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
-                                   | Q(status=RunStatus.QUEUED, created_at__lt=cutoff, started_at__isnull=True))
+    # A batch the provider holds is the sync's to follow (for up to 24 hours), unless its
+    # collector died: then the next sync collects what was not saved yet.
+    EvalRun.objects.filter(status=RunStatus.RUNNING, batch_status=COLLECTING, heartbeat_at__lt=cutoff).update(
+        batch_status="", heartbeat_at=timezone.now())
+    stale = (EvalRun.objects.filter(Q(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
+                                    | Q(status=RunStatus.QUEUED, created_at__lt=cutoff, started_at__isnull=True))
+             .exclude(mode=RunMode.BATCH, remote_batch_id__gt=""))
     again = failed = 0
-    for run in stale.only("pk", "attempts", "status"):
+    for run in stale.only("pk", "attempts", "status", "mode"):
         if run.attempts < max_attempts:
             # The heartbeat moves on, so the next sweep waits for this attempt.
             if EvalRun.objects.filter(pk=run.pk, status=run.status).update(heartbeat_at=timezone.now(),
                                                                            created_at=F("created_at")):
-                task_send_on_commit("evals_app.run_execute", run.pk)
+                task_send_on_commit(_start_task(run), run.pk)
                 again += 1
         else:
             reason = "The run's worker stopped several times; re-run the failed cases."

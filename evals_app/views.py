@@ -237,7 +237,7 @@ def eval_run_new(request: TeamRequest, set_id: int) -> HttpResponse:
             targets = _targets_from(request)
             context["chosen"] = targets
             arguments = {"team": request.team, "version": version, "connection": form.cleaned_data["connection"],
-                         "targets": targets}
+                         "targets": targets, "mode": form.cleaned_data["mode"]}
             if request.POST.get("action") == "start":
                 run = services.eval_run_create(actor=request.user, concurrency=form.cleaned_data["concurrency"], **arguments)
                 return redirect("eval_run_detail", run.pk)

@@ -16,6 +16,7 @@ from evals_app.models import EvalResult, EvalRun
 from evals_app.selectors import run_case_rows, run_figures
 from project.notifications.models import Notification
 from project.providers.client import ClientOptions, ProviderNotFound, client_for
+from project.providers.model_facts import model_facts
 from tests.evals_app.conftest import CALCULATOR, make_set, question, start_run
 from tests.factories import make_assistant
 
@@ -158,7 +159,7 @@ def test_estimate_rerun_failed_and_exports(owner_client, team, assistant, eval_c
     test_set = make_set(team, question("echo: =cmd|' /C calc'!A0", expected_text="x"), question("echo: yes", expected_text="yes"))
     version = assistant.current_version
     url = reverse("eval_run_new", args=[test_set.pk])
-    form = {"connection": eval_connection.pk, "concurrency": 4, "target_version": [version.pk, version.pk],
+    form = {"connection": eval_connection.pk, "concurrency": 4, "mode": "live", "target_version": [version.pk, version.pk],
             "target_model": ["", "gpt-5.4-mini"]}
     estimate = owner_client.post(url, {**form, "action": "estimate"})
     assert estimate.status_code == 200 and "data-estimate-total" in estimate.content.decode()
@@ -228,3 +229,48 @@ def test_the_version_list_shows_each_sets_latest_pass_rate(owner_client, team, a
     assert "50%" in cell and reverse("eval_run_detail", args=[newer.pk]) in cell and "Capitals v2" in cell
     usage = owner_client.get(reverse("usage")).content.decode()
     assert "data-eval-usage" in usage and f"#{newer.pk}" in usage
+
+
+def _batch_run_until_done(run: EvalRun, timeout: float = 20.0) -> EvalRun:
+    from evals_app import batch_runs
+
+    batch_runs.batch_run_submit(run.pk)
+    run.refresh_from_db()
+    assert run.remote_batch_id.startswith("batch_"), run.error
+    deadline = time.monotonic() + timeout
+    while run.status == "running":
+        assert time.monotonic() < deadline, f"batch still {run.batch_status}"
+        time.sleep(0.1)
+        batch_runs.batch_run_sync(run.pk)
+        run.refresh_from_db()
+    return run
+
+
+def test_a_batch_run_joins_results_to_cases_at_half_price(team, assistant, eval_connection) -> None:
+    cases = [question(f"echo: answer {i}", expected_text=f"answer {i}") for i in range(5)]
+    test_set = make_set(team, *cases, graders=[{"kind": "exact"}, {"kind": "judge", "rubric": "score=1 pass=true reason=ok"}])
+    version = assistant.current_version
+    targets = [services.TargetChoice(version, version.model), services.TargetChoice(version, "no-such-model")]
+    live_estimate = services.eval_estimate(team=team, version=test_set.current_version, connection=eval_connection,
+                                           targets=targets[:1])["estimate"]
+    run = services.eval_run_create(team=team, actor=None, version=test_set.current_version, connection=eval_connection,
+                                   targets=targets, mode="batch")
+    assert run.estimate["input_tokens"] > 0
+    batch_estimate = services.eval_estimate(team=team, version=test_set.current_version, connection=eval_connection,
+                                            targets=targets[:1], mode="batch")["estimate"]
+    assert batch_estimate.targets[0].cost_usd * 2 == live_estimate.targets[0].cost_usd
+    run = _batch_run_until_done(run)
+    assert run.status == "succeeded" and run.batch_status == "completed"
+    answered = _results(run, 1)
+    assert [r.output_text for r in answered] == [f"answer {i}" for i in range(5)]  # joined by custom_id
+    assert all(r.passed and len(r.verdicts) == 2 for r in answered)
+    first = answered[0]
+    assert first.judge_tokens > 0
+    spend = runner.Spend(input=first.input_tokens, output=first.output_tokens)
+    facts = model_facts(version.model)
+    answer_at_batch_prices = spend.cost(facts, batch=True)
+    assert answer_at_batch_prices is not None and answer_at_batch_prices < spend.cost(facts)  # type: ignore[operator]
+    assert first.cost_usd > answer_at_batch_prices  # and the judge, asked live, on top
+    refused = _results(run, 2)
+    assert all(r.status == "error" and "model" in r.error for r in refused)
+    assert run.batch_input_file is not None and run.batch_input_file.purpose == "batch"
