@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from project.providers.model_facts import model_facts
 
 log = logging.getLogger(__name__)
 
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT: Final = "/v1/chat/completions"
 MAX_LINES = 50_000  # the Batch API's limit per batch
 ACTIVE = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 CUSTOM_ID_PREFIX = "result-"

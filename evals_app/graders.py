@@ -14,11 +14,13 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+
+NOT_JSON = object()
 
 
 class GraderError(ValueError):
@@ -36,6 +38,14 @@ class CaseExpectation(Protocol):
 class ModelOutput:
     text: str
     tool_calls: Sequence[dict[str, Any]] = ()
+
+    @cached_property
+    def document(self) -> Any:
+        """The reply read as JSON once for every grader that needs it; NOT_JSON when it is not."""
+        try:
+            return output_json(self.text)
+        except ValueError:
+            return NOT_JSON
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,11 @@ class Grader:
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "weight": self.weight, **self.settings}
+
+    @cached_property
+    def validator(self) -> Draft202012Validator:
+        """The grader's schema (json_schema) or its tool arguments' schema, compiled once."""
+        return Draft202012Validator(self.settings.get("schema") or self.settings.get("arguments_schema") or {})
 
     def describe(self) -> str:
         shown = ", ".join(f"{k}={json.dumps(v)[:60]}" for k, v in self.settings.items())
@@ -164,11 +179,6 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-@lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
-
-
 def _text_value(grader: Grader, case: CaseExpectation) -> str:
     value = grader.settings.get("value")
     return case.expected_text if value is None else str(value)
@@ -264,11 +274,10 @@ def _grade_regex(grader: Grader, case: CaseExpectation, output: ModelOutput) -> 
 
 
 def _grade_json_schema(grader: Grader, case: CaseExpectation, output: ModelOutput) -> Verdict:
-    try:
-        document = output_json(output.text)
-    except ValueError:
+    document = output.document
+    if document is NOT_JSON:
         return _verdict(grader, False, "the reply is not JSON")
-    error = next(iter(_validator(json.dumps(grader.settings["schema"], sort_keys=True)).iter_errors(document)), None)
+    error = next(iter(grader.validator.iter_errors(document)), None)
     if error is None:
         return _verdict(grader, True, "valid against the schema")
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
@@ -278,9 +287,8 @@ def _grade_json_schema(grader: Grader, case: CaseExpectation, output: ModelOutpu
 def _grade_json_path(grader: Grader, case: CaseExpectation, output: ModelOutput) -> Verdict:
     path = str(grader.settings.get("path", "$"))
     expected = grader.settings.get("value", case.expected_json)
-    try:
-        document = output_json(output.text)
-    except ValueError:
+    document = output.document
+    if document is NOT_JSON:
         return _verdict(grader, False, "the reply is not JSON")
     found = json_path_get(document, path)
     if found is _MISSING:
@@ -298,10 +306,9 @@ def _grade_number(grader: Grader, case: CaseExpectation, output: ModelOutput) ->
     tolerance = float(grader.settings.get("tolerance", 0.0))
     got: float | None
     if "path" in grader.settings:
-        try:
-            found = json_path_get(output_json(output.text), str(grader.settings["path"]))
-        except ValueError:
+        if output.document is NOT_JSON:
             return _verdict(grader, False, "the reply is not JSON")
+        found = json_path_get(output.document, str(grader.settings["path"]))
         got = float(found) if isinstance(found, (int, float)) and not isinstance(found, bool) else (
             _first_number(found) if isinstance(found, str) else None)
     else:
@@ -334,7 +341,7 @@ def _grade_tool_call(grader: Grader, case: CaseExpectation, output: ModelOutput)
         return _verdict(grader, False, f"{name} was called with arguments that are not JSON", 0.5)
     schema = grader.settings.get("arguments_schema")
     if schema is not None:
-        error = next(iter(_validator(json.dumps(schema, sort_keys=True)).iter_errors(arguments)), None)
+        error = next(iter(grader.validator.iter_errors(arguments)), None)
         if error is not None:
             return _verdict(grader, False, f"{name} was called; its arguments do not fit: {_short(error.message, 100)}", 0.5)
     wanted = grader.settings.get("arguments", expected.get("arguments")) or {}
@@ -405,6 +412,7 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "required": ["score", "pass", "reason"],
     "additionalProperties": False,
 }
+_JUDGE_VALIDATOR = Draft202012Validator(JUDGE_SCHEMA)
 JUDGE_INSTRUCTIONS = (
     "You grade an assistant's reply against a rubric. Read the conversation, the reply and the rubric, "
     "then answer only with JSON: score from 0 (fails the rubric) to 1 (meets it fully), pass (true or false) "
@@ -439,7 +447,7 @@ def judge_verdict(grader: Grader, reply: str) -> Verdict:
         data = json.loads(reply)
     except ValueError:
         return _verdict(grader, False, f"the judge's reply is not JSON: {_short(reply)}")
-    error = next(iter(_validator(json.dumps(JUDGE_SCHEMA, sort_keys=True)).iter_errors(data)), None)
+    error = next(iter(_JUDGE_VALIDATOR.iter_errors(data)), None)
     if error is not None:
         return _verdict(grader, False, f"the judge's reply does not fit the verdict schema: {_short(error.message)}")
     return Verdict(grader.kind, grader.weight, bool(data["pass"]), float(data["score"]), f"judge: {_short(data['reason'], 300)}")

@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any
 
 import openai
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
@@ -334,9 +334,29 @@ class _Writer:
         self.last = time.monotonic()
         with transaction.atomic():
             if self.buffer:
-                EvalResult.objects.bulk_update(self.buffer, self.FIELDS)
+                rows_update(self.buffer, self.FIELDS)
             EvalRun.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
         self.buffer = []
+
+
+def rows_update(rows: Sequence[EvalResult], fields: Sequence[str]) -> None:
+    """Save these fields of many results in one UPDATE ... FROM (VALUES ...). Django's
+    bulk_update builds a CASE expression per field and row: for a hundred answers that took
+    longer than asking the provider for them."""
+    meta = EvalResult._meta
+    columns = [meta.get_field(name) for name in fields]
+    placeholders = "(%s::bigint, " + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
+    params: list[Any] = []
+    for row in rows:
+        params.append(row.pk)
+        params += [field.get_db_prep_save(getattr(row, field.attname), connection) for field in columns]
+    assignments = ", ".join(f'"{field.column}" = v."{field.column}"' for field in columns)
+    names = ", ".join(f'"{field.column}"' for field in columns)
+    values = ", ".join([placeholders] * len(rows))
+    sql = (f'UPDATE "{meta.db_table}" AS r SET {assignments} FROM (VALUES {values}) AS v(id, {names}) '  # noqa: S608 - names from the model
+           f"WHERE r.id = v.id")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def grade_embeddings(run: EvalRun, embedding_graders: Sequence[g.Grader], threshold: float, pacer: Pacer,
@@ -361,7 +381,8 @@ def grade_embeddings(run: EvalRun, embedding_graders: Sequence[g.Grader], thresh
         row.verdicts = list(row.verdicts) + [v.as_dict() for v in extra[row.pk]]
         outcome = g.combine(row.verdicts, threshold)
         row.score, row.passed = outcome.score, outcome.passed
-    EvalResult.objects.bulk_update(rows, ["verdicts", "score", "passed"], batch_size=500)
+    for start in range(0, len(rows), 1000):
+        rows_update(rows[start:start + 1000], ("verdicts", "score", "passed"))
 
 
 def embed_texts(client: openai.OpenAI, texts: Sequence[str], *, model: str, dimensions: int | None,

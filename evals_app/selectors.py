@@ -172,7 +172,7 @@ def version_eval_results(team: Team, version_ids: Sequence[int]) -> dict[int, li
             continue
         seen.add((target.version_id, test_set.pk))
         found.setdefault(target.version_id, []).append(VersionResult(
-            label=str(target.run.set_version), passed=target.passed, total=target.total,  # type: ignore[attr-defined]
+            label=str(target.run.set_version), passed=target.passed, total=target.total,
             url=reverse("eval_run_detail", args=[target.run_id])))
     return found
 

@@ -57,4 +57,4 @@ def test_build_a_set_from_threads_compare_two_models_and_switch(live_server, pag
     page.click("tr:has-text('with gpt-5.4-mini') button:has-text('Switch to this model')")
     page.wait_for_selector("text=Support now uses gpt-5.4-mini")
     assistant.refresh_from_db()
-    assert assistant.current_version.model == "gpt-5.4-mini"
+    assert assistant.current_version is not None and assistant.current_version.model == "gpt-5.4-mini"

@@ -251,12 +251,14 @@ def test_a_batch_run_joins_results_to_cases_at_half_price(team, assistant, eval_
     test_set = make_set(team, *cases, graders=[{"kind": "exact"}, {"kind": "judge", "rubric": "score=1 pass=true reason=ok"}])
     version = assistant.current_version
     targets = [services.TargetChoice(version, version.model), services.TargetChoice(version, "no-such-model")]
-    live_estimate = services.eval_estimate(team=team, version=test_set.current_version, connection=eval_connection,
+    set_version = test_set.current_version
+    assert set_version is not None
+    live_estimate = services.eval_estimate(team=team, version=set_version, connection=eval_connection,
                                            targets=targets[:1])["estimate"]
-    run = services.eval_run_create(team=team, actor=None, version=test_set.current_version, connection=eval_connection,
+    run = services.eval_run_create(team=team, actor=None, version=set_version, connection=eval_connection,
                                    targets=targets, mode="batch")
     assert run.estimate["input_tokens"] > 0
-    batch_estimate = services.eval_estimate(team=team, version=test_set.current_version, connection=eval_connection,
+    batch_estimate = services.eval_estimate(team=team, version=set_version, connection=eval_connection,
                                             targets=targets[:1], mode="batch")["estimate"]
     assert batch_estimate.targets[0].cost_usd * 2 == live_estimate.targets[0].cost_usd
     run = _batch_run_until_done(run)
@@ -269,8 +271,10 @@ def test_a_batch_run_joins_results_to_cases_at_half_price(team, assistant, eval_
     spend = runner.Spend(input=first.input_tokens, output=first.output_tokens)
     facts = model_facts(version.model)
     answer_at_batch_prices = spend.cost(facts, batch=True)
-    assert answer_at_batch_prices is not None and answer_at_batch_prices < spend.cost(facts)  # type: ignore[operator]
-    assert first.cost_usd > answer_at_batch_prices  # and the judge, asked live, on top
+    answer_at_live_prices = spend.cost(facts)
+    assert answer_at_batch_prices is not None and answer_at_live_prices is not None
+    assert answer_at_batch_prices < answer_at_live_prices
+    assert first.cost_usd is not None and first.cost_usd > answer_at_batch_prices  # the judge, asked live, on top
     refused = _results(run, 2)
     assert all(r.status == "error" and "model" in r.error for r in refused)
     assert run.batch_input_file is not None and run.batch_input_file.purpose == "batch"
