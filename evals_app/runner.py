@@ -26,7 +26,7 @@ from typing import Any
 
 import openai
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Field, Q
 from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
@@ -344,7 +344,7 @@ def rows_update(rows: Sequence[EvalResult], fields: Sequence[str]) -> None:
     bulk_update builds a CASE expression per field and row: for a hundred answers that took
     longer than asking the provider for them."""
     meta = EvalResult._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns = [field for field in (meta.get_field(name) for name in fields) if isinstance(field, Field)]
     placeholders = "(%s::bigint, " + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
     params: list[Any] = []
     for row in rows:
