@@ -12,6 +12,7 @@ from django.utils import timezone
 from assistants_app.conversation import Assistant, team_assistants
 from evals_app.models import EvalRun, EvalTarget, RunStatus
 from project.providers.model_facts import ModelFacts, known_model_ids, model_facts
+from project.providers.team_models import TeamModel, team_models_list
 from project.teams.models import Team
 
 WARN_DAYS = 90
@@ -53,6 +54,15 @@ class MigrationState:
     RUNNING = "evaluating"
     EVALUATED = "evaluated"
     SWITCHED = "switched"
+
+
+@dataclass(frozen=True)
+class FineTunedRow:
+    model: TeamModel
+    shutdown: date
+    days_left: int
+    assistants: list[str]  # the team's assistants that use it
+    state: str
 
 
 @dataclass(frozen=True)
@@ -100,3 +110,23 @@ def team_shutdown_rows(*, team: Team, today: date | None = None) -> list[Shutdow
         rows.append(ShutdownRow(assistant, model, model.startswith("ft:"), when, (when - today).days,
                                 _state(runs, assistant.pk in switched), runs[0] if runs else None))
     return sorted(rows, key=lambda row: (row.days_left, row.assistant.name))
+
+
+def team_fine_tuned_rows(*, team: Team, shutdown_rows: list[ShutdownRow], today: date | None = None) -> list[FineTunedRow]:
+    """Every fine-tuned model the team made whose base model shuts down ahead; its state is that
+    of the assistants using it (not started when none does: make an assistant to evaluate it)."""
+    today = today or timezone.localdate()
+    by_model: dict[str, list[ShutdownRow]] = {}
+    for row in shutdown_rows:
+        by_model.setdefault(row.model, []).append(row)
+    rows = []
+    for made in team_models_list(team=team):
+        when = shutdown_date(made.model)
+        if when is None or when < today:
+            continue
+        users = by_model.get(made.model, [])
+        states = {row.state for row in users}
+        state = next((s for s in (MigrationState.SWITCHED, MigrationState.EVALUATED, MigrationState.RUNNING)
+                      if s in states), MigrationState.NOT_STARTED)
+        rows.append(FineTunedRow(made, when, (when - today).days, [row.assistant.name for row in users], state))
+    return sorted(rows, key=lambda row: (row.days_left, row.model.model))

@@ -312,7 +312,9 @@ def eval_switch(request: TeamRequest, target_id: int) -> HttpResponse:
 
 @team_view()
 def eval_shutdowns(request: TeamRequest) -> HttpResponse:
-    return render(request, "evals_app/shutdowns.html", {"rows": migration.team_shutdown_rows(team=request.team),
+    rows = migration.team_shutdown_rows(team=request.team)
+    fine_tuned = migration.team_fine_tuned_rows(team=request.team, shutdown_rows=rows)
+    return render(request, "evals_app/shutdowns.html", {"rows": rows, "fine_tuned": fine_tuned,
                                                         "warn_days": migration.WARN_DAYS})
 
 

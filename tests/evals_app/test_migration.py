@@ -84,3 +84,17 @@ def test_an_assistant_without_threads_cannot_get_a_set_made_for_it(owner_client,
                                  {"candidates": ["gpt-5.4-mini"], "connection": eval_connection.pk})
     assert response.status_code == 400 and "has no thread with a reply" in response.content.decode()
     assert not EvalRun.objects.exists()
+
+
+def test_fine_tuned_models_with_a_retiring_base_are_listed_with_their_assistants(owner_client, team) -> None:
+    from tests.factories import make_finished_finetune_job
+
+    job = make_finished_finetune_job(team, suffix="support")
+    unused = make_finished_finetune_job(team, suffix="legal", fine_tuned_model="ft:gpt-4o-mini-2024-07-18:org:legal:x1")
+    make_assistant(team, name="Tuned support", model=job.fine_tuned_model)
+    rows = migration.team_shutdown_rows(team=team, today=TODAY)
+    fine_tuned = migration.team_fine_tuned_rows(team=team, shutdown_rows=rows, today=TODAY)
+    assert {(r.model.model, r.days_left, tuple(r.assistants), r.state) for r in fine_tuned} == {
+        (job.fine_tuned_model, 46, ("Tuned support",), "not started"), (unused.fine_tuned_model, 46, (), "not started")}
+    page = owner_client.get(reverse("eval_shutdowns")).content.decode()
+    assert f'data-fine-tuned="{unused.fine_tuned_model}"' in page and "fine-tuning job" in page
