@@ -19,7 +19,7 @@ from evals_app.batch_runs import COLLECTING
 from evals_app.cases import CaseDraft, CasesInvalid, case_from_thread
 from evals_app.estimate import run_estimate
 from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunMode, RunStatus, TestCase, TestSet, TestSetVersion
-from evals_app.runner import target_plan
+from evals_app.runner import TargetPlan, target_plan
 from project.providers.models import ProviderConnection
 from project.queue import task_send_on_commit
 from project.teams.models import Team
@@ -197,7 +197,7 @@ def eval_estimate(*, team: Team, version: TestSetVersion, connection: ProviderCo
     return {"estimate": estimate, "cases": len(cases)}
 
 
-def _plan(choice: TargetChoice) -> Any:
+def _plan(choice: TargetChoice) -> TargetPlan:
     return target_plan(EvalTarget(version=choice.version, model=choice.model))
 
 
