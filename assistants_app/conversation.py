@@ -18,19 +18,31 @@ from django.db.models import QuerySet
 
 from assistants_app.images import image_data_url
 from assistants_app.models import Assistant, AssistantVersion, Message, Role, Thread
-from assistants_app.selectors import ThreadFilters, team_assistants, team_threads, thread_list_page, thread_message_counts
+from assistants_app.reply_budget import output_budget
+from assistants_app.selectors import (
+    ThreadFilters,
+    team_assistant_get,
+    team_assistants,
+    team_threads,
+    team_version_get,
+    thread_list_page,
+    thread_message_counts,
+)
+from assistants_app.services import ChatError, assistant_switch_model
 from assistants_app.tools import api_tools
 from project.providers.connection_facts import connection_model_facts
 from project.providers.model_facts import ModelFacts, model_facts
 from project.tokens import REPLY_PRIMING, count_message, encoding_named
 
 # Published for other features: what they may use of chat. The reads let a feature offer
-# the team's assistants and threads to choose from (batches asks threads again).
+# the team's assistants and threads to choose from (batches asks threads again); evals
+# switches an assistant to the model it proved (assistant_switch_model).
 __all__ = [
-    "Assistant", "History", "HistoryTooLong", "RequestSpec", "Thread", "ThreadFilters", "api_message", "assistant_request_spec",
-    "build_history", "chat_request", "history_budget", "history_with_sources", "output_budget", "responses_request",
-    "team_assistants", "team_threads", "thread_list_page", "thread_message_counts", "thread_question", "user_content",
-    "version_request_spec",
+    "Assistant", "AssistantVersion", "ChatError", "History", "HistoryTooLong", "RequestSpec", "Thread", "ThreadFilters",
+    "api_message", "assistant_request_spec", "assistant_switch_model", "build_history", "chat_request", "history_budget",
+    "history_with_sources", "output_budget", "responses_request", "team_assistant_get", "team_assistants",
+    "team_threads", "team_version_get", "thread_list_page", "thread_message_counts", "thread_question",
+    "user_content", "version_request_spec",
 ]
 
 
@@ -189,10 +201,6 @@ def _version_tokens(version: AssistantVersion, encoding_name: str) -> int:
             count += len(encoding.encode(json.dumps(api_tools(version.tools)), disallowed_special=()))
         _version_token_counts[(version.pk, encoding_name)] = count
     return count
-
-
-def output_budget(version: AssistantVersion, facts: ModelFacts) -> int:
-    return version.max_output_tokens or min(facts.max_output_tokens, facts.context_window // 4)
 
 
 def history_budget(version: AssistantVersion, facts: ModelFacts) -> int:

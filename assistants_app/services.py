@@ -105,6 +105,22 @@ def assistant_rollback(*, assistant: Assistant, version: AssistantVersion, actor
 
 
 @transaction.atomic
+def assistant_switch_model(*, assistant: Assistant, model: str, actor: User | None, note: str) -> AssistantVersion:
+    """A new current version that is the current one with another model (the migration
+    assistant's "Switch to this model"); `note` says why, naming the evidence."""
+    current = assistant.current_version
+    if current is None:
+        raise ChatError(f"{assistant.name} has no saved version yet.")
+    if current.model == model:
+        raise ChatError(f"{assistant.name} already uses {model}.")
+    version = _version_add(assistant=assistant, actor=actor, config={**_config_of(current), "model": model},
+                           note=note[:200])
+    audit_record(team=assistant.team, actor=actor, action="assistant.version", target=str(assistant.pk),
+                 version=version.number, name=assistant.name, model=model)
+    return version
+
+
+@transaction.atomic
 def assistant_duplicate(*, assistant: Assistant, actor: User | None) -> Assistant:
     current = assistant.current_version
     assert current is not None

@@ -11,8 +11,8 @@ from typing import Protocol
 
 from django.db.models import Sum
 
-from assistants_app.conversation import output_budget
 from assistants_app.models import Message, Run, Thread
+from assistants_app.reply_budget import output_budget
 from project.providers.model_facts import ModelFacts, model_facts
 from project.spend.budgets import budget_reserve
 from project.spend.ledger import SpendLine, line_cost, spend_record

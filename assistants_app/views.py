@@ -29,6 +29,7 @@ from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role as TeamRole
 from project.teams.selectors import team_members
 from project.user_input import parse_id
+from project.version_results import version_results
 
 # -- assistants -----------------------------------------------------------------------------
 
@@ -81,9 +82,12 @@ def assistant_create(request: TeamRequest) -> HttpResponse:
 @team_view()
 def assistant_detail(request: TeamRequest, assistant_id: int) -> HttpResponse:
     assistant = selectors.team_assistant_get(team=request.team, assistant_id=assistant_id)
-    versions = selectors.assistant_versions(assistant=assistant)
+    versions = list(selectors.assistant_versions(assistant=assistant))
+    # Other features' figures per version (evals' pass rates), through the platform's registry.
+    results = version_results(team=request.team, version_ids=[v.pk for v in versions])
+    rows = [(version, results.get(version.pk, [])) for version in versions]
     return render(request, "assistants_app/assistant_detail.html",
-                  {"assistant": assistant, "versions": versions, "retiring": _retiring(assistant)})
+                  {"assistant": assistant, "version_rows": rows, "retiring": _retiring(assistant)})
 
 
 @team_view(TeamRole.MEMBER)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "jobs_app",  # only the migration history of the tables made before the split below
     "jobs_app.batches",
     "jobs_app.finetune",
+    "evals_app",
 ]
 
 MIDDLEWARE = [

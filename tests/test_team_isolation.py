@@ -112,6 +112,35 @@ def _batch_build(team: Team) -> object:
                                      endpoint="/v1/chat/completions", source="csv")
 
 
+def _test_set(team: Team) -> object:
+    from evals_app.services import test_set_create
+
+    return test_set_create(team=team, actor=None, name="Set", graders=[{"kind": "exact"}])
+
+
+def _eval_run(team: Team) -> object:
+    from evals_app.cases import CaseDraft
+    from evals_app.services import TargetChoice, eval_run_create, test_set_add_cases
+    from tests.factories import make_assistant
+
+    test_set = _test_set(team)
+    version = test_set_add_cases(test_set=test_set, actor=None, note="",  # type: ignore[arg-type]
+                                 drafts=[CaseDraft(messages=[{"role": "user", "content": "hi"}])])
+    assistant_version = make_assistant(team).current_version
+    assert assistant_version is not None
+    return eval_run_create(team=team, actor=None, version=version, connection=make_connection(team),
+                           targets=[TargetChoice(assistant_version, "gpt-5.4-mini")])
+
+
+def _eval_target(team: Team) -> object:
+    from evals_app.models import EvalRun, RunStatus
+
+    run = _eval_run(team)
+    assert isinstance(run, EvalRun)
+    EvalRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    return run.targets.get()
+
+
 # url name -> (factory of another team's object, methods to try)
 ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
@@ -159,6 +188,20 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "batch_results": (_batch_group, ["get"]),
     "batch_download_csv": (_batch_group, ["get"]),
     "batch_download_jsonl": (_batch_group, ["get"]),
+    "eval_set_detail": (_test_set, ["get", "post"]),
+    "eval_set_threads": (_test_set, ["get", "post"]),
+    "eval_set_upload": (_test_set, ["post"]),
+    "eval_case_remove": (_test_set, ["post"]),
+    "eval_grader_add": (_test_set, ["post"]),
+    "eval_grader_remove": (_test_set, ["post"]),
+    "eval_threshold": (_test_set, ["post"]),
+    "eval_run_new": (_test_set, ["get", "post"]),
+    "eval_run_detail": (_eval_run, ["get"]),
+    "eval_run_csv": (_eval_run, ["get"]),
+    "eval_run_jsonl": (_eval_run, ["get"]),
+    "eval_run_rerun": (_eval_run, ["post"]),
+    "eval_switch": (_eval_target, ["post"]),
+    "eval_migrate": (_assistant, ["get", "post"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).

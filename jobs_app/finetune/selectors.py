@@ -71,6 +71,16 @@ def job_metric_points(*, job: FineTuneJob) -> QuerySet[MetricPoint]:
     return job.metric_points.all()
 
 
+def finetune_team_models(team: Team) -> list[TeamModel]:
+    """The fine-tuned models the team's succeeded jobs made (registered with project.providers.team_models)."""
+    jobs = (FineTuneJob.objects.filter(team=team, status="succeeded").exclude(fine_tuned_model="")
+            .select_related("connection").order_by("-id"))
+    return [TeamModel(model=job.fine_tuned_model, connection=job.connection,
+                      assistant_name=f"{FINE_TUNED_PREFIX}{job.suffix or job.fine_tuned_model}"[:120],
+                      made_by=f"fine-tuning job {job.remote_id}", url=reverse("finetune_job_detail", args=[job.pk]))
+            for job in jobs]
+
+
 def finetune_team_model(team: Team, model_id: str, connection: ProviderConnection | None) -> TeamModel | None:
     """A model one of the team's jobs made (registered with project.providers.team_models)."""
     job = team_job_for_model(team=team, model_id=model_id, connection=connection)

@@ -37,6 +37,20 @@ def register_team_model_source(source: TeamModelSource) -> None:
         _sources.append(source)
 
 
+TeamModelsLister = Callable[[Team], list[TeamModel]]
+_listers: list[TeamModelsLister] = []
+
+
+def register_team_models_lister(lister: TeamModelsLister) -> None:
+    """`lister(team)`: every model the feature made for the team (the shutdowns page lists them)."""
+    if lister not in _listers:
+        _listers.append(lister)
+
+
+def team_models_list(*, team: Team) -> list[TeamModel]:
+    return [model for lister in _listers for model in lister(team)]
+
+
 def team_model_lookup(*, team: Team, model: str, connection: ProviderConnection | None = None) -> TeamModel | None:
     if not model:
         return None
