@@ -9,14 +9,12 @@ class EvalsConfig(AppConfig):
         # The tasks module registers the eval tasks with Celery in every process, so
         # services can send them by name.
         from evals_app import tasks  # noqa: F401
-        from evals_app.selectors import team_eval_spend, version_eval_results
+        from evals_app.selectors import version_eval_results
         from evals_app.usage import eval_file_usages
         from project.files.usage import register_file_usage
         from project.periodic import periodic_task_register
-        from project.spend.registry import register_spend_source
         from project.version_results import register_version_results_source
 
-        register_spend_source("evals", team_eval_spend, order=30)
         register_version_results_source(version_eval_results)
         register_file_usage(eval_file_usages)
         periodic_task_register("evals-recover-stale-runs", task="evals_app.runs_recover_stale", seconds=60.0)

@@ -37,6 +37,8 @@ from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunS
 from project.notifications.services import notification_send
 from project.providers.client import ClientOptions, ProviderError, ProviderRateLimited, client_for, provider_errors
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
+from project.spend.ledger import SpendLine, spend_record
+from project.spend.models import Feature
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +311,7 @@ class _Writer:
         self.run = run
         self.threshold = threshold  # None: the score waits for the embeddings
         self.buffer: list[EvalResult] = []
+        self.answers: list[Answer] = []
         self.last = time.monotonic()
 
     def add(self, answer: Answer) -> None:
@@ -323,6 +326,7 @@ class _Writer:
             outcome = g.combine(answer.verdicts, self.threshold)
             row.score, row.passed = outcome.score, outcome.passed
         self.buffer.append(row)
+        self.answers.append(answer)
         if len(self.buffer) >= FLUSH_EVERY:
             self.flush()
 
@@ -335,8 +339,26 @@ class _Writer:
         with transaction.atomic():
             if self.buffer:
                 rows_update(self.buffer, self.FIELDS)
+                self._record_spend()
             EvalRun.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
         self.buffer = []
+        self.answers = []
+
+    def _record_spend(self) -> None:
+        """Each answer the provider billed goes to the team's ledger (project.spend), in the
+        transaction that saves it; the ledger row outlives the run."""
+        billed = [answer for answer in self.answers if answer.spend.input or answer.spend.output]
+        if not billed:
+            return
+        targets = dict(EvalResult.objects.filter(pk__in=[a.result_id for a in billed])
+                       .values_list("pk", "target__model"))
+        run = self.run
+        for answer in billed:
+            spend_record(SpendLine(
+                team_id=run.team_id, feature=Feature.EVAL, model=targets.get(answer.result_id, ""),
+                source_kind="eval", source_id=run.pk, source_label=f"Eval run {run.pk}",
+                key=f"eval_result:{answer.result_id}", connection_id=run.connection_id,
+                person_id=run.created_by_id, input_tokens=answer.spend.input, output_tokens=answer.spend.output))
 
 
 def rows_update(rows: Sequence[EvalResult], fields: Sequence[str]) -> None:

@@ -6,17 +6,14 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.utils import timezone
 
 from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunStatus, TestCase, TestSet, TestSetVersion
-from project.spend.registry import SpendSection
 from project.teams.models import Team
 from project.version_results import VersionResult
 
@@ -181,14 +178,3 @@ def migration_runs(*, team: Team, assistant_id: int) -> QuerySet[EvalRun]:
     return EvalRun.objects.filter(team=team, migration_assistant_id=assistant_id).order_by("-id")
 
 
-def team_eval_spend(team: Team, days: int) -> SpendSection:
-    """The Usage page's section for evals (registered in EvalsConfig.ready)."""
-    since = timezone.now() - timedelta(days=days)
-    runs = (EvalRun.objects.filter(team=team, created_at__gte=since)
-            .annotate(cost=Sum("results__cost_usd"), answers=Count("results"),
-                      tokens=Sum("results__input_tokens") + Sum("results__output_tokens") + Sum("results__judge_tokens"))
-            .select_related("set_version__test_set").order_by("-id"))
-    rows = list(runs[:50])
-    cost = sum((r.cost or Decimal(0) for r in runs), Decimal(0))
-    return SpendSection(key="evals", title="Evals", template="evals_app/_usage_evals.html", cost=cost,
-                        context={"runs": rows, "count": runs.count()})

@@ -17,6 +17,7 @@ from evals_app.selectors import run_case_rows, run_figures
 from project.notifications.models import Notification
 from project.providers.client import ClientOptions, ProviderNotFound, client_for
 from project.providers.model_facts import model_facts
+from project.spend.models import Feature, SpendEntry
 from tests.evals_app.conftest import CALCULATOR, make_set, question, start_run
 from tests.factories import make_assistant
 
@@ -227,8 +228,11 @@ def test_the_version_list_shows_each_sets_latest_pass_rate(owner_client, team, a
     page = owner_client.get(reverse("assistant_detail", args=[assistant.pk])).content.decode()
     cell = page.split("data-eval-results>")[1].split("</td>")[0]
     assert "50%" in cell and reverse("eval_run_detail", args=[newer.pk]) in cell and "Capitals v2" in cell
-    usage = owner_client.get(reverse("usage")).content.decode()
-    assert "data-eval-usage" in usage and f"#{newer.pk}" in usage
+    # What the run's answers cost is in the team's ledger, one row per answer, and on Usage.
+    entries = SpendEntry.objects.filter(team=team, feature=Feature.EVAL, source_id=newer.pk)
+    assert entries.count() == 4 and all(entry.input_tokens > 0 for entry in entries)
+    assert sorted(set(entries.values_list("model", flat=True))) == sorted({version.model, "gpt-5.4-mini"})
+    assert "Evaluations" in owner_client.get(reverse("usage")).content.decode()
 
 
 def _batch_run_until_done(run: EvalRun, timeout: float = 20.0) -> EvalRun:
