@@ -24,11 +24,12 @@ from project.providers.model_facts import ModelFacts, model_facts
 from project.tokens import REPLY_PRIMING, count_message, encoding_for_model
 
 # Published for other features: what they may use of chat. The reads let a feature offer
-# the team's assistants and threads to choose from (batches asks threads again).
+# the team's assistants and threads to choose from (batches asks threads again); search
+# embeds and ranks the messages (Message, Role).
 __all__ = [
-    "Assistant", "History", "HistoryTooLong", "RequestSpec", "Thread", "ThreadFilters", "api_message", "assistant_request_spec",
-    "build_history", "chat_request", "history_budget", "output_budget", "responses_request", "team_assistants",
-    "team_threads", "thread_list_page", "thread_message_counts", "thread_question", "user_content",
+    "Assistant", "History", "HistoryTooLong", "Message", "RequestSpec", "Role", "Thread", "ThreadFilters", "api_message",
+    "assistant_request_spec", "build_history", "chat_request", "history_budget", "output_budget", "responses_request",
+    "team_assistants", "team_threads", "thread_list_page", "thread_message_counts", "thread_question", "user_content",
     "version_request_spec",
 ]
 

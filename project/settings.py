@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "jobs_app",  # only the migration history of the tables made before the split below
     "jobs_app.batches",
     "jobs_app.finetune",
+    "search_app",
 ]
 
 MIDDLEWARE = [

@@ -17,4 +17,5 @@ urlpatterns = [
     path("", include("assistants_app.urls")),
     path("", include("jobs_app.finetune.urls")),
     path("", include("jobs_app.batches.urls")),
+    path("", include("search_app.urls")),
 ]
