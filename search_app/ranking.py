@@ -26,6 +26,9 @@ MODES = ("keyword", "semantic", "hybrid")
 CANDIDATES = 100
 # The HNSW search list: a wider list finds the true nearest more often (recall), for a little time.
 EF_SEARCH = 200
+# Nearer than this (cosine similarity) is not a match: every text has a nearest neighbour, and
+# unrelated texts score about 0 to 0.15 with the OpenAI embedding models (and 0 in the sandbox).
+MIN_SIMILARITY = 0.15
 # Reciprocal rank fusion's constant (Cormack et al. 2009): 60 damps the head of each list.
 RRF_K = 60
 MARK_START, MARK_STOP = "\u0002", "\u0003"
@@ -138,7 +141,7 @@ def _nearest(team: Team, config: EmbeddingConfig, vector: Sequence[float], filte
         fetched = cursor.fetchall()
     best: dict[int, tuple[int, int, float]] = {}
     for message_id, thread_id, dist in fetched:
-        if message_id not in best:
+        if message_id not in best and 1.0 - float(dist) >= MIN_SIMILARITY:
             best[message_id] = (message_id, thread_id, 1.0 - float(dist))
     return list(best.values())[:limit]
 

@@ -35,9 +35,9 @@ def embedding_settings_save(*, team: Team, connection: ProviderConnection | None
     """Save the team's embedding settings; True when the model or size changed, which
     supersedes a running backfill (the page then shows a new estimate to start again)."""
     with transaction.atomic():
-        saved, created = EmbeddingSettings.objects.select_for_update().get_or_create(
-            team=team, defaults={"connection": connection, "model": model, "dimensions": dimensions, "enabled": enabled})
-        changed = not created and (saved.model, saved.dimensions) != (model, dimensions)
+        saved, _ = EmbeddingSettings.objects.select_for_update().get_or_create(team=team)
+        # A new row holds the defaults, which is what the team used until now.
+        changed = (saved.model, saved.dimensions) != (model, dimensions)
         saved.connection, saved.model, saved.dimensions, saved.enabled = connection, model, dimensions, enabled
         saved.save()
         if changed:
