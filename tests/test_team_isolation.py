@@ -112,6 +112,18 @@ def _batch_build(team: Team) -> object:
                                      endpoint="/v1/chat/completions", source="csv")
 
 
+def _message(team: Team) -> object:
+    from tests.factories import make_message, make_thread
+
+    return make_message(make_thread(team), "another team's words")
+
+
+def _search_backfill(team: Team) -> object:
+    from search_app.models import EmbeddingBackfill
+
+    return EmbeddingBackfill.objects.create(team=team, model="text-embedding-3-small", dimensions=256, status="paused")
+
+
 # url name -> (factory of another team's object, methods to try)
 ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
@@ -156,6 +168,10 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "batch_results": (_batch_group, ["get"]),
     "batch_download_csv": (_batch_group, ["get"]),
     "batch_download_jsonl": (_batch_group, ["get"]),
+    "message_similar": (_message, ["get"]),
+    "search_backfill_progress": (_search_backfill, ["get"]),
+    "search_backfill_pause": (_search_backfill, ["post"]),
+    "search_backfill_resume": (_search_backfill, ["post"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).
