@@ -14,10 +14,13 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from project.queue import task_send
+from project.celery import app
 
 PENDING_KEY = "sb:search:pending"
 DRAIN_DUE_KEY = "sb:search:drain-due"
+# A drain waits this long, so the messages saved meanwhile (a busy chat, a reply and its
+# question) go in one request.
+DRAIN_DELAY_SECONDS = 0.5
 DRAIN_MAX = 2048
 
 
@@ -30,7 +33,8 @@ def pending_push(team_id: int, message_id: int) -> None:
     client = redis_client()
     client.rpush(PENDING_KEY, f"{team_id}:{message_id}")
     if client.set(DRAIN_DUE_KEY, 1, nx=True, ex=30):
-        task_send("search_app.pending_drain")
+        # By name (services never import a tasks module), with the delay project.queue does not offer.
+        app.tasks["search_app.pending_drain"].apply_async(countdown=DRAIN_DELAY_SECONDS)
 
 
 def pending_take(limit: int = DRAIN_MAX) -> dict[int, list[int]]:
