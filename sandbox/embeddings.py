@@ -26,11 +26,13 @@ from .models_data import ModelSpec
 
 MAX_INPUTS = 2048
 WORD = re.compile(r"[a-z0-9]+")
-STOPWORDS = frozenset(
-    "a an and are as at be been but by can could did do does for from get getting got had has have how i if in into is "
-    "it its me my no not of on or our so than that the their them then there these they this to too was we were what "
-    "when where which who why will with would you your".split()
-)
+STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for",
+    "from", "get", "getting", "got", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me",
+    "my", "no", "not", "of", "on", "or", "our", "so", "than", "that", "the", "their", "them", "then", "there",
+    "these", "they", "this", "to", "too", "was", "we", "were", "what", "when", "where", "which", "who", "why",
+    "will", "with", "would", "you", "your",
+})
 # Words of one meaning share a feature: the sandbox's stand-in for what a real model learns.
 THESAURUS: dict[str, str] = {
     word: concept

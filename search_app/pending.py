@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import cache
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -42,13 +43,13 @@ def pending_take(limit: int = DRAIN_MAX) -> dict[int, list[int]]:
     this starts a drain of its own."""
     client = redis_client()
     client.delete(DRAIN_DUE_KEY)
-    raw = client.lpop(PENDING_KEY, limit) or []
+    raw = cast(list[bytes], client.lpop(PENDING_KEY, limit) or [])
     by_team: dict[int, list[int]] = defaultdict(list)
-    for item in raw:  # type: ignore[union-attr]
+    for item in raw:
         team_id, _, message_id = item.decode().partition(":")
         by_team[int(team_id)].append(int(message_id))
     return dict(by_team)
 
 
 def pending_left() -> int:
-    return int(redis_client().llen(PENDING_KEY))  # type: ignore[arg-type]
+    return int(redis_client().llen(PENDING_KEY))

@@ -66,7 +66,8 @@ class SearchOutcome:
 
 
 def _thread_filter_sql(filters: ThreadFilters) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if filters.assistant_id:
         clauses.append("t.assistant_id = %s")
         params.append(filters.assistant_id)

@@ -10,8 +10,7 @@ from project.message_search import MessageSearchHit, SearchModes
 from project.teams.models import Team
 from search_app.embedding import EmbeddingUnavailable, query_vector
 from search_app.models import MessageEmbedding
-from search_app.ranking import (MODES, SearchOutcome, best_per_thread, fuse, keyword_ranking, results_for,
-                                semantic_ranking)
+from search_app.ranking import MODES, SearchOutcome, best_per_thread, fuse, keyword_ranking, results_for, semantic_ranking
 from search_app.selectors import team_embedding_config, team_has_embeddings
 from search_app.vector_schema import MISSING_MESSAGE, vectors_ready
 

@@ -17,8 +17,14 @@ from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connections, team_default_connection
 from project.spend.registry import SpendSection
 from project.teams.models import Team
-from search_app.models import (DEFAULT_DIMENSIONS, DEFAULT_MODEL, EmbeddingBackfill, EmbeddingSettings, EmbeddingSpend,
-                               MessageEmbedding)
+from search_app.models import (
+    DEFAULT_DIMENSIONS,
+    DEFAULT_MODEL,
+    EmbeddingBackfill,
+    EmbeddingSettings,
+    EmbeddingSpend,
+    MessageEmbedding,
+)
 from search_app.vector_schema import vectors_ready
 
 EMBEDDABLE_ROLES = (Role.USER, Role.ASSISTANT)

@@ -16,8 +16,13 @@ from project.teams.models import Team
 from search_app import pending
 from search_app.embedding import messages_embed
 from search_app.models import BackfillStatus, EmbeddingBackfill, EmbeddingSettings
-from search_app.selectors import (EMBEDDABLE_ROLES, backfill_estimate, messages_to_embed, team_backfill_latest,
-                                  team_embedding_config)
+from search_app.selectors import (
+    EMBEDDABLE_ROLES,
+    backfill_estimate,
+    messages_to_embed,
+    team_backfill_latest,
+    team_embedding_config,
+)
 from search_app.vector_schema import vectors_ready
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ def extension_installable(db: BaseDatabaseWrapper) -> bool:
 def index_statements() -> list[str]:
     # HNSW on cosine distance, one partial expression index per size; constants of ours, not input.
     return [
-        f"CREATE INDEX IF NOT EXISTS search_embedding_hnsw_{dims} ON {TABLE} "  # noqa: S608
+        f"CREATE INDEX IF NOT EXISTS search_embedding_hnsw_{dims} ON {TABLE} "
         f"USING hnsw ((embedding::vector({dims})) vector_cosine_ops) WHERE dimensions = {dims}"
         for dims in INDEXED_DIMENSIONS
     ]
@@ -50,14 +50,14 @@ def install(db: BaseDatabaseWrapper, model: Any, editor: Any) -> bool:
     one from the management command."""
     if not extension_installable(db):
         log.warning(MISSING_MESSAGE)
-        print(f"\n  search_app: {MISSING_MESSAGE}")  # noqa: T201 - shown by `migrate`, which has no logging set up
+        print(f"\n  search_app: {MISSING_MESSAGE}")
         return False
     try:
         with transaction.atomic(using=db.alias):
             editor.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except DatabaseError as error:  # available, but this role may not create it
         log.warning("pgvector is available but could not be created (%s). %s", error, MISSING_MESSAGE)
-        print(f"\n  search_app: pgvector could not be created ({error}). {MISSING_MESSAGE}")  # noqa: T201
+        print(f"\n  search_app: pgvector could not be created ({error}). {MISSING_MESSAGE}")
         return False
     if TABLE not in db.introspection.table_names():
         editor.create_model(model)

@@ -166,7 +166,7 @@ def test_the_task_retries_a_rate_limited_request_and_then_embeds(team, flaky_pro
     thread = make_conversation(team, "Retry", "please embed me")
     # The SDK tries three times itself; the fourth request comes from the task's own retry.
     FlakyProvider.failures = 3
-    messages_embed_task.apply(args=[team.pk, list(Message.objects.filter(thread=thread).values_list("id", flat=True))])
+    messages_embed_task.apply(args=(team.pk, list(Message.objects.filter(thread=thread).values_list("id", flat=True))))
     assert FlakyProvider.seen == 4
     assert MessageEmbedding.objects.filter(team=team).count() == 1
 

@@ -46,7 +46,8 @@ def test_semantic_results_carry_the_similarity_and_the_neighbours(team, corpus: 
     assert best.similarity is not None and best.similarity > 0.5
     assert best.before is not None and best.before.text.startswith("Sorry to hear that")
     assert best.after is not None and best.after.text.startswith("Yes: we reimburse")
-    assert [r.similarity for r in outcome.results] == sorted((r.similarity for r in outcome.results), reverse=True)
+    similarities = [r.similarity or 0.0 for r in outcome.results]
+    assert similarities == sorted(similarities, reverse=True)
 
 
 def test_hybrid_puts_what_both_rankings_agree_on_first_and_keeps_meaning_only_hits(team, corpus: Corpus) -> None:
@@ -81,7 +82,7 @@ def test_the_thread_lists_filters_apply_to_every_mode(team, corpus: Corpus, sear
 def test_more_like_this_finds_other_threads_close_in_meaning(team, corpus: Corpus) -> None:
     make_conversation(team, "Second router", "My router needs a reset again")
     embed_all(team)
-    message = corpus.router.messages.order_by("id").first()
+    message = corpus.router.messages.order_by("id")[0]
     outcome = similar_messages(team=team, message=message, filters=ThreadFilters())
     titles = [r.message.thread.title for r in outcome.results]
     assert titles[0] == "Second router"
@@ -109,6 +110,7 @@ def test_without_pgvector_search_is_keyword_with_a_reason(team, corpus: Corpus, 
 def test_a_provider_that_cannot_embed_the_query_falls_back_to_keyword(team, corpus: Corpus) -> None:
     embed_all(team)
     connection = corpus.router.assistant.connection
+    assert connection is not None
     connection.base_url = "http://127.0.0.1:9/v1"
     connection.save()
     outcome = search_messages(team=team, text="refund policy", mode="semantic", filters=ThreadFilters(query="x"))

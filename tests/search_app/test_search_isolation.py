@@ -41,14 +41,14 @@ def test_every_mode_ranks_only_the_teams_own_messages(team, other_team, two_team
 def test_the_rankings_themselves_never_return_another_teams_rows(team, two_teams) -> None:
     ours, _ = two_teams
     config = team_embedding_config(team=team)
-    vector = list(MessageEmbedding.objects.filter(team=team).first().embedding)
+    vector = list(MessageEmbedding.objects.filter(team=team)[0].embedding)
     semantic = semantic_ranking(team=team, config=config, vector=vector, filters=ThreadFilters())
     assert {thread_id for _, thread_id, _ in semantic} == {ours.pk}
     assert {thread_id for _, thread_id in keyword_ranking(team=team, text="router", filters=ThreadFilters())} == {ours.pk}
 
 
 def test_more_like_this_stays_in_the_team(team, other_team, two_teams) -> None:
-    ours, theirs = two_teams
+    ours, _theirs = two_teams
     make_conversation(team, "Ours again", "my router blinks red")
     embed_all(team)
     outcome = similar_messages(team=team, message=ours.messages.first(), filters=ThreadFilters())

@@ -45,7 +45,7 @@ def test_a_search_without_words_is_the_thread_list_with_its_filters(owner_client
 def test_more_like_this_is_on_every_message_and_lists_other_threads(owner_client, team, corpus: Corpus) -> None:
     embed_all(team)
     detail = owner_client.get(reverse("thread_detail", args=[corpus.router.pk])).content.decode()
-    message = corpus.router.messages.order_by("id").first()
+    message = corpus.router.messages.order_by("id")[0]
     assert reverse("message_similar", args=[message.pk]) in detail
     page = owner_client.get(reverse("message_similar", args=[message.pk])).content.decode()
     assert "More like this" in page and "Router reset</a>" in page  # named as the source, not as a result
