@@ -18,14 +18,14 @@ from django.utils.safestring import SafeString, mark_safe
 from assistants_app.conversation import Message, ThreadFilters
 from project.teams.models import Team
 from search_app.models import MessageEmbedding
-from search_app.selectors import EMBEDDABLE_ROLES, EmbeddingConfig, message_neighbours
+from search_app.selectors import EMBEDDABLE_ROLES, EmbeddingConfig, messages_neighbours
 from search_app.vector_schema import INDEXED_DIMENSIONS
 
 MODES = ("keyword", "semantic", "hybrid")
 # Each ranking hands this many candidates to the fusion and the filters.
-CANDIDATES = 100
+CANDIDATES = 50
 # The HNSW search list: a wider list finds the true nearest more often (recall), for a little time.
-EF_SEARCH = 200
+EF_SEARCH = 300
 # Nearer than this (cosine similarity) is not a match: every text has a nearest neighbour, and
 # unrelated texts score about 0 to 0.15 with the OpenAI embedding models (and 0 in the sandbox).
 MIN_SIMILARITY = 0.15
@@ -98,14 +98,18 @@ def semantic_ranking(*, team: Team, config: EmbeddingConfig, vector: Sequence[fl
     after the team's filters (a filter that keeps few threads, or a small team in a big
     table), an exact search over the team's own rows answers instead."""
     dims = int(config.dimensions)
-    rows = _nearest(team, config, vector, filters, limit, exclude_message_id, exact=dims not in INDEXED_DIMENSIONS)
-    if len(rows) < limit and dims in INDEXED_DIMENSIONS:
-        rows = _nearest(team, config, vector, filters, limit, exclude_message_id, exact=True)
+    rows, complete = _nearest(team, config, vector, filters, limit, exclude_message_id,
+                              exact=dims not in INDEXED_DIMENSIONS)
+    if not complete:
+        rows, _ = _nearest(team, config, vector, filters, limit, exclude_message_id, exact=True)
     return rows
 
 
 def _nearest(team: Team, config: EmbeddingConfig, vector: Sequence[float], filters: ThreadFilters, limit: int,
-             exclude_message_id: int | None, *, exact: bool) -> list[tuple[int, int, float]]:
+             exclude_message_id: int | None, *, exact: bool) -> tuple[list[tuple[int, int, float]], bool]:
+    """The nearest rows, and whether that answer is whole: an exact one always is; the
+    index's is not when it ran out of rows before the team's (or the filters') share
+    filled the list."""
     dims = int(config.dimensions)
     # The size is inlined (an int of ours) so the planner matches the partial index's
     # expression and predicate; everything else is a parameter.
@@ -144,7 +148,8 @@ def _nearest(team: Team, config: EmbeddingConfig, vector: Sequence[float], filte
     for message_id, thread_id, dist in fetched:
         if message_id not in best and 1.0 - float(dist) >= MIN_SIMILARITY:
             best[message_id] = (message_id, thread_id, 1.0 - float(dist))
-    return list(best.values())[:limit]
+    complete = exact or (len(fetched) >= limit if _has_filters(filters) else len(fetched) == fetch)
+    return list(best.values())[:limit], complete
 
 
 def _websearch(text: str) -> SearchQuery:
@@ -206,17 +211,18 @@ def _highlights(team: Team, text: str, message_ids: list[int]) -> dict[int, Safe
 
 
 def results_for(*, team: Team, candidates: list[Candidate], text: str) -> list[SearchResult]:
-    """The chosen messages with their thread, neighbours and highlights, in ranking order."""
-    messages = Message.objects.filter(team=team, id__in=[c.message_id for c in candidates]).select_related(
-        "thread__assistant")
-    by_id = {m.pk: m for m in messages}
+    """The chosen messages with their thread, neighbours and highlights, in ranking order
+    (four queries, however many results)."""
+    ids = [c.message_id for c in candidates]
+    by_id = {m.pk: m for m in Message.objects.filter(team=team, id__in=ids).select_related("thread__assistant")}
+    neighbours = messages_neighbours(team=team, message_ids=ids)
     highlights = _highlights(team, text, [c.message_id for c in candidates if c.keyword_rank is not None])
     results = []
     for candidate in candidates:
         message = by_id.get(candidate.message_id)
         if message is None:
             continue
-        before, after = message_neighbours(team=team, message=message)
+        before, after = neighbours.get(message.pk, (None, None))
         results.append(SearchResult(message=message, before=before, after=after, similarity=candidate.similarity,
                                     keyword_rank=candidate.keyword_rank, semantic_rank=candidate.semantic_rank,
                                     highlight=highlights.get(message.pk, SafeString(""))))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, Length, NullIf
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -133,10 +133,14 @@ def team_embedding_spend(team: Team, days: int) -> SpendSection:
                         cost=cost, context={"rows": rows})
 
 
-def message_neighbours(*, team: Team, message: Message) -> tuple[Message | None, Message | None]:
-    """The messages just before and after, in the same thread, for a result's context."""
-    around = Message.objects.filter(team=team, thread_id=message.thread_id, role__in=EMBEDDABLE_ROLES)
-    before = around.filter(id__lt=message.pk).order_by("-id").first()
-    after = around.filter(id__gt=message.pk).order_by("id").first()
-    return before, after
-
+def messages_neighbours(*, team: Team, message_ids: list[int]) -> dict[int, tuple[Message | None, Message | None]]:
+    """For each message, the person's or assistant's message just before and just after it
+    in its thread (for a result's context), in two queries."""
+    around = Message.objects.filter(team=team, thread_id=OuterRef("thread_id"), role__in=EMBEDDABLE_ROLES)
+    pairs = list(Message.objects.filter(team=team, id__in=message_ids).annotate(
+        before_id=Subquery(around.filter(id__lt=OuterRef("id")).order_by("-id").values("id")[:1]),
+        after_id=Subquery(around.filter(id__gt=OuterRef("id")).order_by("id").values("id")[:1]),
+    ).values_list("id", "before_id", "after_id"))
+    wanted = {pk for _, before, after in pairs for pk in (before, after) if pk is not None}
+    found = Message.objects.filter(team=team, id__in=wanted).in_bulk() if wanted else {}
+    return {pk: (found.get(before) if before else None, found.get(after) if after else None) for pk, before, after in pairs}
