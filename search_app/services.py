@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -13,6 +14,7 @@ from project.providers.client import ProviderError
 from project.providers.models import ProviderConnection
 from project.queue import task_send_on_commit
 from project.teams.models import Team
+from project.teams.services import audit_record
 from search_app import pending
 from search_app.embedding import messages_embed
 from search_app.models import BackfillStatus, EmbeddingBackfill, EmbeddingSettings
@@ -35,8 +37,8 @@ class SearchSettingsError(ValueError):
     """A setting cannot be saved; the message says why, for the page."""
 
 
-def embedding_settings_save(*, team: Team, connection: ProviderConnection | None, model: str, dimensions: int,
-                            enabled: bool) -> bool:
+def embedding_settings_save(*, team: Team, actor: User | None, connection: ProviderConnection | None, model: str,
+                            dimensions: int, enabled: bool) -> bool:
     """Save the team's embedding settings; True when the model or size changed, which
     supersedes a running backfill (the page then shows a new estimate to start again)."""
     with transaction.atomic():
@@ -48,6 +50,8 @@ def embedding_settings_save(*, team: Team, connection: ProviderConnection | None
         if changed:
             EmbeddingBackfill.objects.filter(team=team, status__in=(BackfillStatus.RUNNING, BackfillStatus.PAUSED)).update(
                 status=BackfillStatus.SUPERSEDED, finished_at=timezone.now())
+        audit_record(team=team, actor=actor, action="search.settings_changed", target=model, dimensions=dimensions,
+                     enabled=enabled, connection=connection.name if connection else "")
     return changed
 
 
@@ -78,7 +82,7 @@ def team_messages_embed(*, team: Team, message_ids: list[int]) -> int:
 
 # -- backfill --------------------------------------------------------------------------------
 
-def backfill_start(*, team: Team) -> EmbeddingBackfill:
+def backfill_start(*, team: Team, actor: User | None) -> EmbeddingBackfill:
     """Start embedding the team's older messages with its current settings (an active
     backfill of the same settings is returned as it is)."""
     config = team_embedding_config(team=team)
@@ -94,20 +98,27 @@ def backfill_start(*, team: Team) -> EmbeddingBackfill:
         estimate = backfill_estimate(team=team, config=config)
         backfill = EmbeddingBackfill.objects.create(team=team, model=config.model, dimensions=config.dimensions,
                                                     total_messages=estimate.messages, estimated_tokens=estimate.tokens)
+        audit_record(team=team, actor=actor, action="search.backfill_started", target=config.model,
+                     messages=estimate.messages, tokens=estimate.tokens)
         task_send_on_commit("search_app.backfill_step", backfill.pk)
     return backfill
 
 
-def backfill_pause(*, backfill: EmbeddingBackfill) -> bool:
-    return bool(EmbeddingBackfill.objects.filter(pk=backfill.pk, status=BackfillStatus.RUNNING)
-                .update(status=BackfillStatus.PAUSED))
+def backfill_pause(*, backfill: EmbeddingBackfill, actor: User | None) -> bool:
+    with transaction.atomic():
+        paused = EmbeddingBackfill.objects.filter(pk=backfill.pk, status=BackfillStatus.RUNNING).update(
+            status=BackfillStatus.PAUSED)
+        if paused:
+            audit_record(team=backfill.team, actor=actor, action="search.backfill_paused", target=backfill.model)
+    return bool(paused)
 
 
-def backfill_resume(*, backfill: EmbeddingBackfill) -> bool:
+def backfill_resume(*, backfill: EmbeddingBackfill, actor: User | None) -> bool:
     with transaction.atomic():
         resumed = EmbeddingBackfill.objects.filter(pk=backfill.pk, status__in=(BackfillStatus.PAUSED, BackfillStatus.FAILED)
                                                    ).update(status=BackfillStatus.RUNNING, error="", finished_at=None)
         if resumed:
+            audit_record(team=backfill.team, actor=actor, action="search.backfill_resumed", target=backfill.model)
             task_send_on_commit("search_app.backfill_step", backfill.pk)
     return bool(resumed)
 

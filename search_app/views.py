@@ -85,7 +85,7 @@ def search_settings(request: TeamRequest) -> HttpResponse:
         form = EmbeddingSettingsForm(request.POST, connections=selectors.team_embedding_connections(team=request.team))
         if form.is_valid():
             data = form.cleaned_data
-            changed = services.embedding_settings_save(team=request.team, connection=data["connection"],
+            changed = services.embedding_settings_save(team=request.team, actor=request.user, connection=data["connection"],
                                                        model=data["model"], dimensions=data["dimensions"],
                                                        enabled=data["enabled"])
             flash.success(request, "Saved. The model or size changed: messages need embedding again, see the new "
@@ -98,7 +98,7 @@ def search_settings(request: TeamRequest) -> HttpResponse:
 @team_view(TeamRole.ADMIN)
 def backfill_start(request: TeamRequest) -> HttpResponse:
     try:
-        services.backfill_start(team=request.team)
+        services.backfill_start(team=request.team, actor=request.user)
     except services.SearchSettingsError as error:
         flash.error(request, str(error))
     return redirect("search_settings")
@@ -114,7 +114,7 @@ def backfill_progress(request: TeamRequest, backfill_id: int) -> HttpResponse:
 @team_view(TeamRole.ADMIN)
 def backfill_pause(request: TeamRequest, backfill_id: int) -> HttpResponse:
     backfill = selectors.team_backfill_get(team=request.team, backfill_id=backfill_id)
-    if not services.backfill_pause(backfill=backfill):
+    if not services.backfill_pause(backfill=backfill, actor=request.user):
         flash.error(request, "Only a running backfill can be paused.")
     return redirect("search_settings")
 
@@ -123,6 +123,6 @@ def backfill_pause(request: TeamRequest, backfill_id: int) -> HttpResponse:
 @team_view(TeamRole.ADMIN)
 def backfill_resume(request: TeamRequest, backfill_id: int) -> HttpResponse:
     backfill = selectors.team_backfill_get(team=request.team, backfill_id=backfill_id)
-    if not services.backfill_resume(backfill=backfill):
+    if not services.backfill_resume(backfill=backfill, actor=request.user):
         flash.error(request, "Only a paused or failed backfill can be resumed (a superseded one: start a new one).")
     return redirect("search_settings")

@@ -47,7 +47,7 @@ def test_the_estimate_counts_tokens_and_prices_live_and_batch(team, history) -> 
 
 def test_a_backfill_embeds_everything_step_by_step_and_costs_nothing_the_second_time(team, history, monkeypatch) -> None:
     monkeypatch.setattr(services, "BACKFILL_STEP", 2)
-    backfill = services.backfill_start(team=team)
+    backfill = services.backfill_start(team=team, actor=None)
     assert (backfill.total_messages, backfill.status) == (5, BackfillStatus.RUNNING)
     assert services.backfill_step(backfill_id=backfill.pk) is True
     backfill.refresh_from_db()
@@ -58,7 +58,7 @@ def test_a_backfill_embeds_everything_step_by_step_and_costs_nothing_the_second_
     assert MessageEmbedding.objects.filter(team=team).values("message").distinct().count() == 5
     paid = EmbeddingSpend.objects.filter(team=team, purpose="backfill").count()
     assert backfill_estimate(team=team, config=team_embedding_config(team=team)).messages == 0
-    again = services.backfill_start(team=team)
+    again = services.backfill_start(team=team, actor=None)
     _run_steps(again.pk)
     again.refresh_from_db()
     assert again.status == BackfillStatus.DONE and again.total_messages == 0
@@ -67,14 +67,14 @@ def test_a_backfill_embeds_everything_step_by_step_and_costs_nothing_the_second_
 
 def test_a_paused_backfill_does_nothing_until_it_is_resumed(team, history, monkeypatch) -> None:
     monkeypatch.setattr(services, "BACKFILL_STEP", 2)
-    backfill = services.backfill_start(team=team)
+    backfill = services.backfill_start(team=team, actor=None)
     services.backfill_step(backfill_id=backfill.pk)
-    assert services.backfill_pause(backfill=backfill) is True
+    assert services.backfill_pause(backfill=backfill, actor=None) is True
     assert services.backfill_step(backfill_id=backfill.pk) is False  # a step already queued does nothing
     backfill.refresh_from_db()
     assert backfill.status == BackfillStatus.PAUSED and backfill.done_messages == 2
-    assert services.backfill_pause(backfill=backfill) is False
-    assert services.backfill_resume(backfill=backfill) is True
+    assert services.backfill_pause(backfill=backfill, actor=None) is False
+    assert services.backfill_resume(backfill=backfill, actor=None) is True
     _run_steps(backfill.pk)
     backfill.refresh_from_db()
     assert backfill.status == BackfillStatus.DONE and backfill.done_messages == 5
@@ -84,15 +84,15 @@ def test_a_paused_backfill_does_nothing_until_it_is_resumed(team, history, monke
 def test_changing_the_model_or_size_supersedes_the_backfill_and_asks_for_a_new_estimate(team, history,
                                                                                         monkeypatch) -> None:
     monkeypatch.setattr(services, "BACKFILL_STEP", 2)
-    first = services.backfill_start(team=team)
+    first = services.backfill_start(team=team, actor=None)
     _run_steps(first.pk)
-    assert services.embedding_settings_save(team=team, connection=None, model="text-embedding-3-small",
+    assert services.embedding_settings_save(team=team, actor=None, connection=None, model="text-embedding-3-small",
                                             dimensions=512, enabled=True) is True
     estimate = backfill_estimate(team=team, config=team_embedding_config(team=team))
     assert estimate.messages == 5 and estimate.dimensions == 512
-    second = services.backfill_start(team=team)
+    second = services.backfill_start(team=team, actor=None)
     services.backfill_step(backfill_id=second.pk)
-    services.embedding_settings_save(team=team, connection=None, model="text-embedding-3-large", dimensions=1024,
+    services.embedding_settings_save(team=team, actor=None, connection=None, model="text-embedding-3-large", dimensions=1024,
                                      enabled=True)
     second.refresh_from_db()
     assert second.status == BackfillStatus.SUPERSEDED
@@ -100,14 +100,14 @@ def test_changing_the_model_or_size_supersedes_the_backfill_and_asks_for_a_new_e
 
 
 def test_a_backfill_needs_a_connection_and_embeddings_on(team, history) -> None:
-    services.embedding_settings_save(team=team, connection=None, model="text-embedding-3-small", dimensions=256,
+    services.embedding_settings_save(team=team, actor=None, connection=None, model="text-embedding-3-small", dimensions=256,
                                      enabled=False)
     with pytest.raises(services.SearchSettingsError):
-        services.backfill_start(team=team)
+        services.backfill_start(team=team, actor=None)
 
 
 def test_messages_saved_later_are_embedded_by_the_next_backfill_only_once(team, history) -> None:
-    backfill = services.backfill_start(team=team)
+    backfill = services.backfill_start(team=team, actor=None)
     _run_steps(backfill.pk)
     make_conversation(team, "Later", "a late message")
     assert backfill_estimate(team=team, config=team_embedding_config(team=team)).messages == 1

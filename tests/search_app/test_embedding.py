@@ -85,17 +85,19 @@ def test_requests_hold_at_most_2048_inputs_and_the_token_limit() -> None:
     assert [len(b) for b in batches] == [600, 400]
 
 
-def test_many_messages_go_in_as_few_requests_as_the_limit_allows(team, search_connection) -> None:
+def test_many_messages_go_in_as_few_requests_as_the_limit_allows(team, search_connection, monkeypatch) -> None:
+    # The limit is lowered so the test stays quick; test_requests_hold_at_most_2048... checks 2,048 itself.
+    monkeypatch.setattr("search_app.embedding.MAX_INPUTS_PER_REQUEST", 40)
     thread = factories.make_thread(team, title="Busy")
-    Message.objects.bulk_create([Message(thread=thread, team=team, role="user", text=f"note {i}") for i in range(2100)])
-    assert embed_all(team) == 2100
-    assert sorted(EmbeddingSpend.objects.filter(team=team).values_list("inputs", flat=True)) == [52, 2048]
+    Message.objects.bulk_create([Message(thread=thread, team=team, role="user", text=f"note {i}") for i in range(90)])
+    assert embed_all(team) == 90
+    assert sorted(EmbeddingSpend.objects.filter(team=team).values_list("inputs", flat=True)) == [10, 40, 40]
 
 
 def test_changing_the_model_size_re_embeds_and_drops_the_old_vectors(team, search_connection) -> None:
     make_conversation(team, "Sizes", "a message about routers")
     embed_all(team)
-    services.embedding_settings_save(team=team, connection=None, model="text-embedding-3-small", dimensions=512,
+    services.embedding_settings_save(team=team, actor=None, connection=None, model="text-embedding-3-small", dimensions=512,
                                      enabled=True)
     assert embed_all(team) == 1
     assert list(MessageEmbedding.objects.filter(team=team).values_list("dimensions", flat=True)) == [512]
@@ -103,7 +105,7 @@ def test_changing_the_model_size_re_embeds_and_drops_the_old_vectors(team, searc
 
 def test_nothing_is_embedded_when_the_team_turned_it_off(team, search_connection) -> None:
     make_conversation(team, "Off", "a message")
-    services.embedding_settings_save(team=team, connection=None, model="text-embedding-3-small", dimensions=256,
+    services.embedding_settings_save(team=team, actor=None, connection=None, model="text-embedding-3-small", dimensions=256,
                                      enabled=False)
     assert embed_all(team) == 0 and not EmbeddingSpend.objects.exists()
 

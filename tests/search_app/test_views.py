@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from project.teams.models import Role
+from project.teams.models import AuditEvent, Role
 from search_app import services, vector_schema
 from search_app.models import BackfillStatus, EmbeddingBackfill, EmbeddingSettings
 from tests import factories
@@ -79,6 +79,7 @@ def test_an_admin_changes_the_model_and_sees_a_new_estimate(owner_client, team, 
     page = response.content.decode()
     assert "need embedding again" in page and "12</strong> messages" in page
     assert EmbeddingSettings.objects.get(team=team).dimensions == 512
+    assert AuditEvent.objects.filter(team=team, action="search.settings_changed", details__dimensions=512).exists()
 
 
 def test_bad_dimensions_get_a_clear_error(owner_client, team, corpus: Corpus) -> None:
