@@ -60,7 +60,9 @@ def message_saved(message: Message) -> None:
     if message.role not in EMBEDDABLE_ROLES or message.pending or not message.text.strip():
         return
     team_id, message_id = message.team_id, message.pk
-    transaction.on_commit(lambda: pending.pending_push(team_id, message_id))
+    # robust: Redis being down must not fail the chat that saved the message (the backfill
+    # embeds what was missed).
+    transaction.on_commit(lambda: pending.pending_push(team_id, message_id), robust=True)
 
 
 def pending_drain() -> int:
