@@ -123,3 +123,24 @@ def test_the_built_in_search_tool_searches_by_words_and_meaning(team, corpus: Co
     assert result.startswith("[Kettle trouble]")
     nothing = run_builtin(tool={"builtin": "search_threads"}, arguments={"query": "zebra"}, team=team)
     assert "No messages" in nothing
+
+
+def test_a_keyword_search_over_its_time_budget_ranks_the_newest_matches(team, corpus: Corpus, monkeypatch) -> None:
+    from django.db import OperationalError, connection
+
+    from search_app import ranking
+
+    calls = {"n": 0}
+    real_execute = connection.cursor().__class__.execute
+
+    def slow_first_ranking(self, sql, params=None):  # the first ranking "takes too long", as on a huge history
+        if "ts_rank" in str(sql) and calls["n"] == 0:
+            calls["n"] += 1
+            raise OperationalError("canceling statement due to statement timeout")
+        return real_execute(self, sql, params)
+
+    monkeypatch.setattr(connection.cursor().__class__, "execute", slow_first_ranking)
+    rows = ranking.keyword_ranking(team=team, text="policy", filters=ThreadFilters(query="policy"))
+    monkeypatch.undo()
+    assert calls["n"] == 1
+    assert {thread_id for _, thread_id in rows} == {corpus.refund_policy.pk, corpus.privacy_policy.pk}
