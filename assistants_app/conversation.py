@@ -36,13 +36,14 @@ from project.tokens import REPLY_PRIMING, count_message, encoding_named
 
 # Published for other features: what they may use of chat. The reads let a feature offer
 # the team's assistants and threads to choose from (batches asks threads again); evals
-# switches an assistant to the model it proved (assistant_switch_model).
+# switches an assistant to the model it proved (assistant_switch_model); search embeds and
+# ranks the messages (Message, Role).
 __all__ = [
-    "Assistant", "AssistantVersion", "ChatError", "History", "HistoryTooLong", "RequestSpec", "Thread", "ThreadFilters",
-    "api_message", "assistant_request_spec", "assistant_switch_model", "build_history", "chat_request", "history_budget",
-    "history_with_sources", "output_budget", "responses_request", "team_assistant_get", "team_assistants",
-    "team_threads", "team_version_get", "thread_list_page", "thread_message_counts", "thread_question",
-    "user_content", "version_request_spec",
+    "Assistant", "AssistantVersion", "ChatError", "History", "HistoryTooLong", "Message", "RequestSpec", "Role",
+    "Thread", "ThreadFilters", "api_message", "assistant_request_spec", "assistant_switch_model", "build_history",
+    "chat_request", "history_budget", "history_with_sources", "output_budget", "responses_request",
+    "team_assistant_get", "team_assistants", "team_threads", "team_version_get", "thread_list_page",
+    "thread_message_counts", "thread_question", "user_content", "version_request_spec",
 ]
 
 

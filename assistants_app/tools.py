@@ -26,6 +26,7 @@ from jsonschema.exceptions import SchemaError
 
 from assistants_app.selectors import message_search
 from project import netguard
+from project.message_search import registered_tool_search
 from project.teams.models import Team
 
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -121,10 +122,13 @@ def _search_threads(team: Team, args: dict[str, Any]) -> str:
     query = str(args.get("query", "")).strip()
     if not query:
         raise ToolFailed("Give a query to search for.")
-    hits = message_search(team=team, query=query, limit=5)
+    # Hybrid (words and meaning) when the search feature is installed; words only otherwise.
+    search = registered_tool_search()
+    hits = ([(hit.thread_title, hit.role, hit.text) for hit in search(team, query, 5)] if search is not None else
+            [(hit.thread.title, hit.role, hit.text) for hit in message_search(team=team, query=query, limit=5)])
     if not hits:
         return f"No messages in this team's threads match {query!r}."
-    return "\n".join(f"[{hit.thread.title}] {hit.role}: {hit.text[:200]}" for hit in hits)
+    return "\n".join(f"[{title}] {role}: {text[:200]}" for title, role, text in hits)
 
 
 REGISTRY: dict[str, Builtin] = {
@@ -135,7 +139,7 @@ REGISTRY: dict[str, Builtin] = {
         Builtin("calculator", "Evaluate an arithmetic expression exactly (+ - * / // % ** and sqrt, log, sin...).",
                 {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"],
                  "additionalProperties": False}, _calculator),
-        Builtin("search_threads", "Search this team's earlier conversations for a phrase.",
+        Builtin("search_threads", "Search this team's earlier conversations by words or meaning.",
                 {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"],
                  "additionalProperties": False}, _search_threads),
     )

@@ -21,6 +21,7 @@ from assistants_app.view_helpers import live_updates_paused, run_group_context, 
 from assistants_app.views_models import picker_context
 from project.files.responses import picture_response
 from project.files.services import FileRejected
+from project.message_search import search_modes
 from project.outages import REDIS
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections, team_default_connection
@@ -208,7 +209,9 @@ def thread_list(request: TeamRequest) -> HttpResponse:
     query.pop("cursor", None)
     context = {"rows": rows, "page": page, "filters": filters, "next_query": query.urlencode(),
                "assistants": selectors.team_assistants(team=request.team),
-               "members": team_members(team=request.team)}
+               "members": team_members(team=request.team),
+               # The search feature, when installed, answers the search box (modes: keyword, semantic, hybrid).
+               "search": search_modes(team=request.team)}
     fragment = "#thread_rows" if request.htmx and request.GET.get("cursor") else ""
     return render(request, "assistants_app/thread_list.html" + fragment, context)
 

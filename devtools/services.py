@@ -92,6 +92,19 @@ def _stop_postgres(server: object) -> None:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)  # type: ignore[attr-defined]
 
 
+def lacks_pgvector(database_url: str) -> bool:
+    """Whether the server at database_url cannot make the pgvector extension. A server that
+    cannot be reached is not judged here: the tests say so themselves."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url, connect_timeout=5) as connection:
+            row = connection.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    except psycopg.Error:
+        return False
+    return row is None
+
+
 def _redis_pid(socket_file: str) -> int | None:
     import redis
 

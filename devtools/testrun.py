@@ -1,7 +1,9 @@
 """`make test` and `make bench`: run against real services.
 
 PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set (CI sets them to
-the machine's own servers); otherwise embedded ones are started for the run.
+the machine's own servers); otherwise embedded ones are started for the run. A
+DATABASE_URL server without the pgvector extension (semantic search needs it) is
+replaced by the embedded PostgreSQL, which ships it, with one line saying so.
 Secrets for the test settings are made fresh each run.
 
     python -m devtools.testrun [--no-lint] [pytest args]   ruff, mypy, import contracts, then pytest
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from devtools.services import embedded_services
+from devtools.services import embedded_services, lacks_pgvector
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -38,6 +40,10 @@ def service_environment() -> Iterator[dict[str, str]]:
     # test process and in the worker processes some tests start.
     env.setdefault("OUTBOUND_ALLOWED_HOSTS", "127.0.0.1")
     env["DJANGO_SETTINGS_MODULE"] = "project.settings"
+    if env.get("DATABASE_URL") and lacks_pgvector(env["DATABASE_URL"]):
+        # Semantic search's tests need pgvector; the embedded PostgreSQL ships it.
+        print("[test] the PostgreSQL at DATABASE_URL has no pgvector extension: using the embedded PostgreSQL", flush=True)
+        del env["DATABASE_URL"]
     with embedded_services(BASE_DIR / ".data" / "test-services", env) as services:
         env["DATABASE_URL"] = services.database_url
         env["REDIS_URL"] = services.redis_url

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "jobs_app.batches",
     "jobs_app.finetune",
     "evals_app",
+    "search_app",
 ]
 
 MIDDLEWARE = [

@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("jobs_app.finetune.urls")),
     path("", include("jobs_app.batches.urls")),
     path("", include("evals_app.urls")),
+    path("", include("search_app.urls")),
 ]

@@ -1,4 +1,13 @@
-"""Deterministic embeddings: one unit vector per input, seeded by the input and model."""
+"""Deterministic embeddings that carry meaning: hashed bag-of-words unit vectors.
+
+Each word (lower-cased, a plural's "s" dropped, a few common words left out) is hashed,
+with the model's name, to one dimension and a sign; its weight grows with the log of its
+count; the vector is normalised. So texts that share words are closer (by cosine) than
+texts that do not, and a test can assert a ranking. A small thesaurus maps words of one
+meaning to one feature ("refund", "money back", "reimbursement"), so a search by meaning
+with none of a text's words can find it too. A text with no words at all gets a unit
+vector seeded by the text, as before.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,9 @@ import base64
 import hashlib
 import math
 import random
+import re
 import struct
+from collections import Counter
 from typing import Any
 
 from . import tokens
@@ -14,13 +25,66 @@ from .errors import invalid, missing_param
 from .models_data import ModelSpec
 
 MAX_INPUTS = 2048
+WORD = re.compile(r"[a-z0-9]+")
+STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for",
+    "from", "get", "getting", "got", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me",
+    "my", "no", "not", "of", "on", "or", "our", "so", "than", "that", "the", "their", "them", "then", "there",
+    "these", "they", "this", "to", "too", "was", "we", "were", "what", "when", "where", "which", "who", "why",
+    "will", "with", "would", "you", "your",
+})
+# Words of one meaning share a feature: the sandbox's stand-in for what a real model learns.
+THESAURUS: dict[str, str] = {
+    word: concept
+    for concept, words in {
+        "refund": "refund reimburse reimbursement repay repayment chargeback money moneyback",
+        "cancel": "cancel cancellation unsubscribe terminate termination",
+        "price": "price pricing cost costs expensive cheap fee charge tariff",
+        "bug": "bug error crash broken failure fault defect",
+        "delivery": "delivery deliver shipping ship parcel package courier",
+        "password": "password login credential signin locked",
+        "weather": "weather rain sunny forecast umbrella storm",
+        "invoice": "invoice receipt billing bill",
+    }.items()
+    for word in words.split()
+}
 
 
-def _vector(seed_text: str, model: str, dims: int) -> list[float]:
+def _word(raw: str) -> str | None:
+    if raw in STOPWORDS:
+        return None
+    if len(raw) > 3 and raw.endswith("ies"):
+        raw = raw[:-3] + "y"
+    elif len(raw) > 3 and raw.endswith("s") and not raw.endswith("ss"):
+        raw = raw[:-1]
+    return THESAURUS.get(raw, raw)
+
+
+def _features(text: str) -> Counter[str]:
+    return Counter(word for raw in WORD.findall(text.lower()) if (word := _word(raw)) is not None)
+
+
+def _seeded_vector(seed_text: str, model: str, dims: int) -> list[float]:
     seed = int.from_bytes(hashlib.sha256(f"{model}\x00{seed_text}".encode()).digest()[:8], "big")
     rng = random.Random(seed)
     values = [rng.gauss(0.0, 1.0) for _ in range(dims)]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def _vector(text: str, model: str, dims: int) -> list[float]:
+    features = _features(text)
+    if not features:
+        return _seeded_vector(text, model, dims)
+    values = [0.0] * dims
+    for word, count in features.items():
+        digest = hashlib.sha256(f"{model}\x00{word}".encode()).digest()
+        slot = int.from_bytes(digest[:8], "big") % dims
+        sign = 1.0 if digest[8] & 1 else -1.0
+        values[slot] += sign * (1.0 + math.log(count))
+    norm = math.sqrt(sum(v * v for v in values))
+    if norm == 0.0:  # words that cancelled out in one slot
+        return _seeded_vector(text, model, dims)
     return [v / norm for v in values]
 
 

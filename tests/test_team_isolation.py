@@ -141,6 +141,18 @@ def _eval_target(team: Team) -> object:
     return run.targets.get()
 
 
+def _message(team: Team) -> object:
+    from tests.factories import make_message, make_thread
+
+    return make_message(make_thread(team), "another team's words")
+
+
+def _search_backfill(team: Team) -> object:
+    from search_app.models import EmbeddingBackfill
+
+    return EmbeddingBackfill.objects.create(team=team, model="text-embedding-3-small", dimensions=256, status="paused")
+
+
 # url name -> (factory of another team's object, methods to try)
 ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
@@ -202,6 +214,12 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "eval_run_rerun": (_eval_run, ["post"]),
     "eval_switch": (_eval_target, ["post"]),
     "eval_migrate": (_assistant, ["get", "post"]),
+
+
+    "message_similar": (_message, ["get"]),
+    "search_backfill_progress": (_search_backfill, ["get"]),
+    "search_backfill_pause": (_search_backfill, ["post"]),
+    "search_backfill_resume": (_search_backfill, ["post"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).
