@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from project.spend.models import Feature, SpendEntry
 from project.teams.models import AuditEvent, Role
 from search_app import services, vector_schema
-from search_app.models import BackfillStatus, EmbeddingBackfill, EmbeddingSettings
+from search_app.models import BackfillStatus, EmbeddingBackfill, EmbeddingSettings, EmbeddingSpend
 from tests import factories
 from tests.conftest import client_for
 from tests.search_app.conftest import Corpus, embed_all
@@ -121,5 +122,9 @@ def test_the_migration_step_skips_the_vectors_on_a_server_without_pgvector(monke
 
 def test_the_usage_page_shows_what_embeddings_cost(owner_client, team, corpus: Corpus) -> None:
     embed_all(team)
+    entries = SpendEntry.objects.filter(team=team, feature=Feature.EMBEDDINGS)
+    assert entries.exists() and all(e.model == "text-embedding-3-small" and e.input_tokens > 0 for e in entries)
+    assert sum(e.input_tokens for e in entries) == sum(EmbeddingSpend.objects.filter(team=team)
+                                                       .values_list("tokens", flat=True))
     page = owner_client.get(reverse("usage")).content.decode()
-    assert "Embeddings (search)" in page and "text-embedding-3-small" in page
+    assert "Embeddings" in page and "text-embedding-3-small" in page
