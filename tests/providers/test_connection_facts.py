@@ -13,7 +13,7 @@ from project.providers.capabilities import capabilities_probe
 from project.providers.connection_facts import connection_model, connection_model_facts
 from project.providers.models import ConnectionModelFacts, ProviderKind
 from tests.compatible import LLAMA_MODEL, VLLM_MODEL, llamacpp, vllm
-from tests.factories import make_assistant, make_connection, make_thread
+from tests.factories import make_connection, make_thread
 
 pytestmark = pytest.mark.django_db
 
