@@ -16,7 +16,7 @@ from tests.factories import make_assistant, make_message, make_thread
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
 
 
-def _long_thread(team, connection):  # type: ignore[no-untyped-def]
+def _long_thread(team, connection):
     """Six earlier messages of about 700 tokens: 4,200 tokens, over a 4,096-token server's window
     but well within the 8,192 tokens assumed for a model nobody described."""
     thread = make_thread(team, make_assistant(team, connection, model=LLAMA_MODEL))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def local_llama(team, sandbox_url):  # type: ignore[no-untyped-def]
+def local_llama(team, sandbox_url):
     connection = llamacpp(team, sandbox_url, name="Local llama")
     capabilities_probe(connection=connection, names=["files", "batches", "fine_tuning"])
     return connection
