@@ -10,7 +10,7 @@ from jsonschema.exceptions import SchemaError
 
 from assistants_app.models import Assistant
 from assistants_app.tools import ToolDefinitionError, validate_tools
-from project.providers.capabilities import RequestNeeds, connection_capabilities, request_refusal
+from project.providers.capabilities import RequestNeeds, capabilities_known, request_refusal
 from project.providers.client import ProviderError
 from project.providers.model_facts import model_facts
 from project.providers.models import ProviderConnection, ProviderKind
@@ -96,19 +96,26 @@ class AssistantForm(forms.Form):
         data = super().clean() or {}
         connection = data.get("connection")
         if isinstance(connection, ProviderConnection):
-            self._check_server_supports(connection, data)
-            self._check_model_served(connection, str(data.get("model") or "").strip())
+            model = str(data.get("model") or "").strip()
+            self._check_model_served(connection, model)
+            if "model" not in self.errors:
+                self._check_server_supports(connection, data, model)
         effort, model = data.get("reasoning_effort"), str(data.get("model") or "").strip()
         accepted = model_facts(model).reasoning_efforts if model else ()
         if effort and accepted and effort not in accepted:
             self.add_error("reasoning_effort", f"{model} takes the efforts {', '.join(accepted)}.")
         return data
 
-    def _check_server_supports(self, connection: ProviderConnection, data: dict[str, Any]) -> None:
-        """What the connection's server was probed not to support is refused here, not at the first run."""
-        capabilities = connection_capabilities(connection)
-        for field, needs in (("tools", RequestNeeds(tools=True)), ("response_schema", RequestNeeds(json_schema=True))):
-            refusal = request_refusal(capabilities, needs) if data.get(field) else ""
+    def _check_server_supports(self, connection: ProviderConnection, data: dict[str, Any], model: str) -> None:
+        """What the connection's server does not support is refused here, not at the first run:
+        a capability never probed is asked now (a small request or two, with this model)."""
+        needs = RequestNeeds(tools=bool(data.get("tools")), json_schema=bool(data.get("response_schema")))
+        if not needs.any:
+            return
+        capabilities = capabilities_known(connection=connection, needs=needs, model=model)
+        for field, need in (("tools", RequestNeeds(tools=needs.tools)),
+                            ("response_schema", RequestNeeds(json_schema=needs.json_schema))):
+            refusal = request_refusal(capabilities, need)
             if refusal:
                 self.add_error(field, refusal)
 

@@ -43,7 +43,7 @@ class BatchBuildForm(forms.Form):
 
     def clean_connection(self) -> ProviderConnection:
         connection: ProviderConnection = self.cleaned_data["connection"]
-        lacking = connection_lacks(connection, "batches")
+        lacking = connection_lacks(connection, "batches", probe_unknown=True)
         if lacking:
             raise forms.ValidationError(lacking)
         return connection
@@ -104,7 +104,7 @@ class ThreadsBatchForm(forms.Form):
 
     def clean_connection(self) -> ProviderConnection:
         connection: ProviderConnection = self.cleaned_data["connection"]
-        lacking = connection_lacks(connection, "batches")
+        lacking = connection_lacks(connection, "batches", probe_unknown=True)
         if lacking:
             raise forms.ValidationError(lacking)
         return connection

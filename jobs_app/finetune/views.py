@@ -118,7 +118,7 @@ def job_create(request: TeamRequest) -> HttpResponse:
     connection = _chosen_connection(request, data)
     base_models: list[BaseModelChoice] = []
     provider_message = ""
-    lacking = connection_lacks(connection, "fine_tuning") if connection is not None else ""
+    lacking = connection_lacks(connection, "fine_tuning", probe_unknown=True) if connection is not None else ""
     if connection is None:
         provider_message = "Add a provider connection first (Settings → Connections)."
     elif lacking:

@@ -22,7 +22,7 @@ class UploadForm(forms.Form):
 
     def clean_connection(self) -> ProviderConnection:
         connection: ProviderConnection = self.cleaned_data["connection"]
-        lacking = connection_lacks(connection, "files")
+        lacking = connection_lacks(connection, "files", probe_unknown=True)
         if lacking:
             raise forms.ValidationError(lacking)
         return connection

@@ -225,13 +225,15 @@ def capabilities_probe(*, connection: ProviderConnection, names: list[str] | Non
     """Ask the server what it supports (all capabilities, or `names`) and store the answers
     (kept for the capabilities not asked). One small request each, one after another: a
     local server serves one request at a time, and some cut the one streaming for a new one."""
+    names = names or list(CAPABILITIES)
     try:
-        model = model or probe_model_for(connection)
+        # The APIs (files…) are probed without a model: no need to list the models for them.
+        model = model or (probe_model_for(connection) if any(name in CHAT_PROBES for name in names) else "")
     except ProviderError:
         model = ""
     stored = ConnectionCapabilities.objects.filter(connection=connection).first()
     results: dict[str, Any] = dict(stored.results) if stored else {}
-    for name in names or list(CAPABILITIES):
+    for name in names:
         outcome = _run_probe(name, connection, model)
         results[name] = {"ok": outcome.ok, "detail": outcome.detail[:400]}
     saved, _ = ConnectionCapabilities.objects.update_or_create(
@@ -251,9 +253,14 @@ def supports(capabilities: ConnectionCapabilities | None, name: str) -> bool | N
     return entry.get("ok") if isinstance(entry, dict) else None
 
 
-def connection_lacks(connection: ProviderConnection, name: str) -> str:
-    """The words for a page when the connection's server was seen to lack `name` ("" otherwise)."""
-    if supports(connection_capabilities(connection), name) is False:
+def connection_lacks(connection: ProviderConnection, name: str, *, probe_unknown: bool = False) -> str:
+    """The words for a page when the connection's server was seen to lack `name` ("" otherwise).
+    `probe_unknown`: a connection never probed for it is asked now (one small list request),
+    so a submit is refused in words rather than failing on the provider's 404."""
+    capabilities = connection_capabilities(connection)
+    if probe_unknown and (capabilities is None or name not in capabilities.results):
+        capabilities = capabilities_probe(connection=connection, names=[name])
+    if supports(capabilities, name) is False:
         return f"{connection.name}: {REFUSALS[name]}"
     return ""
 

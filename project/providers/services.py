@@ -12,7 +12,7 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from project.providers.capabilities import capabilities_probe
-from project.providers.client import ClientOptions, ProviderError
+from project.providers.client import ClientOptions, ProviderError, ProviderNotFound
 from project.providers.engine import engine_record, engine_sentence
 from project.providers.models import DEFAULT_BASE_URLS, ConnectionCapabilities, ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_models, connection_models_forget
@@ -120,6 +120,8 @@ def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
         engine_record(connection, _test_options())
         result = ConnectionTestResult(True, f"Connected: {len(model_ids)} model{pluralize(len(model_ids))} available. "
                                       f"{engine_sentence(connection)}", model_ids)
+    except ProviderNotFound as error:
+        result = ConnectionTestResult(False, f"{error.message} {_not_found_hint(connection)}", [])
     except ProviderError as error:
         result = ConnectionTestResult(False, error.message, [])
     connection.last_test_ok = result.ok
@@ -129,6 +131,14 @@ def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
     if result.ok:
         capabilities_probe(connection=connection)
     return result
+
+
+def _not_found_hint(connection: ProviderConnection) -> str:
+    """A 404 on the model list is a wrong address, not a missing model: say which part to check."""
+    if connection.kind == ProviderKind.AZURE:
+        return ("Check the resource endpoint (https://<resource>.openai.azure.com, without a path) and the API "
+                "version (for example 2024-10-21).")
+    return "Check the base URL: it usually ends in /v1."
 
 
 def sandbox_connection_ensure(*, team: Team, sandbox_url: str) -> ProviderConnection:

@@ -117,3 +117,15 @@ def test_usage_does_not_say_zero_dollars_when_costs_are_unknown(owner_client, te
     headline = owner_client.get("/usage/").content.decode().split("data-usage-total>")[1].split("</p>")[0]
     assert "unknown</strong>" not in headline and "<strong>$0.0001" in headline
     assert "1 call of unknown cost (no price is known for the model), not counted" in headline
+
+
+
+def test_saving_tools_for_a_server_never_probed_asks_it_first(owner_client, team, sandbox_url) -> None:
+    connection = llamacpp(team, sandbox_url)
+    data = {"name": "Helper", "connection": str(connection.pk), "model": LLAMA_MODEL, "instructions": "",
+            "tools": '[{"name": "current_time", "binding": "builtin"}]', "response_schema": ""}
+    text = owner_client.post("/assistants/new/", data).content.decode()
+    assert "This server ignores tools unless one is forced" in text
+    sandbox = make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX)
+    assert owner_client.post("/assistants/new/", {**data, "connection": str(sandbox.pk),
+                                                  "model": "gpt-4.1-mini"}).status_code == 302

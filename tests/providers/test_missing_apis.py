@@ -69,3 +69,28 @@ def test_a_connection_never_probed_is_not_said_to_lack_anything(owner_client, te
     llamacpp(team, sandbox_url, name="Local llama")
     assert "data-lacking" not in owner_client.get(reverse("batch_new")).content.decode()
     assert "data-lacking" not in owner_client.get(reverse("file_list")).content.decode()
+
+
+def test_a_submit_to_a_server_never_probed_is_refused_in_words_not_with_a_404(owner_client, team,
+                                                                              sandbox_url) -> None:
+    connection = llamacpp(team, sandbox_url, name="Local llama")
+    answer = owner_client.post(reverse("batch_new"), {
+        "connection": connection.pk, "endpoint": "/v1/chat/completions", "source": "csv", "name": "",
+        "template": "Translate {word} to French.", "model": "gpt-4.1-mini", "instructions": "", "response_format": "",
+        "assistant": "", "file": SimpleUploadedFile("words.csv", b"word\ncat\n", "text/csv")})
+    assert "This server has no Batch API." in answer.content.decode()
+    assert not BatchGroup.objects.exists()
+    page = owner_client.get(reverse("finetune_job_create") + f"?connection={connection.pk}").content.decode()
+    assert "This server has no fine-tuning API." in page
+
+
+def test_an_azure_connection_with_a_wrong_address_says_what_to_check(team, sandbox_url) -> None:
+    from project.providers.models import ProviderKind
+    from project.providers.services import connection_test
+    from tests.factories import make_connection
+
+    azure = make_connection(team, base_url=sandbox_url.removesuffix("/v1") + "/nowhere", kind=ProviderKind.AZURE,
+                            api_key="k-1234")
+    result = connection_test(connection=azure)
+    assert not result.ok and "(404)" in result.message
+    assert "Check the resource endpoint (https://<resource>.openai.azure.com" in result.message
