@@ -10,6 +10,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
+from evals_app.graders import case_question
 from evals_app.models import EvalResult, EvalRun
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -25,16 +26,6 @@ def _cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
-
-
-def question_of(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            return str(content or "")
-    return ""
 
 
 def _output(result: EvalResult) -> str:
@@ -67,7 +58,7 @@ def run_csv_response(run: EvalRun) -> StreamingHttpResponse:
                     yield writer.writerow(row)
                 case = result.case
                 current = result.case_id
-                row = [case.position, _cell(case.name), _cell(question_of(case.messages)),
+                row = [case.position, _cell(case.name), _cell(case_question(case.messages)),
                        _cell(case.expected_text or (json.dumps(case.expected_json) if case.expected_json is not None else ""))]
             row += [_cell(_output(result)), "" if result.passed is None else ("yes" if result.passed else "no"),
                     "" if result.score is None else f"{result.score:.3f}", _cell(_reasons(result)), _cell(result.error),

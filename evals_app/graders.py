@@ -423,7 +423,7 @@ def judge_request(grader: Grader, case: CaseExpectation, messages: Sequence[dict
                   output: ModelOutput) -> dict[str, Any]:
     """A Chat Completions body asking the judge model for a strict {score, pass, reason}."""
     rubric = str(grader.settings.get("rubric") or case.rubric or "The reply answers the user's last message correctly.")
-    conversation = "\n".join(f"{m.get('role')}: {_content_text(m.get('content'))}" for m in messages)
+    conversation = "\n".join(f"{m.get('role')}: {content_text(m.get('content'))}" for m in messages)
     reply = output.text or json.dumps(list(output.tool_calls))
     parts = [f"Conversation:\n{conversation}", f"Reply to grade:\n{reply}", f"Rubric:\n{rubric}"]
     if case.expected_text:
@@ -435,10 +435,26 @@ def judge_request(grader: Grader, case: CaseExpectation, messages: Sequence[dict
     }
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """A message's content as text; an image or a file in it is named ([image], [file])."""
     if isinstance(content, list):
-        return " ".join(str(part.get("text", f"[{part.get('type')}]")) for part in content if isinstance(part, dict))
+        parts = []
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            kind = part.get("type")
+            parts.append(str(part.get("text", "")) if kind == "text" else
+                         "[image]" if kind in ("image_url", "input_image") else f"[{kind or 'part'}]")
+        return " ".join(p for p in parts if p)
     return "" if content is None else str(content)
+
+
+def case_question(messages: Any) -> str:
+    """The text of a case's last user message."""
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return content_text(message.get("content"))
+    return ""
 
 
 def judge_verdict(grader: Grader, reply: str) -> Verdict:

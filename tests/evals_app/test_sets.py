@@ -202,3 +202,15 @@ def test_building_from_threads_through_the_page(owner_client, team) -> None:
     test_set.refresh_from_db()
     assert sorted(c.expected_text for c in test_set.current_version.cases.all()) == ["first", "second"]  # type: ignore[union-attr]
     assert owner_client.post(url, {}).status_code == 400
+
+
+def test_a_case_with_an_image_shows_its_text_and_names_the_image(owner_client, team) -> None:
+    pixel = ("data:image/png;base64,"
+             "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    line = json.dumps({"input": [{"role": "user", "content": [{"type": "text", "text": "What colour is this?"},
+                                                               {"type": "image_url", "image_url": {"url": pixel}}]}],
+                       "expected": "black"})
+    test_set = make_set(team)
+    services.test_set_add_cases(test_set=test_set, actor=None, drafts=cases_from_jsonl([line.encode()]), note="image")
+    page = owner_client.get(reverse("eval_set_detail", args=[test_set.pk])).content.decode()
+    assert "What colour is this? [image]" in page and "base64" not in page
