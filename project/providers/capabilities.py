@@ -32,8 +32,9 @@ from project.providers.client import (
     ProviderUnreachable,
     provider_call,
 )
+from project.providers.engine import engine_detect
 from project.providers.model_facts import model_facts
-from project.providers.models import ConnectionCapabilities, ProviderConnection
+from project.providers.models import ConnectionCapabilities, Engine, ProviderConnection
 from project.providers.remote_models import connection_models
 
 log = logging.getLogger(__name__)
@@ -177,9 +178,11 @@ def _probe_embeddings(connection: ProviderConnection, model: str) -> Outcome:
 
 
 def _probe_responses(connection: ProviderConnection, model: str) -> Outcome:
-    provider_call(connection, lambda client: client.responses.create(model=model, input="Say OK.",
-                                                                     max_output_tokens=16), _options())
-    return Outcome(True)
+    """The engine's detection (project.providers.engine): a model-less request that costs nothing."""
+    engine = engine_detect(connection, _options())
+    if engine is None:
+        return Outcome(None, "The server's answer did not say whether it has the Responses API.")
+    return Outcome(engine == Engine.RESPONSES)
 
 
 def _route_probe(list_call: Callable[[openai.OpenAI], Any]) -> Callable[[ProviderConnection, str], Outcome]:

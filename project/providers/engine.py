@@ -35,13 +35,18 @@ def engine_detect(connection: ProviderConnection, options: ClientOptions | None 
     return Engine.RESPONSES
 
 
-def engine_record(connection: ProviderConnection, options: ClientOptions | None = None) -> str | None:
-    """Detect the engine and remember it on the connection (an admin's own choice still wins)."""
-    detected = engine_detect(connection, options)
+def engine_remember(connection: ProviderConnection, speaks_responses: bool | None) -> None:
+    """Remember what a capability probe found (True: Responses; False: only Chat
+    Completions; None: it could not tell, and what was known stays)."""
+    _remember(connection, None if speaks_responses is None
+              else Engine.RESPONSES if speaks_responses else Engine.CHAT_COMPLETIONS)
+
+
+def _remember(connection: ProviderConnection, detected: str | None) -> None:
+    # An admin's own choice (connection.engine) still wins over what was detected.
     if detected is not None and detected != connection.engine_detected:
         connection.engine_detected = detected
         connection.save(update_fields=["engine_detected"])
-    return detected
 
 
 def engine_sentence(connection: ProviderConnection) -> str:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from project.providers.capabilities import capabilities_probe
 from project.providers.client import ClientOptions, ProviderError, ProviderNotFound
-from project.providers.engine import engine_record, engine_sentence
+from project.providers.engine import engine_remember, engine_sentence
 from project.providers.models import DEFAULT_BASE_URLS, ConnectionCapabilities, ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_models, connection_models_forget
 from project.teams.models import Team
@@ -112,24 +112,26 @@ def connection_delete(*, connection: ProviderConnection, actor: User) -> None:
 
 
 def connection_test(*, connection: ProviderConnection) -> ConnectionTestResult:
-    """List the provider's models through the SDK, detect its engine, then probe what the
-    server supports (project.providers.capabilities), and remember the outcome."""
+    """List the provider's models through the SDK, then probe what the server supports
+    (project.providers.capabilities; its Responses probe is the engine's detection), and
+    remember the outcome."""
     try:
         # A fresh list, which also refreshes what the pickers show for this connection.
         model_ids = sorted(model.id for model in connection_models(connection, fresh=True, options=_test_options()))
-        engine_record(connection, _test_options())
-        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} model{pluralize(len(model_ids))} available. "
-                                      f"{engine_sentence(connection)}", model_ids)
+        result = ConnectionTestResult(True, f"Connected: {len(model_ids)} model{pluralize(len(model_ids))} available.",
+                                      model_ids)
     except ProviderNotFound as error:
         result = ConnectionTestResult(False, f"{error.message} {_not_found_hint(connection)}", [])
     except ProviderError as error:
         result = ConnectionTestResult(False, error.message, [])
+    if result.ok:
+        capabilities = capabilities_probe(connection=connection)
+        engine_remember(connection, (capabilities.results.get("responses") or {}).get("ok"))
+        result = ConnectionTestResult(True, f"{result.message} {engine_sentence(connection)}", result.model_ids)
     connection.last_test_ok = result.ok
     connection.last_test_message = result.message
     connection.last_tested_at = timezone.now()
     connection.save(update_fields=["last_test_ok", "last_test_message", "last_tested_at"])
-    if result.ok:
-        capabilities_probe(connection=connection)
     return result
 
 
