@@ -32,9 +32,17 @@ FEED_MAXLEN = 100
 FEED_TTL_SECONDS = 24 * 60 * 60
 
 
+# A worker streams many replies at once, a thread each, and every flush is a write. redis-py's
+# own pool fails past 100 connections; this one makes a thread wait for a free connection
+# (each is held for a single command), so a burst of runs slows down instead of failing.
+POOL_CONNECTIONS = 128
+POOL_WAIT_SECONDS = 20
+
+
 @cache
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS))
 
 
 def publish(run_id: int, kind: str, data: str = "") -> str:

@@ -13,8 +13,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import redis
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.utils.functional import cached_property
+
+POOL_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 20
 
 _clients: dict[tuple[str, ...], SharedRedisCacheClient] = {}
 _lock = threading.Lock()
@@ -22,6 +26,12 @@ _lock = threading.Lock()
 
 class SharedRedisCacheClient(RedisCacheClient):
     def __init__(self, servers: list[str], **options: Any) -> None:
+        # Every request thread of the process shares the pool: past its size a request waits
+        # for a free connection (each is held for one command) instead of failing, as
+        # redis-py's default pool does past 100.
+        options.setdefault("pool_class", redis.BlockingConnectionPool)
+        options.setdefault("max_connections", POOL_CONNECTIONS)
+        options.setdefault("timeout", POOL_WAIT_SECONDS)
         super().__init__(servers, **options)
         self._redis_clients: dict[int, Any] = {}
 
