@@ -23,7 +23,7 @@ import contextlib
 import uuid
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aredis
 from django.conf import settings
@@ -68,8 +68,8 @@ class Subscription:
         behind = self.hub.join(self, key, cursor)
         if not behind:
             return []
-        entries: Entries = await self.client.xrange(key, min=f"({cursor}" if cursor != "0-0" else "-", max="+")
-        return self._unseen(key, entries)
+        entries = await self.client.xrange(key, min=f"({cursor}" if cursor != "0-0" else "-", max="+")
+        return self._unseen(key, cast(Entries, entries))
 
     def unfollow(self, key: bytes) -> None:
         self.cursors.pop(key, None)
@@ -178,7 +178,7 @@ class StreamHub:
                     reply = await self.client.xread(streams, block=BLOCK_MS, count=READ_COUNT)
                 finally:
                     self.reading = False
-                self._deliver(reply or [])
+                self._deliver(cast(Reply, reply or []))
         except Exception as error:  # noqa: BLE001 - every page ends its stream and reconnects
             for readers in list(self.subscribers.values()):
                 for subscription in readers:
