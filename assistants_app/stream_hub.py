@@ -23,13 +23,15 @@ import contextlib
 import uuid
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aredis
 from django.conf import settings
 
 BLOCK_MS = 10_000
 READ_COUNT = 1000
+POOL_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 20
 _WAKE_TTL_SECONDS = 60 * 60
 
 type Entries = list[tuple[bytes, dict[bytes, bytes]]]
@@ -66,8 +68,8 @@ class Subscription:
         behind = self.hub.join(self, key, cursor)
         if not behind:
             return []
-        entries: Entries = await self.client.xrange(key, min=f"({cursor}" if cursor != "0-0" else "-", max="+")
-        return self._unseen(key, entries)
+        entries = await self.client.xrange(key, min=f"({cursor}" if cursor != "0-0" else "-", max="+")
+        return self._unseen(key, cast(Entries, entries))
 
     def unfollow(self, key: bytes) -> None:
         self.cursors.pop(key, None)
@@ -110,8 +112,11 @@ class Subscription:
 class StreamHub:
     def __init__(self) -> None:
         # The client's socket timeout must outlast the XREAD's BLOCK (redis-py's default
-        # of 5 s would cut every quiet read).
-        self.client = aredis.Redis.from_url(settings.REDIS_URL, socket_timeout=BLOCK_MS / 1000 + 10)
+        # of 5 s would cut every quiet read). Pages opened in a burst each read a little
+        # on their own: they wait for a free connection rather than fail past the pool's size.
+        self.client = aredis.Redis(connection_pool=aredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+            socket_timeout=BLOCK_MS / 1000 + 10))
         self.positions: dict[bytes, str] = {}  # stream -> the id the hub has read up to
         self.subscribers: dict[bytes, set[Subscription]] = {}
         self.wake_key = f"sb:hub:{uuid.uuid4().hex}".encode()
@@ -173,7 +178,7 @@ class StreamHub:
                     reply = await self.client.xread(streams, block=BLOCK_MS, count=READ_COUNT)
                 finally:
                     self.reading = False
-                self._deliver(reply or [])
+                self._deliver(cast(Reply, reply or []))
         except Exception as error:  # noqa: BLE001 - every page ends its stream and reconnects
             for readers in list(self.subscribers.values()):
                 for subscription in readers:

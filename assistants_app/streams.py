@@ -34,13 +34,22 @@ FEED_MAXLEN = 100
 FEED_TTL_SECONDS = 24 * 60 * 60
 
 
+# A worker streams many replies at once, a thread each, and every flush is a write. redis-py's
+# own pool fails past 100 connections; this one makes a thread wait for a free connection
+# (each is held for a single command), so a burst of runs slows down instead of failing.
+POOL_CONNECTIONS = 128
+POOL_WAIT_SECONDS = 20
+
+
 @cache
 def redis_client() -> redis.Redis:
     # Fail fast: redis-py's default retries a dead server for about four seconds per
     # command, in the thread that is reading the provider's stream. The worker's live
     # display (assistants_app.live) keeps the text and retries with backoff of its own.
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=5.0,
-                                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1))
+    return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+        socket_connect_timeout=1.0, socket_timeout=5.0,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1)))
 
 
 def publish(run_id: int, kind: str, data: str = "") -> str:

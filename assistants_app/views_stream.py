@@ -33,7 +33,7 @@ from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from assistants_app.models import ACTIVE_STATUSES, Run, Thread, feed_key, stream_key
+from assistants_app.models import ACTIVE_STATUSES, Run, RunStatus, Thread, feed_key, stream_key
 from assistants_app.stream_hub import BLOCK_MS, Reply, Subscription, stream_hub
 from assistants_app.streams import fold, newest_id
 from assistants_app.view_helpers import run_group_context
@@ -100,8 +100,9 @@ def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_m
     if not found:
         return ""
     run = found[0]
-    # A run no worker has taken yet has written nothing: no need to ask for its messages.
-    context = run_group_context(run, messages=[] if run.attempts == 0 else None)
+    # A run just started that no worker has taken yet has written nothing: no need to ask.
+    fresh = with_user_message and run.status == RunStatus.QUEUED and run.attempts == 0
+    context = run_group_context(run, messages=[] if fresh else None)
     if not with_user_message:
         return render_to_string("assistants_app/_run_group.html", context, request=request)
     return render_to_string("assistants_app/_run_started.html", {"message": run.user_message, **context},

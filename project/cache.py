@@ -12,7 +12,7 @@ in a thread of its own, so the stock RedisCache built a new client, a new connec
 pool and a new connection for every request, and redis-py reads its package metadata
 from disk each time a client is made: a few milliseconds of every request (the session
 is read from this cache) spent connecting. Here every cache object of the process
-shares one client and its pool (redis-py's pool is thread-safe).
+shares one client and its pool (redis-py's pool is thread-safe). One server: REDIS_URL.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.utils.functional import cached_property
 
@@ -67,40 +68,38 @@ class _ClientThroughOutages(RedisCacheClient):
         _or(None, lambda: super(_ClientThroughOutages, self).delete_many(keys), "delete_many")
 
 
-_clients: dict[tuple[str, ...], SharedRedisCacheClient] = {}
+# Past the pool's size a request waits for a free connection (each is held for one
+# command) instead of failing, as redis-py's default pool does past 100.
+POOL_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 20
+
+_clients: dict[tuple[str, str], SharedRedisCacheClient] = {}
 _lock = threading.Lock()
 
 
 class SharedRedisCacheClient(_ClientThroughOutages):
-    def __init__(self, servers: list[str], **options: Any) -> None:
-        super().__init__(servers, **options)
-        self._redis_clients: dict[int, Any] = {}
+    def __init__(self, location: str, **options: Any) -> None:
+        super().__init__([location], **options)
+        # The socket timeouts of the OPTIONS (settings.CACHES) keep an unreachable Redis
+        # from holding a page for long.
+        pool = redis.BlockingConnectionPool.from_url(location, max_connections=POOL_CONNECTIONS,
+                                                     timeout=POOL_WAIT_SECONDS, **self._pool_options)  # type: ignore[attr-defined]
+        self.shared_client = redis.Redis(connection_pool=pool)
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        pool = self._get_connection_pool(write)
-        client = self._redis_clients.get(id(pool))
-        if client is None:
-            with _lock:
-                client = self._redis_clients.setdefault(id(pool), self._client(connection_pool=pool))
-        return client
-
-    def _get_connection_pool(self, write: bool) -> Any:
-        index = self._get_connection_pool_index(write)
-        if index not in self._pools:
-            with _lock:
-                if index not in self._pools:
-                    self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
-        return self._pools[index]
+        return self.shared_client
 
 
 class SharedRedisCache(RedisCache):
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self.location, self.client_options = server, dict(params.get("OPTIONS", {}))
+
     @cached_property
     def _cache(self) -> SharedRedisCacheClient:
-        key = (*self._servers, repr(sorted(self._options.items())))
-        client = _clients.get(key)
-        if client is None:
-            with _lock:
-                client = _clients.get(key)
-                if client is None:
-                    client = _clients[key] = SharedRedisCacheClient(self._servers, **self._options)
+        key = (self.location, repr(sorted(self.client_options.items())))
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = SharedRedisCacheClient(self.location, **self.client_options)
         return client

@@ -72,7 +72,7 @@ def test_one_reader_streams_several_runs_to_several_pages_whole_and_in_order(tea
         await until(lambda: all("id: " in "".join(received.get((run.pk, "second"), [])) for run in runs))
         await publish(PIECES // 2, PIECES)
         for run in runs:
-            await asyncio.to_thread(lambda run=run: Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED))
+            await Run.objects.filter(pk=run.pk).aupdate(status=RunStatus.SUCCEEDED)
             await asyncio.to_thread(streams.publish_end, run.pk)
         texts = await asyncio.gather(*first, *second)
         return dict(zip([(run.pk, "first") for run in runs] + [(run.pk, "second") for run in runs], texts,
