@@ -506,7 +506,7 @@ type RunLoop = Callable[[Run, ModelFacts, Usage, Clock], None]
 
 
 def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> None:
-    """Claim the run and execute it: with the loop `choose_loop` picks for it (run_dispatch
+    """Claim the run and execute it: with the loop `choose_loop` picks for it (run_engines
     picks by the connection's engine), or this module's Chat Completions loop."""
     run = run_claim(run_id)
     if run is None:
