@@ -10,10 +10,14 @@ class AssistantsAppConfig(AppConfig):
         # a picture's files; the tasks module registers chat's tasks with Celery in every
         # process, so services can send them by name (project.queue).
         from assistants_app import images, tasks  # noqa: F401
+        from assistants_app.responses_loop import response_webhook_received
         from assistants_app.selectors import team_chat_spend
         from project.periodic import periodic_task_register
         from project.spend.registry import register_spend_source
+        from project.webhooks.registry import register_webhook_handler
 
         # A chat run whose worker died is re-queued or failed within about a minute and a half.
         register_spend_source("chat", team_chat_spend, order=10)
         periodic_task_register("chat-recover-stale-runs", task="assistants_app.runs_recover_stale", seconds=30.0)
+        # A background response that ended: the worker polling it fetches it at once.
+        register_webhook_handler("response.", response_webhook_received)

@@ -26,7 +26,13 @@ from django.db import transaction
 from openai import APIResponse
 
 from assistants_app import streams
-from assistants_app.conversation import HistoryTooLong, history_with_sources, responses_request, version_request_spec
+from assistants_app.conversation import (
+    HistoryTooLong,
+    history_with_sources,
+    responses_input,
+    responses_request,
+    version_request_spec,
+)
 from assistants_app.models import AssistantVersion, Message, Run, RunStatus
 from assistants_app.run_loop import (
     FLUSH_SECONDS,
@@ -56,6 +62,7 @@ from assistants_app.run_loop import (
 )
 from project.providers.client import ProviderError, ProviderRejected, provider_errors
 from project.providers.model_facts import ModelFacts
+from project.providers.models import ProviderConnection
 
 log = logging.getLogger(__name__)
 
@@ -156,37 +163,17 @@ def _record_response(run: Run, response_id: str) -> None:
 
 # -- the request ----------------------------------------------------------------------------------
 
-def _input_part(part: dict[str, Any]) -> dict[str, Any]:
-    """A Chat Completions content part (conversation.user_content) as a Responses input part."""
-    if part.get("type") == "image_url":
-        return {"type": "input_image", "image_url": (part.get("image_url") or {}).get("url"), "detail": "auto"}
-    if part.get("type") == "file":
-        return {"type": "input_file", "file_id": (part.get("file") or {}).get("file_id")}
-    return {"type": "input_text", "text": part.get("text", "")}
-
-
 def input_items(messages: list[dict[str, Any]], sources: list[Message], *, model: str) -> list[dict[str, Any]]:
-    """The history (conversation.history_with_sources) as Responses input items. A reply's
-    reasoning items go back in front of it, when the reply was written by the same model
-    (another model cannot read them)."""
+    """The history (conversation.history_with_sources) as Responses input items
+    (conversation.responses_input), each reply's reasoning items back in front of it when
+    the reply was written by the same model (another model cannot read them)."""
     models = dict(AssistantVersion.objects.filter(pk__in={m.version_id for m in sources if m.reasoning_items})
                   .values_list("pk", "model"))
     items: list[dict[str, Any]] = []
     for api, source in zip(messages, sources, strict=True):
-        role = api["role"]
-        if role == "user":
-            content = api["content"]
-            items.append({"role": "user", "content": content if isinstance(content, str)
-                          else [_input_part(part) for part in content]})
-        elif role == "tool":
-            items.append({"type": "function_call_output", "call_id": api["tool_call_id"], "output": api["content"]})
-        else:
-            if source.reasoning_items and source.version_id is not None and models.get(source.version_id) == model:
-                items += source.reasoning_items
-            if api.get("content"):
-                items.append({"role": "assistant", "content": api["content"]})
-            items += [{"type": "function_call", "call_id": call["id"], "name": call["function"]["name"],
-                       "arguments": call["function"]["arguments"]} for call in api.get("tool_calls") or ()]
+        if source.reasoning_items and source.version_id is not None and models.get(source.version_id) == model:
+            items += source.reasoning_items
+        items += responses_input([api])
     return items
 
 
@@ -359,6 +346,27 @@ def _turn_calls(turn: ResponseTurn) -> None:
                                          for part in item.get("summary") or () if part.get("text"))
 
 
+def poke_key(run_id: int) -> str:
+    """Set by a response.* webhook: the worker polling the run's response fetches it at once."""
+    return f"sb:run:{run_id}:poke"
+
+
+def response_webhook_received(connection: ProviderConnection, event: Any) -> None:
+    """A response.completed|failed|cancelled|incomplete webhook: a worker polling that
+    background response (its stream could not be followed) asks for it now instead of
+    waiting out its backoff. Responses no run of the connection is waiting on are ignored."""
+    response_id = str(getattr(getattr(event, "data", None), "id", ""))
+    if not response_id:
+        return
+    for run_id in Run.objects.filter(assistant__connection=connection, team_id=connection.team_id,
+                                     response_id=response_id, status=RunStatus.RUNNING).values_list("pk", flat=True):
+        streams.redis_client().set(poke_key(run_id), "1", ex=streams.STREAM_TTL_SECONDS)
+
+
+def _poked(run: Run) -> bool:
+    return bool(streams.redis_client().delete(poke_key(run.pk)))
+
+
 POLL_FIRST_SECONDS = 0.5
 POLL_MAX_SECONDS = 5.0
 TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
@@ -377,7 +385,7 @@ def _poll(run: Run, clock: Clock, usage: Usage) -> ResponseTurn:
         if final.get("status") in TERMINAL_STATUSES:
             break
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not _poked(run):
             _check_in(run, clock)
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         wait = min(wait * 2, POLL_MAX_SECONDS)

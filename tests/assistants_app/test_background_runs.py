@@ -153,3 +153,33 @@ def test_stop_cancels_the_background_response_on_the_provider(team, owner, backg
     remote = httpx2.get(f"{background_sandbox}/responses/{run.response_id}",
                         headers={"Authorization": f"Bearer {connection.get_api_key()}"}).json()
     assert remote["status"] == "cancelled"
+
+
+def test_a_response_webhook_makes_the_worker_polling_that_response_fetch_it_now(team, owner, client) -> None:
+    import base64
+    import json
+    import secrets
+    import time
+
+    from django.urls import reverse
+
+    from sandbox.webhooks import sign
+
+    secret = "whsec_" + base64.b64encode(b"responses-webhook-test-secret").decode()
+    connection = factories.make_connection(team, webhook_secret=secret, name="Hooks")
+    assistant = make_assistant(team, connection, long_running=True)
+    thread = make_thread(team, assistant)
+    waiting = factories.make_run(thread, status=RunStatus.RUNNING, response_id="resp_waiting")
+    other_team = factories.make_team("Other")
+    stranger = factories.make_run(make_thread(other_team, make_assistant(other_team, factories.make_connection(
+        other_team), long_running=True)), status=RunStatus.RUNNING, response_id="resp_waiting")
+    body = json.dumps({"id": "evt_r1", "object": "event", "created_at": int(time.time()),
+                       "type": "response.completed", "data": {"id": "resp_waiting"}})
+    webhook_id, stamp = "wh_" + secrets.token_hex(8), int(time.time())
+    response = client.post(reverse("webhook_receive", args=[connection.public_id]), body,
+                           content_type="application/json",
+                           headers={"webhook-id": webhook_id, "webhook-timestamp": str(stamp),
+                                    "webhook-signature": sign(secret, webhook_id, stamp, body)})
+    assert response.status_code == 200, response.content
+    assert responses_loop._poked(waiting)  # the poll of that run ends its wait at once
+    assert not responses_loop._poked(stranger)  # another team's run with the same id is not touched
