@@ -13,7 +13,7 @@ import httpx2
 import pytest
 from django.utils import timezone
 
-from assistants_app import recovery, responses_loop, run_engines, streams
+from assistants_app import recovery, responses_loop, responses_stream, run_engines, streams
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import run_cancel, thread_post_message
 from project.providers.client import ProviderRejected
@@ -125,14 +125,14 @@ def test_a_response_whose_stream_cannot_be_followed_is_polled_to_its_end(team, o
     with pytest.raises(WorkerKilled):
         run_engines.run_execute(run.pk)
     monkeypatch.undo()
-    real_open = responses_loop._open_stream
+    real_open = responses_stream.open_stream
 
     def no_resumed_streams(run: Run, body: dict[str, Any], resume: Any) -> Any:
         if resume is not None:
             raise ProviderRejected("The provider refused the request (400): streaming is not available.")
         return real_open(run, body, resume)
 
-    monkeypatch.setattr(responses_loop, "_open_stream", no_resumed_streams)
+    monkeypatch.setattr(responses_stream, "open_stream", no_resumed_streams)
     run = _take_over(run)
     assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     reply = Message.objects.get(run=run, role="assistant").text
