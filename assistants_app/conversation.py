@@ -41,7 +41,7 @@ from project.tokens import REPLY_PRIMING, count_message, encoding_named
 __all__ = [
     "Assistant", "AssistantVersion", "ChatError", "History", "HistoryTooLong", "Message", "RequestSpec", "Role",
     "Thread", "ThreadFilters", "api_message", "assistant_request_spec", "assistant_switch_model", "build_history",
-    "chat_request", "history_budget", "history_with_sources", "output_budget", "responses_request",
+    "chat_request", "history_budget", "history_with_sources", "output_budget", "responses_input", "responses_request",
     "team_assistant_get", "team_assistants", "team_threads", "team_version_get", "thread_list_page",
     "thread_message_counts", "thread_question", "user_content", "version_request_spec",
 ]
@@ -132,6 +132,40 @@ def responses_request(spec: RequestSpec, input_value: str | list[dict[str, Any]]
     else:
         body.pop("parallel_tool_calls", None)
     return body
+
+
+def _input_part(part: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions content part (user_content) as a Responses input part."""
+    if part.get("type") == "image_url":
+        return {"type": "input_image", "image_url": (part.get("image_url") or {}).get("url"), "detail": "auto"}
+    if part.get("type") == "file":
+        return {"type": "input_file", "file_id": (part.get("file") or {}).get("file_id")}
+    return {"type": "input_text", "text": part.get("text", "")}
+
+
+def responses_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat Completions messages (build_history, thread_question) as Responses input items:
+    tool rounds become function_call and function_call_output items, pictures and files
+    input_image and input_file parts. The instructions are not among them (responses_request
+    sends them as `instructions`)."""
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "user":
+            content = message.get("content")
+            items.append({"role": "user", "content": content if isinstance(content, str)
+                          else [_input_part(part) for part in content or ()]})
+        elif role == "tool":
+            items.append({"type": "function_call_output", "call_id": message.get("tool_call_id", ""),
+                          "output": message.get("content") or ""})
+        elif role == "assistant":
+            if message.get("content"):
+                items.append({"role": "assistant", "content": message["content"]})
+            items += [{"type": "function_call", "call_id": call["id"], "name": call["function"]["name"],
+                       "arguments": call["function"]["arguments"]} for call in message.get("tool_calls") or ()]
+        elif role in ("system", "developer"):
+            items.append({"role": role, "content": message.get("content") or ""})
+    return items
 
 
 # -- what a thread's history is ----------------------------------------------------------------------

@@ -44,6 +44,10 @@ class AssistantForm(forms.Form):
                         '"binding": "http", "url": "https://…", "parameters": {…}}, {"name": "approve", "binding": "human"}]. '
                         "Built-ins: current_time, calculator, search_threads.")
     response_schema = _json_field("Reply JSON schema (structured output)", "Optional strict JSON schema the reply must follow.")
+    long_running = forms.BooleanField(
+        required=False, label="Long-running (background mode)",
+        help_text="On a Responses connection the provider writes each reply in the background: a worker that restarts "
+                  "picks it up where it was, and Stop cancels it on the provider.")
 
     def __init__(self, *args: Any, connections: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -139,7 +143,7 @@ class AssistantForm(forms.Form):
         return {"model": data["model"].strip(), "instructions": data["instructions"], "temperature": data["temperature"],
                 "top_p": data["top_p"], "reasoning_effort": data["reasoning_effort"] or "",
                 "max_output_tokens": data["max_output_tokens"], "tools": data["tools"],
-                "response_schema": data["response_schema"]}
+                "response_schema": data["response_schema"], "long_running": bool(data.get("long_running"))}
 
     @staticmethod
     def initial_for(assistant: Assistant) -> dict[str, Any]:
@@ -150,4 +154,5 @@ class AssistantForm(forms.Form):
                 "top_p": version.top_p, "reasoning_effort": version.reasoning_effort,
                 "max_output_tokens": version.max_output_tokens,
                 "tools": json.dumps(version.tools, indent=2) if version.tools else "",
-                "response_schema": json.dumps(version.response_schema, indent=2) if version.response_schema else ""}
+                "response_schema": json.dumps(version.response_schema, indent=2) if version.response_schema else "",
+                "long_running": version.long_running}

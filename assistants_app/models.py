@@ -61,6 +61,9 @@ class AssistantVersion(models.Model):
     tools = models.JSONField(default=list, blank=True)
     # A strict JSON schema the reply must follow, or {} for free text.
     response_schema = models.JSONField(default=dict, blank=True)
+    # Responses engine: the provider runs each reply in the background (store on), and a worker
+    # that restarts picks the reply up where it was instead of asking (and paying) again.
+    long_running = models.BooleanField(default=False)
     note = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -205,6 +208,9 @@ class Run(models.Model):
     request_id = models.CharField(max_length=120, blank=True)
     # The API it ran on, recorded when a worker takes it (blank: before engines existed).
     engine = models.CharField(max_length=20, choices=Engine.choices, blank=True)
+    # A long-running version's background response of the current round, until the round is saved:
+    # a worker that takes the run over resumes it instead of creating another.
+    response_id = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

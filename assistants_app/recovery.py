@@ -45,13 +45,19 @@ def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2,
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_seconds)
     requeued = failed = 0
-    for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).only("pk", "attempts"):
+    for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).only("pk", "attempts",
+                                                                                          "response_id"):
         if run.attempts < max_attempts:
             with transaction.atomic():
                 if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
                         status=RunStatus.QUEUED, heartbeat_at=now):
-                    transaction.on_commit(partial(_tell_pages, run.pk, ("reset", ""), (
-                        "note", "The worker stopped; the reply is being written again.")))
+                    if run.response_id:
+                        # A background response goes on at the provider: the next worker resumes it.
+                        transaction.on_commit(partial(_tell_pages, run.pk, (
+                            "note", "The worker stopped; another picks the reply up where it was.")))
+                    else:
+                        transaction.on_commit(partial(_tell_pages, run.pk, ("reset", ""), (
+                            "note", "The worker stopped; the reply is being written again.")))
                     task_send_on_commit("assistants_app.run_execute", run.pk)
                     requeued += 1
         elif Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(

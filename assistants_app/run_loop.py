@@ -558,7 +558,7 @@ type RunLoop = Callable[[Run, ModelFacts, Usage, Clock], None]
 
 
 def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> None:
-    """Claim the run and execute it: with the loop `choose_loop` picks for it (run_dispatch
+    """Claim the run and execute it: with the loop `choose_loop` picks for it (run_engines
     picks by the connection's engine), or this module's Chat Completions loop."""
     run = database_call(lambda: run_claim(run_id), what="taking the run", limit_seconds=DATABASE_OUTAGE_SECONDS)
     if run is None:

@@ -46,7 +46,7 @@ from project.workloads import BROKER_ERRORS
 log = logging.getLogger(__name__)
 
 VERSION_FIELDS = ("model", "instructions", "temperature", "top_p", "reasoning_effort", "max_output_tokens", "tools",
-                  "response_schema")
+                  "response_schema", "long_running")
 
 
 class ChatError(Exception):

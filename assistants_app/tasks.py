@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from assistants_app import images, recovery, run_dispatch
+from assistants_app import images, recovery, run_engines
 from project.workloads import CpuTask, IoTask
 
 # A run whose worker has not sent a heartbeat for this long is taken as dead.
@@ -15,7 +15,7 @@ STALE_AFTER_SECONDS = 60.0
 # conditional update) and a dead worker's run is recovered by the beat task below.
 @shared_task(base=IoTask, name="assistants_app.run_execute")
 def run_execute_task(run_id: int) -> None:
-    run_dispatch.run_execute(run_id)
+    run_engines.run_execute(run_id)
 
 
 @shared_task(base=IoTask, name="assistants_app.runs_recover_stale")

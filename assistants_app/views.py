@@ -139,6 +139,7 @@ def _version_lines(version: AssistantVersion) -> list[str]:
     lines += [f"  {line}" for line in version.instructions.splitlines()]
     lines += ["tools:"] + [f"  {line}" for line in json.dumps(version.tools, indent=2).splitlines()]
     lines += ["response_schema:"] + [f"  {line}" for line in json.dumps(version.response_schema, indent=2).splitlines()]
+    lines.append(f"long_running: {'yes' if version.long_running else 'no'}")
     return lines
 
 

@@ -15,7 +15,14 @@ from typing import IO, Any
 
 import tiktoken
 
-from assistants_app.conversation import RequestSpec, Thread, chat_request, responses_request, thread_question
+from assistants_app.conversation import (
+    RequestSpec,
+    Thread,
+    chat_request,
+    responses_input,
+    responses_request,
+    thread_question,
+)
 from jobs_app.batches.estimate import body_input_tokens
 from jobs_app.batches.models import BatchEndpoint
 from jobs_app.batches.validation import JSON_OBJECT_PROBLEM, InputProblems, check_body, json_object_without_json
@@ -59,6 +66,13 @@ def input_text_of(body: dict[str, Any], endpoint: str) -> str:
                 return str(content or "")[:INPUT_TEXT_LIMIT]
         return ""
     value = body.get("input")
+    if isinstance(value, list):
+        # Input items: the last user message's text, as for a chat request.
+        users = [item for item in value if isinstance(item, dict) and item.get("role") == "user"]
+        content = users[-1].get("content") if users else ""
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return str(content or "")[:INPUT_TEXT_LIMIT]
     return (value if isinstance(value, str) else json.dumps(value))[:INPUT_TEXT_LIMIT]
 
 
@@ -222,10 +236,11 @@ def text_stream(binary: IO[bytes]) -> IO[str]:
 
 def items_from_conversations(conversations: Iterable[tuple[str, list[dict[str, Any]], BodySpec]], *,
                              endpoint: str, problems: InputProblems) -> Iterator[RequestItem]:
-    """Run conversations again: each (custom_id, messages, spec) becomes one chat request, with
-    its spec's instructions as the system message (stored system messages are replaced)."""
-    if endpoint != BatchEndpoint.CHAT:
-        problems.add("threads can only be run again as /v1/chat/completions requests.")
+    """Run conversations again: each (custom_id, messages, spec) becomes one request for the
+    endpoint (/v1/chat/completions or /v1/responses), with its spec's instructions (stored
+    system messages are replaced)."""
+    if endpoint not in (BatchEndpoint.CHAT, BatchEndpoint.RESPONSES):
+        problems.add("threads can only be run again as /v1/chat/completions or /v1/responses requests.")
         return
     encodings: dict[str, tiktoken.Encoding] = {}
     for line_no, (custom_id, messages, spec) in enumerate(conversations, start=1):
@@ -233,7 +248,8 @@ def items_from_conversations(conversations: Iterable[tuple[str, list[dict[str, A
         if not any(m.get("role") == "user" for m in history):
             problems.add(f"{custom_id} has no user message to run again.")
             continue
-        body = chat_request(spec, history, stream=False)
+        body = (responses_request(spec, responses_input(history)) if endpoint == BatchEndpoint.RESPONSES
+                else chat_request(spec, history, stream=False))
         encoding = encodings.get(spec.model) or encodings.setdefault(spec.model, encoding_for_model(spec.model))
         yield RequestItem(line_no, custom_id, body, input_text_of(body, endpoint),
                           body_input_tokens(body, endpoint, encoding))

@@ -1,5 +1,6 @@
 """Pick threads to run again: each thread's conversation, up to its last user message, becomes
-one chat request under its assistant's current version."""
+one request under its assistant's current version: for /v1/responses when the batch's
+connection runs on the Responses engine, else for /v1/chat/completions."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from jobs_app.batches.build import BodySpec, items_from_conversations, thread_co
 from jobs_app.batches.models import BatchEndpoint, BatchGroup, BatchSource
 from jobs_app.batches.services import batch_group_build
 from jobs_app.batches.validation import InputProblems
-from project.providers.models import ProviderConnection
+from project.providers.models import Engine, ProviderConnection
 from project.teams.models import Team
 
 
@@ -55,6 +56,7 @@ def batch_group_build_from_threads(*, team: Team, connection: ProviderConnection
     problems = InputProblems()
     specs = _specs(threads, problems)
     problems.raise_if_any()
-    items = items_from_conversations(_conversations(threads, specs), endpoint=BatchEndpoint.CHAT, problems=problems)
+    endpoint = BatchEndpoint.RESPONSES if connection.run_engine == Engine.RESPONSES else BatchEndpoint.CHAT
+    items = items_from_conversations(_conversations(threads, specs), endpoint=endpoint, problems=problems)
     return batch_group_build(team=team, connection=connection, actor=actor, name=name or "Threads run again",
-                             endpoint=BatchEndpoint.CHAT, source=BatchSource.THREADS, items=items, problems=problems)
+                             endpoint=endpoint, source=BatchSource.THREADS, items=items, problems=problems)

@@ -54,3 +54,30 @@ def test_a_tool_call_with_reasoning_on_a_responses_connection_shows_its_thinking
     assert "Choosing tools" in thinking.inner_text()
     assert "Responses" in page.inner_text(".run-group[data-run-status=succeeded] .run-meta")
     assert "reasoning" in page.inner_text(".run-group[data-run-status=succeeded] .run-meta")
+
+
+def test_a_long_running_reply_survives_a_reload(page, asgi_url, tmp_path) -> None:
+    from assistants_app.models import Message, Run
+    from project.providers.models import Engine
+    from sandbox.testing import running_sandbox
+    from tests.factories import make_assistant, make_thread
+
+    user = make_user("lena")
+    team = make_team("Long", owner=user)
+    # The background clock at 2x: 300 words take about three seconds to write.
+    with running_sandbox(tmp_path, time_scale=2.0) as url:
+        connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX, name="Sandbox")
+        connection.engine = Engine.RESPONSES
+        connection.save(update_fields=["engine"])
+        thread = make_thread(team, make_assistant(team, connection, long_running=True))
+        log_in(page, asgi_url, "lena", expect_heading="Long")
+        page.goto(f"{asgi_url}/threads/{thread.pk}/")
+        send_with_enter(page, "write 300 words")
+        page.wait_for_selector(".live .stream-text span")
+        page.reload()
+        # The reloaded page replays what was written and follows the rest.
+        page.wait_for_selector(".live .stream-text span")
+        assert Run.objects.get(thread=thread).status == "running"
+        final = page.wait_for_selector(".run-group[data-run-status=succeeded] .msg.assistant .md", timeout=30_000)
+        saved = Message.objects.get(run__thread=thread, role="assistant").text
+        assert len(saved.split()) == 300 and len(final.inner_text().split()) == 300

@@ -180,3 +180,26 @@ def test_stop_ends_a_streaming_run_and_keeps_what_was_shown(team, owner, tmp_pat
     assert run.status == RunStatus.CANCELLED
     partial = Message.objects.get(run=run, role="assistant").text
     assert partial.endswith(" …") and len(partial.split()) < 400
+
+
+def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team, owner, responses_connection,
+                                                                          monkeypatch) -> None:
+    from assistants_app import responses_stream
+
+    real_client = responses_stream._client
+    calls: list[float] = []
+
+    def limited_once(connection: ProviderConnection) -> Any:
+        calls.append(time.monotonic())
+        sdk = real_client(connection)
+        return sdk.with_options(default_headers={"X-Sandbox-Fault": "429"}) if len(calls) == 1 else sdk
+
+    monkeypatch.setattr(responses_stream, "_client", limited_once)
+    assistant = make_assistant(team, responses_connection)
+    _, run = thread_post_message(thread=make_thread(team, assistant), actor=owner, text="echo: after a pause")
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert len(calls) == 2 and calls[1] - calls[0] >= 1.0  # the sandbox said retry-after: 1
+    assert Message.objects.get(run=run, role="assistant").text == "after a pause"
+    notes = [data for kind, data in _stream(run.pk) if kind == "note"]
+    assert any("Rate limited by the provider (429)" in note and "Retrying in 1.0 s" in note for note in notes)

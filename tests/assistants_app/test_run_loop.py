@@ -1,5 +1,7 @@
 """The run on a real Celery worker against the sandbox over HTTP: streaming into
-Redis, usage and cost, tools, people, structured output, errors, stop, recovery."""
+Redis, usage and cost, tools, people, structured output, errors, stop, recovery.
+Each test runs on both engines (Chat Completions and Responses): the same run, the same
+page, whichever API the connection speaks."""
 
 from __future__ import annotations
 
@@ -14,10 +16,20 @@ from django.utils import timezone
 from assistants_app import conversation, recovery, run_loop, streams
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import run_cancel, thread_post_message, tool_answer
+from project.providers.models import Engine, ProviderConnection, ProviderKind
+from tests import factories
 from tests.assistants_app.conftest import wait_for_run
 from tests.factories import make_assistant, make_message, make_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
+
+
+@pytest.fixture(params=[Engine.CHAT_COMPLETIONS, Engine.RESPONSES])
+def chat_connection(request: pytest.FixtureRequest, team: factories.Team, sandbox_url: str) -> ProviderConnection:
+    connection = factories.make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX, name="Sandbox")
+    connection.engine = request.param
+    connection.save(update_fields=["engine"])
+    return connection
 
 
 def _deltas(run_id: int) -> str:
@@ -128,10 +140,19 @@ def test_an_image_is_sent_as_an_image_part(team, owner, chat_connection) -> None
     assert Message.objects.get(run=run, role="assistant").text.startswith("I see 1 image (image/png, 1x1).")
 
 
-def test_old_messages_are_trimmed_to_fit_the_context_window(team, owner, chat_connection) -> None:
+def test_old_messages_are_trimmed_to_fit_the_context_window(team, owner, chat_connection, monkeypatch) -> None:
     # The model facts do not know gpt-3.5-turbo, so its window is taken as a conservative 8,192
-    # tokens; 40 stored turns of ~800 tokens cannot all fit.
-    assistant = make_assistant(team, chat_connection, model="gpt-3.5-turbo", max_output_tokens=500,
+    # tokens; 40 stored turns of ~800 tokens cannot all fit. /v1/responses does not serve
+    # gpt-3.5-turbo: there gpt-4.1-mini's window is taken as 8,192 tokens instead.
+    model = "gpt-3.5-turbo"
+    if chat_connection.run_engine == Engine.RESPONSES:
+        import dataclasses
+
+        from project.providers.model_facts import model_facts
+
+        model, small = "gpt-4.1-mini", dataclasses.replace(model_facts("gpt-4.1-mini"), context_window=8192)
+        monkeypatch.setattr(run_loop, "model_facts", lambda model_id: small)
+    assistant = make_assistant(team, chat_connection, model=model, max_output_tokens=500,
                                instructions="Never forget these instructions.")
     thread = make_thread(team, assistant)
     filler = " ".join(["river"] * 800)

@@ -205,9 +205,16 @@ def test_a_provider_refusal_at_submit_leaves_the_draft_to_submit_again(team: Tea
     assert batch_group_mark_submitting(group=group, actor=None) == 1  # it can be tried again
 
 
-def test_a_threads_batch_runs_to_completion_with_each_reply_joined_to_its_thread(team: Team, sandbox_conn) -> None:
+@pytest.mark.parametrize("engine", ["chat_completions", "responses"])
+def test_a_threads_batch_runs_to_completion_with_each_reply_joined_to_its_thread(team: Team, sandbox_conn,
+                                                                               engine: str) -> None:
+    """On a Responses connection the batch is built for /v1/responses (tool rounds as
+    function_call items), by the same request builder as a chat run."""
     from jobs_app.batches.threads import batch_group_build_from_threads
     from tests.factories import make_assistant, make_message, make_thread
+
+    sandbox_conn.engine = engine
+    sandbox_conn.save(update_fields=["engine"])
 
     assistant = make_assistant(team, model="gpt-4o-mini", instructions="Reply briefly.")
     plain = make_thread(team, assistant, "Plain")
@@ -225,6 +232,12 @@ def test_a_threads_batch_runs_to_completion_with_each_reply_joined_to_its_thread
 
     group = batch_group_build_from_threads(team=team, connection=sandbox_conn, actor=None, name="Run again",
                                            threads=[plain, with_tools])
+    assert group.endpoint == ("/v1/responses" if engine == "responses" else "/v1/chat/completions")
+    if engine == "responses":
+        body = BatchRequest.objects.get(batch__group=group, custom_id=f"thread-{with_tools.pk}").body
+        assert body["instructions"] == "Reply briefly."
+        assert [item.get("type") or item["role"] for item in body["input"]] == [
+            "user", "function_call", "function_call_output", "assistant", "user"]
     submit(group)
     sync_until_terminal(group)
     collect(group)

@@ -1,0 +1,227 @@
+"""The Responses engine, end to end over real processes (sandbox, uvicorn, Celery workers):
+
+1. Time to first token through the dashboard (the thread page's SSE stream, from the POST)
+   on a Responses connection and on a Chat Completions one, the runs interleaved, beside
+   the sandbox's own TTFT on /v1/responses and /v1/chat/completions.
+2. Background runs whose worker is killed (SIGKILL) mid-stream: a new worker and the
+   stale-run sweep take them over; every saved reply is compared with what the run's
+   stream showed (characters lost or repeated), and the sandbox's count of create calls
+   says whether any response was generated twice.
+
+    make bench ARGS="responses_engine [--runs=200] [--killed=100] [--per-kill=10]"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+from django.test import Client
+
+from assistants_app import recovery, streams
+from assistants_app.models import Message, Run, RunStatus, Thread
+from assistants_app.services import thread_post_message
+from bench._setup import summary
+from bench.chat_streaming import PYTHON, Dashboard, start, stop, wait_port
+from devtools.asgi_thread import free_port
+from project.providers.models import Engine, ProviderConnection, ProviderKind
+from project.teams.models import Team
+from tests.factories import make_assistant, make_connection, make_team, make_user
+
+
+def _direct_ttft(base_url: str, runs: int) -> tuple[list[float], list[float]]:
+    """The sandbox's own TTFT for a 50-word reply: (chat completions, responses), interleaved."""
+    client = openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0)
+    chat, responses = [], []
+    for i in range(runs):
+        started = time.perf_counter()
+        for chunk in client.chat.completions.create(model="gpt-4.1-mini", stream=True,
+                                                    messages=[{"role": "user", "content": f"write 50 words {i}"}]):
+            if chunk.choices and chunk.choices[0].delta.content:
+                chat.append((time.perf_counter() - started) * 1000)
+                break
+        started = time.perf_counter()
+        with client.responses.create(model="gpt-4.1-mini", stream=True, store=False,
+                                     input=f"write 50 words {i}") as stream:
+            for event in stream:
+                if event.type == "response.output_text.delta":
+                    responses.append((time.perf_counter() - started) * 1000)
+                    break
+    return chat, responses
+
+
+def _connection(team: Team, url: str, engine: str) -> ProviderConnection:
+    connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX, name=engine)
+    connection.engine = engine
+    connection.save(update_fields=["engine"])
+    return connection
+
+
+async def _interleaved(dash: Dashboard, chat_threads: list[int], responses_threads: list[int]) -> dict[str, Any]:
+    times: dict[str, list[float]] = {Engine.CHAT_COMPLETIONS: [], Engine.RESPONSES: []}
+    mismatches = 0
+    async with httpx2.AsyncClient(base_url=dash.base, cookies={"sessionid": dash.session, "csrftoken": dash.csrf},
+                                  timeout=60) as http:
+        for i, (chat_thread, responses_thread) in enumerate(zip(chat_threads, responses_threads, strict=True)):
+            for engine, thread_id in ((Engine.CHAT_COMPLETIONS, chat_thread), (Engine.RESPONSES, responses_thread)):
+                ttft = await dash.chat(http, thread_id, f"write 50 words {i}")
+                run_id, text = next(reversed(dash.texts.items()))  # this chat's run: the last one streamed
+                times[engine].append(ttft)
+                saved = await Message.objects.filter(run_id=run_id, role="assistant").values_list(
+                    "text", flat=True).afirst()
+                mismatches += saved != text
+    return {"times": times, "mismatches": mismatches}
+
+
+def _ttft(env: dict[str, str], runs: int, tmp: Path) -> None:
+    sandbox_port, web_port = free_port(), free_port()
+    env = {**env, "SANDBOX_PORT": str(sandbox_port), "SANDBOX_DATA_DIR": str(tmp / "sandbox-ttft"),
+           "SANDBOX_TTFT_MS": "0", "SANDBOX_TOKENS_PER_SECOND": "0", "SANDBOX_HOST": "127.0.0.1"}
+    processes = [
+        start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox-ttft.log"),
+        start([PYTHON, "-m", "uvicorn", "project.asgi:application", "--port", str(web_port), "--log-level", "warning",
+               "--no-access-log"], env, tmp / "web.log"),
+        start([PYTHON, "-m", "celery", "-A", "project.celery", "worker", "-P", "threads", "-c", "8", "-Q", "io,cpu",
+               "-n", "bench-ttft@%h", "-l", "warning", "--without-gossip", "--without-mingle"], env, tmp / "worker.log"),
+    ]
+    try:
+        wait_port(sandbox_port)
+        wait_port(web_port)
+        url = f"http://127.0.0.1:{sandbox_port}/v1"
+        Team.objects.filter(name="Responses bench").delete()
+        user = make_user(f"rbench{int(time.time())}")
+        team = make_team("Responses bench", owner=user)
+        threads = {}
+        for engine in (Engine.CHAT_COMPLETIONS, Engine.RESPONSES):
+            assistant = make_assistant(team, _connection(team, url, engine), name=engine, instructions="")
+            Thread.objects.bulk_create([Thread(team=team, assistant=assistant, title=f"{engine} {i}")
+                                        for i in range(runs + 10)])
+            threads[engine] = list(Thread.objects.filter(assistant=assistant).order_by("id").values_list("id", flat=True))
+        client = Client()
+        client.force_login(user)
+        client.get(f"/threads/{threads[Engine.RESPONSES][0]}/")
+        dash = Dashboard(f"http://127.0.0.1:{web_port}", client.cookies["sessionid"].value,
+                         client.cookies["csrftoken"].value)
+        asyncio.run(_interleaved(dash, threads[Engine.CHAT_COMPLETIONS][-10:], threads[Engine.RESPONSES][-10:]))  # warm up
+        direct_chat, direct_responses = _direct_ttft(url, runs)
+        result = asyncio.run(_interleaved(dash, threads[Engine.CHAT_COMPLETIONS][:runs], threads[Engine.RESPONSES][:runs]))
+        via_chat, via_responses = result["times"][Engine.CHAT_COMPLETIONS], result["times"][Engine.RESPONSES]
+        print(summary("TTFT sandbox directly, /v1/chat/completions", direct_chat))
+        print(summary("TTFT sandbox directly, /v1/responses", direct_responses))
+        print(summary("TTFT via dashboard, Chat Completions engine", via_chat))
+        print(summary("TTFT via dashboard, Responses engine", via_responses))
+        ratio = statistics.median(via_responses) / statistics.median(via_chat)
+        added = statistics.median(via_responses) - statistics.median(direct_responses)
+        print(f"Responses engine median / Chat Completions engine median: {ratio:.3f} "
+              f"({(ratio - 1) * 100:+.1f} %)")
+        print(f"added by the dashboard on the Responses engine (median via - median direct): {added:.1f} ms")
+        print(f"replies whose streamed deltas differ from the saved reply: {result['mismatches']}")
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def _worker(env: dict[str, str], tmp: Path, name: str) -> Any:
+    return start([PYTHON, "-m", "celery", "-A", "project.celery", "worker", "-P", "threads", "-c", "16", "-Q", "io,cpu",
+                  "-n", f"{name}@%h", "-l", "warning", "--without-gossip", "--without-mingle"], env,
+                 tmp / f"{name}.log")
+
+
+def _shown(run_id: int) -> str:
+    shown, _, _ = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
+    return "".join(data for kind, data in shown if kind == "delta")
+
+
+def _killed(env: dict[str, str], total: int, per_kill: int, tmp: Path) -> None:
+    sandbox_port = free_port()
+    # The background clock at 5x: a 300-word reply is written in about 1.5 s.
+    env = {**env, "SANDBOX_PORT": str(sandbox_port), "SANDBOX_DATA_DIR": str(tmp / "sandbox-bg"),
+           "SANDBOX_TIME_SCALE": "5", "SANDBOX_HOST": "127.0.0.1"}
+    processes = [start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox-bg.log")]
+    worker = None
+    try:
+        wait_port(sandbox_port)
+        url = f"http://127.0.0.1:{sandbox_port}/v1"
+        user = make_user(f"rbg{int(time.time())}")
+        team = make_team("Background bench", owner=user)
+        connection = _connection(team, url, Engine.RESPONSES)
+        assistant = make_assistant(team, connection, name="Long", instructions="", long_running=True)
+        runs: list[Run] = []
+        killed_mid_stream = 0
+        rounds = 0
+        while len(runs) < total:
+            rounds += 1
+            worker = _worker(env, tmp, f"bg{rounds}")
+            batch = []
+            for _ in range(min(per_kill, total - len(runs))):
+                thread = Thread.objects.create(team=team, assistant=assistant, title="bg")
+                batch.append(thread_post_message(thread=thread, actor=user, text="write 300 words")[1])
+            # Kill when the replies are part written: some text shown, none finished.
+            deadline = time.monotonic() + 60
+            while not all(_shown(run.pk) for run in batch) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(random.uniform(0.0, 0.6))
+            worker.kill()
+            worker.wait()
+            running = Run.objects.filter(pk__in=[r.pk for r in batch], status=RunStatus.RUNNING).count()
+            killed_mid_stream += running
+            worker = _worker(env, tmp, f"bg{rounds}b")
+            time.sleep(2.0)  # the new worker is up
+            recovery.runs_recover_stale(stale_after_seconds=0.0)
+            deadline = time.monotonic() + 120
+            while Run.objects.filter(pk__in=[r.pk for r in batch], status__in=("queued", "running")).exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("runs did not finish after the takeover")
+                time.sleep(0.1)
+            stop(worker)
+            worker = None
+            runs += batch
+        lost = repeated = differ = failed = 0
+        for run in Run.objects.filter(pk__in=[r.pk for r in runs]):
+            if run.status != RunStatus.SUCCEEDED:
+                failed += 1
+                continue
+            saved = Message.objects.get(run=run, role="assistant").text
+            shown = _shown(run.pk)
+            if saved.startswith(shown):
+                lost += len(saved) - len(shown)
+            elif shown.startswith(saved):
+                repeated += len(shown) - len(saved)
+            else:
+                differ += 1
+        stats = httpx2.get(f"http://127.0.0.1:{sandbox_port}/sandbox/responses/stats",
+                           headers={"Authorization": f"Bearer {connection.get_api_key()}"}).json()
+        print(f"background runs: {len(runs)} in {rounds} kills; running (mid-stream) when their worker was killed: "
+              f"{killed_mid_stream}; not succeeded: {failed}")
+        print(f"characters lost: {lost}; characters shown twice: {repeated}; "
+              f"replies whose stream differs otherwise: {differ}")
+        print(f"responses created at the provider: {stats['create_requests']} for {len(runs)} runs")
+    finally:
+        if worker is not None:
+            worker.kill()
+        for process in processes:
+            stop(process)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200, help="TTFT runs per engine")
+    parser.add_argument("--killed", type=int, default=100, help="background runs whose worker is killed")
+    parser.add_argument("--per-kill", type=int, default=10, help="background runs in flight at each kill")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="responses-bench-"))
+    env = dict(os.environ)
+    if args.runs:
+        _ttft(env, args.runs, tmp)
+    if args.killed:
+        _killed(env, args.killed, args.per_kill, tmp)
+    return 0
