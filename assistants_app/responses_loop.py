@@ -223,7 +223,7 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
     """The Responses run; run_engines has it run under the run's heartbeat."""
     request_id, trimmed = "", 0
     try:
-        if _final_reply_saved(run):
+        if run.attempts > 1 and _final_reply_saved(run):  # only a run sent again can have one
             _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
             return
         for _round in range(MAX_TOOL_ROUNDS):

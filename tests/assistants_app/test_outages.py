@@ -182,8 +182,9 @@ def test_a_run_sent_again_after_its_reply_was_saved_ends_without_calling_the_pro
     # A provider nobody listens on: a call to it would fail the run.
     unreachable = factories.make_connection(team, base_url="http://127.0.0.1:9/v1")
     thread = factories.make_thread(team, factories.make_assistant(team, unreachable))
-    run = factories.make_run(thread, user_message=factories.make_message(thread, "hello"))
-    factories.make_message(thread, "Hi.", role="assistant", run=run)  # saved by an attempt that then vanished
+    # Its first attempt saved the reply and vanished before it could say so; the sweep sent it again.
+    run = factories.make_run(thread, user_message=factories.make_message(thread, "hello"), attempts=1)
+    factories.make_message(thread, "Hi.", role="assistant", run=run)
     run_loop.run_execute(run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.provider_calls == 0

@@ -151,7 +151,7 @@ def test_old_messages_are_trimmed_to_fit_the_context_window(team, owner, chat_co
         from project.providers.model_facts import model_facts
 
         model, small = "gpt-4.1-mini", dataclasses.replace(model_facts("gpt-4.1-mini"), context_window=8192)
-        monkeypatch.setattr(run_loop, "model_facts", lambda model_id: small)
+        monkeypatch.setattr(run_loop, "connection_model_facts", lambda connection, model_id: small)
     assistant = make_assistant(team, chat_connection, model=model, max_output_tokens=500,
                                instructions="Never forget these instructions.")
     thread = make_thread(team, assistant)
