@@ -112,6 +112,15 @@ def _batch_build(team: Team) -> object:
                                      endpoint="/v1/chat/completions", source="csv")
 
 
+def _budget(team: Team) -> object:
+    from decimal import Decimal
+
+    from project.spend.models import Budget
+
+    return Budget.objects.create(team=team, connection=make_connection(team), amount_usd=Decimal("10"),
+                                 hard_limit=True)
+
+
 # url name -> (factory of another team's object, methods to try)
 ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
@@ -156,6 +165,7 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "batch_results": (_batch_group, ["get"]),
     "batch_download_csv": (_batch_group, ["get"]),
     "batch_download_jsonl": (_batch_group, ["get"]),
+    "budget_delete": (_budget, ["post"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).

@@ -3,7 +3,6 @@ batch spend on the Usage page."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
