@@ -38,7 +38,8 @@ def test_a_reply_is_in_the_ledger_and_stays_there_when_its_thread_is_deleted(tea
     assert (entry.feature, entry.person_id, entry.assistant_name, entry.version_number, entry.model) == (
         Feature.CHAT, owner.pk, "Helpdesk", 1, "gpt-4.1-mini")
     assert (entry.input_tokens, entry.output_tokens, entry.calls) == (run.input_tokens, run.output_tokens, 1)
-    assert entry.cost_usd == run.cost_usd and entry.cost_usd > 0 and not entry.estimated
+    assert entry.cost_usd is not None and entry.cost_usd == run.cost_usd and entry.cost_usd > 0
+    assert not entry.estimated
     assert entry.connection_id == chat_connection.pk
     assert not SpendReservation.objects.exists()  # no hard limit: nothing reserved, nothing left over
 

@@ -78,8 +78,8 @@ def test_a_member_sees_only_their_own_spend(spent) -> None:
     assert 'name="person"' not in html and "Top people" not in html and "Budgets" not in html
     # Asking for someone else changes nothing.
     assert "<strong>$0.175</strong>" in page_text(client_for(spent), "?person=1")
-    rows = list(csv.reader(io.StringIO(b"".join(client_for(spent).get("/usage/export.csv").streaming_content)
-                                       .decode())))  # type: ignore[attr-defined]
+    export = client_for(spent).get("/usage/export.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))  # type: ignore[attr-defined]
     assert {row[3] for row in rows[1:]} == {"mia"}
 
 

@@ -42,7 +42,7 @@ def test_a_collected_batch_is_billed_once_at_batch_prices_and_outlives_the_batch
 
 
 def test_an_embeddings_batch_is_its_own_feature(team, sandbox_conn) -> None:
-    lines = [{"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
+    lines: list[dict[str, object]] = [{"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
               "body": {"model": "text-embedding-3-small", "input": f"text {i}"}} for i in range(3)]
     group = make_batch_group(team, sandbox_conn, lines=lines, endpoint="/v1/embeddings")
     assert isinstance(group, BatchGroup)

@@ -5,6 +5,7 @@ before anything is sent."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -16,13 +17,15 @@ from project.providers.model_facts import model_facts
 from project.spend.budgets import BudgetExceeded, budget_save
 from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Feature, Pricing, SpendEntry, SpendReservation
+from project.teams.templatetags.display import format_usd
+from tests.conftest import client_for
 from tests.factories import make_dataset
 from tests.jobs_app.finetune.conftest import sandbox_connection, wait_until
 
 pytestmark = pytest.mark.django_db
 
-OPTIONS = {"validation_dataset": None, "base_model": "gpt-4.1-mini", "method": "supervised", "hyperparameters": {},
-           "suffix": "demo", "seed": 7, "metadata": {}}
+OPTIONS: dict[str, Any] = {"validation_dataset": None, "base_model": "gpt-4.1-mini", "method": "supervised",
+                           "hyperparameters": {}, "suffix": "demo", "seed": 7, "metadata": {}}
 
 
 def test_training_is_billed_once_at_the_training_price_and_outlives_the_job(team, owner, sandbox_url) -> None:
@@ -45,6 +48,8 @@ def test_training_is_billed_once_at_the_training_price_and_outlives_the_job(team
     price = model_facts("gpt-4.1-mini").price("training")
     assert entry.cost_usd == (Decimal(job.trained_tokens) * price / 1_000_000).quantize(Decimal("0.000001"))  # type: ignore[operator]
     assert not SpendReservation.objects.exists()  # settled
+    page = client_for(owner).get(f"/fine-tuning/jobs/{job.pk}/").content.decode()
+    assert f"<dd data-billed>{format_usd(entry.cost_usd)}</dd>" in page
     FineTuneJob.objects.filter(pk=job.pk).delete()
     assert SpendEntry.objects.filter(pk=entry.pk).exists()
 
