@@ -56,6 +56,11 @@ def month_spent(*, team_id: int, connection_id: int | None = None, month: date |
     return rows.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
 
 
+def month_spent_by_connection(*, team_id: int) -> dict[int | None, Decimal]:
+    """This month's spend per connection (None: work of no connection), in one query."""
+    return dict(SpendMonth.objects.filter(team_id=team_id, month=_now_month()).values_list("connection_id", "cost_usd"))
+
+
 def budget_label(budget: Budget) -> str:
     return f"the connection {budget.connection.name}'s budget" if budget.connection else "the team's budget"
 

@@ -66,6 +66,7 @@ class UsageReport:
     top_assistants: list[RankRow]
     top_people: list[RankRow]
     top_models: list[RankRow]
+    groups: list[dict[str, Any]]  # the range summed by feature, model, person, assistant and connection
 
 
 _SUMS = {"cost": Sum("cost_usd"), "calls": Sum("calls"), "input": Sum("input_tokens"),
@@ -124,17 +125,22 @@ def usage_report(*, team: Team, f: UsageFilter) -> UsageReport:
         top_assistants=_ranked_by(groups, "assistant_id", "assistant_name", empty="(deleted)"),
         top_people=_ranked_by(groups, "person_id", "person_name", empty="(no one)"),
         top_models=_ranked_by(groups, "model", "model", empty=""),
+        groups=groups,
     )
 
 
-def usage_choices(*, team: Team, f: UsageFilter) -> dict[str, list[tuple[str, str]]]:
+def usage_choices(*, team: Team, f: UsageFilter, report: UsageReport | None = None) -> dict[str, list[tuple[str, str]]]:
     """What the filters offer: whatever spent in the range (so a deleted assistant or
-    connection can still be chosen), by its latest name."""
-    rows = SpendDaily.objects.filter(team=team, day__gte=f.start, day__lte=f.end)
-    if f.person_id is not None:
-        rows = rows.filter(person_id=f.person_id)
-    groups: list[dict[str, Any]] = [dict(g) for g in rows.values("connection_id", "person_id", "assistant_id", "model")
-                                    .annotate(**_NAMES).order_by()]
+    connection can still be chosen), by its latest name. Read from the report's groups
+    when it was filtered by no more than the range and the person."""
+    if report is not None and f == UsageFilter(start=f.start, end=f.end, person_id=f.person_id, stack_by=f.stack_by):
+        groups = report.groups
+    else:
+        rows = SpendDaily.objects.filter(team=team, day__gte=f.start, day__lte=f.end)
+        if f.person_id is not None:
+            rows = rows.filter(person_id=f.person_id)
+        groups = [dict(g) for g in rows.values("connection_id", "person_id", "assistant_id", "model")
+                  .annotate(**_NAMES).order_by()]
 
     def pairs(key: str, label: str) -> list[tuple[str, str]]:
         found = {g[key]: g[label] or str(g[key]) for g in groups if g[key] is not None}
