@@ -168,6 +168,15 @@ def measure_budget_check(team: Team, repeats: int) -> None:
         if i:
             times.append(elapsed)
     print(summary("budget check and reservation before a run is queued (2 hard limits, 50 running)", times))
+    # What one round trip to PostgreSQL costs on this machine right now: the check makes five.
+    trips = []
+    with connection.cursor() as cursor:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+            trips.append((time.perf_counter() - started) * 1000)
+    print(summary("for scale: one SELECT 1 round trip", trips))
     SpendReservation.objects.filter(key__startswith="bench-running:").delete()
 
 
