@@ -153,6 +153,15 @@ def _search_backfill(team: Team) -> object:
     return EmbeddingBackfill.objects.create(team=team, model="text-embedding-3-small", dimensions=256, status="paused")
 
 
+def _budget(team: Team) -> object:
+    from decimal import Decimal
+
+    from project.spend.models import Budget
+
+    return Budget.objects.create(team=team, connection=make_connection(team), amount_usd=Decimal("10"),
+                                 hard_limit=True)
+
+
 # url name -> (factory of another team's object, methods to try)
 ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "connection_edit": (_connection, ["get", "post"]),
@@ -220,6 +229,9 @@ ID_VIEWS: dict[str, tuple[MakeObject, list[str]]] = {
     "search_backfill_progress": (_search_backfill, ["get"]),
     "search_backfill_pause": (_search_backfill, ["post"]),
     "search_backfill_resume": (_search_backfill, ["post"]),
+
+
+    "budget_delete": (_budget, ["post"]),
 }
 
 # Views whose id is not a team object looked up by pk (tokens, public ids that carry their own proof).

@@ -41,6 +41,7 @@ from project.providers.models import ProviderConnection
 from project.providers.selectors import team_connection_get, team_connections
 from project.providers.timestamps import provider_datetime
 from project.spend.budgets import BudgetExceeded
+from project.spend.selectors import source_cost
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 from project.user_input import parse_id
@@ -256,6 +257,7 @@ def job_detail(request: TeamRequest, job_id: int) -> HttpResponse:
         "thread_url": thread_link(job, job.fine_tuned_model) if job.fine_tuned_model else "",
         "can_pause": job.status == JobStatus.RUNNING, "can_resume": job.status == JobStatus.PAUSED,
         "can_cancel": not job.is_terminal,
+        "billed_usd": source_cost(team=request.team, source_kind="finetune_job", source_id=job.pk),
     }
     if request.htmx:
         response = render(request, "jobs_app/finetune/job_detail.html#live", context)

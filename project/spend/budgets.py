@@ -56,11 +56,9 @@ def month_spent(*, team_id: int, connection_id: int | None = None, month: date |
     return rows.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
 
 
-def _reserved(*, team_id: int, connection_id: int | None, excluding: str) -> Decimal:
-    rows = SpendReservation.objects.filter(team_id=team_id, expires_at__gt=timezone.now()).exclude(key=excluding)
-    if connection_id is not None:
-        rows = rows.filter(connection_id=connection_id)
-    return rows.aggregate(total=Sum("amount_usd"))["total"] or Decimal(0)
+def month_spent_by_connection(*, team_id: int) -> dict[int | None, Decimal]:
+    """This month's spend per connection (None: work of no connection), in one query."""
+    return dict(SpendMonth.objects.filter(team_id=team_id, month=_now_month()).values_list("connection_id", "cost_usd"))
 
 
 def budget_label(budget: Budget) -> str:
@@ -85,20 +83,31 @@ def budget_reserve(*, team: Team, connection_id: int | None, key: str, amount: D
                        .filter(Q(connection__isnull=True) | Q(connection_id=connection_id)).order_by("pk"))
         if not budgets:
             return
+        # Both scopes (the team, this connection) in one query each: this runs before every reply.
+        in_connection = Q(connection_id=connection_id)
+        spent = SpendMonth.objects.filter(team=team, month=_now_month()).aggregate(
+            team=Sum("cost_usd"), connection=Sum("cost_usd", filter=in_connection))
+        reserved = (SpendReservation.objects.filter(team=team, expires_at__gt=timezone.now()).exclude(key=key)
+                    .aggregate(team=Sum("amount_usd"), connection=Sum("amount_usd", filter=in_connection)))
         for budget in budgets:
-            scope = budget.connection_id
-            spent = month_spent(team_id=team.pk, connection_id=scope)
-            committed = spent + _reserved(team_id=team.pk, connection_id=scope, excluding=key)
+            scope = "team" if budget.connection_id is None else "connection"
+            scope_spent = spent[scope] or Decimal(0)
+            committed = scope_spent + (reserved[scope] or Decimal(0))
             if committed >= budget.amount_usd:
                 names = ", ".join(u.get_username() for u in _managers(team.pk)) or "an owner or admin"
                 raise BudgetExceeded(
                     f"{what.capitalize()} was not started: {budget_label(budget)} of ${budget.amount_usd:,.2f} a month "
-                    f"is used up (${spent:,.2f} spent this month"
-                    f"{', with work still running counted' if committed > spent else ''}). "
+                    f"is used up (${scope_spent:,.2f} spent this month"
+                    f"{', with work still running counted' if committed > scope_spent else ''}). "
                     f"An owner or admin ({names}) can raise it on the Usage page.")
-        SpendReservation.objects.update_or_create(key=key, defaults={
-            "team": team, "connection_id": connection_id, "amount_usd": amount() if callable(amount) else amount,
-            "expires_at": timezone.now() + timedelta(hours=hours)})
+        with db_connection.cursor() as cursor:
+            cursor.execute(_RESERVE, [team.pk, connection_id, key, amount() if callable(amount) else amount,
+                                      timezone.now() + timedelta(hours=hours)])
+
+
+_RESERVE = """INSERT INTO spend_spendreservation AS r (team_id, connection_id, key, amount_usd, expires_at)
+VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET amount_usd = EXCLUDED.amount_usd,
+    expires_at = EXCLUDED.expires_at"""
 
 
 def reservation_rename(*, key: str, new_key: str) -> None:

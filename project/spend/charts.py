@@ -20,19 +20,21 @@ PALETTE = ("#3b6fd8", "#e07b39", "#3aa17e", "#b8499c", "#c9a227", "#6c7a89", "#8
 MAX_SERIES = len(PALETTE)
 
 
+# Coordinates are strings made here: a float in a template goes through number
+# localisation, which cost more than the rest of the page with a month of bars.
 @dataclass(frozen=True)
 class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
+    x: str
+    y: str
+    width: str
+    height: str
     fill: str
     title: str  # the tooltip: what and how much
 
 
 @dataclass(frozen=True)
 class Tick:
-    position: float
+    position: str
     label: str
 
 
@@ -106,12 +108,12 @@ def stacked_bars(title: str, days: Sequence[date], series: Mapping[str, Mapping[
                 continue
             height = value / top * plot_h
             y -= height
-            bars.append(Bar(x=round(LEFT + i * slot + slot * 0.1, 2), y=round(y, 2), width=round(slot * 0.8, 2),
-                            height=round(max(height, 0.5), 2), fill=fills[name],
+            bars.append(Bar(x=f"{LEFT + i * slot + slot * 0.1:.2f}", y=f"{y:.2f}", width=f"{slot * 0.8:.2f}",
+                            height=f"{max(height, 0.5):.2f}", fill=fills[name],
                             title=f"{day:%b %d} · {name}: {fmt(value)}"))
-    y_ticks = [Tick(position=round(TOP + plot_h - plot_h * k / 4, 2), label=fmt(top * k / 4)) for k in range(5)]
+    y_ticks = [Tick(position=f"{TOP + plot_h - plot_h * k / 4:.2f}", label=fmt(top * k / 4)) for k in range(5)]
     every = max(1, len(days) // 8)
-    x_ticks = [Tick(position=round(LEFT + i * slot + slot / 2, 2), label=f"{day:%b %d}")
+    x_ticks = [Tick(position=f"{LEFT + i * slot + slot / 2:.2f}", label=f"{day:%b %d}")
                for i, day in enumerate(days) if i % every == 0]
     return BarChart(title=title, bars=bars, legend=[Legend(name, fill) for name, fill in fills.items()],
                     y_ticks=y_ticks, x_ticks=x_ticks)
@@ -121,7 +123,7 @@ def stacked_bars(title: str, days: Sequence[date], series: Mapping[str, Mapping[
 class RankRow:
     label: str
     value: Decimal
-    share: float  # of the largest, 0..100: the bar's width in the template
+    share: str  # of the largest, 0..100: the bar's width in the template
     calls: int
     tokens: int
 
@@ -129,5 +131,5 @@ class RankRow:
 def ranked(rows: Sequence[tuple[str, Decimal, int, int]]) -> list[RankRow]:
     """(label, cost, calls, tokens) rows, largest first, with each bar's width."""
     largest = max((float(cost) for _, cost, _, _ in rows), default=0.0) or 1.0
-    return [RankRow(label=label, value=cost, share=round(float(cost) / largest * 100, 1), calls=calls, tokens=tokens)
+    return [RankRow(label=label, value=cost, share=f"{float(cost) / largest * 100:.1f}", calls=calls, tokens=tokens)
             for label, cost, calls, tokens in rows]

@@ -66,65 +66,89 @@ class UsageReport:
     top_assistants: list[RankRow]
     top_people: list[RankRow]
     top_models: list[RankRow]
+    groups: list[dict[str, Any]]  # the range summed by feature, model, person, assistant and connection
 
 
 _SUMS = {"cost": Sum("cost_usd"), "calls": Sum("calls"), "input": Sum("input_tokens"),
          "cached": Sum("cached_tokens"), "output": Sum("output_tokens"), "reasoning": Sum("reasoning_tokens"),
          "estimated": Sum("estimated_calls"), "unpriced": Sum("unpriced_calls")}
+# Every figure but the per-day ones comes from one grouping of the range by these, summed
+# again in Python: a month holds a few thousand such groups, far fewer than daily rows.
+_DIMS = ("feature", "model", "person_id", "assistant_id", "connection_id")
+_NAMES = {"person_name": Max("person_name"), "assistant_name": Max("assistant_name"),
+          "connection_name": Max("connection_name")}
 
 
-def _top(rows: QuerySet[SpendDaily], key: str, label: str, empty: str) -> list[RankRow]:
-    grouped = (rows.values(key).annotate(name=Max(label), cost=Sum("cost_usd"), n=Sum("calls"),
-                                         tokens=Sum("input_tokens") + Sum("output_tokens"))
-               .order_by("-cost", key)[:TOP_ROWS])
-    return ranked([(g["name"] or empty, g["cost"] or Decimal(0), int(g["n"] or 0), int(g["tokens"] or 0))
-                   for g in grouped])
+def _by_dims(rows: QuerySet[SpendDaily]) -> list[dict[str, Any]]:
+    return list(rows.values(*_DIMS).annotate(**_SUMS, **_NAMES).order_by())
+
+
+def _ranked_by(groups: list[dict[str, Any]], key: str, label: str, *, empty: str, names: dict[str, str] | None = None,
+               limit: int | None = TOP_ROWS) -> list[RankRow]:
+    totals: dict[Any, list[Any]] = {}
+    for group in groups:
+        if group[key] is None and key == "assistant_id":
+            continue  # work of no assistant (batches, training) is not an assistant's
+        entry = totals.setdefault(group[key], [group[label], Decimal(0), 0, 0])
+        entry[1] += group["cost"] or Decimal(0)
+        entry[2] += int(group["calls"] or 0)
+        entry[3] += int(group["input"] or 0) + int(group["output"] or 0)
+    ordered = sorted(totals.values(), key=lambda entry: (-entry[1], str(entry[0])))[:limit]
+    return ranked([((names or {}).get(name, name) or empty, cost, calls, tokens) for name, cost, calls, tokens in ordered])
 
 
 def usage_report(*, team: Team, f: UsageFilter) -> UsageReport:
     rows = team_daily(team=team, f=f)
-    totals = {k: v or 0 for k, v in rows.aggregate(**_SUMS).items()}
+    groups = _by_dims(rows)
+    totals = {key: sum((g[key] or 0 for g in groups), Decimal(0) if key == "cost" else 0) for key in _SUMS}
     stack_field = "model" if f.stack_by == "model" else "feature"
     features = dict(Feature.choices)
     cost_series: dict[str, dict[date, Decimal]] = {}
-    for row in rows.values("day", stack_field).annotate(cost=Sum("cost_usd")):
+    per_day: dict[date, dict[str, Any]] = {}
+    for row in rows.values("day", stack_field).annotate(cost=Sum("cost_usd"), calls=Sum("calls"),
+                                                        input=Sum("input_tokens"), output=Sum("output_tokens")
+                                                        ).order_by():
         name = row[stack_field] if stack_field == "model" else features.get(row["feature"], row["feature"])
         cost_series.setdefault(name, {})[row["day"]] = row["cost"] or Decimal(0)
-    per_day: dict[date, dict[str, Any]] = {r["day"]: dict(r) for r in rows.values("day").annotate(**_SUMS)}
-    tokens_series = {"input": {d: int(r["input"] or 0) for d, r in per_day.items()},
-                     "output": {d: int(r["output"] or 0) for d, r in per_day.items()}}
-    cost_table = [{"day": d, "cost": per_day[d]["cost"], "calls": per_day[d]["calls"], "input": per_day[d]["input"],
-                   "output": per_day[d]["output"]} for d in sorted(per_day)]
-    by_feature = ranked([(features.get(g["feature"], g["feature"]), g["cost"] or Decimal(0), int(g["n"] or 0),
-                          int(g["tokens"] or 0))
-                         for g in rows.values("feature").annotate(cost=Sum("cost_usd"), n=Sum("calls"),
-                                                                  tokens=Sum("input_tokens") + Sum("output_tokens"))
-                         .order_by("-cost")])
+        day = per_day.setdefault(row["day"], {"day": row["day"], "cost": Decimal(0), "calls": 0, "input": 0,
+                                              "output": 0})
+        for key in ("cost", "calls", "input", "output"):
+            day[key] += row[key] or 0
+    tokens_series = {"input": {d: int(r["input"]) for d, r in per_day.items()},
+                     "output": {d: int(r["output"]) for d, r in per_day.items()}}
     return UsageReport(
         totals=totals,
         cost_chart=stacked_bars(f"Cost per day by {stack_field}", f.days, cost_series, money=True),
         tokens_chart=stacked_bars("Tokens per day", f.days, tokens_series, money=False),
-        cost_table=cost_table, by_feature=by_feature,
-        top_assistants=_top(rows.exclude(assistant_id=None), "assistant_id", "assistant_name", "(deleted)"),
-        top_people=_top(rows, "person_id", "person_name", "(no one)"),
-        top_models=_top(rows, "model", "model", ""),
+        cost_table=[per_day[d] for d in sorted(per_day)],
+        by_feature=_ranked_by(groups, "feature", "feature", empty="", names=features, limit=None),
+        top_assistants=_ranked_by(groups, "assistant_id", "assistant_name", empty="(deleted)"),
+        top_people=_ranked_by(groups, "person_id", "person_name", empty="(no one)"),
+        top_models=_ranked_by(groups, "model", "model", empty=""),
+        groups=groups,
     )
 
 
-def usage_choices(*, team: Team, f: UsageFilter) -> dict[str, list[tuple[str, str]]]:
+def usage_choices(*, team: Team, f: UsageFilter, report: UsageReport | None = None) -> dict[str, list[tuple[str, str]]]:
     """What the filters offer: whatever spent in the range (so a deleted assistant or
-    connection can still be chosen), by its latest name."""
-    rows = SpendDaily.objects.filter(team=team, day__gte=f.start, day__lte=f.end)
-    if f.person_id is not None:
-        rows = rows.filter(person_id=f.person_id)
+    connection can still be chosen), by its latest name. Read from the report's groups
+    when it was filtered by no more than the range and the person."""
+    if report is not None and f == UsageFilter(start=f.start, end=f.end, person_id=f.person_id, stack_by=f.stack_by):
+        groups = report.groups
+    else:
+        rows = SpendDaily.objects.filter(team=team, day__gte=f.start, day__lte=f.end)
+        if f.person_id is not None:
+            rows = rows.filter(person_id=f.person_id)
+        groups = [dict(g) for g in rows.values("connection_id", "person_id", "assistant_id", "model")
+                  .annotate(**_NAMES).order_by()]
 
     def pairs(key: str, label: str) -> list[tuple[str, str]]:
-        found = rows.exclude(**{key: None}).values(key).annotate(name=Max(label)).order_by("name")
-        return [(str(r[key]), r["name"] or str(r[key])) for r in found]
+        found = {g[key]: g[label] or str(g[key]) for g in groups if g[key] is not None}
+        return sorted(((str(k), name) for k, name in found.items()), key=lambda pair: pair[1].casefold())
 
     return {"connections": pairs("connection_id", "connection_name"), "people": pairs("person_id", "person_name"),
             "assistants": pairs("assistant_id", "assistant_name"),
-            "models": [(m, m) for m in rows.values_list("model", flat=True).distinct().order_by("model")],
+            "models": [(m, m) for m in sorted({g["model"] for g in groups})],
             "features": list(Feature.choices)}
 
 

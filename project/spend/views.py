@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from project.csv_export import csv_response
 from project.providers.models import ProviderConnection
-from project.spend.budgets import BudgetInvalid, budget_delete, budget_save, month_spent
+from project.spend.budgets import BudgetInvalid, budget_delete, budget_save, month_spent_by_connection
 from project.spend.forms import BudgetForm, UsageFilterForm
 from project.spend.models import Budget
 from project.spend.selectors import UsageFilter, ledger_rows, usage_choices, usage_report
@@ -29,11 +30,13 @@ def _filter(request: TeamRequest) -> tuple[UsageFilterForm, UsageFilter]:
 
 def _budgets(request: TeamRequest) -> list[dict[str, Any]]:
     budgets = {b.connection_id: b for b in Budget.objects.filter(team=request.team).select_related("connection")}
+    by_connection = month_spent_by_connection(team_id=request.team.pk)
     rows = []
     for connection in [None, *ProviderConnection.objects.filter(team=request.team).order_by("name")]:
         connection_id = connection.pk if connection else None
         budget = budgets.get(connection_id)
-        spent = month_spent(team_id=request.team.pk, connection_id=connection_id)
+        spent = (sum(by_connection.values(), Decimal(0)) if connection is None
+                 else by_connection.get(connection_id, Decimal(0)))
         initial = ({"connection": connection_id or "", "amount_usd": budget.amount_usd, "hard_limit": budget.hard_limit,
                     "thresholds": ", ".join(str(t) for t in budget.thresholds)} if budget else
                    {"connection": connection_id or "", "thresholds": "50, 80, 100"})
@@ -45,8 +48,9 @@ def _budgets(request: TeamRequest) -> list[dict[str, Any]]:
 @team_view()
 def usage(request: TeamRequest) -> HttpResponse:
     form, usage_filter = _filter(request)
-    context = {"form": form, "filter": usage_filter, "report": usage_report(team=request.team, f=usage_filter),
-               "choices": usage_choices(team=request.team, f=usage_filter),
+    report = usage_report(team=request.team, f=usage_filter)
+    context = {"form": form, "filter": usage_filter, "report": report,
+               "choices": usage_choices(team=request.team, f=usage_filter, report=report),
                "export_query": urlencode({k: v for k, v in request.GET.items() if v}),
                "everyone": request.membership.can_manage,
                "budgets": _budgets(request) if request.membership.can_manage else []}

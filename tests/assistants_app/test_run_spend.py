@@ -38,7 +38,8 @@ def test_a_reply_is_in_the_ledger_and_stays_there_when_its_thread_is_deleted(tea
     assert (entry.feature, entry.person_id, entry.assistant_name, entry.version_number, entry.model) == (
         Feature.CHAT, owner.pk, "Helpdesk", 1, "gpt-4.1-mini")
     assert (entry.input_tokens, entry.output_tokens, entry.calls) == (run.input_tokens, run.output_tokens, 1)
-    assert entry.cost_usd == run.cost_usd and entry.cost_usd is not None and entry.cost_usd > 0 and not entry.estimated
+    assert entry.cost_usd is not None and entry.cost_usd == run.cost_usd and entry.cost_usd > 0
+    assert not entry.estimated
     assert entry.connection_id == chat_connection.pk
     assert not SpendReservation.objects.exists()  # no hard limit: nothing reserved, nothing left over
 
@@ -123,3 +124,20 @@ def test_under_a_hard_limit_a_reply_reserves_its_most_cost_and_a_stop_releases_i
     assert reservation.amount_usd > 0
     run_cancel(run=run, actor=owner)
     assert not SpendReservation.objects.filter(key=f"run:{run.pk}").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker_session")
+def test_a_run_that_failed_after_streaming_is_billed_for_every_attempt(team, owner, tmp_path, monkeypatch) -> None:
+    from assistants_app import run_loop
+
+    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
+    with running_sandbox(tmp_path, fault_rate_break_stream=1.0) as url:
+        connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX)
+        thread = make_thread(team, make_assistant(team, connection, model="gpt-4.1-mini"))
+        _, run = thread_post_message(thread=thread, actor=owner, text="echo: this never arrives whole")
+        run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    entry = SpendEntry.objects.get(source_kind="run", source_id=run.pk)
+    assert entry.calls == run_loop.MAX_ATTEMPTS_PER_CALL and entry.estimated
+    assert entry.input_tokens > 0 and entry.cost_usd is not None and entry.cost_usd > 0
