@@ -62,10 +62,11 @@ def test_create_an_assistant_chat_use_a_tool_roll_back_and_search(page, asgi_url
     page.click("nav.mainnav >> text=Threads")
     page.fill("input[name=q]", "calculator")
     page.click("button:has-text('Filter')")
-    mark = page.wait_for_selector(".headline mark")
+    # The search box answers on the search page (search_app): the matched message, its words marked.
+    mark = page.wait_for_selector(".search-result mark")
     assert mark.inner_text().lower() == "calculator"
     started = time.monotonic()
-    page.click(".thread-row a")
+    page.click(".search-result a.result-thread")
     page.wait_for_selector("#message-list .msg.user")
     assert time.monotonic() - started < 5
 
