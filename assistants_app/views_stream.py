@@ -35,6 +35,7 @@ from django.utils.html import escape
 from assistants_app.models import ACTIVE_STATUSES, Run, Thread, feed_key, stream_key
 from assistants_app.streams import fold, newest_id
 from assistants_app.view_helpers import run_group_context
+from project.redis_connect import async_redis_client
 
 BLOCK_MS = 10_000
 _STREAM_ID = r"\d+-\d+"
@@ -177,7 +178,7 @@ async def _thread_events(thread_id: int, position: Position | None, since: str,
                          request: HttpRequest) -> AsyncIterator[bytes]:
     # The client's socket timeout must outlast the BLOCK of an idle page's XREAD
     # (redis-py's default of 5 s would cut every quiet stream).
-    client = aredis.Redis.from_url(settings.REDIS_URL, socket_timeout=BLOCK_MS / 1000 + 10)
+    client = async_redis_client(settings.REDIS_URL, socket_timeout=BLOCK_MS / 1000 + 10)
     try:
         if position is None and since == "$":
             since = newest_id(await client.xrevrange(feed_key(thread_id), count=1))

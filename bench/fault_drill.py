@@ -72,7 +72,7 @@ class Stack:
         process = start([PYTHON, "-m", "uvicorn", "project.asgi:application", "--port", str(port), "--log-level",
                          "warning", "--no-access-log"], self.env, self.tmp / f"web-{name}.log")
         self.webs[name] = (port, process)
-        wait_port(port)
+        wait_port(port, timeout=180)  # a loaded machine takes long to import Django
 
     def start_worker(self, name: str, threads: int) -> None:
         self.workers[name] = start(

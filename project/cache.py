@@ -16,6 +16,7 @@ from typing import Any
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 from project.outages import REDIS, REDIS_ERRORS
+from project.redis_connect import SentinelUrl, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,22 @@ class _ClientThroughOutages(RedisCacheClient):
         _or(None, lambda: super(_ClientThroughOutages, self).delete_many(keys), "delete_many")
 
 
+class _SentinelAwareClient(_ClientThroughOutages):
+    """Django's client builds a pool from each URL; a sentinel:// URL needs the pool of the
+    master that the sentinels name (and follow through a failover)."""
+
+    _master_pool: Any = None
+
+    def _get_connection_pool(self, write: bool) -> Any:
+        if SentinelUrl.parse(self._servers[0]) is None:
+            return super()._get_connection_pool(write)
+        if self._master_pool is None:
+            options = {key: value for key, value in self._pool_options.items() if key.startswith("socket_")}
+            self._master_pool = redis_client(self._servers[0], **options).connection_pool
+        return self._master_pool
+
+
 class RedisCacheThroughOutages(RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
-        self._class = _ClientThroughOutages
+        self._class = _SentinelAwareClient

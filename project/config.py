@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 
+from project.redis_connect import SENTINEL_SCHEME, SentinelUrl, broker_settings
+
 
 class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
@@ -140,8 +142,13 @@ class Config:
         if not allowed_hosts:
             read.problems.append("ALLOWED_HOSTS is required when DEBUG is off (comma-separated host names).")
         database_url = read.url("DATABASE_URL", {"postgres", "postgresql"}, required=True)
-        redis_url = read.url("REDIS_URL", {"redis", "rediss", "unix"}, required=True)
-        broker_url = read.text("CELERY_BROKER_URL") or _broker_url_for(redis_url)
+        redis_url = read.url("REDIS_URL", {"redis", "rediss", "unix", SENTINEL_SCHEME}, required=True)
+        try:
+            SentinelUrl.parse(redis_url)
+        except ValueError as error:
+            read.problems.append(f"REDIS_URL: {error}.")
+            redis_url = ""
+        broker_url = read.text("CELERY_BROKER_URL") or broker_settings(redis_url)[0]
         keys = read.items("FIELD_ENCRYPTION_KEYS", [])
         if not keys:
             read.problems.append(
@@ -249,9 +256,3 @@ def database_settings(url: str, *, pool_size: int) -> dict[str, Any]:
     entry["OPTIONS"] = {**entry.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
     return entry
 
-
-def _broker_url_for(redis_url: str) -> str:
-    """Celery/kombu spell a Unix-socket Redis as redis+socket://path."""
-    if redis_url.startswith("unix://"):
-        return "redis+socket://" + redis_url.removeprefix("unix://")
-    return redis_url
