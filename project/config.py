@@ -253,6 +253,11 @@ def database_settings(url: str, *, pool_size: int) -> dict[str, Any]:
     # PostgreSQL restart the pool replaces its dead connections instead of giving them to
     # the next query (without: half the pages right after a restart were 500s).
     entry: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True))
-    entry["OPTIONS"] = {**entry.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
+    # reconnect_timeout: the pool's attempts to replace connections back off exponentially
+    # while PostgreSQL is down, and after a restart the next attempt could come many seconds
+    # later, every request waiting for it and failing after `timeout`. A short one ends a
+    # streak of attempts soon, and the next request starts a fresh one at once.
+    entry["OPTIONS"] = {**entry.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": pool_size, "timeout": 10,
+                                                             "reconnect_timeout": 5}}
     return entry
 
