@@ -11,6 +11,8 @@ other with Last-Event-ID, as a browser does). Scenarios, each over --runs chats 
     worker    one io worker SIGKILLed at a random moment of the replies (early to the very end)
     redis2    Redis SIGKILLed and started again (empty) 2 s later, mid-stream
     redis10   the same, for 10 s
+    load      (not in the default list) while the replies stream, 400 thread-list and search
+              requests, 20 at a time, on both webs: errors, latency, PostgreSQL connections
     postgres  PostgreSQL restarted mid-stream (pg_ctl restart -m fast; an embedded pgserver),
               or, for a server we cannot restart, every connection to it terminated
 
@@ -54,6 +56,8 @@ from tests.outages import StoppableRedis
 PYTHON = sys.executable
 RUN_ID = re.compile(r'id="run-(\d+)"')
 SCENARIOS = ("multi", "worker", "redis2", "redis10", "postgres")
+# Not a fault: the pages people open while many replies stream (run it with more --runs).
+EXTRA_SCENARIOS = ("load",)
 
 
 @dataclass
@@ -249,6 +253,48 @@ def verdict(name: str, chats: list[Chat], words: int) -> dict[str, int]:
     return counts
 
 
+def page_load(stack: Stack, cookies: dict[str, str], *, requests: int, at_once: int) -> str:
+    """Thread list and search pages, `at_once` in flight, alternating the webs, while the
+    replies stream; with the most PostgreSQL connections seen meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bases = [base for base in (stack.url("A"), stack.url("B")) if base]
+    paths = ["/threads/", "/threads/?q=words"]
+    clients = [httpx2.Client(base_url=base, cookies=cookies, timeout=30) for base in bases]
+    most_connections = 0
+    stop_sampling = False
+
+    def sample() -> None:
+        nonlocal most_connections
+        while not stop_sampling:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+                most_connections = max(most_connections, cursor.fetchone()[0])
+            time.sleep(0.2)
+        connection.close()
+
+    def ask(number: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        try:
+            status = clients[number % len(clients)].get(paths[number % 2]).status_code
+        except httpx2.HTTPError:
+            status = 0
+        return status, (time.perf_counter() - started) * 1000
+
+    with ThreadPoolExecutor(at_once + 1) as pool:
+        sampler = pool.submit(sample)
+        results = list(pool.map(ask, range(requests)))
+        stop_sampling = True
+        sampler.result()
+    for client in clients:
+        client.close()
+    times = sorted(ms for _, ms in results)
+    bad = sum(status != 200 for status, _ in results)
+    return (f"pages under load: {bad} of {requests} not 200; median {times[len(times) // 2]:.0f} ms, "
+            f"p95 {times[int(len(times) * 0.95)]:.0f} ms; at most {most_connections} PostgreSQL connections "
+            "(two webs, two workers, the sweep and the drill)")
+
+
 def restart_postgres() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SHOW data_directory")
@@ -338,8 +384,11 @@ def main(argv: list[str] | None = None) -> int:
             def postgres(run_ids: list[int]) -> None:
                 print(f"  PostgreSQL {restart_postgres()}", flush=True)
 
+            def load(run_ids: list[int]) -> None:
+                print("  " + page_load(stack, cookies, requests=400, at_once=20), flush=True)
+
             return {"multi": multi, "worker": worker, "redis2": redis_down(2), "redis10": redis_down(10),
-                    "postgres": postgres}[name]
+                    "postgres": postgres, "load": load}[name]
 
         status = 0
         for name in scenarios:

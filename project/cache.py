@@ -65,11 +65,14 @@ class _SentinelAwareClient(_ClientThroughOutages):
     _master_pool: Any = None
 
     def _get_connection_pool(self, write: bool) -> Any:
-        if SentinelUrl.parse(self._servers[0]) is None:
-            return super()._get_connection_pool(write)
+        # Django's client keeps its URLs and options in attributes the stubs do not declare.
+        servers: list[str] = getattr(self, "_servers")  # noqa: B009
+        if SentinelUrl.parse(servers[0]) is None:
+            return getattr(super(), "_get_connection_pool")(write)  # noqa: B009
         if self._master_pool is None:
-            options = {key: value for key, value in self._pool_options.items() if key.startswith("socket_")}
-            self._master_pool = redis_client(self._servers[0], **options).connection_pool
+            pool_options: dict[str, Any] = getattr(self, "_pool_options")  # noqa: B009
+            options = {key: value for key, value in pool_options.items() if key.startswith("socket_")}
+            self._master_pool = redis_client(servers[0], **options).connection_pool
         return self._master_pool
 
 
