@@ -28,6 +28,8 @@ from typing import Any, cast
 import redis.asyncio as aredis
 from django.conf import settings
 
+from project.redis_connect import async_redis_client
+
 BLOCK_MS = 10_000
 READ_COUNT = 1000
 POOL_CONNECTIONS = 64
@@ -114,9 +116,8 @@ class StreamHub:
         # The client's socket timeout must outlast the XREAD's BLOCK (redis-py's default
         # of 5 s would cut every quiet read). Pages opened in a burst each read a little
         # on their own: they wait for a free connection rather than fail past the pool's size.
-        self.client = aredis.Redis(connection_pool=aredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
-            socket_timeout=BLOCK_MS / 1000 + 10))
+        self.client = async_redis_client(settings.REDIS_URL, max_connections=POOL_CONNECTIONS,
+                                         pool_wait_seconds=POOL_WAIT_SECONDS, socket_timeout=BLOCK_MS / 1000 + 10)
         self.positions: dict[bytes, str] = {}  # stream -> the id the hub has read up to
         self.subscribers: dict[bytes, set[Subscription]] = {}
         self.wake_key = f"sb:hub:{uuid.uuid4().hex}".encode()

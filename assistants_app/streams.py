@@ -24,6 +24,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from assistants_app.models import cancel_key, feed_key, stream_key
+from project import redis_connect
 
 # Streams outlive the run a little so a late reconnect still finds the end; the
 # finished message itself always comes from the database.
@@ -46,10 +47,10 @@ def redis_client() -> redis.Redis:
     # Fail fast: redis-py's default retries a dead server for about four seconds per
     # command, in the thread that is reading the provider's stream. The worker's live
     # display (assistants_app.live) keeps the text and retries with backoff of its own.
-    return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-        settings.REDIS_URL, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
-        socket_connect_timeout=1.0, socket_timeout=5.0,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1)))
+    return redis_connect.redis_client(settings.REDIS_URL, max_connections=POOL_CONNECTIONS,
+                                      pool_wait_seconds=POOL_WAIT_SECONDS, socket_connect_timeout=1.0,
+                                      socket_timeout=5.0,
+                                      retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1))
 
 
 def publish(run_id: int, kind: str, data: str = "") -> str:

@@ -22,11 +22,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.utils.functional import cached_property
 
 from project.outages import REDIS, REDIS_ERRORS
+from project.redis_connect import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,11 @@ class SharedRedisCacheClient(_ClientThroughOutages):
         super().__init__([location], **options)
         # The socket timeouts of the OPTIONS (settings.CACHES) keep an unreachable Redis
         # from holding a page for long.
-        pool = redis.BlockingConnectionPool.from_url(location, max_connections=POOL_CONNECTIONS,
-                                                     timeout=POOL_WAIT_SECONDS, **self._pool_options)  # type: ignore[attr-defined]
-        self.shared_client = redis.Redis(connection_pool=pool)
+        # Through Sentinel, a client of the master the sentinels name (project.redis_connect).
+        pool_options: dict[str, Any] = getattr(self, "_pool_options")  # noqa: B009 - not in the stubs
+        socket_options = {key: value for key, value in pool_options.items() if key.startswith("socket_")}
+        self.shared_client = redis_client(location, max_connections=POOL_CONNECTIONS,
+                                          pool_wait_seconds=POOL_WAIT_SECONDS, **socket_options)
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         return self.shared_client

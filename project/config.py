@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import dj_database_url
 
 from project.outbound_rules import parse_rule
+from project.redis_connect import SENTINEL_SCHEME, SentinelUrl, broker_settings
 
 
 class ConfigError(Exception):
@@ -141,8 +142,13 @@ class Config:
         if not allowed_hosts:
             read.problems.append("ALLOWED_HOSTS is required when DEBUG is off (comma-separated host names).")
         database_url = read.url("DATABASE_URL", {"postgres", "postgresql"}, required=True)
-        redis_url = read.url("REDIS_URL", {"redis", "rediss", "unix"}, required=True)
-        broker_url = read.text("CELERY_BROKER_URL") or _broker_url_for(redis_url)
+        redis_url = read.url("REDIS_URL", {"redis", "rediss", "unix", SENTINEL_SCHEME}, required=True)
+        try:
+            SentinelUrl.parse(redis_url)
+        except ValueError as error:
+            read.problems.append(f"REDIS_URL: {error}.")
+            redis_url = ""
+        broker_url = read.text("CELERY_BROKER_URL") or broker_settings(redis_url)[0]
         keys = read.items("FIELD_ENCRYPTION_KEYS", [])
         if not keys:
             read.problems.append(
@@ -236,13 +242,15 @@ def database_settings(url: str, *, pool_size: int) -> dict[str, Any]:
 
     The URL's own options (a Unix-socket host arrives as OPTIONS["host"]) are kept.
     """
-    entry: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0))
-    entry["OPTIONS"] = {**entry.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": pool_size, "timeout": 10}}
+    # Health checks: a pooled connection is tested as it is handed out, so after a
+    # PostgreSQL restart the pool replaces its dead connections instead of giving them to
+    # the next query (without: half the pages right after a restart were 500s).
+    entry: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True))
+    # reconnect_timeout: the pool's attempts to replace connections back off exponentially
+    # while PostgreSQL is down, and after a restart the next attempt could come many seconds
+    # later, every request waiting for it and failing after `timeout`. A short one ends a
+    # streak of attempts soon, and the next request starts a fresh one at once.
+    entry["OPTIONS"] = {**entry.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": pool_size, "timeout": 10,
+                                                             "reconnect_timeout": 5}}
     return entry
 
-
-def _broker_url_for(redis_url: str) -> str:
-    """Celery/kombu spell a Unix-socket Redis as redis+socket://path."""
-    if redis_url.startswith("unix://"):
-        return "redis+socket://" + redis_url.removeprefix("unix://")
-    return redis_url

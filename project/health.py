@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from kombu import Connection
+
+from project.redis_connect import redis_client
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -21,8 +22,8 @@ def _check_database() -> None:
 
 
 def _check_redis() -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT_SECONDS,
-                                  socket_connect_timeout=CHECK_TIMEOUT_SECONDS)
+    client = redis_client(settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT_SECONDS,
+                          socket_connect_timeout=CHECK_TIMEOUT_SECONDS)
     try:
         client.ping()
     finally:
@@ -30,7 +31,8 @@ def _check_redis() -> None:
 
 
 def _check_broker() -> None:
-    with Connection(settings.CELERY_BROKER_URL, connect_timeout=CHECK_TIMEOUT_SECONDS) as broker:
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=CHECK_TIMEOUT_SECONDS,
+                    transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as broker:
         broker.ensure_connection(max_retries=1, timeout=int(CHECK_TIMEOUT_SECONDS))
 
 

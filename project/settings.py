@@ -8,6 +8,7 @@ from pathlib import Path
 from django.utils.csp import CSP
 
 from project.config import Config, database_settings
+from project.redis_connect import broker_settings
 from project.tokenizer_files import use_bundled_tiktoken_files
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -218,7 +219,8 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
+# Through Sentinel, kombu needs the master's name (project/redis_connect.py).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60, **broker_settings(CONFIG.redis_url)[1]}
 CELERY_TIMEZONE = "UTC"
 # Two queues: "io" for calls that mostly wait on a provider (a thread-pool worker),
 # "cpu" for parsing and validation (a process-per-core worker). Tasks name theirs.

@@ -79,3 +79,31 @@ def stoppable_redis() -> Iterator[StoppableRedis]:
     finally:
         if server.process is not None:
             server.kill()
+
+
+@contextmanager
+def sentinel_for(server: StoppableRedis, tmp_path: Path, master: str = "switchboard") -> Iterator[int]:
+    """A real Redis Sentinel (redis-server --sentinel) watching `server`; yields its port."""
+    port = free_port()
+    config = tmp_path / f"sentinel-{port}.conf"
+    config.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor {master} 127.0.0.1 {server.port} 1\n"
+                      f"sentinel down-after-milliseconds {master} 1000\n")
+    process = subprocess.Popen([redis_server_binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.execute_command("SENTINEL", "get-master-addr-by-name", master):
+                    break
+            except redis.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the sentinel never started"
+            time.sleep(0.05)
+        yield port
+    finally:
+        client.close()
+        process.kill()
+        process.wait(timeout=10)
+

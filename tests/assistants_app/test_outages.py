@@ -189,3 +189,20 @@ def test_a_run_sent_again_after_its_reply_was_saved_ends_without_calling_the_pro
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.provider_calls == 0
     assert Message.objects.filter(run=run, role="assistant").count() == 1
+
+
+def test_pages_work_right_after_postgresql_dropped_the_pools_connections(team, owner) -> None:
+    """What a PostgreSQL restart leaves in every process's pool: connections that look
+    idle and are dead. Without a check as they are handed out, the next pages were 500s."""
+    from tests.conftest import client_for
+
+    browser = client_for(owner)
+    pool: Any = getattr(connection, "pool")  # noqa: B009 - PostgreSQL's wrapper; the stubs know the base class
+    held = [pool.getconn() for _ in range(3)]
+    dead = [held_connection.info.backend_pid for held_connection in held]
+    for held_connection in held:
+        pool.putconn(held_connection)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [dead])
+    connection.close()  # back to the pool too, behind the dead ones
+    assert [browser.get("/threads/").status_code for _ in range(4)] == [200] * 4
