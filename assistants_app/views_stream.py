@@ -174,7 +174,7 @@ class _Feed:
 
 
 async def _thread_events(thread_id: int, position: Position | None, since: str,
-                         request: HttpRequest) -> AsyncIterator[bytes]:
+                         request: HttpRequest, shown_live: frozenset[int] = frozenset()) -> AsyncIterator[bytes]:
     # The client's socket timeout must outlast the BLOCK of an idle page's XREAD
     # (redis-py's default of 5 s would cut every quiet stream).
     client = aredis.Redis.from_url(settings.REDIS_URL, socket_timeout=BLOCK_MS / 1000 + 10)
@@ -192,6 +192,10 @@ async def _thread_events(thread_id: int, position: Position | None, since: str,
             for run_id in active:
                 for event in await feed.replay(client, run_id):
                     yield event
+            # A run the page shows as writing that ended before this stream began: no
+            # "done" would ever come for it, and "writing…" and Stop would stay for good.
+            for run_id in sorted(shown_live - set(active)):
+                yield await feed.done(run_id)
         yield f"id: {feed.position.event_id()}\n\n".encode()
         while True:
             keys: dict[Any, Any] = {stream_key(run_id): cursor for run_id, cursor in feed.position.runs.items()}
@@ -217,8 +221,17 @@ async def _thread_events(thread_id: int, position: Position | None, since: str,
         await client.aclose()
 
 
+MAX_SHOWN_LIVE = 50
+
+
+def _run_ids(text: str) -> set[int]:
+    """The `live` parameter: comma-separated run ids (at most MAX_SHOWN_LIVE; junk ignored)."""
+    return {int(part) for part in text.split(",")[:MAX_SHOWN_LIVE] if part.isdecimal() and len(part) < 19}
+
+
 async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBase:
     position = Position.parse(request.headers.get("Last-Event-ID", ""))
+    shown_live = _run_ids(request.GET.get("live", ""))
 
     def allowed() -> bool | None:
         # The middleware has already loaded the user and the team in this thread.
@@ -232,6 +245,10 @@ async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBas
             # forged id would stream another thread's (or team's) runs.
             own = set(Run.objects.filter(thread_id=thread_id, pk__in=list(position.runs)).values_list("pk", flat=True))
             position.runs = {run_id: cursor for run_id, cursor in position.runs.items() if run_id in own}
+        if shown_live:
+            # From the client too: only this thread's runs are rendered back.
+            own_live = Run.objects.filter(thread_id=thread_id, pk__in=list(shown_live)).values_list("pk", flat=True)
+            shown_live.intersection_update(own_live)
         return True
 
     found = await _db(allowed)()
@@ -241,7 +258,7 @@ async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBas
         raise Http404("No such thread.")
     since = request.GET.get("feed", "")
     since = since if re.fullmatch(_STREAM_ID, since) else "$"
-    response = StreamingHttpResponse(_thread_events(thread_id, position, since, request),
+    response = StreamingHttpResponse(_thread_events(thread_id, position, since, request, frozenset(shown_live)),
                                      content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
