@@ -68,10 +68,13 @@ def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[st
     active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
     active_ids = {run.pk for run in active}
     items = [item for item in _attach_runs(messages) if not (item[0] == "group" and item[1]["run_id"] in active_ids)]
+    active_runs = [run_group_context(run) for run in active] if before is None else []
     return {"thread": thread, "items": items, "has_older": has_older, "feed_position": feed_position,
             "live_paused": live_paused, "live_service": REDIS,
-            "oldest_id": messages[0].pk if messages else None,
-            "active_runs": [run_group_context(run) for run in active] if before is None else []}
+            "oldest_id": messages[0].pk if messages else None, "active_runs": active_runs,
+            # The runs this page shows as writing: its stream ends each one, even one that
+            # finished between the page's render and the stream's start.
+            "live_run_ids": ",".join(str(group["run"].pk) for group in active_runs if group["live"])}
 
 
 def live_updates_paused() -> bool:

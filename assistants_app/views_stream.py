@@ -180,7 +180,7 @@ class _Feed:
 
 
 async def _thread_events(thread_id: int, position: Position | None, since: str,
-                         request: HttpRequest) -> AsyncIterator[bytes]:
+                         request: HttpRequest, shown_live: frozenset[int] = frozenset()) -> AsyncIterator[bytes]:
     subscription = stream_hub().subscribe()
     client = subscription.client
     feed_name = feed_key(thread_id).encode()
@@ -197,6 +197,9 @@ async def _thread_events(thread_id: int, position: Position | None, since: str,
                                             .order_by("id").values_list("pk", flat=True)))()
             for run_id in active:
                 events += await feed.replay(client, run_id)
+            # A run the page shows as writing that ended before this stream began: no
+            # "done" would ever come for it, and "writing…" and Stop would stay for good.
+            events += [await feed.done(run_id) for run_id in sorted(shown_live - set(active))]
         yield b"".join(events) + f"id: {feed.position.event_id()}\n\n".encode()
         while True:
             reply = await _follow(subscription, feed, feed_name) or await subscription.next(BLOCK_MS / 1000)
@@ -233,8 +236,17 @@ async def _follow(subscription: Subscription, feed: _Feed, feed_name: bytes) -> 
     return caught
 
 
+MAX_SHOWN_LIVE = 50
+
+
+def _run_ids(text: str) -> set[int]:
+    """The `live` parameter: comma-separated run ids (at most MAX_SHOWN_LIVE; junk ignored)."""
+    return {int(part) for part in text.split(",")[:MAX_SHOWN_LIVE] if part.isdecimal() and len(part) < 19}
+
+
 async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBase:
     position = Position.parse(request.headers.get("Last-Event-ID", ""))
+    shown_live = _run_ids(request.GET.get("live", ""))
 
     def allowed() -> bool | None:
         # The middleware has already loaded the user and the team in this thread.
@@ -248,6 +260,10 @@ async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBas
             # forged id would stream another thread's (or team's) runs.
             own = set(Run.objects.filter(thread_id=thread_id, pk__in=list(position.runs)).values_list("pk", flat=True))
             position.runs = {run_id: cursor for run_id, cursor in position.runs.items() if run_id in own}
+        if shown_live:
+            # From the client too: only this thread's runs are rendered back.
+            own_live = Run.objects.filter(thread_id=thread_id, pk__in=list(shown_live)).values_list("pk", flat=True)
+            shown_live.intersection_update(own_live)
         return True
 
     found = await _db(allowed)()
@@ -257,7 +273,7 @@ async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBas
         raise Http404("No such thread.")
     since = request.GET.get("feed", "")
     since = since if re.fullmatch(_STREAM_ID, since) else "$"
-    response = StreamingHttpResponse(_thread_events(thread_id, position, since, request),
+    response = StreamingHttpResponse(_thread_events(thread_id, position, since, request, frozenset(shown_live)),
                                      content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ def _stop_postgres(server: object) -> None:
     """Let pgserver stop its server, then stop whatever postmaster now serves the data
     folder (pgserver only knows the one it found at start) unless another live process
     still uses it."""
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time
+    from pgserver._commands import POSTGRES_BIN_PATH
     from pgserver.utils import PostmasterInfo
 
     server.cleanup()  # type: ignore[attr-defined]
@@ -89,7 +90,8 @@ def _stop_postgres(server: object) -> None:
         return
     postmaster = PostmasterInfo.read_from_pgdata(pgdata)
     if postmaster is not None and postmaster.is_running():
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)  # type: ignore[attr-defined]
+        subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
+                       user=server.system_user, capture_output=True, check=False)  # type: ignore[attr-defined]
 
 
 def lacks_pgvector(database_url: str) -> bool:

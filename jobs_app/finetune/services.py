@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 EVENTS_PAGE = 100
 CHECKPOINTS_PAGE = 100
+# OpenAI's event for a new checkpoint reads "Checkpoint created at step 10 with Snapshot ID: …".
+CHECKPOINT_EVENT = "checkpoint created"
 PROGRESS_EVERY_LINES = 2000
 
 
@@ -386,6 +388,10 @@ def finetune_job_sync_events(*, job: FineTuneJob) -> int:
     job.last_event_id = newest.id
     job.step = update.get("step", job.step)
     job.total_steps = update.get("total_steps", job.total_steps)
+    if any(CHECKPOINT_EVENT in row.message.lower() for row in rows):
+        # The events would list a checkpoint the page's checkpoint card does not have yet.
+        finetune_job_sync_checkpoints(job=job)
+        calls += 1
     return calls
 
 

@@ -119,6 +119,46 @@ def test_a_fresh_page_gets_a_replay_and_a_reconnect_resumes_after_its_last_event
     assert all(e.get("id") for e in resumed if e["event"].startswith("delta-"))
 
 
+def test_a_reply_that_ends_between_the_page_and_its_stream_is_ended_on_the_page(team, owner) -> None:
+    # #13 item 12: seen once in nine reloads, "writing… / Stop" stayed after the reply was done.
+    run = _running_run(team, owner, None)
+    page = Client()
+    page.force_login(owner)
+    html = page.get(f"/threads/{run.thread_id}/").content.decode()
+    assert "writing…" in html
+    stream_url = unescape(re.search(r'sse-connect="([^"]+)"', html)[1])  # type: ignore[index]
+    # The reply is saved and the run ends after the page was rendered, before its stream connects.
+    Message.objects.create(thread_id=run.thread_id, team=team, role="assistant", text="All done here.", run=run,
+                           version=run.version)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    streams.publish(run.pk, "delta", "All done here.")
+    streams.publish_end(run.pk)
+
+    async def read() -> str:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        return await _read_until(client, stream_url, f"done-{run.pk}")
+
+    events = parse_sse(run_async(read))
+    ended = [e for e in events if e["event"] == f"done-{run.pk}"]
+    assert ended and "All done here." in ended[0]["data"] and "writing…" not in ended[0]["data"]
+
+
+def test_a_stream_renders_only_this_threads_runs_whatever_the_page_says_it_shows(team, owner) -> None:
+    theirs = _running_run(team, owner, None)  # another thread's run, made first: it would be sent first
+    mine = _running_run(team, owner, None)
+    Run.objects.filter(pk__in=[theirs.pk, mine.pk]).update(status=RunStatus.SUCCEEDED)
+    url = f"/threads/{mine.thread_id}/events/?live={theirs.pk},{mine.pk},abc,{'9' * 30}"
+
+    async def read() -> str:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        return await _read_until(client, url, f"done-{mine.pk}")
+
+    received = run_async(read)
+    assert f"done-{mine.pk}" in received and f"done-{theirs.pk}" not in received
+
+
 def test_a_page_open_before_a_post_is_told_of_the_run_and_follows_it_to_the_end(team, owner, monkeypatch) -> None:
     # The test plays the worker: a real one (left running by other tests) must not take the run.
     from assistants_app.tasks import run_execute_task

@@ -47,7 +47,7 @@ def world_readable_dir() -> Iterator[Path]:
 
 
 def test_embedded_postgres_restarted_by_hand_or_left_by_a_killed_run_is_stopped(world_readable_dir: Path) -> None:
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+    from pgserver._commands import POSTGRES_BIN_PATH
     from pgserver.utils import DiskList, PostmasterInfo
 
     tmp_path = world_readable_dir
@@ -56,7 +56,8 @@ def test_embedded_postgres_restarted_by_hand_or_left_by_a_killed_run_is_stopped(
         assert urls.started == ["PostgreSQL"]
         # Someone restarts it by hand while the stack runs...
         user = "pgserver" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user)
+        subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "-l",
+                        str(pgdata / "log"), "restart"], user=user, check=True, capture_output=True)
         # ...and a run that was killed earlier is still listed as using it.
         killed_run = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                                     capture_output=True, text=True, check=True)

@@ -251,3 +251,17 @@ def test_a_job_deleted_on_the_provider_is_ended_with_the_reason_not_polled_for_e
     assert listed.synced_at is not None  # the listed job went on as before
     again = sync_connection(connection)
     assert again.missing_checks == 0  # ended: no longer asked about
+
+
+@pytest.mark.django_db
+def test_events_that_announce_a_checkpoint_bring_the_checkpoint_with_them(team, sandbox_url) -> None:
+    connection = sandbox_connection(team, sandbox_url)
+    job = _active_jobs_on_sandbox(team, connection, 1)[0]
+    client = openai.OpenAI(base_url=connection.base_url, api_key=connection.get_api_key())
+    wait_until(lambda: any("Checkpoint created" in e.message
+                           for e in client.fine_tuning.jobs.list_events(job.remote_id, limit=100).data))
+
+    finetune_services.finetune_job_sync_events(job=job)  # what a sync tick does for a running job
+
+    announced = {int(e.message.split("step ")[1].split()[0]) for e in job.events.all() if "Checkpoint created" in e.message}
+    assert announced and announced <= {c.step for c in job.checkpoints.all()}
