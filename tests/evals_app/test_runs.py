@@ -235,6 +235,27 @@ def test_the_version_list_shows_each_sets_latest_pass_rate(owner_client, team, a
     assert "Evaluations" in owner_client.get(reverse("usage")).content.decode()
 
 
+def test_a_versions_page_shows_its_latest_result_per_test_set(owner_client, team, assistant, eval_connection) -> None:
+    version = assistant.current_version
+    capitals = make_set(team, question("echo: a", expected_text="a"), question("echo: b", expected_text="c"))
+    older = start_run(team, capitals, eval_connection, (version, version.model))
+    runner.run_execute(older.pk)
+    EvalResult.objects.filter(run=older).update(passed=False)
+    newer = start_run(team, capitals, eval_connection, (version, version.model))
+    runner.run_execute(newer.pk)
+    rivers = make_set(team, question("echo: Nile", expected_text="Nile"), name="Rivers")
+    only = start_run(team, rivers, eval_connection, (version, "gpt-5.4-mini"), (version, version.model))
+    runner.run_execute(only.pk)
+    page = owner_client.get(reverse("version_diff", args=[version.pk])).content.decode()
+    section = page.split("data-version-evals>")[1].split("</section>")[0]
+    rows = [row.split("</li>")[0] for row in section.split("<li>")[1:]]
+    assert len(rows) == 2
+    # newest first; the version's own model only (not the run's swapped candidate)
+    assert "Rivers v2" in rows[0] and "1 of 1 passed (100%)" in rows[0] and reverse("eval_run_detail", args=[only.pk]) in rows[0]
+    assert "Capitals v2" in rows[1] and "1 of 2 passed (50%)" in rows[1] and reverse("eval_run_detail", args=[newer.pk]) in rows[1]
+    assert reverse("eval_run_detail", args=[older.pk]) + '"' not in section
+
+
 def _batch_run_until_done(run: EvalRun, timeout: float = 20.0) -> EvalRun:
     from evals_app import batch_runs
 
