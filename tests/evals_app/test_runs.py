@@ -16,6 +16,7 @@ from evals_app.models import EvalResult, EvalRun
 from evals_app.selectors import run_case_rows, run_figures
 from project.notifications.models import Notification
 from project.providers.client import ClientOptions, ProviderNotFound, client_for
+from project.providers.models import Engine
 from project.providers.model_facts import model_facts
 from project.spend.models import Feature, SpendEntry
 from tests.evals_app.conftest import CALCULATOR, make_set, question, start_run
@@ -128,6 +129,31 @@ def test_tool_calls_expected_and_tool_results_replayed(team, eval_connection) ->
     assert called.verdicts[0]["passed"] and called.verdicts[0]["reason"] == "calculator was called with the expected arguments"
     assert replayed.output_text == "Tool results: calculator: 1+1 = 2"
     assert replayed.verdicts[1]["passed"] and not replayed.verdicts[0]["passed"]
+
+
+def test_a_responses_engine_connection_answers_through_the_responses_api(team, eval_connection) -> None:
+    # gpt-5.4+ refuse function tools with reasoning on Chat Completions: on a Responses-engine
+    # connection the run asks /v1/responses, tool calls and replayed tool results included.
+    eval_connection.engine = Engine.RESPONSES
+    eval_connection.save(update_fields=["engine"])
+    helper = make_assistant(team, eval_connection, name="Calc", model="gpt-5.4-mini", reasoning_effort="low",
+                            tools=[CALCULATOR])
+    test_set = make_set(
+        team,
+        question("use calculator expression=6*7", expected_tool_call={"name": "calculator", "arguments": {"expression": "6*7"}}),
+        question("use calculator expression=1+1", tool_results={"calculator": "1+1 = 2"}, expected_text="2"),
+        question("echo: Paris", expected_text="Paris"),
+        graders=[{"kind": "tool_call"}, {"kind": "contains"}], threshold=0.5)
+    run = start_run(team, test_set, eval_connection, (helper.current_version, "gpt-5.4-mini"))
+    runner.run_execute(run.pk)
+    called, replayed, echoed = _results(run, 1)
+    assert [r.error for r in (called, replayed, echoed)] == ["", "", ""]
+    function = called.output_tool_calls[0]["function"]
+    assert function["name"] == "calculator" and json.loads(function["arguments"]) == {"expression": "6*7"}
+    assert called.verdicts[0]["passed"] and called.verdicts[0]["reason"] == "calculator was called with the expected arguments"
+    assert replayed.output_text == "Tool results: calculator: 1+1 = 2" and replayed.verdicts[1]["passed"]
+    assert echoed.output_text == "Paris" and echoed.input_tokens > 0 and echoed.output_tokens > 0
+    assert echoed.cost_usd is not None and echoed.latency_ms is not None
 
 
 def test_the_judge_grades_with_a_strict_structured_reply(team, assistant, eval_connection) -> None:
