@@ -4,9 +4,10 @@ One Celery task per run keeps a pool of threads calling the provider at the run'
 concurrency; the threads only call and grade, the task's own thread writes the results in
 batches (so a 2,000-request run does not hold 16 database connections). Requests are built
 by chat's published request builder (version_request_spec, then chat_request or
-responses_request for the connection's engine), the same as a chat run's. A 429 pauses every thread of the run for the provider's retry-after, so the
-run slows to the connection's limit instead of failing; a case whose call still fails
-records the provider's error and the run goes on.
+responses_request for the connection's engine), the same as a chat run's. A 429 pauses
+every thread of the run for the provider's retry-after, so the run slows to the
+connection's limit instead of failing; a case whose call still fails records the
+provider's error and the run goes on.
 
 The embeddings grader runs after every answer is in: outputs and expected texts are
 embedded in batches of up to 2,048 inputs per request.

@@ -16,8 +16,8 @@ from evals_app.models import EvalResult, EvalRun
 from evals_app.selectors import run_case_rows, run_figures
 from project.notifications.models import Notification
 from project.providers.client import ClientOptions, ProviderNotFound, client_for
-from project.providers.models import Engine
 from project.providers.model_facts import model_facts
+from project.providers.models import Engine
 from project.spend.models import Feature, SpendEntry
 from tests.evals_app.conftest import CALCULATOR, make_set, question, start_run
 from tests.factories import make_assistant
@@ -277,8 +277,10 @@ def test_a_versions_page_shows_its_latest_result_per_test_set(owner_client, team
     rows = [row.split("</li>")[0] for row in section.split("<li>")[1:]]
     assert len(rows) == 2
     # newest first; the version's own model only (not the run's swapped candidate)
-    assert "Rivers v2" in rows[0] and "1 of 1 passed (100%)" in rows[0] and reverse("eval_run_detail", args=[only.pk]) in rows[0]
-    assert "Capitals v2" in rows[1] and "1 of 2 passed (50%)" in rows[1] and reverse("eval_run_detail", args=[newer.pk]) in rows[1]
+    assert "Rivers v2" in rows[0] and "1 of 1 passed (100%)" in rows[0]
+    assert reverse("eval_run_detail", args=[only.pk]) in rows[0]
+    assert "Capitals v2" in rows[1] and "1 of 2 passed (50%)" in rows[1]
+    assert reverse("eval_run_detail", args=[newer.pk]) in rows[1]
     assert reverse("eval_run_detail", args=[older.pk]) + '"' not in section
 
 
@@ -329,3 +331,25 @@ def test_a_batch_run_joins_results_to_cases_at_half_price(team, assistant, eval_
     refused = _results(run, 2)
     assert all(r.status == "error" and "model" in r.error for r in refused)
     assert run.batch_input_file is not None and run.batch_input_file.purpose == "batch"
+
+
+def test_a_batch_run_on_a_responses_engine_connection_asks_v1_responses(team, eval_connection) -> None:
+    eval_connection.engine = Engine.RESPONSES
+    eval_connection.save(update_fields=["engine"])
+    helper = make_assistant(team, eval_connection, name="Calc", model="gpt-5.4-mini", reasoning_effort="low",
+                            tools=[CALCULATOR])
+    test_set = make_set(
+        team,
+        question("use calculator expression=6*7", expected_tool_call={"name": "calculator", "arguments": {"expression": "6*7"}}),
+        question("echo: Paris", expected_text="Paris"),
+        graders=[{"kind": "tool_call"}, {"kind": "contains"}], threshold=0.5)
+    set_version, helper_version = test_set.current_version, helper.current_version
+    assert set_version is not None and helper_version is not None
+    run = services.eval_run_create(team=team, actor=None, version=set_version, connection=eval_connection,
+                                   targets=[services.TargetChoice(helper_version, "gpt-5.4-mini")], mode="batch")
+    run = _batch_run_until_done(run)
+    assert run.status == "succeeded", run.error
+    called, echoed = _results(run, 1)
+    assert [called.error, echoed.error] == ["", ""]
+    assert called.output_tool_calls[0]["function"]["name"] == "calculator" and called.verdicts[0]["passed"]
+    assert echoed.output_text == "Paris" and echoed.input_tokens > 0 and echoed.cost_usd is not None
