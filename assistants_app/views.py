@@ -152,8 +152,10 @@ def version_diff(request: TeamRequest, version_id: int) -> HttpResponse:
                                      fromfile=f"v{previous.number}" if previous else "(nothing)",
                                      tofile=f"v{version.number}"))
     rows = [("add" if line.startswith("+") else "del" if line.startswith("-") else "ctx", line) for line in diff]
+    results = version_results(team=request.team, version_ids=[version.pk]).get(version.pk, [])
     return render(request, "assistants_app/version_diff.html",
-                  {"version": version, "previous": previous, "rows": rows, "assistant": version.assistant})
+                  {"version": version, "previous": previous, "rows": rows, "assistant": version.assistant,
+                   "results": results})
 
 
 @require_POST

@@ -2,6 +2,7 @@
 batch; the sync follows the batch and, once it ends, joins each output line to its result
 by custom_id, grades it (the judge and the embeddings live, as in a live run) and finishes
 the run. A batch asks once: a tool call in a reply is the answer (no results are replayed).
+A Responses-engine connection's batch asks /v1/responses, as its live runs do.
 """
 
 from __future__ import annotations
@@ -14,29 +15,37 @@ from typing import Any, Final
 
 from django.utils import timezone
 
-from assistants_app.conversation import chat_request
+from assistants_app.conversation import chat_request, responses_input, responses_request
 from evals_app import graders as g
 from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunMode, RunStatus
 from evals_app.runner import Answer, Pacer, Spend, finish, grade_answer, process, run_claim, target_plan
 from project.files.services import FileRejected, file_fetch_remote, file_open, file_upload
 from project.providers.client import ClientOptions, ProviderError, client_for, provider_call
 from project.providers.model_facts import model_facts
+from project.providers.models import Engine, ProviderConnection
 
 log = logging.getLogger(__name__)
 
-ENDPOINT: Final = "/v1/chat/completions"
+CHAT_ENDPOINT: Final = "/v1/chat/completions"
+RESPONSES_ENDPOINT: Final = "/v1/responses"
 MAX_LINES = 50_000  # the Batch API's limit per batch
 ACTIVE = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 CUSTOM_ID_PREFIX = "result-"
 COLLECTING = "collecting"  # our own state: the batch ended and its results are being graded
 
 
-def _lines(run: EvalRun) -> Iterator[bytes]:
+def _endpoint(connection: ProviderConnection) -> str:
+    return RESPONSES_ENDPOINT if connection.run_engine == Engine.RESPONSES else CHAT_ENDPOINT
+
+
+def _lines(run: EvalRun, endpoint: str) -> Iterator[bytes]:
     plans = {t.pk: target_plan(t) for t in EvalTarget.objects.filter(run=run).select_related("version")}
     pending = EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).select_related("case").order_by("id")
     for result in pending.iterator(2000):
-        body = chat_request(plans[result.target_id].spec, list(result.case.messages), stream=False)
-        yield (json.dumps({"custom_id": f"{CUSTOM_ID_PREFIX}{result.pk}", "method": "POST", "url": ENDPOINT, "body": body},
+        spec, messages = plans[result.target_id].spec, list(result.case.messages)
+        body = (responses_request(spec, responses_input(messages)) if endpoint == RESPONSES_ENDPOINT
+                else chat_request(spec, messages, stream=False))
+        yield (json.dumps({"custom_id": f"{CUSTOM_ID_PREFIX}{result.pk}", "method": "POST", "url": endpoint, "body": body},
                           separators=(",", ":")) + "\n").encode()
 
 
@@ -45,11 +54,12 @@ def batch_run_submit(run_id: int) -> None:
     run = run_claim(run_id)
     if run is None or run.remote_batch_id:
         return
+    endpoint = _endpoint(run.connection)
     try:
         upload = file_upload(team=run.team, connection=run.connection, purpose="batch", name=f"eval-run-{run.pk}.jsonl",
-                             chunks=_lines(run), actor=run.created_by)
+                             chunks=_lines(run, endpoint), actor=run.created_by)
         batch = provider_call(run.connection, lambda client: client.batches.create(
-            input_file_id=upload.remote_id, endpoint=ENDPOINT, completion_window="24h",
+            input_file_id=upload.remote_id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
             metadata={"switchboard_eval_run": str(run.pk)}))
     except (ProviderError, FileRejected) as error:
         finish(run, RunStatus.FAILED, error=f"The batch could not be sent: {getattr(error, 'message', str(error))}")
@@ -115,14 +125,30 @@ def _answer(result_id: int, line: dict[str, Any], model: str) -> Answer:
     if error:
         answer.error = f"The provider refused the request: {error.get('message') or error.get('code') or error}"
         return answer
-    choices = body.get("choices") or []
-    message = (choices[0] if choices else {}).get("message") or {}
-    answer.output = g.ModelOutput(message.get("content") or "", message.get("tool_calls") or [])
     usage = body.get("usage") or {}
-    answer.spend = Spend(input=usage.get("prompt_tokens") or 0, output=usage.get("completion_tokens") or 0,
-                         cached=(usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    if "output" in body:  # a /v1/responses line (the connection's engine when the batch was sent)
+        answer.output = _response_output(body["output"] or [])
+        answer.spend = Spend(input=usage.get("input_tokens") or 0, output=usage.get("output_tokens") or 0,
+                             cached=(usage.get("input_tokens_details") or {}).get("cached_tokens") or 0)
+    else:
+        choices = body.get("choices") or []
+        message = (choices[0] if choices else {}).get("message") or {}
+        answer.output = g.ModelOutput(message.get("content") or "", message.get("tool_calls") or [])
+        answer.spend = Spend(input=usage.get("prompt_tokens") or 0, output=usage.get("completion_tokens") or 0,
+                             cached=(usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
     answer.cost = answer.spend.cost(model_facts(model), batch=True)
     return answer
+
+
+def _response_output(items: list[dict[str, Any]]) -> g.ModelOutput:
+    """A response's output items as the graders read them: its text, and its function calls
+    in Chat Completions' shape."""
+    text = "".join(part.get("text") or "" for item in items if item.get("type") == "message"
+                   for part in item.get("content") or () if part.get("type") == "output_text")
+    calls = [{"id": item.get("call_id", ""), "type": "function",
+              "function": {"name": item.get("name", ""), "arguments": item.get("arguments", "")}}
+             for item in items if item.get("type") == "function_call"]
+    return g.ModelOutput(text, calls)
 
 
 def _collect(run: EvalRun, batch: Any) -> None:

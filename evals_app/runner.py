@@ -3,10 +3,11 @@
 One Celery task per run keeps a pool of threads calling the provider at the run's
 concurrency; the threads only call and grade, the task's own thread writes the results in
 batches (so a 2,000-request run does not hold 16 database connections). Requests are built
-by chat's published request builder (version_request_spec, chat_request), the same as a
-chat run's. A 429 pauses every thread of the run for the provider's retry-after, so the
-run slows to the connection's limit instead of failing; a case whose call still fails
-records the provider's error and the run goes on.
+by chat's published request builder (version_request_spec, then chat_request or
+responses_request for the connection's engine), the same as a chat run's. A 429 pauses
+every thread of the run for the provider's retry-after, so the run slows to the
+connection's limit instead of failing; a case whose call still fails records the
+provider's error and the run goes on.
 
 The embeddings grader runs after every answer is in: outputs and expected texts are
 embedded in batches of up to 2,048 inputs per request.
@@ -31,12 +32,19 @@ from django.db.models.functions import Coalesce, Now
 from django.urls import reverse
 from django.utils import timezone
 
-from assistants_app.conversation import RequestSpec, chat_request, version_request_spec
+from assistants_app.conversation import (
+    RequestSpec,
+    chat_request,
+    responses_input,
+    responses_request,
+    version_request_spec,
+)
 from evals_app import graders as g
 from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunStatus, TestCase
 from project.notifications.services import notification_send
 from project.providers.client import ClientOptions, ProviderError, ProviderRateLimited, client_for, provider_errors
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
+from project.providers.models import Engine
 from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Feature
 
@@ -65,6 +73,15 @@ class Spend:
         self.input += usage.prompt_tokens or 0
         self.output += usage.completion_tokens or 0
         details = getattr(usage, "prompt_tokens_details", None)
+        self.cached += (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
+
+    def add_response(self, usage: Any) -> None:
+        """A Responses usage (input_tokens, output_tokens, input_tokens_details)."""
+        if usage is None:
+            return
+        self.input += usage.input_tokens or 0
+        self.output += usage.output_tokens or 0
+        details = getattr(usage, "input_tokens_details", None)
         self.cached += (getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
 
     def cost(self, facts: ModelFacts, *, batch: bool = False) -> Decimal | None:
@@ -138,14 +155,16 @@ class TargetPlan:
     target_id: int
     spec: RequestSpec
     facts: ModelFacts
+    engine: str = Engine.CHAT_COMPLETIONS
 
 
-def target_plan(target: EvalTarget) -> TargetPlan:
+def target_plan(target: EvalTarget, engine: str = Engine.CHAT_COMPLETIONS) -> TargetPlan:
     """The target's version as a request spec, its model swapped for the candidate's (the
-    candidate's facts decide which sampling or reasoning settings it takes)."""
+    candidate's facts decide which sampling or reasoning settings it takes), asked through
+    the connection's engine."""
     facts = model_facts(target.model)
     spec = version_request_spec(target.version, facts)
-    return TargetPlan(target.pk, replace(spec, model=target.model), facts)
+    return TargetPlan(target.pk, replace(spec, model=target.model), facts, engine)
 
 
 def _message_out(message: Any) -> dict[str, Any]:
@@ -155,9 +174,21 @@ def _message_out(message: Any) -> dict[str, Any]:
     return out
 
 
+def _replayable(case: TestCase, calls: Sequence[dict[str, Any]]) -> bool:
+    return bool(calls) and not case.expected_tool_call and all(
+        (c.get("function") or {}).get("name", "") in case.tool_results for c in calls)
+
+
+def _tool_messages(case: TestCase, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"role": "tool", "tool_call_id": c.get("id", ""), "content": case.tool_results[c["function"]["name"]]}
+            for c in calls]
+
+
 def answer_case(client: openai.OpenAI, plan: TargetPlan, case: TestCase, pacer: Pacer) -> tuple[g.ModelOutput, Spend, int]:
     """The target's reply to the case: tool calls the case has results for are answered with
     them and the model asked again; a call to any other tool is the reply."""
+    if plan.engine == Engine.RESPONSES:
+        return answer_case_responses(client, plan, case, pacer)
     messages = list(case.messages)
     spend = Spend()
     started = time.monotonic()
@@ -170,15 +201,43 @@ def answer_case(client: openai.OpenAI, plan: TargetPlan, case: TestCase, pacer: 
             raise ProviderError("The provider's reply had no choices.")
         out = _message_out(message)
         calls = out.get("tool_calls") or []
-        names = [(c.get("function") or {}).get("name", "") for c in calls]
-        replayable = calls and not case.expected_tool_call and all(name in case.tool_results for name in names)
-        if not replayable:
+        if not _replayable(case, calls):
             return g.ModelOutput(message.content or "", calls), spend, int((time.monotonic() - started) * 1000)
         messages.append(out)
-        messages.extend({"role": "tool", "tool_call_id": c.get("id", ""), "content": case.tool_results[n]}
-                        for c, n in zip(calls, names, strict=True))
+        messages.extend(_tool_messages(case, calls))
     # Tools answered MAX_TOOL_ROUNDS times over: the last reply (its calls) is the answer.
     return g.ModelOutput(out.get("content") or "", calls), spend, int((time.monotonic() - started) * 1000)
+
+
+def answer_case_responses(client: openai.OpenAI, plan: TargetPlan, case: TestCase,
+                          pacer: Pacer) -> tuple[g.ModelOutput, Spend, int]:
+    """answer_case on the Responses API (a connection whose engine is Responses: OpenAI's
+    current models refuse function tools with reasoning on Chat Completions). Nothing is
+    stored; a reasoning model's reasoning goes back encrypted with the tool results, and
+    tool calls are kept in Chat Completions' shape for the graders and the results page."""
+    items = responses_input(list(case.messages))
+    spend = Spend()
+    started = time.monotonic()
+    text, calls = "", []
+    for _ in range(MAX_TOOL_ROUNDS):
+        body = responses_request(plan.spec, items)
+        body["store"] = False
+        if plan.facts.supports("reasoning"):
+            body["include"] = ["reasoning.encrypted_content"]
+        response = call_with_retries(lambda body=body: client.responses.create(**body), pacer)  # type: ignore[misc]
+        spend.add_response(response.usage)
+        if response.status == "failed":
+            error = response.error
+            raise ProviderError(f"The provider could not answer: {error.message if error else 'the response failed'}")
+        text = response.output_text or ""
+        calls = [{"id": item.call_id, "type": "function", "function": {"name": item.name, "arguments": item.arguments}}
+                 for item in response.output if item.type == "function_call"]
+        if not _replayable(case, calls):
+            break
+        items += [item.model_dump(exclude_none=True) for item in response.output if item.type == "reasoning"]
+        items += responses_input([{"role": "assistant", "content": text or None, "tool_calls": calls},
+                                  *_tool_messages(case, calls)])
+    return g.ModelOutput(text, calls), spend, int((time.monotonic() - started) * 1000)
 
 
 def judge_case(client: openai.OpenAI, grader: g.Grader, case: TestCase, output: g.ModelOutput,
@@ -255,7 +314,8 @@ def run_execute(run_id: int) -> None:
 
 def _execute(run: EvalRun) -> None:
     grader_list = g.parse_graders(run.set_version.graders)
-    plans = {t.pk: target_plan(t) for t in EvalTarget.objects.filter(run=run).select_related("version")}
+    engine = run.connection.run_engine
+    plans = {t.pk: target_plan(t, engine) for t in EvalTarget.objects.filter(run=run).select_related("version")}
     client = client_for(run.connection, ClientOptions(max_retries=0))
     pacer = Pacer()
     pending = EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).select_related("case")

@@ -32,8 +32,8 @@ def question(text: str, **extra: Any) -> CaseDraft:
 
 
 def make_set(team: Any, *drafts: CaseDraft, graders: list[dict[str, Any]] | None = None, threshold: float = 1.0,
-             assistant: Any = None) -> TestSet:
-    test_set = services.test_set_create(team=team, actor=None, name="Capitals", assistant=assistant,
+             assistant: Any = None, name: str = "Capitals") -> TestSet:
+    test_set = services.test_set_create(team=team, actor=None, name=name, assistant=assistant,
                                         graders=graders if graders is not None else [{"kind": "exact"}],
                                         pass_threshold=threshold)
     if drafts:

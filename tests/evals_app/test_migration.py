@@ -98,3 +98,16 @@ def test_fine_tuned_models_with_a_retiring_base_are_listed_with_their_assistants
         (job.fine_tuned_model, 46, ("Tuned support",), "not started"), (unused.fine_tuned_model, 46, (), "not started")}
     page = owner_client.get(reverse("eval_shutdowns")).content.decode()
     assert f'data-fine-tuned="{unused.fine_tuned_model}"' in page and "fine-tuning job" in page
+
+
+def test_a_retiring_assistants_page_links_to_find_a_replacement(owner_client, team, settings) -> None:
+    retiring = make_assistant(team, name="Old faithful", model="gpt-4.1-mini")
+    current = make_assistant(team, name="Current", model="gpt-5.4-mini")
+    page = owner_client.get(reverse("assistant_detail", args=[retiring.pk])).content.decode()
+    banner = page.split("data-retiring-banner>")[1].split("</div>")[0]
+    assert f'href="{reverse("eval_migrate", args=[retiring.pk])}">Find a replacement</a>' in banner
+    assert "Find a replacement" not in owner_client.get(reverse("assistant_detail", args=[current.pk])).content.decode()
+    # Chat links to evals by URL name: without the evals app the page still shows, banner and all.
+    settings.ROOT_URLCONF = "tests.evals_app.urls_without_evals"
+    page = owner_client.get(f"/assistants/{retiring.pk}/").content.decode()
+    assert "data-retiring-banner" in page and "Find a replacement" not in page

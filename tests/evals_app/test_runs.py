@@ -17,6 +17,7 @@ from evals_app.selectors import run_case_rows, run_figures
 from project.notifications.models import Notification
 from project.providers.client import ClientOptions, ProviderNotFound, client_for
 from project.providers.model_facts import model_facts
+from project.providers.models import Engine
 from project.spend.models import Feature, SpendEntry
 from tests.evals_app.conftest import CALCULATOR, make_set, question, start_run
 from tests.factories import make_assistant
@@ -130,6 +131,31 @@ def test_tool_calls_expected_and_tool_results_replayed(team, eval_connection) ->
     assert replayed.verdicts[1]["passed"] and not replayed.verdicts[0]["passed"]
 
 
+def test_a_responses_engine_connection_answers_through_the_responses_api(team, eval_connection) -> None:
+    # gpt-5.4+ refuse function tools with reasoning on Chat Completions: on a Responses-engine
+    # connection the run asks /v1/responses, tool calls and replayed tool results included.
+    eval_connection.engine = Engine.RESPONSES
+    eval_connection.save(update_fields=["engine"])
+    helper = make_assistant(team, eval_connection, name="Calc", model="gpt-5.4-mini", reasoning_effort="low",
+                            tools=[CALCULATOR])
+    test_set = make_set(
+        team,
+        question("use calculator expression=6*7", expected_tool_call={"name": "calculator", "arguments": {"expression": "6*7"}}),
+        question("use calculator expression=1+1", tool_results={"calculator": "1+1 = 2"}, expected_text="2"),
+        question("echo: Paris", expected_text="Paris"),
+        graders=[{"kind": "tool_call"}, {"kind": "contains"}], threshold=0.5)
+    run = start_run(team, test_set, eval_connection, (helper.current_version, "gpt-5.4-mini"))
+    runner.run_execute(run.pk)
+    called, replayed, echoed = _results(run, 1)
+    assert [r.error for r in (called, replayed, echoed)] == ["", "", ""]
+    function = called.output_tool_calls[0]["function"]
+    assert function["name"] == "calculator" and json.loads(function["arguments"]) == {"expression": "6*7"}
+    assert called.verdicts[0]["passed"] and called.verdicts[0]["reason"] == "calculator was called with the expected arguments"
+    assert replayed.output_text == "Tool results: calculator: 1+1 = 2" and replayed.verdicts[1]["passed"]
+    assert echoed.output_text == "Paris" and echoed.input_tokens > 0 and echoed.output_tokens > 0
+    assert echoed.cost_usd is not None and echoed.latency_ms is not None
+
+
 def test_the_judge_grades_with_a_strict_structured_reply(team, assistant, eval_connection) -> None:
     test_set = make_set(team, question("echo: Paris", expected_text="Paris", rubric="score=0.9 pass=true reason=correct"),
                         question("echo: Lyon", expected_text="Paris", rubric='score=0.1 pass=false reason="wrong city"'),
@@ -235,6 +261,29 @@ def test_the_version_list_shows_each_sets_latest_pass_rate(owner_client, team, a
     assert "Evaluations" in owner_client.get(reverse("usage")).content.decode()
 
 
+def test_a_versions_page_shows_its_latest_result_per_test_set(owner_client, team, assistant, eval_connection) -> None:
+    version = assistant.current_version
+    capitals = make_set(team, question("echo: a", expected_text="a"), question("echo: b", expected_text="c"))
+    older = start_run(team, capitals, eval_connection, (version, version.model))
+    runner.run_execute(older.pk)
+    EvalResult.objects.filter(run=older).update(passed=False)
+    newer = start_run(team, capitals, eval_connection, (version, version.model))
+    runner.run_execute(newer.pk)
+    rivers = make_set(team, question("echo: Nile", expected_text="Nile"), name="Rivers")
+    only = start_run(team, rivers, eval_connection, (version, "gpt-5.4-mini"), (version, version.model))
+    runner.run_execute(only.pk)
+    page = owner_client.get(reverse("version_diff", args=[version.pk])).content.decode()
+    section = page.split("data-version-evals>")[1].split("</section>")[0]
+    rows = [row.split("</li>")[0] for row in section.split("<li>")[1:]]
+    assert len(rows) == 2
+    # newest first; the version's own model only (not the run's swapped candidate)
+    assert "Rivers v2" in rows[0] and "1 of 1 passed (100%)" in rows[0]
+    assert reverse("eval_run_detail", args=[only.pk]) in rows[0]
+    assert "Capitals v2" in rows[1] and "1 of 2 passed (50%)" in rows[1]
+    assert reverse("eval_run_detail", args=[newer.pk]) in rows[1]
+    assert reverse("eval_run_detail", args=[older.pk]) + '"' not in section
+
+
 def _batch_run_until_done(run: EvalRun, timeout: float = 20.0) -> EvalRun:
     from evals_app import batch_runs
 
@@ -282,3 +331,25 @@ def test_a_batch_run_joins_results_to_cases_at_half_price(team, assistant, eval_
     refused = _results(run, 2)
     assert all(r.status == "error" and "model" in r.error for r in refused)
     assert run.batch_input_file is not None and run.batch_input_file.purpose == "batch"
+
+
+def test_a_batch_run_on_a_responses_engine_connection_asks_v1_responses(team, eval_connection) -> None:
+    eval_connection.engine = Engine.RESPONSES
+    eval_connection.save(update_fields=["engine"])
+    helper = make_assistant(team, eval_connection, name="Calc", model="gpt-5.4-mini", reasoning_effort="low",
+                            tools=[CALCULATOR])
+    test_set = make_set(
+        team,
+        question("use calculator expression=6*7", expected_tool_call={"name": "calculator", "arguments": {"expression": "6*7"}}),
+        question("echo: Paris", expected_text="Paris"),
+        graders=[{"kind": "tool_call"}, {"kind": "contains"}], threshold=0.5)
+    set_version, helper_version = test_set.current_version, helper.current_version
+    assert set_version is not None and helper_version is not None
+    run = services.eval_run_create(team=team, actor=None, version=set_version, connection=eval_connection,
+                                   targets=[services.TargetChoice(helper_version, "gpt-5.4-mini")], mode="batch")
+    run = _batch_run_until_done(run)
+    assert run.status == "succeeded", run.error
+    called, echoed = _results(run, 1)
+    assert [called.error, echoed.error] == ["", ""]
+    assert called.output_tool_calls[0]["function"]["name"] == "calculator" and called.verdicts[0]["passed"]
+    assert echoed.output_text == "Paris" and echoed.input_tokens > 0 and echoed.cost_usd is not None
