@@ -13,6 +13,8 @@ from django.db.migrations.executor import MigrationExecutor
 from jobs_app.batches.models import Batch, BatchGroup
 from jobs_app.finetune.models import FineTuneJob
 from project.notifications.models import Notification
+from project.providers.models import ProviderConnection
+from project.teams.models import Team
 from project.webhooks.models import WebhookDelivery
 
 JOBS_APP_LAST = ("jobs_app", "0005_batch_submitting_since")
@@ -36,18 +38,22 @@ def database_before_the_split(transactional_db: None) -> Iterator[MigrationExecu
 
 def test_rows_made_before_the_split_are_read_by_the_new_apps(database_before_the_split: MigrationExecutor) -> None:
     old = database_before_the_split.loader.project_state(JOBS_APP_LAST).apps
-    team = old.get_model("teams", "Team").objects.create(name="Before", slug="before")
-    conn = old.get_model("providers", "ProviderConnection").objects.create(
-        team=team, kind="sandbox", name="Sandbox", base_url="http://127.0.0.1:9/v1")
+    # Teams and connections stay on their latest migrations (only jobs_app's are rolled
+    # back): their rows are made with today's models, jobs_app's with the historical ones.
+    team = Team.objects.create(name="Before", slug="before")
+    conn = ProviderConnection.objects.create(team=team, kind="sandbox", name="Sandbox",
+                                             base_url="http://127.0.0.1:9/v1")
     job = old.get_model("jobs_app", "FineTuneJob").objects.create(
-        team=team, connection=conn, remote_id="ftjob-before", base_model="gpt-4.1-mini", status="running")
+        team_id=team.pk, connection_id=conn.pk, remote_id="ftjob-before", base_model="gpt-4.1-mini",
+        status="running")
     group = old.get_model("jobs_app", "BatchGroup").objects.create(
-        team=team, connection=conn, name="Old batch", endpoint="/v1/chat/completions", model="gpt-4.1-mini",
-        source="jsonl")
-    old.get_model("jobs_app", "Batch").objects.create(team=team, connection=conn, group=group, part=1,
+        team_id=team.pk, connection_id=conn.pk, name="Old batch", endpoint="/v1/chat/completions",
+        model="gpt-4.1-mini", source="jsonl")
+    old.get_model("jobs_app", "Batch").objects.create(team_id=team.pk, connection_id=conn.pk, group=group, part=1,
                                                       remote_id="batch_before", endpoint="/v1/chat/completions")
-    old.get_model("jobs_app", "Notification").objects.create(team=team, text="Fine-tuning job ftjob-before succeeded")
-    old.get_model("jobs_app", "WebhookDelivery").objects.create(connection=conn, webhook_id="wh_1",
+    old.get_model("jobs_app", "Notification").objects.create(team_id=team.pk,
+                                                             text="Fine-tuning job ftjob-before succeeded")
+    old.get_model("jobs_app", "WebhookDelivery").objects.create(connection_id=conn.pk, webhook_id="wh_1",
                                                                 event_type="batch.completed")
 
     latest = _executor()
