@@ -21,6 +21,7 @@ from .owners import adopt_legacy, owns
 from .ratelimit import RateLimiter
 from .responses_adapter import respond
 from .store import Store
+from .usage_log import UsageLog
 from .webhooks import Endpoint, WebhookSender
 
 log = logging.getLogger("sandbox")
@@ -31,6 +32,7 @@ class SandboxState:
         self.config = config
         self.store = Store(config.data_dir)
         adopt_legacy(self.store)
+        self.usage = UsageLog(config.data_dir)
         self.clock = Clock(config.time_scale)
         self.simulator = ChatSimulator()
         self.limiter = RateLimiter(config.rpm, config.tpm, config.organization)
