@@ -54,7 +54,7 @@ def _page(request: Request, *, max_limit: int,
     page = request.query_params.get("page") or ""
     first = int(page) if page.isdigit() else start
     state = state_of(request)
-    buckets = []
+    buckets: list[dict[str, Any]] = []
     bucket_start = max(first, start)
     while bucket_start < end and len(buckets) < limit:
         bucket_end = bucket_start + DAY

@@ -35,7 +35,7 @@ def test_costs_and_usage_are_the_keys_own_calls_by_day_and_model(sandbox_url: st
     first = sdk.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": "echo: one"}])
     stream = sdk.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": "echo: two"}],
                                          stream=True, stream_options={"include_usage": True})
-    streamed = [chunk.usage for chunk in stream if chunk.usage is not None][0]
+    [streamed] = [chunk.usage for chunk in stream if chunk.usage is not None]
     response = sdk.responses.create(model="gpt-4o-mini", input="echo: three")
     assert first.usage is not None and response.usage is not None
 
@@ -87,8 +87,9 @@ def test_buckets_page_by_day_and_bad_queries_get_the_error_envelope(sandbox_url:
     assert [b["start_time"] for b in rest["data"]] == [_today()] and rest["has_more"] is False
     assert rest["next_page"] is None
 
-    for params in ({}, {"start_time": "soon"}, {"start_time": start, "limit": 500}, {"start_time": start,
-                                                                                     "bucket_width": "1h"}):
+    bad: list[dict[str, str | int]] = [{}, {"start_time": "soon"}, {"start_time": start, "limit": 500},
+                                       {"start_time": start, "bucket_width": "1h"}]
+    for params in bad:
         r = api.get("/organization/usage/completions", params=params)
         assert r.status_code == 400, params
         spec.validate("ErrorResponse", r.json())
