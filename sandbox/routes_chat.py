@@ -149,6 +149,8 @@ async def embeddings(request: Request) -> Response:
     spec = state.resolve_model(body.get("model"), api_key_of(request))
     result = embed(body, spec, body["model"])
     state.limiter.take_tokens(api_key_of(request), result["usage"]["prompt_tokens"])
+    state.usage.record(api_key=api_key_of(request), at=state.clock.now(), model=str(body["model"]),
+                       input_tokens=int(result["usage"]["prompt_tokens"]), kind="embeddings")
     return json_response(result)
 
 

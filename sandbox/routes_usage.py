@@ -1,5 +1,6 @@
 """GET /v1/organization/costs and GET /v1/organization/usage/completions: daily buckets of
 the calling key's own requests (sandbox/usage_log.py), in the API's UsageResponse shape.
+Costs count every logged call; usage/completions only chat completions and responses.
 
 Only what the dashboard reconciles is modelled: 1d buckets, group_by line_item (costs) and
 model (usage), limit and the page cursor. Other filters are accepted and ignored.
@@ -39,7 +40,7 @@ def _group_by(request: Request) -> set[str]:
     return set(request.query_params.getlist("group_by")) | set(request.query_params.getlist("group_by[]"))
 
 
-def _page(request: Request, *, max_limit: int,
+def _page(request: Request, *, max_limit: int, kind: str | None,
           results: Callable[[list[UsageLine]], list[dict[str, Any]]]) -> Response:
     start = _int_param(request, "start_time", None)
     if start is None:
@@ -58,7 +59,7 @@ def _page(request: Request, *, max_limit: int,
     bucket_start = max(first, start)
     while bucket_start < end and len(buckets) < limit:
         bucket_end = bucket_start + DAY
-        lines = state.usage.of(api_key_of(request), bucket_start, min(bucket_end, end))
+        lines = state.usage.of(api_key_of(request), bucket_start, min(bucket_end, end), kind)
         buckets.append({"object": "bucket", "start_time": bucket_start, "end_time": bucket_end,
                         "results": results(lines)})
         bucket_start = bucket_end
@@ -81,7 +82,7 @@ async def costs(request: Request) -> Response:
                  "quantity": None, "quantity_unit": None}
                 for item, amount in sums.items() if amount or not by_line_item]
 
-    return _page(request, max_limit=180, results=results)
+    return _page(request, max_limit=180, kind=None, results=results)
 
 
 async def usage_completions(request: Request) -> Response:
@@ -102,7 +103,7 @@ async def usage_completions(request: Request) -> Response:
             entry["num_model_requests"] += 1
         return list(sums.values())
 
-    return _page(request, max_limit=31, results=results)
+    return _page(request, max_limit=31, kind="completions", results=results)
 
 
 routes = [

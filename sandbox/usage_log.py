@@ -1,6 +1,6 @@
 """The request log behind GET /v1/organization/costs and /v1/organization/usage/completions.
 
-One line per billed model call (chat completion or response), appended to usage.jsonl under
+One line per billed model call (chat completion, response or embeddings), appended to usage.jsonl under
 the data directory and kept in memory. Each line names its owner by key fingerprint
 (sandbox/owners.py), so a key's usage and costs are its own requests only.
 """
@@ -65,6 +65,7 @@ class UsageLine:
     input_tokens: int
     cached_tokens: int
     output_tokens: int
+    kind: str = "completions"  # or "embeddings": in the costs, not in /usage/completions
 
     def costs(self) -> dict[str, Decimal]:
         """USD per line item ("input", "cached input", "output"); empty for an unpriced model."""
@@ -91,14 +92,15 @@ class UsageLog:
                 except (ValueError, TypeError):
                     continue  # a torn last line after a crash must not stop the server
 
-    def record(self, *, api_key: str, at: float, model: str, input_tokens: int, cached_tokens: int,
-               output_tokens: int) -> None:
-        line = UsageLine(fingerprint(api_key), at, model, input_tokens, cached_tokens, output_tokens)
+    def record(self, *, api_key: str, at: float, model: str, input_tokens: int, cached_tokens: int = 0,
+               output_tokens: int = 0, kind: str = "completions") -> None:
+        line = UsageLine(fingerprint(api_key), at, model, input_tokens, cached_tokens, output_tokens, kind)
         with self._lock:
             self.lines.append(line)
             with self.path.open("a") as fh:
                 fh.write(json.dumps(asdict(line)) + "\n")
 
-    def of(self, api_key: str, start: float, end: float) -> list[UsageLine]:
+    def of(self, api_key: str, start: float, end: float, kind: str | None = None) -> list[UsageLine]:
         mine = fingerprint(api_key)
-        return [line for line in self.lines if line.owner == mine and start <= line.at < end]
+        return [line for line in self.lines
+                if line.owner == mine and start <= line.at < end and kind in (None, line.kind)]

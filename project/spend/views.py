@@ -110,12 +110,9 @@ def budget_delete_view(request: TeamRequest, budget_id: int) -> HttpResponse:
 @team_view(Role.ADMIN)
 def reconciliation(request: TeamRequest) -> HttpResponse:
     """The ledger beside the provider's own costs, per day and model, for one connection."""
-    form = ReconcileForm(request.GET or None)
+    form = ReconcileForm(request.GET)  # bound even when empty: no choice is the defaults
     connections = reconcilable_connections(team=request.team)
     context: dict[str, Any] = {"form": form, "connections": connections, "connection": None, "result": None}
-    if not form.is_bound:
-        form = ReconcileForm({})
-        context["form"] = form
     if form.is_valid():
         chosen = form.cleaned_data["connection_id"]
         if chosen is not None:

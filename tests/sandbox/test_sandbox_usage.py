@@ -1,5 +1,6 @@
 """GET /v1/organization/costs and /v1/organization/usage/completions: daily buckets of the
-calling key's own chat completions and responses, in the spec's UsageResponse shape."""
+calling key's own chat completions, responses and (in the costs) embeddings, in the spec's
+UsageResponse shape."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def test_costs_and_usage_are_the_keys_own_calls_by_day_and_model(sandbox_url: st
                                          stream=True, stream_options={"include_usage": True})
     [streamed] = [chunk.usage for chunk in stream if chunk.usage is not None]
     response = sdk.responses.create(model="gpt-4o-mini", input="echo: three")
+    embedded = sdk.embeddings.create(model="text-embedding-3-small", input="billed but not a completion")
     assert first.usage is not None and response.usage is not None
 
     usage = api.get("/organization/usage/completions", params={"start_time": _today(), "group_by": "model"})
@@ -50,6 +52,7 @@ def test_costs_and_usage_are_the_keys_own_calls_by_day_and_model(sandbox_url: st
     assert by_model["gpt-4.1-mini"]["output_tokens"] == first.usage.completion_tokens + streamed.completion_tokens
     assert (by_model["gpt-4o-mini"]["input_tokens"], by_model["gpt-4o-mini"]["output_tokens"]) == (
         response.usage.input_tokens, response.usage.output_tokens)
+    assert "text-embedding-3-small" not in by_model
 
     costs = api.get("/organization/costs", params={"start_time": _today(), "group_by[]": "line_item"})
     assert costs.status_code == 200, costs.text
@@ -60,6 +63,8 @@ def test_costs_and_usage_are_the_keys_own_calls_by_day_and_model(sandbox_url: st
     want_output = Decimal(str(mini.output)) * (first.usage.completion_tokens + streamed.completion_tokens) / 1_000_000
     assert abs(items["gpt-4.1-mini, output"] - want_output) < Decimal("1e-9")
     assert items["gpt-4o-mini, input"] > 0
+    want_embedding = Decimal(str(PRICES["text-embedding-3-small"].input)) * embedded.usage.prompt_tokens / 1_000_000
+    assert abs(items["text-embedding-3-small, input"] - want_embedding) < Decimal("1e-9")
 
     total = api.get("/organization/costs", params={"start_time": _today()}).json()["data"][0]["results"]
     assert len(total) == 1 and total[0]["line_item"] is None

@@ -76,6 +76,8 @@ def test_a_provider_failure_is_told_in_words_beside_the_ledger(team, owner) -> N
     html = page(client_for(owner), f"?connection={connection.pk}")
     assert "The provider's figures could not be read: Could not reach the provider" in html
     assert "Traceback" not in html
+    bad = page(client_for(owner), f"?connection={connection.pk}&start=2026-02-10&end=2026-01-01")
+    assert "The start date is after the end date." in bad and "could not be read" not in bad
 
 
 @pytest.mark.django_db
