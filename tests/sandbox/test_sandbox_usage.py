@@ -1,9 +1,10 @@
 """GET /v1/organization/costs and /v1/organization/usage/completions: daily buckets of the
-calling key's own chat completions, responses and (in the costs) embeddings, in the spec's
-UsageResponse shape."""
+calling key's own chat completions, responses, batch lines and (in the costs) embeddings, in
+the spec's UsageResponse shape."""
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx2
 import openai
-from sandbox_helpers import Spec
+from sandbox_helpers import Spec, wait_for
 
 from sandbox.usage_log import PRICES
 
@@ -104,6 +105,31 @@ def test_the_sandbox_prices_are_the_dashboards() -> None:
     facts = json.loads(MODEL_FACTS.read_text())["models"]
     for model, price in PRICES.items():
         listed = facts[model]["prices"]
-        assert (price.input, price.cached_input, price.output) == (
-            listed["input"], listed.get("cached_input"), listed.get("output", 0.0)), model
+        assert (price.input, price.cached_input, price.output, price.batch_input, price.batch_output) == (
+            listed["input"], listed.get("cached_input"), listed.get("output", 0.0), listed.get("batch_input"),
+            listed.get("batch_output")), model
     assert set(PRICES) == {m for m, f in facts.items() if "input" in f.get("prices", {})}
+
+
+def test_batch_lines_are_billed_at_batch_rates(sandbox_url: str) -> None:
+    _, sdk, api = _key_client(sandbox_url)
+    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"echo: line {i}"}]}}
+             for i in range(3)]
+    data = "\n".join(json.dumps(line) for line in lines).encode() + b"\n"
+    file_id = sdk.files.create(file=("input.jsonl", io.BytesIO(data)), purpose="batch").id
+    batch = sdk.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    batch = wait_for(lambda: sdk.batches.retrieve(batch.id), lambda b: b.status == "completed")
+    assert batch.usage is not None
+
+    results = api.get("/organization/costs", params={"start_time": _today(), "group_by": "line_item"}
+                      ).json()["data"][0]["results"]
+    items = {r["line_item"]: Decimal(str(r["amount"]["value"])) for r in results}
+    price = PRICES["gpt-4o-mini"]
+    assert set(items) == {"gpt-4o-mini, batch input", "gpt-4o-mini, batch output"}
+    assert abs(items["gpt-4o-mini, batch input"]
+               - Decimal(str(price.batch_input)) * batch.usage.input_tokens / 1_000_000) < Decimal("1e-9")
+    assert abs(items["gpt-4o-mini, batch output"]
+               - Decimal(str(price.batch_output)) * batch.usage.output_tokens / 1_000_000) < Decimal("1e-9")
+    usage = api.get("/organization/usage/completions", params={"start_time": _today(), "group_by": "model"}).json()
+    assert usage["data"][0]["results"][0]["num_model_requests"] == 3
