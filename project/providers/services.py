@@ -72,8 +72,8 @@ def connection_save(
         # A saved key never follows the connection to another host (the form asks for it again).
         connection.set_api_key("")
     admin_key = admin_key.strip()
-    if remove_admin_key or (not creating and not admin_key and moved and connection.address_differs(
-            kind=kind, base_url=new_base_url)) or kind not in {ProviderKind.OPENAI, ProviderKind.SANDBOX}:
+    if remove_admin_key or kind not in {ProviderKind.OPENAI, ProviderKind.SANDBOX} or (
+            not creating and not admin_key and connection.address_differs(kind=kind, base_url=new_base_url)):
         # Like the API key, an admin key never follows the connection to another host.
         connection.set_admin_key("")
     if admin_key and kind in {ProviderKind.OPENAI, ProviderKind.SANDBOX}:
