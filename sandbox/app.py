@@ -20,6 +20,7 @@ from . import (
     routes_models,
     routes_responses,
     routes_sandbox,
+    routes_usage,
 )
 from .config import SandboxConfig
 from .errors import ApiError, server_error
@@ -71,6 +72,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
             *routes_batches.routes,
             *routes_fine_tuning.routes,
             *routes_sandbox.routes,
+            *routes_usage.routes,
         ],
         middleware=[
             # Outermost: requests for a compatible-server profile (llamacpp, vllm) are answered there.

@@ -117,6 +117,10 @@ async def chat_completions(request: Request) -> Response | SSEResponse:
     spec = state.resolve_model(body.get("model"), api_key_of(request))
     outcome = state.simulator.complete(body, spec, body["model"])
     state.limiter.take_tokens(api_key_of(request), outcome.prompt_tokens + outcome.completion_tokens)
+    # Billed when answered, as the provider bills it: a stream broken later is still paid for.
+    state.usage.record(api_key=api_key_of(request), at=state.clock.now(), model=str(body["model"]),
+                       input_tokens=outcome.prompt_tokens, cached_tokens=outcome.cached_tokens,
+                       output_tokens=outcome.completion_tokens)
     if not body.get("stream"):
         return json_response(outcome.to_completion())
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -145,6 +149,8 @@ async def embeddings(request: Request) -> Response:
     spec = state.resolve_model(body.get("model"), api_key_of(request))
     result = embed(body, spec, body["model"])
     state.limiter.take_tokens(api_key_of(request), result["usage"]["prompt_tokens"])
+    state.usage.record(api_key=api_key_of(request), at=state.clock.now(), model=str(body["model"]),
+                       input_tokens=int(result["usage"]["prompt_tokens"]), kind="embeddings")
     return json_response(result)
 
 

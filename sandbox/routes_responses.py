@@ -165,6 +165,10 @@ async def create_response(request: Request) -> Response | EventStream:
     created = service.create(body, spec, key)
     usage = created.response.get("usage") or {}
     state.limiter.take_tokens(key, int(usage.get("total_tokens", 0)))
+    state.usage.record(api_key=key, at=state.clock.now(), model=str(body["model"]),
+                       input_tokens=int(usage.get("input_tokens", 0)),
+                       cached_tokens=int((usage.get("input_tokens_details") or {}).get("cached_tokens", 0)),
+                       output_tokens=int(usage.get("output_tokens", 0)))
     if created.doc is not None and created.doc["background"]:
         if body.get("stream"):
             return _follow(request, service, created.doc, -1)

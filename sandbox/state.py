@@ -21,6 +21,7 @@ from .owners import adopt_legacy, owns
 from .ratelimit import RateLimiter
 from .responses_adapter import respond
 from .store import Store
+from .usage_log import UsageLog
 from .webhooks import Endpoint, WebhookSender
 
 log = logging.getLogger("sandbox")
@@ -31,6 +32,7 @@ class SandboxState:
         self.config = config
         self.store = Store(config.data_dir)
         adopt_legacy(self.store)
+        self.usage = UsageLog(config.data_dir)
         self.clock = Clock(config.time_scale)
         self.simulator = ChatSimulator()
         self.limiter = RateLimiter(config.rpm, config.tpm, config.organization)
@@ -78,19 +80,31 @@ class SandboxState:
     def execute_for_batch(self, endpoint: str, body: dict[str, Any], api_key: str) -> tuple[int, dict[str, Any]]:
         return self._execute(self.batch_simulator, endpoint, body, api_key)
 
+    def _bill_batch_line(self, endpoint: str, model: str, reply: dict[str, Any], api_key: str) -> None:
+        usage = reply.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+        self.usage.record(api_key=api_key, at=self.clock.now(), model=model, batch=True,
+                          kind="embeddings" if endpoint == "/v1/embeddings" else "completions",
+                          input_tokens=int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0),
+                          cached_tokens=int(details.get("cached_tokens", 0) or 0),
+                          output_tokens=int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0))
+
     def _execute(
         self, simulator: ChatSimulator, endpoint: str, body: dict[str, Any], api_key: str
     ) -> tuple[int, dict[str, Any]]:
         try:
             spec = self.resolve_model(body.get("model"), api_key)
             if endpoint == "/v1/embeddings":
-                return 200, embed(body, spec, body["model"])
-            if endpoint == "/v1/responses":
-                return 200, respond(simulator, body, spec)
-            body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-            return 200, simulator.complete(body, spec, body["model"]).to_completion()
+                reply = embed(body, spec, body["model"])
+            elif endpoint == "/v1/responses":
+                reply = respond(simulator, body, spec)
+            else:
+                body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+                reply = simulator.complete(body, spec, body["model"]).to_completion()
         except ApiError as exc:
             return exc.status, exc.body()
+        self._bill_batch_line(endpoint, str(body["model"]), reply, api_key)
+        return 200, reply
 
     # -- settling and webhooks ------------------------------------------------------------
     def settle_batch(self, batch: dict[str, Any]) -> str:

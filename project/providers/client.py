@@ -137,11 +137,13 @@ class _ProviderTransport(netguard.GuardedTransport):
             raise OutboundRefusedError(str(error)) from error
 
 
-def client_for(connection: ProviderConnection, options: ClientOptions | None = None) -> openai.OpenAI:
+def client_for(connection: ProviderConnection, options: ClientOptions | None = None, *,
+               api_key: str | None = None) -> openai.OpenAI:
     """The SDK client for a connection. Every request it sends (each redirect hop too)
-    goes through netguard: the base URL must be public or allowed by the operator."""
+    goes through netguard: the base URL must be public or allowed by the operator.
+    `api_key` replaces the connection's key (its admin key, for the organization endpoints)."""
     options = options or ClientOptions()
-    api_key = connection.get_api_key() or PLACEHOLDER_KEY
+    api_key = api_key or connection.get_api_key() or PLACEHOLDER_KEY
     webhook_secret = connection.get_webhook_secret() or None
     transport = _ProviderTransport(verify=tls_context(), limits=DEFAULT_CONNECTION_LIMITS)
     http_client = openai.DefaultHttpxClient(transport=transport, timeout=options.timeout)
@@ -319,6 +321,6 @@ def _request_failure(error: Exception) -> ProviderError:
 
 
 def provider_call[T](connection: ProviderConnection, call: Callable[[openai.OpenAI], T],
-                  options: ClientOptions | None = None) -> T:
+                  options: ClientOptions | None = None, *, api_key: str | None = None) -> T:
     with provider_errors():
-        return call(client_for(connection, options))
+        return call(client_for(connection, options, api_key=api_key))

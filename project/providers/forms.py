@@ -34,6 +34,13 @@ class ConnectionForm(forms.Form):
         required=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="The whsec_… secret from the provider's webhook settings. Leave blank to keep the saved one.",
     )
+    admin_key = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        label="Admin key",
+        help_text="OpenAI and sandbox only, optional: an organization admin key (sk-admin-…) lets the Usage page "
+                  "reconcile the ledger with the provider's costs. Stored encrypted; leave blank to keep the saved one.",
+    )
+    remove_admin_key = forms.BooleanField(required=False, label="Remove the saved admin key")
     engine = forms.ChoiceField(
         required=False, choices=[("", "Detect it (Test connection)"), *Engine.choices], label="Engine",
         help_text="The API chats run on. Responses is needed by OpenAI's current models for tools with reasoning; "
@@ -93,6 +100,8 @@ class ConnectionForm(forms.Form):
             self.add_error("api_key", "An API key is required for this provider.")
         moved = self.instance is not None and self.instance.address_differs(
             kind=str(kind or ""), base_url=str(data.get("base_url") or ""))
+        if data.get("admin_key") and kind not in {ProviderKind.OPENAI, ProviderKind.SANDBOX}:
+            self.add_error("admin_key", "Only OpenAI and sandbox connections take an admin key.")
         if has_saved_key and moved and not data.get("api_key") and "base_url" not in self.errors and kind != ProviderKind.SANDBOX:
             # Otherwise an admin could send the saved key (perhaps the owner's) to a host of their choosing.
             # (A sandbox connection moved elsewhere is given a new random key instead; nobody knows its old one.)

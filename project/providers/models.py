@@ -55,6 +55,9 @@ class ProviderConnection(models.Model):
     api_key_encrypted = models.TextField(blank=True)
     api_key_last4 = models.CharField(max_length=4, blank=True)
     webhook_secret_encrypted = models.TextField(blank=True)
+    # An organization admin key (OpenAI, sandbox): reads the provider's costs and usage for reconciliation.
+    admin_key_encrypted = models.TextField(blank=True)
+    admin_key_last4 = models.CharField(max_length=4, blank=True)
     is_default = models.BooleanField(default=False)
     last_test_ok = models.BooleanField(null=True)
     last_test_message = models.TextField(blank=True)
@@ -83,6 +86,13 @@ class ProviderConnection(models.Model):
 
     def get_api_key(self) -> str:
         return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+
+    def set_admin_key(self, admin_key: str) -> None:
+        self.admin_key_encrypted = crypto.encrypt(admin_key) if admin_key else ""
+        self.admin_key_last4 = admin_key[-4:] if admin_key else ""
+
+    def get_admin_key(self) -> str:
+        return crypto.decrypt(self.admin_key_encrypted) if self.admin_key_encrypted else ""
 
     def set_webhook_secret(self, secret: str) -> None:
         self.webhook_secret_encrypted = crypto.encrypt(secret) if secret else ""
@@ -117,6 +127,16 @@ class ProviderConnection(models.Model):
     @property
     def masked_api_key(self) -> str:
         return f"••••{self.api_key_last4}" if self.api_key_encrypted else "(none)"
+
+    @property
+    def masked_admin_key(self) -> str:
+        return f"••••{self.admin_key_last4}" if self.admin_key_encrypted else "(none)"
+
+    @property
+    def can_reconcile(self) -> bool:
+        """Whether the provider's costs and usage can be read: OpenAI with an admin key; the
+        sandbox answers any of its keys with that key's own requests."""
+        return self.kind == ProviderKind.SANDBOX or (self.kind == ProviderKind.OPENAI and bool(self.admin_key_encrypted))
 
     @property
     def has_webhook_secret(self) -> bool:

@@ -48,6 +48,8 @@ def connection_save(
     base_url: str = "",
     api_key: str = "",
     webhook_secret: str = "",
+    admin_key: str = "",
+    remove_admin_key: bool = False,
     organization: str = "",
     project: str = "",
     api_version: str = "",
@@ -69,6 +71,13 @@ def connection_save(
     if not creating and not api_key and connection.address_differs(kind=kind, base_url=new_base_url):
         # A saved key never follows the connection to another host (the form asks for it again).
         connection.set_api_key("")
+    admin_key = admin_key.strip()
+    if remove_admin_key or kind not in {ProviderKind.OPENAI, ProviderKind.SANDBOX} or (
+            not creating and not admin_key and connection.address_differs(kind=kind, base_url=new_base_url)):
+        # Like the API key, an admin key never follows the connection to another host.
+        connection.set_admin_key("")
+    if admin_key and kind in {ProviderKind.OPENAI, ProviderKind.SANDBOX}:
+        connection.set_admin_key(admin_key)
     connection.kind = kind
     connection.name = name.strip()
     connection.base_url = new_base_url
@@ -94,7 +103,7 @@ def connection_save(
     audit_record(
         team=team, actor=actor, action="connection.created" if creating else "connection.updated",
         target=connection.name, kind=kind, before=before, after=_audit_view(connection),
-        key_changed=bool(api_key) and not creating,
+        key_changed=bool(api_key) and not creating, admin_key_changed=bool(admin_key) or remove_admin_key,
     )
     return connection
 

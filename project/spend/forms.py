@@ -66,3 +66,23 @@ class BudgetForm(forms.Form):
 
     def connection_id(self) -> int | None:
         return _optional_id(self.cleaned_data.get("connection") or "")
+
+
+class ReconcileForm(forms.Form):
+    """Which connection and days to reconcile: the last 7 days unless asked."""
+
+    connection = forms.CharField(required=False)
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        end: date = cleaned.get("end") or timezone.now().date()
+        start: date = cleaned.get("start") or end - timedelta(days=6)
+        if start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        if (end - start).days >= MAX_DAYS:
+            raise forms.ValidationError(f"Choose at most {MAX_DAYS} days.")
+        cleaned["start"], cleaned["end"] = start, end
+        cleaned["connection_id"] = _optional_id(cleaned.get("connection") or "")
+        return cleaned

@@ -5,15 +5,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from project.csv_export import csv_response
 from project.providers.models import ProviderConnection
 from project.spend.budgets import BudgetInvalid, budget_delete, budget_save, month_spent_by_connection
-from project.spend.forms import BudgetForm, UsageFilterForm
+from project.spend.forms import BudgetForm, ReconcileForm, UsageFilterForm
 from project.spend.models import Budget
+from project.spend.reconcile import reconcilable_connections, reconcile
 from project.spend.selectors import UsageFilter, ledger_rows, usage_choices, usage_report
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
@@ -104,3 +105,26 @@ def budget_delete_view(request: TeamRequest, budget_id: int) -> HttpResponse:
     budget_delete(budget=budget, actor=request.user)
     messages.success(request, "Budget removed.")
     return redirect("usage")
+
+
+@team_view(Role.ADMIN)
+def reconciliation(request: TeamRequest) -> HttpResponse:
+    """The ledger beside the provider's own costs, per day and model, for one connection."""
+    form = ReconcileForm(request.GET)  # bound even when empty: no choice is the defaults
+    connections = reconcilable_connections(team=request.team)
+    context: dict[str, Any] = {"form": form, "connections": connections, "connection": None, "result": None}
+    if form.is_valid():
+        chosen = form.cleaned_data["connection_id"]
+        if chosen is not None:
+            # Only the team's own reconcilable connections: any other id is a 404.
+            connection = next((c for c in connections if c.pk == chosen), None)
+            if connection is None:
+                raise Http404("No such connection.")
+        else:
+            connection = connections[0] if connections else None
+        context["connection"] = connection
+        context["start"], context["end"] = form.cleaned_data["start"], form.cleaned_data["end"]
+        if connection is not None:
+            context["result"] = reconcile(team=request.team, connection=connection, start=form.cleaned_data["start"],
+                                          end=form.cleaned_data["end"])
+    return render(request, "spend/reconciliation.html", context)

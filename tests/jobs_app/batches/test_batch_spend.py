@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from jobs_app.batches.models import Batch, BatchGroup, BatchStatus
 from jobs_app.batches.results import batch_results_collect
@@ -15,6 +16,7 @@ from jobs_app.batches.services import batch_group_submit_request
 from project.spend.budgets import BudgetExceeded, budget_save
 from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Feature, Pricing, SpendEntry
+from project.spend.reconcile import reconcile
 from tests.conftest import client_for
 from tests.factories import batch_chat_line, make_batch_group
 from tests.jobs_app.batches.conftest import sync_until_terminal
@@ -65,3 +67,19 @@ def test_a_used_up_hard_limit_refuses_a_submit_and_the_page_says_why(team, owner
     page = client_for(owner).post(reverse("batch_submit", args=[group.pk]), follow=True).content.decode()
     assert "This batch was not started: the team&#x27;s budget of $1.00 a month is used up" in page
     assert group.parts.get().status == BatchStatus.DRAFT
+
+
+def test_a_collected_batch_reconciles_with_the_sandboxs_costs(team, sandbox_conn) -> None:
+    group = make_batch_group(team, sandbox_conn, lines=[batch_chat_line(f"q{i}", f"echo: answer {i}") for i in range(3)])
+    assert isinstance(group, BatchGroup)
+    submit(group)
+    sync_until_terminal(group)
+    collect(group)
+    entry = SpendEntry.objects.get(team=team, source_kind="batch")
+    today = timezone.now().date()
+    result = reconcile(team=team, connection=sandbox_conn, start=today, end=today)
+    assert not result.error
+    [row] = [r for r in result.rows if r.model == entry.model]
+    assert row.ledger.cost == entry.cost_usd and row.provider.cost == entry.cost_usd and row.matches
+    assert (row.provider.calls, row.provider.input_tokens, row.provider.output_tokens) == (
+        3, entry.input_tokens, entry.output_tokens)
