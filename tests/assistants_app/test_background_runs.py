@@ -5,6 +5,7 @@ twice), or polls the response when its stream cannot be followed; Stop cancels i
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,14 @@ def _created(url: str, connection: ProviderConnection) -> int:
 
 
 def _shown(run_id: int) -> str:
-    shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
+    # The run is saved finished a moment before its stream is told so (the "done" entry
+    # follows the commit): wait for it rather than race it.
+    deadline = time.monotonic() + 5
+    while True:
+        shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
+        if ended or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert ended
     return "".join(data for kind, data in shown if kind == "delta")
 
