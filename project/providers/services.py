@@ -160,5 +160,9 @@ def sandbox_connection_ensure(*, team: Team, sandbox_url: str) -> ProviderConnec
             existing.base_url = sandbox_url.rstrip("/")
             existing.save(update_fields=["base_url"])
         return existing
-    return connection_save(team=team, actor=None, kind=ProviderKind.SANDBOX, name="Sandbox",
+    made = connection_save(team=team, actor=None, kind=ProviderKind.SANDBOX, name="Sandbox",
                            base_url=sandbox_url, make_default=True)
+    # The built-in sandbox serves /v1/responses (it is ours): its chats run on the Responses
+    # engine from the first message, as an OpenAI connection's do, without a Test connection.
+    engine_remember(made, True)
+    return made

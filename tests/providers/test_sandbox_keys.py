@@ -13,7 +13,7 @@ from django.test import Client
 from project.files.models import File
 from project.files.services import file_fetch_remote, file_upload, files_sync_connection
 from project.providers.client import ProviderError
-from project.providers.models import ProviderConnection, ProviderKind
+from project.providers.models import Engine, ProviderConnection, ProviderKind
 from project.providers.remote_models import connection_models
 from project.providers.services import connection_save, sandbox_connection_ensure
 from project.teams.models import Team
@@ -68,6 +68,7 @@ def test_a_sandbox_connection_moved_to_another_address_gets_a_new_key_not_its_ol
 
 def test_the_first_start_sandbox_connection_has_its_own_key_and_keeps_it(team: Team) -> None:
     made = sandbox_connection_ensure(team=team, sandbox_url="http://127.0.0.1:8100/v1")
+    assert made.run_engine == Engine.RESPONSES  # the sandbox speaks /v1/responses
     key = made.get_api_key()
     assert key.startswith("sk-sandbox-") and key != "sk-sandbox"
     again = sandbox_connection_ensure(team=team, sandbox_url="http://127.0.0.1:8101/v1")
