@@ -4,14 +4,15 @@ REDIS_URL (make test provides them) and reach the sandbox over real HTTP."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as redis_lib
 from django.conf import settings
-from django.test import Client
+from django.test import Client, TransactionTestCase
 
 from devtools.asgi_thread import serving_in_thread
 from tests import factories
@@ -19,6 +20,38 @@ from tests import factories
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made
 # by the same tests are still plain synchronous calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def _caused_by_deadlock(error: BaseException | None) -> bool:
+    while error is not None:
+        if "deadlock detected" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _flush_through_deadlocks(teardown: Callable[[TransactionTestCase], None]) -> Callable[[TransactionTestCase], None]:
+    """A transactional test ends by emptying every table (one TRUNCATE). Work the test left
+    running in the background (the in-process Celery worker finishing a reply, an event
+    stream of the ASGI server reading its runs) can hold a lock the TRUNCATE needs while
+    waiting for one it holds: PostgreSQL then aborts the TRUNCATE as a deadlock, and the
+    test's rows would stay for the next test. The other side goes on once ours is aborted,
+    so the flush is tried again."""
+    def flush(case: TransactionTestCase) -> None:
+        for attempt in range(4):
+            try:
+                teardown(case)
+                return
+            except Exception as error:
+                if attempt == 3 or not _caused_by_deadlock(error):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    return flush
+
+
+# Django's own hook (not in the stubs): the flush of every transactional test.
+setattr(TransactionTestCase, "_fixture_teardown",  # noqa: B010
+        _flush_through_deadlocks(getattr(TransactionTestCase, "_fixture_teardown")))  # noqa: B009
 
 
 @pytest.fixture(scope="session", autouse=True)
