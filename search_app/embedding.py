@@ -119,9 +119,11 @@ def messages_embed(*, team: Team, config: EmbeddingConfig, message_ids: list[int
     for batch in request_batches(inputs):
         vectors, tokens = embed_texts(connection=config.connection, model=config.model, dimensions=config.dimensions,
                                       texts=[chunk.text for _, chunk in batch])
-        _store(team=team, config=config, batch=batch, vectors=vectors)
-        embedding_spend_record(team=team, connection=config.connection, model=config.model, purpose=purpose,
-                               inputs=len(batch), tokens=tokens)
+        # The vectors and what they cost appear together: nobody sees one without the other.
+        with transaction.atomic():
+            _store(team=team, config=config, batch=batch, vectors=vectors)
+            embedding_spend_record(team=team, connection=config.connection, model=config.model, purpose=purpose,
+                                   inputs=len(batch), tokens=tokens)
         done_messages |= {message.pk for message, _ in batch}
         spent += tokens
     return EmbedOutcome(len(done_messages), spent)
