@@ -23,7 +23,6 @@ from django.db import transaction
 
 from assistants_app import streams
 from assistants_app.conversation import (
-    HistoryTooLong,
     history_with_sources,
     responses_input,
     responses_request,
@@ -53,13 +52,13 @@ from assistants_app.run_loop import (
     _backoff,
     _check_in,
     _client,
-    _crashed,
     _final_reply_saved,
     _finish,
     _owned,
     _release_database_connection,
     _run_tools,
     _save_reply,
+    attempt_failed,
 )
 from project.providers.client import ProviderError, ProviderRejected, provider_errors
 from project.providers.model_facts import ModelFacts
@@ -259,18 +258,11 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
                         trimmed=trimmed)
                 return
         raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
-    except RunCancelled:
-        _cancel_background(run)
-        partial = shown_text(run) or clock.live.text()
-        _finish(run, RunStatus.CANCELLED, usage=usage, facts=facts, clock=clock, error="Stopped by a person.",
-                request_id=request_id, trimmed=trimmed, reply=partial + " …" if partial else None)
-    except ProviderError as error:
-        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=error.message,
-                request_id=error.request_id or request_id, trimmed=trimmed)
-    except (RunStopped, HistoryTooLong) as error:
-        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=str(error), request_id=request_id,
-                trimmed=trimmed)
     except RunSuperseded:
         raise
-    except Exception as error:  # noqa: BLE001 - logged (a bug) or named (a service) in _crashed
-        _crashed(run, error, usage=usage, facts=facts, clock=clock, request_id=request_id)
+    except Exception as error:  # noqa: BLE001 - each kind ends the run in words (run_loop.attempt_failed)
+        if isinstance(error, RunCancelled):
+            _cancel_background(run)
+        # After a takeover the stream shows what an earlier attempt wrote of the same response.
+        attempt_failed(run, error, usage=usage, facts=facts, clock=clock, request_id=request_id, trimmed=trimmed,
+                       shown=lambda: shown_text(run) or clock.live.text())

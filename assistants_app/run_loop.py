@@ -606,19 +606,29 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
                         trimmed=trimmed)
                 return
         raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
-    except RunCancelled:
-        shown = clock.live.text()
-        _finish(run, RunStatus.CANCELLED, usage=usage, facts=facts, clock=clock, error="Stopped by a person.",
-                request_id=request_id, trimmed=trimmed, reply=shown + " …" if shown else None)
-    except ProviderError as error:
-        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=error.message,
-                request_id=error.request_id or request_id, trimmed=trimmed)
-    except (RunStopped, HistoryTooLong) as error:
-        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=str(error), request_id=request_id,
-                trimmed=trimmed)
     except RunSuperseded:
         raise
-    except Exception as error:  # noqa: BLE001 - logged (a bug) or named (a service) in _crashed
+    except Exception as error:  # noqa: BLE001 - each kind ends the run in words (attempt_failed)
+        attempt_failed(run, error, usage=usage, facts=facts, clock=clock, request_id=request_id, trimmed=trimmed,
+                       shown=clock.live.text)
+
+
+def attempt_failed(run: Run, error: Exception, *, usage: Usage, facts: ModelFacts, clock: Clock, request_id: str,
+                   trimmed: int, shown: Callable[[], str]) -> None:
+    """End the run after its attempt raised, the same way for either engine's loop: a stop
+    keeps what was shown (`shown`, asked only then), the provider's or the run's own reason
+    fails it in those words, anything else is _crashed's."""
+    if isinstance(error, RunCancelled):
+        text = shown()
+        _finish(run, RunStatus.CANCELLED, usage=usage, facts=facts, clock=clock, error="Stopped by a person.",
+                request_id=request_id, trimmed=trimmed, reply=text + " …" if text else None)
+    elif isinstance(error, ProviderError):
+        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=error.message,
+                request_id=error.request_id or request_id, trimmed=trimmed)
+    elif isinstance(error, (RunStopped, HistoryTooLong)):
+        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=str(error), request_id=request_id,
+                trimmed=trimmed)
+    else:
         _crashed(run, error, usage=usage, facts=facts, clock=clock, request_id=request_id)
 
 
