@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.core.handlers import asgi as django_asgi
@@ -110,7 +110,10 @@ def asgi_post(path: str, body: bytes, *, cookies: str, declare_length: bool) -> 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    async_to_sync(BoundedBodyASGIHandler())(scope, receive, send)
+    # In a thread of its own, as a server runs it (and away from any event loop a test left).
+    serving = threading.Thread(target=asyncio.run, args=(BoundedBodyASGIHandler()(scope, receive, send),))
+    serving.start()
+    serving.join(timeout=60)
     assert not messages, "the whole body is read, so the browser is there for the answer"
     return sent
 
@@ -147,3 +150,15 @@ def test_under_asgi_an_address_without_a_limit_of_its_own_refuses_past_the_large
     assert sent[0]["status"] == 413
     assert b"The upload is larger than" in sent[1]["body"]
     assert CountingSpool.written == 0
+
+
+def test_the_limited_pages_still_check_the_csrf_token(owner, team, small_limit) -> None:
+    """The limit is checked before CSRF (whose check would parse the upload first); the
+    check itself still runs, after it."""
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(owner)
+    response = browser.post(reverse("finetune_dataset_upload"), dataset_form(50_000))
+    assert response.status_code == 403
+    assert not Dataset.objects.exists()
