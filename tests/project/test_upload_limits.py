@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
-from django.core.handlers import asgi as django_asgi
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from django.urls import reverse
 
@@ -77,7 +77,7 @@ def test_an_upload_under_the_limit_is_taken_as_before(owner_client, settings) ->
     assert Dataset.objects.count() == 1
 
 
-class CountingSpool(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+class CountingSpool(tempfile.SpooledTemporaryFile[bytes]):
     """Django's ASGI handler's copy of the body, counted."""
 
     written = 0
@@ -87,7 +87,7 @@ class CountingSpool(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
         return super().write(data)
 
 
-def asgi_post(path: str, body: bytes, *, cookies: str, declare_length: bool) -> list[dict[str, Any]]:
+def asgi_post(path: str, body: bytes, *, cookies: str, declare_length: bool) -> list[Mapping[str, Any]]:
     """POST `body` to `path` through the ASGI application, in 256 KB messages as a server
     hands them over; with or without a Content-Length (a chunked upload has none)."""
     headers = [(b"host", b"testserver"), (b"content-type", MULTIPART_CONTENT.encode()), (b"cookie", cookies.encode())]
@@ -99,7 +99,7 @@ def asgi_post(path: str, body: bytes, *, cookies: str, declare_length: bool) -> 
     step = 256 * 1024
     pieces = [body[i:i + step] for i in range(0, len(body), step)]
     messages = [{"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1} for i, piece in enumerate(pieces)]
-    sent: list[dict[str, Any]] = []
+    sent: list[Mapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         if messages:
@@ -107,7 +107,7 @@ def asgi_post(path: str, body: bytes, *, cookies: str, declare_length: bool) -> 
         await asyncio.Event().wait()  # the client stays until the response is sent
         raise AssertionError
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Mapping[str, Any]) -> None:
         sent.append(message)
 
     # In a thread of its own, as a server runs it (and away from any event loop a test left).
@@ -124,7 +124,7 @@ def asgi_post(path: str, body: bytes, *, cookies: str, declare_length: bool) -> 
 @pytest.mark.parametrize("declare_length", [True, False])
 def test_under_asgi_no_more_than_the_pages_limit_of_the_body_is_kept(owner_client, small_limit, monkeypatch,
                                                                      declare_length: bool) -> None:
-    monkeypatch.setattr(django_asgi.tempfile, "SpooledTemporaryFile", CountingSpool)
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", CountingSpool)  # as django.core.handlers.asgi reads it
     CountingSpool.written = 0
     owner_client.get(reverse("finetune_dataset_upload"))
     cookies = "; ".join(f"{name}={morsel.value}" for name, morsel in owner_client.cookies.items())
@@ -144,7 +144,7 @@ def test_under_asgi_no_more_than_the_pages_limit_of_the_body_is_kept(owner_clien
 @pytest.mark.django_db(transaction=True)
 def test_under_asgi_an_address_without_a_limit_of_its_own_refuses_past_the_largest_with_a_sentence(
         small_limit, monkeypatch) -> None:
-    monkeypatch.setattr(django_asgi.tempfile, "SpooledTemporaryFile", CountingSpool)
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", CountingSpool)  # as django.core.handlers.asgi reads it
     CountingSpool.written = 0
     sent = asgi_post("/threads/", b"x" * (LIMIT + FORM_OVERHEAD_BYTES + MB), cookies="", declare_length=True)
     assert sent[0]["status"] == 413
