@@ -126,7 +126,8 @@ def _refusal(request: HttpRequest, limit: UploadLimit) -> HttpResponse | None:
     if request.method != "POST":
         return None
     scope: dict[str, Any] = getattr(request, "scope", {})
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    length = str(request.META.get("CONTENT_LENGTH") or "")
+    declared = int(length) if length.isdigit() else 0  # none, or not a number: the parser's to judge
     if scope.get(BODY_REFUSED) or declared > limit.body():
         return _refuse(request, limit, limit.body_message())
     checker = FileLimitHandler(request, limit.per_file())
