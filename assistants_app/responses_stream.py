@@ -40,6 +40,7 @@ from assistants_app.run_loop import (
     _owned,
     _release_database_connection,
     _stream_error,
+    sse_data,
 )
 from project.outages import REDIS_ERRORS
 from project.providers.client import ProviderError, provider_errors
@@ -62,8 +63,8 @@ class ResponseTurn(Turn):
 
 @dataclass
 class _Publisher:
-    """Text and thinking deltas on their way to the run's stream: the first at once, later
-    ones together at most every FLUSH_SECONDS (as run_loop's _Outbox). For a background
+    """Text and thinking deltas on their way to the run's stream: the first of each kind at
+    once, later ones together at most every FLUSH_SECONDS (as run_loop's _Outbox). For a background
     response each flush is followed by a "cursor" entry: the sequence_number of the last
     event flushed and how much text and thinking the stream then shows, so a worker that
     takes the run over resumes the provider's stream after it, with nothing lost and,
@@ -77,12 +78,16 @@ class _Publisher:
     parts: dict[str, list[str]] = field(default_factory=lambda: {"thinking": [], "delta": []})
     last: float = 0.0
 
+    # The kinds already on the stream: the first piece of each (the thinking, then the
+    # reply's first words) goes at once, not at the next flush.
+    started: set[str] = field(default_factory=set)
+
     def add(self, kind: str, piece: str, sequence: int | None) -> None:
         if piece:
             self.parts[kind].append(piece)
         self.sequence = sequence if sequence is not None else self.sequence
         now = time.monotonic()
-        if now - self.last >= FLUSH_SECONDS:
+        if now - self.last >= FLUSH_SECONDS or (piece and kind not in self.started):
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
@@ -91,6 +96,7 @@ class _Publisher:
             if parts:
                 text = "".join(parts)
                 self.live.publish(kind, text)
+                self.started.add(kind)
                 if kind == "delta":
                     self.text_len += len(text)
                 else:
@@ -142,26 +148,17 @@ def _record_response(run: Run, response_id: str) -> None:
 
 
 def _events(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
-    """A streamed response's events as plain dicts (as run_loop._chunks reads chat chunks,
-    without a pydantic model per event). Complete only when a terminal event came
-    (completed, incomplete, failed); a stream that ends before raises ReplyIncomplete."""
-    data: list[str] = []
+    """A streamed response's events as plain dicts (run_loop.sse_data, as run_loop._chunks
+    reads chat chunks, without a pydantic model per event). Complete only when a terminal
+    event came (completed, incomplete, failed); a stream that ends before raises ReplyIncomplete."""
     finished = False
     try:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                data.append(line[6:] if line.startswith("data: ") else line[5:])
-                continue
-            if line.startswith(":") and on_idle is not None:
-                on_idle()
-                continue
-            if line or not data:
-                continue  # the event: line, or a blank line with no data
-            payload, data = "\n".join(data), []
+        for payload in sse_data(response, on_idle):
             try:
                 event = json.loads(payload)
             except ValueError as error:
-                raise ReplyIncomplete(f"The provider sent an event that is not JSON: {payload[:80]!r}") from error
+                raise ReplyIncomplete(f"The provider sent an event that is not JSON: "
+                                      f"{payload[:80].decode(errors='replace')!r}") from error
             if not isinstance(event, dict):
                 continue
             finished = finished or event.get("type") in TERMINAL_EVENTS

@@ -24,18 +24,19 @@ import httpx2
 import openai
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 from openai import APIResponse
 
+from assistants_app import streams
 from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
 from assistants_app.live import LiveDisplay
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
 from assistants_app.spend import run_spend_record
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
-from project.outages import DATABASE_ERRORS, POSTGRESQL, database_call, service_of
+from project.outages import DATABASE_ERRORS, POSTGRESQL, REDIS_ERRORS, database_call, service_of
 from project.providers.capabilities import capabilities_known, refusal_after_error, request_needs, request_refusal
 from project.providers.client import (
     ClientOptions,
@@ -59,7 +60,9 @@ MAX_ATTEMPTS_PER_CALL = 4
 HEARTBEAT_SECONDS = 5.0
 CANCEL_CHECK_SECONDS = 0.2
 RETRY_BASE_SECONDS = 0.5
-FLUSH_SECONDS = 0.05
+# Later deltas of a reply are gathered this long (the first goes at once): a tenth of a second
+# is under what a reader notices, and halves the Redis writes (and the pages' reads) of 0.05.
+FLUSH_SECONDS = 0.1
 # retry-after beyond this fails the run rather than holding a worker slot for minutes.
 RETRY_MAX_SECONDS = 20.0
 # How long a run waits out PostgreSQL (a restart, a pool that ran dry) before it gives up
@@ -149,56 +152,127 @@ class Clock:
     first_token: float | None = None
     # Whether the current attempt has put reply text on the run's stream.
     text_shown: bool = False
-    last_cancel_check: float = 0.0
-    # Set by the heartbeat when another attempt has taken the run over.
+    # Set by the process's run watch (_RunWatch): another attempt has taken the run over,
+    # or a person asked to stop it.
     superseded: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
-class _Heartbeat:
-    """The run's heartbeat, written by a thread of its own every HEARTBEAT_SECONDS for as
-    long as this worker works on the run: liveness is the worker's, so a provider that
-    takes minutes to the first token (reading a long prompt, a reasoning model thinking,
-    a server that sends only comments meanwhile) never makes the run look dead. The
-    write only counts while this attempt owns the run (running, its attempt number);
-    when it does not, `superseded` is set and the run loop stops at its next check-in."""
+@dataclass(frozen=True)
+class _Watched:
+    run_id: int
+    attempt: int
+    superseded: threading.Event
+    cancelled: threading.Event
 
-    def __init__(self, run: Run, superseded: threading.Event) -> None:
-        self.run_id, self.attempt, self.superseded = run.pk, run.attempts, superseded
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"run{run.pk}-heartbeat", daemon=True)
 
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
+class _RunWatch:
+    """The runs a worker process is executing, watched by one thread for all of them, so a
+    run costs no thread and no polling of its own. Every CANCEL_CHECK_SECONDS one Redis
+    MGET reads whether a person asked to stop any of them (the stop button sets a key);
+    every HEARTBEAT_SECONDS one UPDATE writes all their heartbeats. Liveness is the
+    worker's, so a provider that takes minutes to the first token (reading a long prompt,
+    a reasoning model thinking) never makes a run look dead. A heartbeat only counts for
+    an attempt that still owns its run (running, its attempt number); for one that does
+    not, `superseded` is set and its run loop stops at its next check-in (_check_in)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runs: dict[tuple[int, int], _Watched] = {}
+        self.thread: threading.Thread | None = None
+        self.last_beat = time.monotonic()
+
+    def watch(self, run: Run, clock: Clock) -> _Watching:
+        return _Watching(self, _Watched(run.pk, run.attempts, clock.superseded, clock.cancelled))
+
+    def add(self, watched: _Watched) -> None:
+        with self.lock:
+            self.runs[watched.run_id, watched.attempt] = watched
+            # Started with the first run (and again in a forked child, where it is not alive).
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._watch, name="run-watch", daemon=True)
+                self.thread.start()
+
+    def remove(self, watched: _Watched) -> None:
+        with self.lock:
+            self.runs.pop((watched.run_id, watched.attempt), None)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(CANCEL_CHECK_SECONDS, HEARTBEAT_SECONDS))
+            with self.lock:
+                watched = list(self.runs.values())
+            if not watched:
+                continue
+            try:
+                self._stops(watched)
+                if time.monotonic() - self.last_beat >= HEARTBEAT_SECONDS:
+                    self.last_beat = time.monotonic()
+                    self._beat(watched)
+            except Exception:  # a bug here must not end the watch of every run
+                log.exception("the run watch failed; it goes on")
+
+    @staticmethod
+    def _stops(watched: list[_Watched]) -> None:
+        try:
+            stopped = streams.cancels_requested([w.run_id for w in watched])
+        except REDIS_ERRORS:
+            return  # nobody can have asked while Redis is down (the stop button writes to Redis)
+        for each in watched:
+            if each.run_id in stopped:
+                each.cancelled.set()
+
+    @staticmethod
+    def _beat(watched: list[_Watched]) -> None:
+        try:
+            owned = heartbeats_write([(w.run_id, w.attempt) for w in watched])
+        except Exception:  # a database blip, a pool that ran dry: the next beat tries again
+            log.warning("heartbeats of %d runs not written", len(watched), exc_info=True)
+            return
+        finally:
+            db_connection.close()  # the watch's connection goes back to the pool between beats
+        for each in watched:
+            if (each.run_id, each.attempt) not in owned:
+                each.superseded.set()
+
+
+@dataclass
+class _Watching:
+    watch: _RunWatch
+    watched: _Watched
+
+    def __enter__(self) -> None:
+        self.watch.add(self.watched)
 
     def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=5)
+        self.watch.remove(self.watched)
 
-    def _beat(self) -> None:
-        while not self.stopped.wait(HEARTBEAT_SECONDS):
-            try:
-                owned = Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING, attempts=self.attempt).update(
-                    heartbeat_at=timezone.now())
-            except Exception:  # a database blip: the next beat tries again
-                log.warning("run %s: heartbeat not written", self.run_id, exc_info=True)
-                continue
-            finally:
-                db_connection.close()  # this thread's connection goes back to the pool between beats
-            if not owned and not self.stopped.is_set():
-                self.superseded.set()
-                return
+
+_run_watch = _RunWatch()
+
+
+def heartbeats_write(attempts: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Write the heartbeat of each (run, attempt) that still owns its run, in one UPDATE;
+    returns those that do."""
+    if not attempts:
+        return set()
+    owned = Q(pk__in=[])
+    for run_id, attempt in attempts:
+        owned |= Q(pk=run_id, attempts=attempt)
+    runs = Run.objects.filter(owned, status=RunStatus.RUNNING)
+    runs.update(heartbeat_at=timezone.now())
+    return set(runs.values_list("pk", "attempts"))
 
 
 def _check_in(run: Run, clock: Clock) -> None:
-    """Cancel check (rate-limited), and stop when another attempt has taken the run over."""
+    """Stop when a person asked to, or another attempt has taken the run over (both seen
+    by the run watch); while Redis is down, try to catch the display up (on its backoff)."""
     if clock.superseded.is_set():
         raise RunSuperseded()
-    now = time.monotonic()
-    if now - clock.last_cancel_check >= CANCEL_CHECK_SECONDS:
-        clock.last_cancel_check = now
-        if clock.live.cancel_requested():
-            raise RunCancelled()
+    if clock.cancelled.is_set():
+        raise RunCancelled()
+    if clock.live.down:
+        clock.live.catch_up()
 
 
 def _release_database_connection() -> None:
@@ -270,35 +344,55 @@ INCOMPLETE_MESSAGE = "The provider ended the reply before it was complete."
 NO_TEXT_MESSAGE = "The provider returned no text"
 
 
+def sse_data(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[bytes]:
+    """The data of each server-sent event of a streamed response, as bytes (json.loads
+    takes them as they are). Read off the raw bytes: httpx's line reader decodes text and
+    splits lines in Python for every read, which for a fast stream was a large part of the
+    worker's CPU, paid under the GIL that the worker's other runs share. Lines end with
+    LF, CRLF or CR, as the SSE format allows. `on_idle` is called for each comment line
+    (a server's keep-alive ": ping" while it reads the prompt); other fields (event, id)
+    are not needed."""
+    pending = b""
+    data: list[bytes] = []
+    for block in response.iter_bytes():
+        pending += block
+        if b"\r" in pending:
+            # A CR at the end may be the first half of a CRLF: it waits for the next block.
+            held = pending.endswith(b"\r")
+            pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if held:
+                pending = pending[:-1] + b"\r"
+        if b"\n" not in pending:
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+            elif line.startswith(b":"):
+                if on_idle is not None:
+                    on_idle()
+            elif not line and data:
+                yield data[0] if len(data) == 1 else b"\n".join(data)
+                data = []
+
+
 def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
     """A streamed Chat Completion's chunks as plain dicts, read off the server-sent
-    events. The SDK's own iterator builds a pydantic model per chunk: for a fast
-    stream that was the worker's largest CPU cost, paid under the GIL that the
-    worker's other runs share. Errors are raised as the SDK would raise them.
-    `on_idle` is called for each comment line (a server's keep-alive ": ping" while it
-    reads the prompt), so the run checks in while no chunk comes. A stream is complete
-    only when the provider says so (a finish_reason or [DONE]); one that ends without
-    either raises ReplyIncomplete."""
-    data: list[str] = []
+    events (sse_data). The SDK's own iterator builds a pydantic model per chunk: for a
+    fast stream that was the worker's largest CPU cost. Errors are raised as the SDK
+    would raise them. A stream is complete only when the provider says so (a
+    finish_reason or [DONE]); one that ends without either raises ReplyIncomplete."""
     finished = False
     chunks = 0
     try:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                data.append(line[6:] if line.startswith("data: ") else line[5:])
-                continue
-            if line.startswith(":") and on_idle is not None:
-                on_idle()
-                continue
-            if line or not data:
-                continue  # other fields (event, id, comments), or a blank line with no data
-            payload, data = "\n".join(data), []
-            if payload.startswith("[DONE]"):
+        for payload in sse_data(response, on_idle):
+            if payload.startswith(b"[DONE]"):
                 return
             try:
                 chunk = json.loads(payload)
             except ValueError as error:
-                raise ProviderServerError(f"The provider sent a part of the reply that is not JSON: {payload[:80]!r}") from error
+                raise ProviderServerError(f"The provider sent a part of the reply that is not JSON: "
+                                          f"{payload[:80].decode(errors='replace')!r}") from error
             if not isinstance(chunk, dict):
                 continue
             if chunk.get("error"):
@@ -476,15 +570,29 @@ def _run_tools(run: Run, calls: list[dict[str, Any]], clock: Clock) -> bool:
 
 # -- the run ---------------------------------------------------------------------------------------
 
-def run_claim(run_id: int) -> Run | None:
-    """Take a queued run for this worker. The conditional update makes a redelivered
-    or duplicated task a no-op."""
-    claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, attempts=F("attempts") + 1, heartbeat_at=timezone.now(),
-        started_at=timezone.now())
-    if not claimed:
+type RunLoop = Callable[[Run, ModelFacts, Usage, Clock], None]
+
+
+def run_claim(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> tuple[Run, RunLoop] | None:
+    """Take a queued run for this worker, with the loop that runs it (`choose_loop`, given
+    the loaded run, picks it and sets run.engine; this module's Chat Completions loop
+    otherwise). Two queries, all the run loop needs loaded by the first: the start of a
+    run is on the way to its first token. The update is conditional on the status and on
+    the attempt number read, so a redelivered or duplicated task, or one that lost a race
+    with another worker, claims nothing."""
+    run = (Run.objects.select_related("thread__team", "assistant__connection", "version", "user_message__author")
+           .filter(pk=run_id, status=RunStatus.QUEUED).first())
+    if run is None:
         return None
-    return Run.objects.select_related("thread__team", "assistant__connection", "version").get(pk=run_id)
+    execute = (choose_loop(run) if choose_loop else None) or _execute
+    now = timezone.now()
+    claimed = {"status": RunStatus.RUNNING, "attempts": run.attempts + 1, "heartbeat_at": now, "started_at": now,
+               "engine": run.engine}
+    if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED, attempts=run.attempts).update(**claimed):
+        return None
+    for name, value in claimed.items():
+        setattr(run, name, value)
+    return run, execute
 
 
 def _owned(run: Run) -> None:
@@ -554,19 +662,17 @@ def _final_reply_saved(run: Run) -> bool:
     return Message.objects.filter(run=run, role=Role.ASSISTANT, tool_calls=[]).exists()
 
 
-type RunLoop = Callable[[Run, ModelFacts, Usage, Clock], None]
-
-
 def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> None:
     """Claim the run and execute it: with the loop `choose_loop` picks for it (run_engines
     picks by the connection's engine), or this module's Chat Completions loop."""
-    run = database_call(lambda: run_claim(run_id), what="taking the run", limit_seconds=DATABASE_OUTAGE_SECONDS)
-    if run is None:
+    claimed = database_call(lambda: run_claim(run_id, choose_loop), what="taking the run",
+                            limit_seconds=DATABASE_OUTAGE_SECONDS)
+    if claimed is None:
         return
-    execute = (choose_loop(run) if choose_loop else None) or _execute
+    run, execute = claimed
     facts = connection_model_facts(run.assistant.connection, run.model)
     usage, clock = Usage(), Clock(LiveDisplay(run.pk))
-    with _Heartbeat(run, clock.superseded):
+    with _run_watch.watch(run, clock):
         try:
             execute(run, facts, usage, clock)
         except RunSuperseded:
