@@ -27,7 +27,7 @@ from openai import APIResponse
 from assistants_app import streams
 from assistants_app.live import LiveDisplay
 from assistants_app.models import Run
-from assistants_app.run_loop import (
+from assistants_app.run_attempt import (
     FLUSH_SECONDS,
     INCOMPLETE_MESSAGE,
     Clock,
@@ -35,12 +35,12 @@ from assistants_app.run_loop import (
     ReplyIncomplete,
     Turn,
     Usage,
-    _check_in,
-    _client,
-    _owned,
-    _release_database_connection,
-    _stream_error,
+    check_in,
+    ensure_owned,
+    provider_client,
+    release_database_connection,
     sse_data,
+    stream_error,
 )
 from project.outages import REDIS_ERRORS
 from project.providers.client import ProviderError, provider_errors
@@ -142,7 +142,7 @@ def resume_point(run: Run) -> ResumePoint | None:
 def _record_response(run: Run, response_id: str) -> None:
     """The background response is the run's: a worker that takes the run over resumes it."""
     with transaction.atomic():
-        _owned(run)
+        ensure_owned(run)
         Run.objects.filter(pk=run.pk).update(response_id=response_id)
     run.response_id = response_id
 
@@ -172,7 +172,7 @@ def _events(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
 
 
 def usage_as_chat(usage: dict[str, Any]) -> dict[str, Any]:
-    """A response's usage in Chat Completions' names, which run_loop.Usage counts."""
+    """A response's usage in Chat Completions' names, which run_attempt.Usage counts."""
     return {
         "prompt_tokens": usage.get("input_tokens") or 0,
         "completion_tokens": usage.get("output_tokens") or 0,
@@ -185,7 +185,7 @@ def usage_as_chat(usage: dict[str, Any]) -> dict[str, Any]:
 def error_event(event: dict[str, Any]) -> ProviderError:
     """An `error` event, or a response.failed's error object: a server error is retried."""
     code = event.get("code")
-    return _stream_error({"message": event.get("message"),
+    return stream_error({"message": event.get("message"),
                           "type": "server_error" if code in (None, "server_error") else code})
 
 
@@ -209,7 +209,7 @@ def final_output(turn: ResponseTurn, final: dict[str, Any]) -> None:
 
 def open_stream(run: Run, body: dict[str, Any], resume: ResumePoint | None) -> Any:
     assert run.assistant.connection is not None
-    client = _client(run.assistant.connection)
+    client = provider_client(run.assistant.connection)
     if resume is None:
         return client.responses.with_streaming_response.create(**body)
     if resume.after is None:
@@ -229,11 +229,11 @@ def stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prom
         skip_text, skip_thinking = resume.skip_text, resume.skip_thinking
         turn.text, turn.response_id = resume.shown_text, resume.response_id
     counted = False
-    _release_database_connection()
+    release_database_connection()
     with provider_errors(), open_stream(run, body, resume) as response:
         turn.request_id = response.headers.get("x-request-id", "")
         try:
-            for event in _events(response, on_idle=lambda: _check_in(run, clock)):
+            for event in _events(response, on_idle=lambda: check_in(run, clock)):
                 kind = event.get("type")
                 sequence = event.get("sequence_number")
                 if kind == "response.output_text.delta":
@@ -272,7 +272,7 @@ def stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prom
                     raise error_event((event.get("response") or {}).get("error") or {})
                 elif kind == "error":
                     raise error_event(event)
-                _check_in(run, clock)
+                check_in(run, clock)
         finally:
             publisher.flush()
     turn_calls(turn)

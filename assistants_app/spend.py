@@ -24,7 +24,7 @@ RESERVATION_HOURS = 1.0
 
 
 class RunUsage(Protocol):
-    """The counts a run loop keeps for one attempt (run_loop.Usage)."""
+    """The counts a run loop keeps for one attempt (run_attempt.Usage)."""
 
     input: int
     cached: int

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from assistants_app import responses_stream, run_loop
+from assistants_app import responses_stream, run_attempt, run_loop
 
 
 class _Bytes:
@@ -96,7 +96,7 @@ def test_one_update_writes_the_heartbeats_of_the_attempts_that_still_own_their_r
     mine = make_run(thread, status=RunStatus.RUNNING, attempts=1, heartbeat_at=old)
     taken_over = make_run(thread, status=RunStatus.RUNNING, attempts=2, heartbeat_at=old)  # sent again by the sweep
     ended = make_run(thread, status=RunStatus.SUCCEEDED, attempts=1, heartbeat_at=old)
-    owned = run_loop.heartbeats_write([(mine.pk, 1), (taken_over.pk, 1), (ended.pk, 1)])
+    owned = run_attempt.heartbeats_write([(mine.pk, 1), (taken_over.pk, 1), (ended.pk, 1)])
     assert owned == {(mine.pk, 1)}
     beats = dict(Run.objects.values_list("pk", "heartbeat_at"))
     assert beats[mine.pk] != old and beats[taken_over.pk] == old and beats[ended.pk] == old
@@ -119,18 +119,18 @@ def test_the_run_watch_reads_every_runs_stop_in_one_request_and_tells_only_those
     from assistants_app import streams
 
     monkeypatch.setattr(streams, "redis_client", lambda: _Redis({2}))
-    watched = [run_loop._Watched(run_id, 1, threading.Event(), threading.Event()) for run_id in (1, 2, 3)]
-    run_loop._RunWatch._stops(watched)
+    watched = [run_attempt._Watched(run_id, 1, threading.Event(), threading.Event()) for run_id in (1, 2, 3)]
+    run_attempt._RunWatch._stops(watched)
     assert [w.cancelled.is_set() for w in watched] == [False, True, False]
     assert not any(w.superseded.is_set() for w in watched)
 
 
 def test_a_run_stops_at_its_check_in_once_the_watch_saw_a_stop_or_a_takeover() -> None:
-    clock = run_loop.Clock(_Live())  # type: ignore[arg-type]
-    run_loop._check_in(None, clock)  # type: ignore[arg-type]  # nothing seen: goes on
+    clock = run_attempt.Clock(_Live())  # type: ignore[arg-type]
+    run_attempt.check_in(None, clock)  # type: ignore[arg-type]  # nothing seen: goes on
     clock.cancelled.set()
-    with pytest.raises(run_loop.RunCancelled):
-        run_loop._check_in(None, clock)  # type: ignore[arg-type]
+    with pytest.raises(run_attempt.RunCancelled):
+        run_attempt.check_in(None, clock)  # type: ignore[arg-type]
     clock.superseded.set()
-    with pytest.raises(run_loop.RunSuperseded):
-        run_loop._check_in(None, clock)  # type: ignore[arg-type]
+    with pytest.raises(run_attempt.RunSuperseded):
+        run_attempt.check_in(None, clock)  # type: ignore[arg-type]
