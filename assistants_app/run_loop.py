@@ -226,12 +226,12 @@ def run_claim(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None =
     run is on the way to its first token. The update is conditional on the status and on
     the attempt number read, so a redelivered or duplicated task, or one that lost a race
     with another worker, claims nothing."""
+    now = timezone.now()  # when this worker began to take it (the queue's wait ends here)
     run = (Run.objects.select_related("thread__team", "assistant__connection", "version", "user_message__author")
            .filter(pk=run_id, status=RunStatus.QUEUED).first())
     if run is None:
         return None
     execute = (choose_loop(run) if choose_loop else None) or _execute
-    now = timezone.now()
     claimed = {"status": RunStatus.RUNNING, "attempts": run.attempts + 1, "heartbeat_at": now, "started_at": now,
                "engine": run.engine}
     if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED, attempts=run.attempts).update(**claimed):
