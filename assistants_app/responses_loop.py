@@ -40,7 +40,7 @@ from assistants_app.responses_stream import (
     turn_calls,
     usage_as_chat,
 )
-from assistants_app.run_loop import (
+from assistants_app.run_attempt import (
     MAX_ATTEMPTS_PER_CALL,
     MAX_TOOL_ROUNDS,
     NO_TEXT_MESSAGE,
@@ -49,16 +49,16 @@ from assistants_app.run_loop import (
     RunStopped,
     RunSuperseded,
     Usage,
-    _backoff,
-    _check_in,
-    _client,
-    _final_reply_saved,
-    _finish,
-    _owned,
-    _release_database_connection,
-    _run_tools,
-    _save_reply,
     attempt_failed,
+    backoff,
+    check_in,
+    ensure_owned,
+    final_reply_saved,
+    provider_client,
+    release_database_connection,
+    reply_save,
+    run_finish,
+    run_tools,
 )
 from project.providers.client import ProviderError, ProviderRejected, provider_errors
 from project.providers.model_facts import ModelFacts
@@ -135,17 +135,17 @@ def _poll(run: Run, clock: Clock, usage: Usage) -> ResponseTurn:
     """A background response whose stream cannot be followed: GET it, backing off, until it
     is over; then show what the run's stream does not show yet."""
     assert run.assistant.connection is not None
-    client = _client(run.assistant.connection)
+    client = provider_client(run.assistant.connection)
     wait = POLL_FIRST_SECONDS
     while True:
-        _release_database_connection()
+        release_database_connection()
         with provider_errors():
             final = client.responses.with_raw_response.retrieve(run.response_id).parse().model_dump(mode="json")
         if final.get("status") in TERMINAL_STATUSES:
             break
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and not _poked(run):
-            _check_in(run, clock)
+            check_in(run, clock)
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         wait = min(wait * 2, POLL_MAX_SECONDS)
     if final.get("status") == "failed":
@@ -176,7 +176,7 @@ def _cancel_background(run: Run) -> None:
         return
     try:
         with provider_errors():
-            _client(run.assistant.connection).responses.cancel(run.response_id)
+            provider_client(run.assistant.connection).responses.cancel(run.response_id)
     except ProviderError as error:
         log.warning("run %s: the provider's response %s was not cancelled: %s", run.pk, run.response_id, error.message)
 
@@ -199,7 +199,7 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
             attempt += 1
             if not error.transient or attempt >= MAX_ATTEMPTS_PER_CALL:
                 raise
-            wait = _backoff(attempt - 1, error)
+            wait = backoff(attempt - 1, error)
             if clock.text_shown and not run.response_id:
                 # The broken attempt's text is shown again from scratch; a background one is resumed instead.
                 clock.live.publish("reset")
@@ -207,7 +207,7 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
             log.info("run %s: transient provider error, retry %s in %.1fs: %s", run.pk, attempt, wait, error.message)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                _check_in(run, clock)
+                check_in(run, clock)
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
@@ -222,8 +222,8 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
     """The Responses run; run_engines has it run under the run's heartbeat."""
     request_id, trimmed = "", 0
     try:
-        if run.attempts > 1 and _final_reply_saved(run):  # only a run sent again can have one
-            _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
+        if run.attempts > 1 and final_reply_saved(run):  # only a run sent again can have one
+            run_finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
             return
         for _round in range(MAX_TOOL_ROUNDS):
             history, sources = history_with_sources(thread=run.thread, version=run.version, facts=facts)
@@ -235,32 +235,32 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             request_id = turn.request_id or request_id
             if turn.status == "incomplete":
                 # The user's message stays; what was written is kept, marked as cut short.
-                _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                run_finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed, error=_incomplete_message(turn.incomplete_reason),
                         reply=turn.text + " …" if turn.text else None, reasoning=turn.reasoning)
                 return
             if not turn.tool_calls and not turn.text:
                 raise RunStopped(f"{NO_TEXT_MESSAGE} (status: {turn.status or 'none'}).")
             if not turn.tool_calls:
-                _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                run_finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed, reply=turn.text, reasoning=turn.reasoning)
                 return
             with transaction.atomic():
-                _owned(run)
-                _save_reply(run, turn.text, turn.tool_calls, reasoning=turn.reasoning)
+                ensure_owned(run)
+                reply_save(run, turn.text, turn.tool_calls, reasoning=turn.reasoning)
                 # The next round is a new response; this one is done with.
                 Run.objects.filter(pk=run.pk).update(response_id="")
             run.response_id = ""
-            waiting = _run_tools(run, turn.tool_calls, clock)
+            waiting = run_tools(run, turn.tool_calls, clock)
             clock.live.publish("saved")
             if waiting:
-                _finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                run_finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed)
                 return
         raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
     except RunSuperseded:
         raise
-    except Exception as error:  # noqa: BLE001 - each kind ends the run in words (run_loop.attempt_failed)
+    except Exception as error:  # noqa: BLE001 - each kind ends the run in words (run_attempt.attempt_failed)
         if isinstance(error, RunCancelled):
             _cancel_background(run)
         # After a takeover the stream shows what an earlier attempt wrote of the same response.

@@ -186,7 +186,7 @@ def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team,
                                                                           monkeypatch) -> None:
     from assistants_app import responses_stream
 
-    real_client = responses_stream._client
+    real_client = responses_stream.provider_client
     calls: list[float] = []
 
     def limited_once(connection: ProviderConnection) -> Any:
@@ -194,7 +194,7 @@ def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team,
         sdk = real_client(connection)
         return sdk.with_options(default_headers={"X-Sandbox-Fault": "429"}) if len(calls) == 1 else sdk
 
-    monkeypatch.setattr(responses_stream, "_client", limited_once)
+    monkeypatch.setattr(responses_stream, "provider_client", limited_once)
     assistant = make_assistant(team, responses_connection)
     _, run = thread_post_message(thread=make_thread(team, assistant), actor=owner, text="echo: after a pause")
     run = wait_for_run(run.pk)
