@@ -37,6 +37,7 @@ from assistants_app.models import ACTIVE_STATUSES, Run, RunStatus, Thread, feed_
 from assistants_app.stream_hub import BLOCK_MS, Reply, Subscription, stream_hub
 from assistants_app.streams import fold, newest_id
 from assistants_app.view_helpers import run_group_context
+from project.asgi_handler import sync_slot
 
 _STREAM_ID = r"\d+-\d+"
 _POSITION = re.compile(rf"^(?P<feed>{_STREAM_ID})(?P<runs>(?:;\d+={_STREAM_ID})*)$")
@@ -76,10 +77,13 @@ def _fragment(kind: str, data: str) -> str:
     return f'<div class="{kind}-line">{escape(data)}</div>'
 
 
-def _db[T](call: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+def _db[T](call: Callable[[], T], *, queued: bool = True) -> Callable[[], Awaitable[T]]:
     """Run ORM work in the request's sync thread, then close that thread's connection:
     a stream can stay open for hours, and holding a database connection per viewer
-    for that long would exhaust PostgreSQL's connection limit."""
+    for that long would exhaust PostgreSQL's connection limit. `queued`: in its turn
+    among the process's synchronous work (project.asgi_handler), so a burst of runs
+    announced to 200 pages does not ask the pool for 200 connections at once; not from
+    the view itself, whose request already holds a turn."""
     def run() -> T:
         try:
             return call()
@@ -87,7 +91,15 @@ def _db[T](call: Callable[[], T]) -> Callable[[], Awaitable[T]]:
             if not db_connection.in_atomic_block:  # inside a test's transaction the connection must live on
                 db_connection.close()
 
-    return sync_to_async(run)
+    in_thread = sync_to_async(run)
+    if not queued:
+        return in_thread
+
+    async def in_turn() -> T:
+        async with sync_slot():
+            return await in_thread()
+
+    return in_turn
 
 
 def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_message: bool = False) -> str:
@@ -266,7 +278,7 @@ async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBas
             shown_live.intersection_update(own_live)
         return True
 
-    found = await _db(allowed)()
+    found = await _db(allowed, queued=False)()
     if found is None:
         return HttpResponseForbidden("Log in to a team to watch this thread.")
     if not found:

@@ -5,6 +5,7 @@ capabilities), and two POSTs to one web process are served at the same time."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -86,3 +87,45 @@ def test_two_posts_to_one_web_process_are_served_at_the_same_time(team, owner, c
     assert [answer.status_code for answer in answers] == [200, 200]
     for thread, answer in zip(threads, answers, strict=True):
         assert f'id="run-{Run.objects.get(thread=thread).pk}"' in answer.text
+
+
+def test_past_its_bound_a_web_process_serves_the_next_request_when_one_is_done(team, owner, chat_connection,
+                                                                             monkeypatch) -> None:
+    """The second POST waits for its turn (no thread, no database connection) while the
+    first is in its synchronous part, then is served: none of them fails for want of a
+    connection in a burst."""
+    from devtools.asgi_thread import serving_in_thread
+    from project.asgi_handler import BoundedASGIHandler
+
+    handler = BoundedASGIHandler(in_flight=1)
+    assistant = factories.make_assistant(team, chat_connection)
+    threads = [factories.make_thread(team, assistant) for _ in range(2)]
+    browser = client_for(owner)
+    browser.get(f"/threads/{threads[0].pk}/")
+    cookies = {name: browser.cookies[name].value for name in ("sessionid", "csrftoken")}
+    inside: list[str] = []
+    real_post = services.thread_post_message
+
+    def one_at_a_time(**kwargs: Any) -> Any:
+        inside.append("in")
+        if len(inside) == 1:  # the first: stay until the second is seen waiting for its turn
+            deadline = time.monotonic() + 15
+            while handler.waiting != 1:
+                assert time.monotonic() < deadline, "the second POST never waited for its turn"
+                time.sleep(0.01)
+        try:
+            return real_post(**kwargs)
+        finally:
+            inside.append("out")
+
+    monkeypatch.setattr(services, "thread_post_message", one_at_a_time)
+    with serving_in_thread(handler, name="bounded") as port, ThreadPoolExecutor(2) as pool:
+        def post(thread: Any) -> httpx2.Response:
+            with httpx2.Client(base_url=f"http://127.0.0.1:{port}", cookies=cookies, timeout=30) as http:
+                return http.post(f"/threads/{thread.pk}/messages/", data={"text": "Hello"},
+                                 headers={"HX-Request": "true", "X-CSRFToken": cookies["csrftoken"]})
+
+        answers = list(pool.map(post, threads))
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert inside == ["in", "out", "in", "out"]
+    assert handler.waiting == 0

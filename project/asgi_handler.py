@@ -1,0 +1,77 @@
+"""Django under ASGI with a bound on the synchronous work one web process does at once.
+
+Django runs each request's synchronous part (the middleware stack, which has sync-only
+members, and the view) in a thread of the request's own, so requests never wait for one
+another's database or Redis round trips. Unbounded, though, a burst of 200 message POSTs
+made 100 threads in each process: all of them took turns at the GIL (one core's worth of
+Python per process) and finished late together, and past DATABASE_POOL_SIZE each waited
+for a database connection for at most 10 s, then failed.
+
+Here at most `in_flight` requests per process are in their synchronous part at once (the
+settings make it DATABASE_POOL_SIZE - 2, so a connection is always there for them and the
+event streams' short reads). The others wait, first come first served, holding neither a
+thread nor a connection: the first POSTs of a burst are answered at once, and none times
+out waiting for the pool. `sync_slot()` lets async code (an event stream's database reads)
+take its turn in the same queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from asgiref.sync import SyncToAsync
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+# The queue of each event loop (one per uvicorn process) that a BoundedASGIHandler serves on.
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def sync_slot() -> AsyncIterator[None]:
+    """Wait for a turn among the process's synchronous work (no wait where no BoundedASGIHandler
+    serves, as under the test client). Never from inside a request's synchronous part, which
+    holds a turn already (a second wait there could wait for itself)."""
+    gate = _gates.get(asyncio.get_running_loop())
+    if gate is None:
+        yield
+        return
+    async with gate:
+        yield
+
+
+class BoundedASGIHandler(ASGIHandler):
+    def __init__(self, *, in_flight: int) -> None:
+        self.in_flight = max(1, in_flight)
+        self.waiting = 0  # requests waiting for their turn now
+        super().__init__()
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=is_async)
+        chain: Any = self._middleware_chain
+        if isinstance(chain, SyncToAsync):  # a sync stack, run in the request's own thread
+            self._middleware_chain = self._queued(chain)
+
+    def _queued(self, chain: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+                ) -> Callable[[HttpRequest], Awaitable[HttpResponseBase]]:
+        async def queued(request: HttpRequest) -> HttpResponseBase:
+            loop = asyncio.get_running_loop()
+            gate = _gates.get(loop)
+            if gate is None:
+                gate = _gates[loop] = asyncio.Semaphore(self.in_flight)
+            self.waiting += 1
+            try:
+                await gate.acquire()
+            finally:
+                self.waiting -= 1
+            try:
+                return await chain(request)
+            finally:
+                gate.release()
+
+        return queued
