@@ -37,7 +37,7 @@ from assistants_app.models import ACTIVE_STATUSES, Run, RunStatus, Thread, feed_
 from assistants_app.stream_hub import BLOCK_MS, Reply, Subscription, stream_hub
 from assistants_app.streams import fold, newest_id
 from assistants_app.view_helpers import run_group_context
-from project.asgi_handler import sync_slot
+from project.asgi_handler import stream_read_slot
 
 _STREAM_ID = r"\d+-\d+"
 _POSITION = re.compile(rf"^(?P<feed>{_STREAM_ID})(?P<runs>(?:;\d+={_STREAM_ID})*)$")
@@ -81,9 +81,9 @@ def _db[T](call: Callable[[], T], *, queued: bool = True) -> Callable[[], Awaita
     """Run ORM work in the request's sync thread, then close that thread's connection:
     a stream can stay open for hours, and holding a database connection per viewer
     for that long would exhaust PostgreSQL's connection limit. `queued`: in its turn
-    among the process's synchronous work (project.asgi_handler), so a burst of runs
+    among the process's event-stream reads (project.asgi_handler), so a burst of runs
     announced to 200 pages does not ask the pool for 200 connections at once; not from
-    the view itself, whose request already holds a turn."""
+    the view itself, whose request has its connection already."""
     def run() -> T:
         try:
             return call()
@@ -96,7 +96,7 @@ def _db[T](call: Callable[[], T], *, queued: bool = True) -> Callable[[], Awaita
         return in_thread
 
     async def in_turn() -> T:
-        async with sync_slot():
+        async with stream_read_slot():
             return await in_thread()
 
     return in_turn

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import pstats
 import re
 import signal
 import socket
@@ -315,7 +314,7 @@ class Processes:
 
 
 def start_dashboard(env: dict[str, str], tmp: Path, web_port: int, web_processes: int, io_threads: int,
-                    sandbox_ports: tuple[int, int], app: str = "project.asgi:application") -> Processes:
+                    sandbox_ports: tuple[int, int]) -> Processes:
     """What `make run` starts, with the bench's ports: uvicorn (--workers when more than
     one process), the io worker (threads) and the cpu worker; and two sandboxes, one
     with pacing off and one paced like a real provider."""
@@ -327,7 +326,7 @@ def start_dashboard(env: dict[str, str], tmp: Path, web_port: int, web_processes
         start([PYTHON, "-m", "sandbox", "--port", str(paced)], {**env, "SANDBOX_DATA_DIR": str(tmp / "paced"), **PACED},
               tmp / "sandbox-paced.log"),
     ]
-    web_cmd = [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(web_port),
+    web_cmd = [PYTHON, "-m", "uvicorn", "project.asgi:application", "--host", "127.0.0.1", "--port", str(web_port),
                "--lifespan", "off", "--log-level", "warning", "--no-access-log"]
     if web_processes > 1:
         web_cmd += ["--workers", str(web_processes)]
@@ -365,20 +364,6 @@ def print_cpu(spent: dict[str, dict[int, float]], chats: int) -> None:
         print(f"    {name:<36} {seconds:6.1f} s = {seconds * 100 / chats:5.1f} per 100 chats{split}")
 
 
-def print_profile(directory: Path) -> None:
-    """The web processes' CPU by function (every thread, the whole run): where it goes."""
-    files = sorted(directory.glob("web-*.prof"))
-    if not files:
-        print(f"\n(no profile written in {directory})")
-        return
-    print(f"\nWeb processes' CPU by function ({len(files)} process(es); {directory}):")
-    stats = pstats.Stats(str(files[0]))
-    for other in files[1:]:
-        stats.add(str(other))
-    for order in ("tottime", "cumulative"):
-        stats.sort_stats(order).print_stats(40)
-
-
 def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -392,21 +377,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="uvicorn processes (make run: WEB_PROCESSES, default one per core)")
     parser.add_argument("--io-threads", type=int, default=int(os.environ.get("IO_CONCURRENCY") or 64),
                         help="threads of the io worker (make run: IO_CONCURRENCY)")
-    parser.add_argument("--profile-web", metavar="DIR", default="",
-                        help="profile the web processes' CPU (every thread; slows them: timings then mean nothing) "
-                             "and print where it went; pstats files in DIR")
     args = parser.parse_args(argv)
     bursts = [int(c) for c in args.concurrent.split(",") if c.strip() and int(c) > 0]
 
     tmp = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     env = {**os.environ, "DEBUG": "true", "SANDBOX_HOST": "127.0.0.1"}
-    app = "project.asgi:application"
-    if args.profile_web:
-        Path(args.profile_web).mkdir(parents=True, exist_ok=True)
-        env["BENCH_PROFILE_DIR"] = str(Path(args.profile_web).resolve())
-        app = "bench._profiled_asgi:application"
     fast_port, paced_port, web_port = free_port(), free_port(), free_port()
-    processes = start_dashboard(env, tmp, web_port, args.web_processes, args.io_threads, (fast_port, paced_port), app)
+    processes = start_dashboard(env, tmp, web_port, args.web_processes, args.io_threads, (fast_port, paced_port))
     print(f"web: {args.web_processes} uvicorn process(es); io worker: {args.io_threads} threads; "
           f"{os.cpu_count()} cores; {load()}")
     try:
@@ -488,8 +465,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for process in reversed(processes.all):
             stop(process)
-    if args.profile_web:
-        print_profile(Path(args.profile_web))
     print(f"\n(logs in {tmp}; {load()})")
     return 0
 
