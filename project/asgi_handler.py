@@ -61,14 +61,18 @@ class BoundedASGIHandler(ASGIHandler):
         if isinstance(chain, SyncToAsync):  # a sync stack, run in the request's own thread
             setattr(self, "_middleware_chain", self._queued(chain))  # noqa: B010
 
+    def gates(self) -> tuple[asyncio.Semaphore, asyncio.Semaphore]:
+        """The running loop's queues: the requests', the event streams' reads'."""
+        loop = asyncio.get_running_loop()
+        gates = _gates.get(loop)
+        if gates is None:
+            gates = _gates[loop] = (asyncio.Semaphore(self.in_flight), asyncio.Semaphore(self.stream_reads))
+        return gates
+
     def _queued(self, chain: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
                 ) -> Callable[[HttpRequest], Awaitable[HttpResponseBase]]:
         async def queued(request: HttpRequest) -> HttpResponseBase:
-            loop = asyncio.get_running_loop()
-            gates = _gates.get(loop)
-            if gates is None:
-                gates = _gates[loop] = (asyncio.Semaphore(self.in_flight), asyncio.Semaphore(self.stream_reads))
-            gate = gates[0]
+            gate = self.gates()[0]
             self.waiting += 1
             try:
                 await gate.acquire()
