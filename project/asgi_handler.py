@@ -4,8 +4,8 @@ Django runs each request's synchronous part (the middleware stack, which has syn
 members, and the view) in a thread of the request's own, so requests never wait for one
 another's database or Redis round trips. Unbounded, though, a burst of 200 message POSTs
 made 100 threads in each process: all of them took turns at the GIL (one core's worth of
-Python per process) and finished late together, and past DATABASE_POOL_SIZE each waited
-for a database connection for at most 10 s, then failed.
+Python per process), and past DATABASE_POOL_SIZE they queued inside the pool for a
+connection, where one that waits more than 10 s fails (PoolTimeout).
 
 Here at most `in_flight` requests per process are in their synchronous part at once (the
 settings make it DATABASE_POOL_SIZE - 2, so a connection is always there for them). The
