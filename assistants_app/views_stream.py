@@ -37,7 +37,6 @@ from assistants_app.models import ACTIVE_STATUSES, Run, RunStatus, Thread, feed_
 from assistants_app.stream_hub import BLOCK_MS, Reply, Subscription, stream_hub
 from assistants_app.streams import fold, newest_id
 from assistants_app.view_helpers import run_group_context
-from project.asgi_handler import stream_read_slot
 
 _STREAM_ID = r"\d+-\d+"
 _POSITION = re.compile(rf"^(?P<feed>{_STREAM_ID})(?P<runs>(?:;\d+={_STREAM_ID})*)$")
@@ -77,13 +76,10 @@ def _fragment(kind: str, data: str) -> str:
     return f'<div class="{kind}-line">{escape(data)}</div>'
 
 
-def _db[T](call: Callable[[], T], *, queued: bool = True) -> Callable[[], Awaitable[T]]:
+def _db[T](call: Callable[[], T]) -> Callable[[], Awaitable[T]]:
     """Run ORM work in the request's sync thread, then close that thread's connection:
     a stream can stay open for hours, and holding a database connection per viewer
-    for that long would exhaust PostgreSQL's connection limit. `queued`: in its turn
-    among the process's event-stream reads (project.asgi_handler), so a burst of runs
-    announced to 200 pages does not ask the pool for 200 connections at once; not from
-    the view itself, whose request has its connection already."""
+    for that long would exhaust PostgreSQL's connection limit."""
     def run() -> T:
         try:
             return call()
@@ -91,15 +87,7 @@ def _db[T](call: Callable[[], T], *, queued: bool = True) -> Callable[[], Awaita
             if not db_connection.in_atomic_block:  # inside a test's transaction the connection must live on
                 db_connection.close()
 
-    in_thread = sync_to_async(run)
-    if not queued:
-        return in_thread
-
-    async def in_turn() -> T:
-        async with stream_read_slot():
-            return await in_thread()
-
-    return in_turn
+    return sync_to_async(run)
 
 
 def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_message: bool = False) -> str:
@@ -278,7 +266,7 @@ async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBas
             shown_live.intersection_update(own_live)
         return True
 
-    found = await _db(allowed, queued=False)()
+    found = await _db(allowed)()
     if found is None:
         return HttpResponseForbidden("Log in to a team to watch this thread.")
     if not found:

@@ -10,7 +10,7 @@ from project.asgi_handler import BoundedASGIHandler
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django.setup(set_prefix=False)
 # As django.core.asgi.get_asgi_application(), with the synchronous work of one process bounded.
-_django = BoundedASGIHandler(in_flight=settings.WEB_SYNC_REQUESTS, stream_reads=2)
+_django = BoundedASGIHandler(in_flight=settings.WEB_SYNC_REQUESTS)
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:

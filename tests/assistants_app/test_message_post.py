@@ -130,28 +130,3 @@ def test_past_its_bound_a_web_process_serves_the_next_request_when_one_is_done(t
     assert inside == ["in", "out", "in", "out"]
     assert handler.waiting == 0
 
-
-def test_event_stream_reads_take_turns_of_their_own_beside_the_requests() -> None:
-    """A run's announcement reaches its pages while every request turn is taken (a burst
-    of POSTs), and the streams' reads are bounded among themselves (the pool's spare
-    connections)."""
-    import asyncio
-
-    from project.asgi_handler import BoundedASGIHandler, stream_read_slot
-
-    async def scenario() -> list[str]:
-        requests, _ = BoundedASGIHandler(in_flight=1, stream_reads=1).gates()
-        happened: list[str] = []
-        async with requests:  # a POST in its synchronous part: no request turn is left
-            async with stream_read_slot():
-                happened.append("read while the requests' turns are all taken")
-                second = asyncio.ensure_future(stream_read_slot().__aenter__())
-                await asyncio.sleep(0)
-                happened.append("second read waits" if not second.done() else "second read did not wait")
-            await second
-            happened.append("second read after the first")
-        return happened
-
-    # Reads queued behind the requests would wait here for good: a TimeoutError, not a hang.
-    assert asyncio.run(asyncio.wait_for(scenario(), 15)) == ["read while the requests' turns are all taken", "second read waits",
-                                       "second read after the first"]
