@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
-import openai
 from django.db import transaction
 from openai import APIResponse
 
@@ -42,7 +41,7 @@ from assistants_app.run_loop import (
     _stream_error,
 )
 from project.outages import REDIS_ERRORS
-from project.providers.client import ProviderError, provider_errors
+from project.providers.client import ProviderError, ProviderTimeout, ProviderUnreachable, provider_errors
 from project.providers.model_facts import ModelFacts
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -166,10 +165,13 @@ def _events(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
                 continue
             finished = finished or event.get("type") in TERMINAL_EVENTS
             yield event
+    # The provider was reached and the reply had begun: a connection that breaks now is not
+    # "the host is unreachable" (what the SDK's APIConnectionError would be called).
     except httpx2.TimeoutException as error:
-        raise openai.APITimeoutError(request=response.http_request) from error
+        raise ProviderTimeout("The provider stopped sending in the middle of the reply (timeout).") from error
     except httpx2.TransportError as error:
-        raise openai.APIConnectionError(request=response.http_request) from error
+        raise ProviderUnreachable(f"The connection to the provider broke in the middle of the reply "
+                                  f"({type(error).__name__}).") from error
     if not finished:
         raise ReplyIncomplete(INCOMPLETE_MESSAGE)
 

@@ -5,11 +5,13 @@ from typing import Any
 import django
 from django.conf import settings
 
-from project.asgi_handler import BoundedASGIHandler
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django.setup(set_prefix=False)
-# As django.core.asgi.get_asgi_application(), with the synchronous work of one process bounded.
+
+from project.asgi_handler import BoundedASGIHandler  # noqa: E402 - after setup, as get_asgi_application does
+
+# As django.core.asgi.get_asgi_application(), with uploads bounded (project.upload_limits) and
+# the synchronous work of one process bounded (project.asgi_handler).
 _django = BoundedASGIHandler(in_flight=settings.WEB_SYNC_REQUESTS)
 
 

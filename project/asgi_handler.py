@@ -24,15 +24,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import SyncToAsync
-from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+
+from project.upload_limits import BoundedBodyASGIHandler
 
 # The queue of each event loop (one per uvicorn process) that a BoundedASGIHandler serves on.
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-class BoundedASGIHandler(ASGIHandler):
+class BoundedASGIHandler(BoundedBodyASGIHandler):
+    """Uploads bounded (project.upload_limits), and the process's synchronous work."""
+
     def __init__(self, *, in_flight: int) -> None:
         self.in_flight = max(1, in_flight)
         self.waiting = 0  # requests waiting for their turn now
