@@ -42,8 +42,10 @@ def team_version_get(*, team: Team, version_id: int) -> AssistantVersion:
 
 
 def team_thread_get(*, team: Team, thread_id: int) -> Thread:
-    return get_object_or_404(Thread.objects.select_related("assistant__current_version", "assistant__connection"),
-                             team=team, pk=thread_id)
+    thread = get_object_or_404(Thread.objects.select_related("assistant__current_version", "assistant__connection"),
+                               team=team, pk=thread_id)
+    thread.team = team  # the team it was found in: thread.team costs no query (the message POST reads it)
+    return thread
 
 
 def team_threads(*, team: Team) -> QuerySet[Thread]:

@@ -155,8 +155,10 @@ def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
             streams.announce_run(thread_id, run_id, clear=not again)
             task_send("assistants_app.run_execute", run_id)
     except BROKER_ERRORS as error:
+        streams.live_health.failed()
         log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
         return False
+    streams.live_health.answered()
     return True
 
 
@@ -184,6 +186,8 @@ def _check_can_post(thread: Thread, *, text: str, has_attachments: bool) -> Assi
 
 def _check_server_supports(connection: ProviderConnection, needs: RequestNeeds, *, files: bool = False) -> None:
     """Refuse, before anything is stored or sent, what the server was probed not to support."""
+    if not needs.names and not files:
+        return  # plain chat: every server serves it, no need to read what was probed
     capabilities = connection_capabilities(connection)
     refusal = request_refusal(capabilities, needs)
     if not refusal and files and supports(capabilities, "files") is False:
@@ -197,10 +201,10 @@ def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequen
     """Post what a person sent from the thread page. Whether the post is allowed is decided
     before anything is stored or sent to the provider: a refused post uploads nothing."""
     text = text.strip()
-    _check_can_post(thread, text=text, has_attachments=bool(images or files))
     if not images and not files:
-        # Nothing to upload first: thread_post_message checks everything in its transaction.
+        # Nothing to upload first: thread_post_message checks everything, once.
         return thread_post_message(thread=thread, actor=actor, text=text)
+    _check_can_post(thread, text=text, has_attachments=True)
     assert thread.assistant.connection is not None  # _check_can_post
     _check_server_supports(thread.assistant.connection, RequestNeeds(images=bool(images)), files=bool(files))
     if _reply_in_progress(thread):

@@ -25,6 +25,7 @@ from redis.retry import Retry
 
 from assistants_app.models import cancel_key, feed_key, stream_key
 from project import redis_connect
+from project.outages import ServiceHealth
 
 # Streams outlive the run a little so a late reconnect still finds the end; the
 # finished message itself always comes from the database.
@@ -40,6 +41,11 @@ FEED_TTL_SECONDS = 24 * 60 * 60
 # (each is held for a single command), so a burst of runs slows down instead of failing.
 POOL_CONNECTIONS = 128
 POOL_WAIT_SECONDS = 20
+
+
+# Whether this process's last write of a run's announcement (or read of a feed) reached
+# Redis: the message POST says "live updates are paused" from it, without a PING.
+live_health = ServiceHealth()
 
 
 @cache

@@ -64,6 +64,9 @@ def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[st
             feed_position = streams.feed_position(thread.pk)
         except REDIS_ERRORS:  # the page still shows what is saved; its stream retries on its own
             live_paused = True
+            streams.live_health.failed()
+        else:
+            streams.live_health.answered()
     messages, has_older = selectors.thread_messages_page(thread=thread, before_id=before)
     active = list(selectors.thread_active_runs(thread=thread).select_related("version"))
     active_ids = {run.pk for run in active}
@@ -78,9 +81,7 @@ def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[st
 
 
 def live_updates_paused() -> bool:
-    """Whether the live display (Redis) is out of reach: a page says so instead of waiting."""
-    try:
-        streams.redis_client().ping()
-    except REDIS_ERRORS:
-        return True
-    return False
+    """Whether the live display (Redis) is out of reach, as this process's last write to it
+    found (the message POST's own announcement of its run, just before): a page says so
+    instead of waiting."""
+    return streams.live_health.down

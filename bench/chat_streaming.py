@@ -258,8 +258,14 @@ def print_post_steps(dash: Dashboard) -> None:
         print(f"    {step:<10} {statistics.median(values):6.2f} / {pct(values, 95):6.2f}")
     view = dash.post_steps.get("view")
     if view:
-        print(f"    {'outside the view (ASGI server, middleware: session, user, team, CSRF)':<10} "
-              f"{statistics.median(dash.post_ms) - statistics.median(view):6.2f} (median round trip - median view)")
+        outside = statistics.median(dash.post_ms) - statistics.median(view)
+        print(f"    outside the view (client, uvicorn, Django's handler, middleware) {outside:6.2f} "
+              "(median round trip - median view)")
+        before = dash.post_steps.get("before-view")
+        if before:
+            print(f"      of which before the view (body, handler thread, middleware: session, user, team, CSRF) "
+                  f"{statistics.median(before):6.2f}; the rest (response, uvicorn, client) "
+                  f"{outside - statistics.median(before):6.2f}")
 
 
 def direct_ttft(base_url: str, runs: int, words: int = 50) -> list[float]:

@@ -50,6 +50,25 @@ def service_of(error: BaseException) -> str | None:
     return None
 
 
+class ServiceHealth:
+    """What this process's last call to a service found. A page can then say that the
+    service is unreachable from what the work it has just done saw, instead of spending a
+    round trip on asking (a POST that has just written to Redis knows whether it could)."""
+
+    def __init__(self) -> None:
+        self._down = False
+
+    def failed(self) -> None:
+        self._down = True
+
+    def answered(self) -> None:
+        self._down = False
+
+    @property
+    def down(self) -> bool:
+        return self._down
+
+
 class ServiceDown(Exception):
     """A service stayed unreachable for longer than the work could wait."""
 

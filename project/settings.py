@@ -98,6 +98,10 @@ TEMPLATES = [
 # them instead. Connections go back to the pool at the end of every request and task.
 DATABASES = {"default": database_settings(CONFIG.database_url, pool_size=CONFIG.database_pool_size)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Requests of one web process in their synchronous part (middleware, a sync view) at once;
+# the rest wait their turn without a thread or a connection (project/asgi_handler.py). The
+# two connections of the pool left serve the event streams' reads.
+WEB_SYNC_REQUESTS = max(1, CONFIG.database_pool_size - 2)
 
 # A Redis outage makes the cache a miss, not a 500 (project/cache.py); short timeouts so
 # an unreachable Redis host costs a page a second at most.
