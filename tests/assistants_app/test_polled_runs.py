@@ -1,0 +1,237 @@
+"""Background responses whose stream cannot be followed: the run awaits the provider, its
+worker is let go, and beat's task fetches the response with backoff until it is over, then
+ends the run as the streaming loop does. A response.* webhook and Stop fetch it at once;
+Stop cancels it on the provider; the stale-run sweep leaves it alone; two fetches that race
+finish it once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx2
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from assistants_app import recovery, responses_poll, responses_stream, run_engines, streams, tasks
+from assistants_app.models import Message, Role, Run, RunStatus
+from assistants_app.services import run_cancel
+from project.celery import app
+from project.providers.client import ProviderRejected
+from project.providers.models import ProviderConnection
+from project.spend.models import SpendEntry
+from sandbox.webhooks import sign
+from tests import factories
+from tests.assistants_app.conftest import wait_for_run
+from tests.assistants_app.test_background_runs import WorkerKilled, _connection, _created, _die_at_third_cursor, _shown
+from tests.factories import make_assistant, make_thread
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
+
+SECRET = "whsec_" + base64.b64encode(b"responses-webhook-test-secret").decode()
+
+
+def _polled_run(team: factories.Team, url: str, monkeypatch: pytest.MonkeyPatch, text: str, *, cursor: int = 3,
+                **config: Any) -> tuple[Run, ProviderConnection]:
+    """A long-running run whose worker died mid-stream and whose next worker finds that the
+    provider will not stream the response again: it hands the run to polling and returns."""
+    connection = _connection(team, url, webhook_secret=SECRET)
+    assistant = make_assistant(team, connection, long_running=True, **config)
+    message = factories.make_message(make_thread(team, assistant), text)
+    run = factories.make_run(message.thread, user_message=message)
+    _die_at_third_cursor(monkeypatch, cursor)
+    with pytest.raises(WorkerKilled):
+        run_engines.run_execute(run.pk)
+    monkeypatch.undo()
+    real_open = responses_stream.open_stream
+
+    def no_resumed_streams(run: Run, body: dict[str, Any], resume: Any) -> Any:
+        if resume is not None:
+            raise ProviderRejected("The provider refused the request (400): streaming is not available.")
+        return real_open(run, body, resume)
+
+    monkeypatch.setattr(responses_stream, "open_stream", no_resumed_streams)
+    # The next worker takes the run over (as after the stale-run sweep) and returns at once.
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED)
+    run_engines.run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.poll_at is not None and run.poll_attempts == 0, run.error
+    return run, connection
+
+
+def _remote(url: str, connection: ProviderConnection, response_id: str) -> dict[str, Any]:
+    return dict(httpx2.get(f"{url}/responses/{response_id}",
+                           headers={"Authorization": f"Bearer {connection.get_api_key()}"}).json())
+
+
+def _wait_remote(url: str, connection: ProviderConnection, response_id: str, status: str = "completed") -> None:
+    deadline = time.monotonic() + 20
+    while _remote(url, connection, response_id)["status"] != status:
+        assert time.monotonic() < deadline, f"the sandbox's response is not {status}"
+        time.sleep(0.05)
+
+
+def _poll_to_end(run_id: int) -> tuple[Run, int]:
+    """Beat's task, called as beat would, its next look made due each time (the backoff's wait passes)."""
+    ticks = 0
+    deadline = time.monotonic() + 30
+    while True:
+        Run.objects.filter(pk=run_id, poll_at__isnull=False).update(poll_at=timezone.now())
+        tasks.responses_poll_due_task()
+        ticks += 1
+        run = Run.objects.get(pk=run_id)
+        if run.status != RunStatus.RUNNING:
+            return run, ticks
+        assert time.monotonic() < deadline, "the polled run did not end"
+        time.sleep(0.05)
+
+
+def _spend_rows(run: Run) -> int:
+    return SpendEntry.objects.filter(source_kind="run", source_id=run.pk).count()
+
+
+def test_beat_polls_a_response_whose_stream_cannot_be_followed_to_its_end(team, owner, background_sandbox,
+                                                                          monkeypatch) -> None:
+    run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
+    # Its heartbeat goes stale (no worker holds it): the sweep must not send it again.
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert recovery.runs_recover_stale(stale_after_seconds=60) == (0, 0)
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+    run, ticks = _poll_to_end(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    reply = Message.objects.get(run=run, role=Role.ASSISTANT).text
+    assert len(reply.split()) == 300 and _shown(run.pk) == reply  # nothing lost, nothing shown twice
+    assert _created(background_sandbox, connection) == 1  # generated once
+    assert run.output_tokens > 0 and run.cost_usd is not None and run.poll_at is None
+    assert run.poll_attempts == ticks
+    assert SpendEntry.objects.filter(source_kind="run", source_id=run.pk, key=f"run:{run.pk}:attempt:2").count() == 1
+    assert Message.objects.filter(pk=run.user_message_id).exists()
+    # A tick after the end fetches nothing.
+    assert responses_poll.responses_poll_due() == 0 and responses_poll.response_fetch(run.pk, now_too=True) is False
+
+
+def test_a_response_not_due_is_left_for_later_and_the_wait_grows(team, owner, background_sandbox, monkeypatch) -> None:
+    run, _ = _polled_run(team, background_sandbox, monkeypatch, "write 2000 words")
+    Run.objects.filter(pk=run.pk).update(poll_at=timezone.now() + timedelta(hours=1))
+    assert responses_poll.responses_poll_due() == 0  # not due: not fetched
+    waits = []
+    for _ in range(3):
+        Run.objects.filter(pk=run.pk).update(poll_at=timezone.now())
+        before = timezone.now()
+        assert responses_poll.responses_poll_due() == 1
+        run.refresh_from_db()
+        assert run.status == RunStatus.RUNNING and run.poll_lease_until is None and run.poll_at is not None
+        waits.append((run.poll_at - before).total_seconds())
+    # The project's poll backoff: 1 s, then 2 s, then 4 s between looks.
+    assert [round(wait) for wait in waits] == [1, 2, 4]
+    run_cancel(run=run, actor=owner)
+    wait_for_run(run.pk)
+
+
+def test_a_response_webhook_fetches_the_polled_run_at_once(team, owner, client, background_sandbox,
+                                                           monkeypatch) -> None:
+    run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
+    # Its next look is an hour away: only the webhook can end it within the test.
+    later = timezone.now() + timedelta(hours=1)
+    Run.objects.filter(pk=run.pk).update(poll_at=later)
+    other_team = factories.make_team("Other")
+    stranger = factories.make_run(make_thread(other_team, make_assistant(other_team, factories.make_connection(
+        other_team), long_running=True)), status=RunStatus.RUNNING, response_id=run.response_id, poll_at=later)
+    _wait_remote(background_sandbox, connection, run.response_id)
+
+    body = json.dumps({"id": "evt_r1", "object": "event", "created_at": int(time.time()),
+                       "type": "response.completed", "data": {"id": run.response_id}})
+    webhook_id, stamp = "wh_" + secrets.token_hex(8), int(time.time())
+    response = client.post(reverse("webhook_receive", args=[connection.public_id]), body,
+                           content_type="application/json",
+                           headers={"webhook-id": webhook_id, "webhook-timestamp": str(stamp),
+                                    "webhook-signature": sign(SECRET, webhook_id, stamp, body)})
+    assert response.status_code == 200, response.content
+    run = wait_for_run(run.pk)  # the worker's fetch task, sent by the webhook
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert len(Message.objects.get(run=run, role=Role.ASSISTANT).text.split()) == 300
+    stranger.refresh_from_db()
+    assert stranger.poll_at == later and stranger.status == RunStatus.RUNNING  # another team's run is not touched
+
+
+def test_stop_while_polling_cancels_the_response_on_the_provider(team, owner, background_sandbox,
+                                                                 monkeypatch) -> None:
+    run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 2000 words")
+    Run.objects.filter(pk=run.pk).update(poll_at=timezone.now() + timedelta(hours=1))
+    shown_before = "".join(data for kind, data in streams.fold(
+        streams.redis_client().xrange(streams.stream_key(run.pk)))[0] if kind == "delta")
+    run_cancel(run=Run.objects.get(pk=run.pk), actor=owner)
+    run = wait_for_run(run.pk)  # the fetch Stop sent at once
+    assert run.status == RunStatus.CANCELLED and run.error == "Stopped by a person.", run.error
+    assert _remote(background_sandbox, connection, run.response_id)["status"] == "cancelled"
+    kept = Message.objects.get(run=run, role=Role.ASSISTANT).text
+    assert kept == shown_before + " …"  # what the page showed is kept, marked as cut short
+    assert Message.objects.filter(pk=run.user_message_id).exists()
+
+
+def test_an_incomplete_polled_response_fails_the_run_in_words(team, owner, background_sandbox, monkeypatch) -> None:
+    run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 300 words", cursor=1,
+                                  max_output_tokens=40)
+    run, _ = _poll_to_end(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.error == ("The reply is incomplete: the reply reached the version's output limit "
+                         "(max output tokens).")
+    kept = Message.objects.get(run=run, role=Role.ASSISTANT).text
+    assert kept.endswith(" …") and 0 < len(kept.split()) < 300
+    assert Message.objects.filter(pk=run.user_message_id, role=Role.USER).exists()  # the question stays
+    assert _remote(background_sandbox, connection, run.response_id)["status"] == "incomplete"
+    assert _spend_rows(run) == 1 and run.output_tokens > 0
+
+
+def test_two_fetches_at_once_finish_the_run_once(team, owner, background_sandbox, monkeypatch) -> None:
+    run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
+    _wait_remote(background_sandbox, connection, run.response_id)
+    barrier = threading.Barrier(2)
+    fetched: list[bool] = []
+
+    def fetch() -> None:
+        barrier.wait()
+        fetched.append(responses_poll.response_fetch(run.pk, now_too=True))
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and sorted(fetched) == [False, True]
+    assert Message.objects.filter(run=run, role=Role.ASSISTANT).count() == 1
+    assert _spend_rows(run) == 1
+    reply = Message.objects.get(run=run, role=Role.ASSISTANT).text
+    assert _shown(run.pk) == reply
+    entries = streams.redis_client().xrange(streams.stream_key(run.pk))
+    assert sum(1 for _, fields in entries if fields.get(b"t") == b"done") == 1
+
+
+def test_a_fetch_whose_lease_lapsed_does_not_finish_a_run_another_finished(team, owner, background_sandbox,
+                                                                           monkeypatch) -> None:
+    """Past the lease (a fetcher thought dead), two fetches can hold the run: the end is
+    still written once, by whichever comes first."""
+    run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
+    _wait_remote(background_sandbox, connection, run.response_id)
+    slow = responses_poll._claim(run.pk, now_too=True)
+    assert slow is not None
+    Run.objects.filter(pk=run.pk).update(poll_lease_until=timezone.now() - timedelta(seconds=1))
+    assert responses_poll.response_fetch(run.pk, now_too=True)  # the second fetch ends the run
+    with pytest.raises(responses_poll.RunSuperseded):
+        responses_poll._fetch_claimed(slow)  # the first one, late, writes nothing
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert Message.objects.filter(run=run, role=Role.ASSISTANT).count() == 1 and _spend_rows(run) == 1
+
+
+def test_beat_runs_the_poll_every_two_seconds() -> None:
+    entry = app.conf.beat_schedule["chat-poll-background-responses"]
+    assert entry["task"] == "assistants_app.responses_poll_due" and entry["schedule"] == 2.0
