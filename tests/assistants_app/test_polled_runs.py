@@ -19,17 +19,18 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from assistants_app import recovery, responses_poll, responses_stream, run_engines, streams, tasks
+from assistants_app import recovery, responses_loop, responses_poll, responses_stream, run_engines, streams, tasks
 from assistants_app.models import Message, Role, Run, RunStatus
 from assistants_app.services import run_cancel
 from project.celery import app
-from project.providers.client import ProviderRejected
+from project.providers.client import ProviderRejected, ProviderUnreachable
 from project.providers.models import ProviderConnection
 from project.spend.models import SpendEntry
 from sandbox.webhooks import sign
 from tests import factories
 from tests.assistants_app.conftest import wait_for_run
 from tests.assistants_app.test_background_runs import WorkerKilled, _connection, _created, _die_at_third_cursor, _shown
+from tests.assistants_app.test_responses_runs import CALCULATOR
 from tests.factories import make_assistant, make_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
@@ -230,6 +231,45 @@ def test_a_fetch_whose_lease_lapsed_does_not_finish_a_run_another_finished(team,
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert Message.objects.filter(run=run, role=Role.ASSISTANT).count() == 1 and _spend_rows(run) == 1
+
+
+def test_a_broken_stream_that_cannot_be_resumed_is_polled_and_its_tool_round_goes_on(team, owner, background_sandbox,
+                                                                                    monkeypatch) -> None:
+    """The stream breaks right after the response is created and every resume fails too: the
+    response is polled; it calls a tool, whose result is saved, and a worker asks again."""
+    monkeypatch.setattr(responses_loop, "_backoff", lambda attempt, error: 0.0)
+    real_events, real_open = responses_stream._events, responses_stream.open_stream
+
+    def broken(response: Any, on_idle: Any = None) -> Any:
+        for event in real_events(response, on_idle):
+            yield event
+            if event.get("type") == "response.created":
+                raise ProviderUnreachable("The connection to the provider broke in the middle of the reply.")
+
+    def resumes_fail(run: Run, body: dict[str, Any], resume: Any) -> Any:
+        if resume is not None:
+            raise ProviderUnreachable("Could not reach the provider: the connection failed (ConnectError).")
+        return real_open(run, body, resume)
+
+    monkeypatch.setattr(responses_stream, "_events", broken)
+    monkeypatch.setattr(responses_stream, "open_stream", resumes_fail)
+    connection = _connection(team, background_sandbox)
+    assistant = make_assistant(team, connection, long_running=True, tools=[CALCULATOR])
+    message = factories.make_message(make_thread(team, assistant), "use calculator expression=6*7")
+    run = factories.make_run(message.thread, user_message=message)
+    run_engines.run_execute(run.pk)  # the worker returns: the run awaits the provider
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.poll_at is not None and run.response_id
+    monkeypatch.undo()  # the next round streams again
+
+    _poll_to_end(run.pk)
+    run = wait_for_run(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert Message.objects.get(run=run, role=Role.TOOL).text == "6*7 = 42"
+    assert Message.objects.get(run=run, role=Role.ASSISTANT, tool_calls=[]).text.startswith(
+        "Tool results: calculator: 6*7 = 42")
+    assert run.attempts == 2 and run.provider_calls == 2 and _spend_rows(run) == 2
+    assert _created(background_sandbox, connection) == 2  # one response per round, none twice
 
 
 def test_beat_runs_the_poll_every_two_seconds() -> None:
