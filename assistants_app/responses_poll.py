@@ -37,6 +37,7 @@ from assistants_app.responses_stream import (
     ResponseTurn,
     error_event,
     final_output,
+    first_output,
     resume_point,
     shown_text,
     turn_calls,
@@ -133,8 +134,8 @@ def _show_progress(run: Run, clock: Clock, text: str, *, final: bool) -> None:
     elif final:
         clock.live.publish("reset")
         clock.live.publish("delta", text)
-    if text and clock.first_token is None:
-        clock.first_token = time.monotonic()
+    if text:
+        first_output(clock)
 
 
 def _end_run(run: Run, final: dict[str, Any], *, facts: ModelFacts, clock: Clock) -> None:

@@ -23,7 +23,7 @@ from assistants_app import recovery, responses_loop, responses_poll, responses_s
 from assistants_app.models import Message, Role, Run, RunStatus
 from assistants_app.services import run_cancel
 from project.celery import app
-from project.providers.client import ProviderRejected, ProviderUnreachable
+from project.providers.client import ProviderNotFound, ProviderRateLimited, ProviderRejected, ProviderUnreachable
 from project.providers.models import ProviderConnection
 from project.spend.models import SpendEntry
 from sandbox.webhooks import sign
@@ -270,6 +270,50 @@ def test_a_broken_stream_that_cannot_be_resumed_is_polled_and_its_tool_round_goe
         "Tool results: calculator: 6*7 = 42")
     assert run.attempts == 2 and run.provider_calls == 2 and _spend_rows(run) == 2
     assert _created(background_sandbox, connection) == 2  # one response per round, none twice
+
+
+class _FailingClient:
+    """A provider whose GET of the response fails with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    @property
+    def responses(self) -> Any:
+        return self
+
+    @property
+    def with_raw_response(self) -> Any:
+        return self
+
+    def retrieve(self, response_id: str) -> Any:
+        raise self.error
+
+
+def test_a_rate_limited_fetch_waits_out_retry_after_then_the_next_look_ends_the_run(team, owner, background_sandbox,
+                                                                                     monkeypatch) -> None:
+    run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
+    _wait_remote(background_sandbox, connection, run.response_id)
+    with monkeypatch.context() as patched:
+        patched.setattr(responses_poll, "_client", lambda connection: _FailingClient(ProviderRateLimited(
+            "The provider is rate limiting requests.", status_code=429, retry_after=7.0)))
+        before = timezone.now()
+        assert responses_poll.response_fetch(run.pk, now_too=True)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.poll_lease_until is None
+    assert run.poll_at is not None and (run.poll_at - before).total_seconds() >= 7.0  # retry-after, not 1 s
+    run, _ = _poll_to_end(run.pk)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+
+
+def test_a_response_the_provider_no_longer_has_fails_the_run_in_words(team, owner, background_sandbox,
+                                                                      monkeypatch) -> None:
+    run, _ = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
+    monkeypatch.setattr(responses_poll, "_client", lambda connection: _FailingClient(ProviderNotFound(
+        "The provider has no response with that id (404).", status_code=404)))
+    run, _ = _poll_to_end(run.pk)
+    assert run.status == RunStatus.FAILED and run.error == "The provider has no response with that id (404)."
+    assert run.poll_at is None and run.poll_lease_until is None
 
 
 def test_beat_runs_the_poll_every_two_seconds() -> None:
