@@ -162,6 +162,23 @@ def test_a_response_webhook_fetches_the_polled_run_at_once(team, owner, client, 
     assert stranger.poll_at == later and stranger.status == RunStatus.RUNNING  # another team's run is not touched
 
 
+def test_the_providers_own_signed_webhook_ends_the_polled_run(team, owner, asgi_url, background_sandbox,
+                                                              monkeypatch) -> None:
+    """End to end: the sandbox delivers response.completed, signed, to the dashboard's
+    webhook endpoint, and that alone ends the run (its next poll is an hour away). 2000 words
+    take the provider seconds: the endpoint is registered well before the response ends."""
+    run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 2000 words")
+    Run.objects.filter(pk=run.pk).update(poll_at=timezone.now() + timedelta(hours=1))
+    registered = httpx2.post(background_sandbox.removesuffix("/v1") + "/sandbox/webhooks",
+                             headers={"Authorization": f"Bearer {connection.get_api_key()}"},
+                             json={"url": asgi_url + reverse("webhook_receive", args=[connection.public_id]),
+                                   "secret": SECRET})
+    assert registered.status_code == 200, registered.text
+    run = wait_for_run(run.pk, timeout=30)
+    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
+    assert len(Message.objects.get(run=run, role=Role.ASSISTANT).text.split()) == 2000
+
+
 def test_stop_while_polling_cancels_the_response_on_the_provider(team, owner, background_sandbox,
                                                                  monkeypatch) -> None:
     run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 2000 words")
