@@ -8,7 +8,10 @@
    stream showed (characters lost or repeated), and the sandbox's count of create calls
    says whether any response was generated twice.
 
-    make bench ARGS="responses_engine [--runs=200] [--killed=100] [--per-kill=10]"
+3. With --polled=N, background runs whose every stream breaks: their workers hand them to
+   polling and a real celery beat's ticks fetch them to their end (responses_poll).
+
+    make bench ARGS="responses_engine [--runs=200] [--killed=100] [--per-kill=10] [--polled=0]"
 """
 
 from __future__ import annotations
@@ -212,11 +215,67 @@ def _killed(env: dict[str, str], total: int, per_kill: int, tmp: Path) -> None:
             stop(process)
 
 
+def _polled(env: dict[str, str], total: int, tmp: Path) -> None:
+    """Background runs whose stream always breaks (the sandbox breaks every stream after its
+    first events, resumes included): each worker hands its run to polling and returns, and a
+    real celery beat's ticks fetch the responses until they end."""
+    sandbox_port = free_port()
+    env = {**env, "SANDBOX_PORT": str(sandbox_port), "SANDBOX_DATA_DIR": str(tmp / "sandbox-polled"),
+           "SANDBOX_TIME_SCALE": "5", "SANDBOX_HOST": "127.0.0.1", "SANDBOX_FAULT_RATE_BREAK_STREAM": "1.0"}
+    processes = [start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox-polled.log")]
+    try:
+        wait_port(sandbox_port)
+        processes.append(_worker(env, tmp, "polled"))
+        processes.append(start([PYTHON, "-m", "celery", "-A", "project.celery", "beat", "-l", "warning",
+                                "-s", str(tmp / "beat-schedule")], env, tmp / "beat.log"))
+        url = f"http://127.0.0.1:{sandbox_port}/v1"
+        user = make_user(f"rpoll{int(time.time())}")
+        team = make_team("Polled bench", owner=user)
+        connection = _connection(team, url, Engine.RESPONSES)
+        assistant = make_assistant(team, connection, name="Long", instructions="", long_running=True)
+        time.sleep(2.0)  # the worker is up
+        started = time.monotonic()
+        runs = [thread_post_message(thread=Thread.objects.create(team=team, assistant=assistant, title="polled"),
+                                    actor=user, text="write 300 words")[1] for _ in range(total)]
+        ids = [run.pk for run in runs]
+        handed = 0
+        deadline = time.monotonic() + 300
+        while Run.objects.filter(pk__in=ids, status__in=("queued", "running")).exists():
+            handed = max(handed, Run.objects.filter(pk__in=ids, status="running", poll_at__isnull=False).count())
+            if time.monotonic() > deadline:
+                raise RuntimeError("polled runs did not finish")
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        finished = list(Run.objects.filter(pk__in=ids))
+        failed = sum(run.status != RunStatus.SUCCEEDED for run in finished)
+        lost = repeated = differ = 0
+        for run in finished:
+            if run.status != RunStatus.SUCCEEDED:
+                continue
+            saved, shown = Message.objects.get(run=run, role="assistant").text, _shown(run.pk)
+            lost += len(saved) - len(shown) if saved.startswith(shown) else 0
+            repeated += len(shown) - len(saved) if shown.startswith(saved) and not saved.startswith(shown) else 0
+            differ += not (saved.startswith(shown) or shown.startswith(saved))
+        stats = httpx2.get(f"http://127.0.0.1:{sandbox_port}/sandbox/responses/stats",
+                           headers={"Authorization": f"Bearer {connection.get_api_key()}"}).json()
+        looks = [run.poll_attempts for run in finished]
+        print(f"polled runs: {len(finished)}; awaiting the provider at once (most seen): {handed}; "
+              f"polled at least once: {sum(1 for n in looks if n)}; not succeeded: {failed}; all ended in {elapsed:.1f} s")
+        print(f"GETs per run: median {statistics.median(looks):.0f}, max {max(looks)}")
+        print(summary("run time of the attempt that polled, claim to end", [float(run.total_ms or 0) for run in finished]))
+        print(f"characters lost: {lost}; characters shown twice: {repeated}; replies whose stream differs otherwise: "
+              f"{differ}; responses created at the provider: {stats['create_requests']} for {len(finished)} runs")
+    finally:
+        for process in processes:
+            stop(process)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200, help="TTFT runs per engine")
     parser.add_argument("--killed", type=int, default=100, help="background runs whose worker is killed")
     parser.add_argument("--per-kill", type=int, default=10, help="background runs in flight at each kill")
+    parser.add_argument("--polled", type=int, default=0, help="background runs whose stream always breaks (polled)")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="responses-bench-"))
     env = dict(os.environ)
@@ -224,4 +283,6 @@ def main(argv: list[str] | None = None) -> int:
         _ttft(env, args.runs, tmp)
     if args.killed:
         _killed(env, args.killed, args.per_kill, tmp)
+    if args.polled:
+        _polled(env, args.polled, tmp)
     return 0
