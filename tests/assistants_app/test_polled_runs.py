@@ -307,6 +307,48 @@ class _FailingClient:
         raise self.error
 
 
+class _Parsed:
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def parse(self) -> Any:
+        return self
+
+    def model_dump(self, mode: str) -> dict[str, Any]:
+        return self.document
+
+
+class _InProgressClient(_FailingClient):
+    """A provider whose GET shows the response still being written, with `text` so far."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(RuntimeError("not used"))
+        self.text = text
+
+    def retrieve(self, response_id: str) -> Any:
+        return _Parsed({"id": response_id, "object": "response", "status": "in_progress", "output": [
+            {"type": "message", "id": "msg_1", "role": "assistant", "status": "in_progress",
+             "content": [{"type": "output_text", "text": self.text, "annotations": []}]}]})
+
+
+def test_a_fetch_of_a_response_still_being_written_shows_its_new_text_on_the_page(team, owner, background_sandbox,
+                                                                                   monkeypatch) -> None:
+    run, _ = _polled_run(team, background_sandbox, monkeypatch, "write 2000 words")
+    shown = "".join(data for kind, data in streams.fold(
+        streams.redis_client().xrange(streams.stream_key(run.pk)))[0] if kind == "delta")
+    with monkeypatch.context() as patched:
+        patched.setattr(responses_poll, "_client", lambda connection: _InProgressClient(shown + " and more words"))
+        assert responses_poll.response_fetch(run.pk, now_too=True)
+        # A look that shows less than the page (it cannot continue it) changes nothing.
+        patched.setattr(responses_poll, "_client", lambda connection: _InProgressClient("other"))
+        assert responses_poll.response_fetch(run.pk, now_too=True)
+    now_shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run.pk)))
+    assert "".join(data for kind, data in now_shown if kind == "delta") == shown + " and more words"
+    assert not ended and Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    run_cancel(run=Run.objects.get(pk=run.pk), actor=owner)
+    wait_for_run(run.pk)
+
+
 def test_a_rate_limited_fetch_waits_out_retry_after_then_the_next_look_ends_the_run(team, owner, background_sandbox,
                                                                                      monkeypatch) -> None:
     run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
