@@ -61,19 +61,6 @@ class LiveDisplay:
         self.down = False
         log.info("run %s: %s answered again after %.1f s; the live display caught up", self.run_id, REDIS, lasted)
 
-    def cancel_requested(self) -> bool:
-        """Whether a person asked to stop the run. While Redis is down nobody can have asked
-        (the stop button writes to Redis), so the answer is no."""
-        if self.down:
-            self.catch_up()
-            if self.down:
-                return False
-        try:
-            return streams.cancel_requested(self.run_id)
-        except REDIS_ERRORS as error:
-            self._went_down(error)
-            return False
-
     def end(self) -> None:
         """The run ended and is in the database: pages render it from there. When Redis is
         down the open pages notice on their own (they re-check the run's status while idle)."""

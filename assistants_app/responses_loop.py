@@ -32,7 +32,7 @@ from assistants_app.conversation import (
 )
 from assistants_app.models import AssistantVersion, Message, Run, RunStatus
 from assistants_app.responses_stream import ResponseTurn, shown_text, stream_once
-from assistants_app.run_loop import (
+from assistants_app.run_attempt import (
     DATABASE_OUTAGE_SECONDS,
     MAX_ATTEMPTS_PER_CALL,
     MAX_TOOL_ROUNDS,
@@ -42,16 +42,16 @@ from assistants_app.run_loop import (
     RunStopped,
     RunSuperseded,
     Usage,
-    _backoff,
-    _check_in,
-    _client,
-    _final_reply_saved,
-    _finish,
-    _owned,
     _record_end,
-    _run_tools,
-    _save_reply,
     attempt_failed,
+    backoff,
+    check_in,
+    ensure_owned,
+    final_reply_saved,
+    provider_client,
+    reply_save,
+    run_finish,
+    run_tools,
 )
 from assistants_app.spend import run_spend_record
 from project.outages import database_call
@@ -126,7 +126,7 @@ def polling_start(run: Run, *, usage: Usage, facts: ModelFacts, clock: Clock) ->
     returns. The page keeps what it shows; the fetches add the rest."""
     def save() -> None:
         with transaction.atomic():
-            _owned(run)
+            ensure_owned(run)
             usage_save_part(run, usage, facts=facts, clock=clock, part="before-polling")
             Run.objects.filter(pk=run.pk).update(
                 poll_at=timezone.now() + timedelta(seconds=POLL_FIRST_SECONDS), poll_attempts=0,
@@ -145,7 +145,7 @@ def cancel_background(run: Run) -> None:
         return
     try:
         with provider_errors():
-            _client(run.assistant.connection).responses.cancel(run.response_id)
+            provider_client(run.assistant.connection).responses.cancel(run.response_id)
     except ProviderError as error:
         log.warning("run %s: the provider's response %s was not cancelled: %s", run.pk, run.response_id, error.message)
 
@@ -167,7 +167,7 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
                     # stream (again): beat asks for it until it is done (responses_poll).
                     raise AwaitProvider() from error
                 raise
-            wait = _backoff(attempt - 1, error)
+            wait = backoff(attempt - 1, error)
             if clock.text_shown and not run.response_id:
                 # The broken attempt's text is shown again from scratch; a background one is resumed instead.
                 clock.live.publish("reset")
@@ -175,7 +175,7 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
             log.info("run %s: transient provider error, retry %s in %.1fs: %s", run.pk, attempt, wait, error.message)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                _check_in(run, clock)
+                check_in(run, clock)
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
@@ -194,26 +194,26 @@ def turn_end(run: Run, turn: ResponseTurn, *, usage: Usage, facts: ModelFacts, c
     results are saved and the model is to be asked again."""
     if turn.status == "incomplete":
         # The user's message stays; what was written is kept, marked as cut short.
-        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, request_id=request_id,
+        run_finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, request_id=request_id,
                 trimmed=trimmed, error=incomplete_message(turn.incomplete_reason),
                 reply=turn.text + " …" if turn.text else None, reasoning=turn.reasoning)
         return True
     if not turn.tool_calls and not turn.text:
         raise RunStopped(f"{NO_TEXT_MESSAGE} (status: {turn.status or 'none'}).")
     if not turn.tool_calls:
-        _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
+        run_finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
                 trimmed=trimmed, reply=turn.text, reasoning=turn.reasoning)
         return True
     with transaction.atomic():
-        _owned(run)
-        _save_reply(run, turn.text, turn.tool_calls, reasoning=turn.reasoning)
+        ensure_owned(run)
+        reply_save(run, turn.text, turn.tool_calls, reasoning=turn.reasoning)
         # The next round is a new response; this one is done with.
         Run.objects.filter(pk=run.pk).update(response_id="")
     run.response_id = ""
-    waiting = _run_tools(run, turn.tool_calls, clock)
+    waiting = run_tools(run, turn.tool_calls, clock)
     clock.live.publish("saved")
     if waiting:
-        _finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id, trimmed=trimmed)
+        run_finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id, trimmed=trimmed)
     return waiting
 
 
@@ -221,8 +221,8 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
     """The Responses run; run_engines has it run under the run's heartbeat."""
     request_id, trimmed = "", 0
     try:
-        if run.attempts > 1 and _final_reply_saved(run):  # only a run sent again can have one
-            _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
+        if run.attempts > 1 and final_reply_saved(run):  # only a run sent again can have one
+            run_finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
             return
         for _round in range(MAX_TOOL_ROUNDS):
             history, sources = history_with_sources(thread=run.thread, version=run.version, facts=facts)
@@ -240,7 +240,7 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
         polling_start(run, usage=usage, facts=facts, clock=clock)
     except RunSuperseded:
         raise
-    except Exception as error:  # noqa: BLE001 - each kind ends the run in words (run_loop.attempt_failed)
+    except Exception as error:  # noqa: BLE001 - each kind ends the run in words (run_attempt.attempt_failed)
         if isinstance(error, RunCancelled):
             cancel_background(run)
         # After a takeover the stream shows what an earlier attempt wrote of the same response.

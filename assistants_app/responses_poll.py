@@ -12,7 +12,7 @@ once (services.run_fetch_now); Stop cancels the response on the provider.
 
 One fetch at a time: a fetch claims the run with a conditional update that sets a lease
 (`poll_lease_until`), so two beat ticks, or a webhook's fetch and a tick, never fetch or
-show a response together; and every end goes through run_loop._finish, which locks the
+show a response together; and every end goes through run_attempt.run_finish, which locks the
 run and writes only while it is still running, so a run is finished once.
 """
 
@@ -45,15 +45,15 @@ from assistants_app.responses_stream import (
     turn_calls,
     usage_as_chat,
 )
-from assistants_app.run_loop import (
+from assistants_app.run_attempt import (
     Clock,
     RunCancelled,
     RunStopped,
     RunSuperseded,
     Usage,
-    _client,
-    _owned,
     attempt_failed,
+    ensure_owned,
+    provider_client,
 )
 from project.outages import REDIS_ERRORS
 from project.providers.client import ProviderError, poll_backoff_seconds, provider_errors
@@ -116,6 +116,15 @@ def _display(run: Run) -> LiveDisplay:
     return live
 
 
+def _stop_asked(run: Run) -> bool:
+    """Whether a person pressed Stop (no worker watches a polled run for it). While Redis is
+    down nobody can have asked: the stop button writes to Redis."""
+    try:
+        return bool(streams.cancels_requested([run.pk]))
+    except REDIS_ERRORS:
+        return False
+
+
 def _clock(run: Run) -> Clock:
     """A clock that counts from the attempt's start and knows its first token, so the run's
     times read as the streaming loop's would."""
@@ -150,7 +159,7 @@ def _end_run(run: Run, final: dict[str, Any], *, facts: ModelFacts, clock: Clock
         if status == "failed":
             raise error_event(final.get("error") or {})
         if status == "cancelled":
-            if clock.live.cancel_requested():
+            if _stop_asked(run):
                 raise RunCancelled()
             raise RunStopped("The provider cancelled the reply.")
         turn = ResponseTurn(response_id=run.response_id, status=status,
@@ -165,7 +174,7 @@ def _end_run(run: Run, final: dict[str, Any], *, facts: ModelFacts, clock: Clock
         _next_round(run, usage, facts=facts, clock=clock)
     except RunSuperseded:
         raise
-    except Exception as error:  # noqa: BLE001 - each kind ends the run in words (run_loop.attempt_failed)
+    except Exception as error:  # noqa: BLE001 - each kind ends the run in words (run_attempt.attempt_failed)
         attempt_failed(run, error, usage=usage, facts=facts, clock=clock, request_id=run.request_id,
                        trimmed=run.trimmed_messages, shown=lambda: shown_text(run) or clock.live.text())
 
@@ -174,7 +183,7 @@ def _next_round(run: Run, usage: Usage, *, facts: ModelFacts, clock: Clock) -> N
     """The polled response called tools, whose results are saved: a worker asks the model
     again (a new response), as for a run sent again after a person answered."""
     with transaction.atomic():
-        _owned(run)
+        ensure_owned(run)
         usage_save_part(run, usage, facts=facts, clock=clock)
         Run.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED, heartbeat_at=timezone.now(), poll_at=None,
                                              poll_lease_until=None, poll_attempts=0)
@@ -201,7 +210,7 @@ def _fetch_claimed(claim: _Claim) -> bool:
                        usage=Usage(), facts=facts, clock=clock, request_id=run.request_id,
                        trimmed=run.trimmed_messages, shown=clock.live.text)
         return True
-    if clock.live.cancel_requested():
+    if _stop_asked(run):
         # Stop: the provider stops writing (it bills what it wrote); what was shown is kept.
         cancel_background(run)
         attempt_failed(run, RunCancelled(), usage=Usage(), facts=facts, clock=clock, request_id=run.request_id,
@@ -209,7 +218,7 @@ def _fetch_claimed(claim: _Claim) -> bool:
         return True
     try:
         with provider_errors():
-            final = _client(connection).responses.with_raw_response.retrieve(run.response_id).parse().model_dump(
+            final = provider_client(connection).responses.with_raw_response.retrieve(run.response_id).parse().model_dump(
                 mode="json")
     except ProviderError as error:
         if error.transient:

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
-import openai
 from django.db import transaction
 from openai import APIResponse
 
 from assistants_app import streams
 from assistants_app.live import LiveDisplay
 from assistants_app.models import Run
-from assistants_app.run_loop import (
+from assistants_app.run_attempt import (
     FLUSH_SECONDS,
     INCOMPLETE_MESSAGE,
     Clock,
@@ -35,14 +34,15 @@ from assistants_app.run_loop import (
     ReplyIncomplete,
     Turn,
     Usage,
-    _check_in,
-    _client,
-    _owned,
-    _release_database_connection,
-    _stream_error,
+    check_in,
+    ensure_owned,
+    provider_client,
+    release_database_connection,
+    sse_data,
+    stream_error,
 )
 from project.outages import REDIS_ERRORS
-from project.providers.client import ProviderError, provider_errors
+from project.providers.client import ProviderError, ProviderTimeout, ProviderUnreachable, provider_errors
 from project.providers.model_facts import ModelFacts
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -62,8 +62,8 @@ class ResponseTurn(Turn):
 
 @dataclass
 class _Publisher:
-    """Text and thinking deltas on their way to the run's stream: the first at once, later
-    ones together at most every FLUSH_SECONDS (as run_loop's _Outbox). For a background
+    """Text and thinking deltas on their way to the run's stream: the first of each kind at
+    once, later ones together at most every FLUSH_SECONDS (as run_loop's _Outbox). For a background
     response each flush is followed by a "cursor" entry: the sequence_number of the last
     event flushed and how much text and thinking the stream then shows, so a worker that
     takes the run over resumes the provider's stream after it, with nothing lost and,
@@ -77,12 +77,16 @@ class _Publisher:
     parts: dict[str, list[str]] = field(default_factory=lambda: {"thinking": [], "delta": []})
     last: float = 0.0
 
+    # The kinds already on the stream: the first piece of each (the thinking, then the
+    # reply's first words) goes at once, not at the next flush.
+    started: set[str] = field(default_factory=set)
+
     def add(self, kind: str, piece: str, sequence: int | None) -> None:
         if piece:
             self.parts[kind].append(piece)
         self.sequence = sequence if sequence is not None else self.sequence
         now = time.monotonic()
-        if now - self.last >= FLUSH_SECONDS:
+        if now - self.last >= FLUSH_SECONDS or (piece and kind not in self.started):
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
@@ -91,6 +95,7 @@ class _Publisher:
             if parts:
                 text = "".join(parts)
                 self.live.publish(kind, text)
+                self.started.add(kind)
                 if kind == "delta":
                     self.text_len += len(text)
                 else:
@@ -136,46 +141,40 @@ def resume_point(run: Run) -> ResumePoint | None:
 def _record_response(run: Run, response_id: str) -> None:
     """The background response is the run's: a worker that takes the run over resumes it."""
     with transaction.atomic():
-        _owned(run)
+        ensure_owned(run)
         Run.objects.filter(pk=run.pk).update(response_id=response_id)
     run.response_id = response_id
 
 
 def _events(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
-    """A streamed response's events as plain dicts (as run_loop._chunks reads chat chunks,
-    without a pydantic model per event). Complete only when a terminal event came
-    (completed, incomplete, failed); a stream that ends before raises ReplyIncomplete."""
-    data: list[str] = []
+    """A streamed response's events as plain dicts (run_loop.sse_data, as run_loop._chunks
+    reads chat chunks, without a pydantic model per event). Complete only when a terminal
+    event came (completed, incomplete, failed); a stream that ends before raises ReplyIncomplete."""
     finished = False
     try:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                data.append(line[6:] if line.startswith("data: ") else line[5:])
-                continue
-            if line.startswith(":") and on_idle is not None:
-                on_idle()
-                continue
-            if line or not data:
-                continue  # the event: line, or a blank line with no data
-            payload, data = "\n".join(data), []
+        for payload in sse_data(response, on_idle):
             try:
                 event = json.loads(payload)
             except ValueError as error:
-                raise ReplyIncomplete(f"The provider sent an event that is not JSON: {payload[:80]!r}") from error
+                raise ReplyIncomplete(f"The provider sent an event that is not JSON: "
+                                      f"{payload[:80].decode(errors='replace')!r}") from error
             if not isinstance(event, dict):
                 continue
             finished = finished or event.get("type") in TERMINAL_EVENTS
             yield event
+    # The provider was reached and the reply had begun: a connection that breaks now is not
+    # "the host is unreachable" (what the SDK's APIConnectionError would be called).
     except httpx2.TimeoutException as error:
-        raise openai.APITimeoutError(request=response.http_request) from error
+        raise ProviderTimeout("The provider stopped sending in the middle of the reply (timeout).") from error
     except httpx2.TransportError as error:
-        raise openai.APIConnectionError(request=response.http_request) from error
+        raise ProviderUnreachable(f"The connection to the provider broke in the middle of the reply "
+                                  f"({type(error).__name__}).") from error
     if not finished:
         raise ReplyIncomplete(INCOMPLETE_MESSAGE)
 
 
 def usage_as_chat(usage: dict[str, Any]) -> dict[str, Any]:
-    """A response's usage in Chat Completions' names, which run_loop.Usage counts."""
+    """A response's usage in Chat Completions' names, which run_attempt.Usage counts."""
     return {
         "prompt_tokens": usage.get("input_tokens") or 0,
         "completion_tokens": usage.get("output_tokens") or 0,
@@ -188,7 +187,7 @@ def usage_as_chat(usage: dict[str, Any]) -> dict[str, Any]:
 def error_event(event: dict[str, Any]) -> ProviderError:
     """An `error` event, or a response.failed's error object: a server error is retried."""
     code = event.get("code")
-    return _stream_error({"message": event.get("message"),
+    return stream_error({"message": event.get("message"),
                           "type": "server_error" if code in (None, "server_error") else code})
 
 
@@ -212,7 +211,7 @@ def final_output(turn: ResponseTurn, final: dict[str, Any]) -> None:
 
 def open_stream(run: Run, body: dict[str, Any], resume: ResumePoint | None) -> Any:
     assert run.assistant.connection is not None
-    client = _client(run.assistant.connection)
+    client = provider_client(run.assistant.connection)
     if resume is None:
         return client.responses.with_streaming_response.create(**body)
     if resume.after is None:
@@ -232,11 +231,11 @@ def stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prom
         skip_text, skip_thinking = resume.skip_text, resume.skip_thinking
         turn.text, turn.response_id = resume.shown_text, resume.response_id
     counted = False
-    _release_database_connection()
+    release_database_connection()
     with provider_errors(), open_stream(run, body, resume) as response:
         turn.request_id = response.headers.get("x-request-id", "")
         try:
-            for event in _events(response, on_idle=lambda: _check_in(run, clock)):
+            for event in _events(response, on_idle=lambda: check_in(run, clock)):
                 kind = event.get("type")
                 sequence = event.get("sequence_number")
                 if kind == "response.output_text.delta":
@@ -275,7 +274,7 @@ def stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prom
                     raise error_event((event.get("response") or {}).get("error") or {})
                 elif kind == "error":
                     raise error_event(event)
-                _check_in(run, clock)
+                check_in(run, clock)
         finally:
             publisher.flush()
     turn_calls(turn)

@@ -14,8 +14,9 @@ def run_engine(run: Run) -> str:
 
 
 def _engine_loop(run: Run) -> run_loop.RunLoop | None:
+    """The loop for the run's engine; the claim records run.engine with the run's other
+    claimed fields, in one update."""
     run.engine = run_engine(run)
-    Run.objects.filter(pk=run.pk).update(engine=run.engine)
     return responses_loop.execute if run.engine == Engine.RESPONSES else None
 
 

@@ -3,227 +3,69 @@ Chat Completions into the run's Redis Stream, run tools, repeat, save usage.
 
 Everything here is restartable from the database: the history is rebuilt from
 stored messages each time, so a run resumed after a person answered a tool, or
-re-queued after its worker died, carries on from what was saved.
+re-queued after its worker died, carries on from what was saved. What does not depend on
+the engine (the watch, usage, tools, ending the run) is run_attempt's, shared with the
+Responses engine's loop (responses_loop, responses_stream).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import httpx2
-import openai
-from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
-from jsonschema import Draft202012Validator
 from openai import APIResponse
 
-from assistants_app.conversation import HistoryTooLong, build_history, chat_request, version_request_spec
+from assistants_app.conversation import build_history, chat_request, version_request_spec
 from assistants_app.live import LiveDisplay
-from assistants_app.models import Message, Role, Run, RunStatus, Thread
-from assistants_app.spend import run_spend_record
-from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
-from project.outages import DATABASE_ERRORS, POSTGRESQL, database_call, service_of
+from assistants_app.models import Run, RunStatus
+from assistants_app.run_attempt import (
+    DATABASE_OUTAGE_SECONDS,
+    FLUSH_SECONDS,
+    INCOMPLETE_MESSAGE,
+    MAX_ATTEMPTS_PER_CALL,
+    MAX_TOOL_ROUNDS,
+    NO_TEXT_MESSAGE,
+    Clock,
+    ReplyIncomplete,
+    RunStopped,
+    RunSuperseded,
+    Turn,
+    Usage,
+    attempt_failed,
+    backoff,
+    check_in,
+    ensure_owned,
+    final_reply_saved,
+    provider_client,
+    release_database_connection,
+    reply_save,
+    run_finish,
+    run_tools,
+    run_watch,
+    sse_data,
+    stream_error,
+)
+from project.outages import database_call
 from project.providers.capabilities import capabilities_known, refusal_after_error, request_needs, request_refusal
 from project.providers.client import (
-    ClientOptions,
     ProviderError,
     ProviderServerError,
     ProviderTimeout,
     ProviderUnreachable,
-    client_for,
     provider_errors,
-    public_error_text,
 )
 from project.providers.connection_facts import connection_model_facts
-from project.providers.model_facts import ModelFacts, cost_usd
-from project.providers.models import ProviderConnection
-from project.tokens import count_message, encoding_for_model, encoding_named
+from project.providers.model_facts import ModelFacts
 
 log = logging.getLogger(__name__)
-
-MAX_TOOL_ROUNDS = 8
-MAX_ATTEMPTS_PER_CALL = 4
-HEARTBEAT_SECONDS = 5.0
-CANCEL_CHECK_SECONDS = 0.2
-RETRY_BASE_SECONDS = 0.5
-FLUSH_SECONDS = 0.05
-# retry-after beyond this fails the run rather than holding a worker slot for minutes.
-RETRY_MAX_SECONDS = 20.0
-# How long a run waits out PostgreSQL (a restart, a pool that ran dry) before it gives up
-# its attempt; below the stale-run sweep's 60 s, so the sweep never takes over a run
-# that is only waiting.
-DATABASE_OUTAGE_SECONDS = 45.0
-
-
-class RunCancelled(Exception):
-    pass
-
-
-class RunStopped(Exception):
-    """The run cannot go on (bad history, too long, thread deleted); the message is shown."""
-
-
-class RunSuperseded(Exception):
-    """This attempt no longer owns the run: the stale-run sweep sent it again (or another
-    attempt finished it). It stops without writing anything; the run is the other's."""
-
-
-@dataclass
-class Usage:
-    input: int = 0
-    cached: int = 0
-    output: int = 0
-    reasoning: int = 0
-    calls: int = 0
-    # Some of the counts are Switchboard's own (a stream without usage), not the provider's.
-    estimated: bool = False
-
-    def add(self, usage: dict[str, Any] | None) -> None:
-        """Count a completion's `usage` object (a stream's last chunk carries it)."""
-        self.calls += 1
-        if not usage:
-            return
-        self.input += usage.get("prompt_tokens") or 0
-        self.output += usage.get("completion_tokens") or 0
-        self.cached += (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-        self.reasoning += (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-
-    def estimate(self, *, prompt_tokens: int, encoding_name: str, turn: Turn) -> None:
-        """Count a completion whose stream carried no usage with tiktoken: the input is the
-        request's count, made while the history was built (conversation.build_history),
-        the output is counted from the reply's text and tool calls."""
-        self.calls += 1
-        self.estimated = True
-        self.input += prompt_tokens
-        encoding = encoding_named(encoding_name)
-        self.output += len(encoding.encode(turn.text, disallowed_special=()))
-        if turn.tool_calls:
-            self.output += len(encoding.encode(json.dumps(turn.tool_calls, separators=(",", ":")),
-                                               disallowed_special=()))
-
-    def cost(self, facts: ModelFacts) -> Decimal | None:
-        prices = (facts.price("input"), facts.price("cached_input") or facts.price("input"), facts.price("output"))
-        parts = [cost_usd(self.input - self.cached, prices[0]), cost_usd(self.cached, prices[1]),
-                 cost_usd(self.output, prices[2])]
-        if any(part is None for part in parts):
-            return None
-        return sum((part for part in parts if part is not None), Decimal(0))
-
-
-@dataclass
-class Turn:
-    """What one streamed completion produced."""
-
-    text: str = ""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    finish_reason: str | None = None
-    request_id: str = ""
-
-
-@dataclass
-class Reasoning:
-    """What a reasoning model thought before a reply (Responses engine): the summary shown
-    in the "Thinking" block, and the items (encrypted) sent back with the reply later."""
-
-    summary: str = ""
-    items: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class Clock:
-    live: LiveDisplay
-    started: float = field(default_factory=time.monotonic)
-    first_token: float | None = None
-    # Whether the current attempt has put reply text on the run's stream.
-    text_shown: bool = False
-    last_cancel_check: float = 0.0
-    # Set by the heartbeat when another attempt has taken the run over.
-    superseded: threading.Event = field(default_factory=threading.Event)
-
-
-class _Heartbeat:
-    """The run's heartbeat, written by a thread of its own every HEARTBEAT_SECONDS for as
-    long as this worker works on the run: liveness is the worker's, so a provider that
-    takes minutes to the first token (reading a long prompt, a reasoning model thinking,
-    a server that sends only comments meanwhile) never makes the run look dead. The
-    write only counts while this attempt owns the run (running, its attempt number);
-    when it does not, `superseded` is set and the run loop stops at its next check-in."""
-
-    def __init__(self, run: Run, superseded: threading.Event) -> None:
-        self.run_id, self.attempt, self.superseded = run.pk, run.attempts, superseded
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"run{run.pk}-heartbeat", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        while not self.stopped.wait(HEARTBEAT_SECONDS):
-            try:
-                owned = Run.objects.filter(pk=self.run_id, status=RunStatus.RUNNING, attempts=self.attempt).update(
-                    heartbeat_at=timezone.now())
-            except Exception:  # a database blip: the next beat tries again
-                log.warning("run %s: heartbeat not written", self.run_id, exc_info=True)
-                continue
-            finally:
-                db_connection.close()  # this thread's connection goes back to the pool between beats
-            if not owned and not self.stopped.is_set():
-                self.superseded.set()
-                return
-
-
-def _check_in(run: Run, clock: Clock) -> None:
-    """Cancel check (rate-limited), and stop when another attempt has taken the run over."""
-    if clock.superseded.is_set():
-        raise RunSuperseded()
-    now = time.monotonic()
-    if now - clock.last_cancel_check >= CANCEL_CHECK_SECONDS:
-        clock.last_cancel_check = now
-        if clock.live.cancel_requested():
-            raise RunCancelled()
-
-
-def _release_database_connection() -> None:
-    """Give this thread's PostgreSQL connection back to the pool while the model
-    streams: a reply can take minutes, and many runs stream at once on one worker,
-    so holding a connection per run would exhaust the pool (and the server)."""
-    if not db_connection.in_atomic_block:
-        db_connection.close()
-
-
-_clients: dict[tuple[Any, ...], openai.OpenAI] = {}
-_clients_lock = threading.Lock()
-
-
-def _client(connection: ProviderConnection) -> openai.OpenAI:
-    """One SDK client per process and connection settings, shared by the worker's
-    threads (the SDK's clients are thread-safe): its pool keeps connections to the
-    provider open between runs, and building a client costs more than a short reply."""
-    key = (connection.pk, connection.kind, connection.base_url, connection.api_key_encrypted, connection.api_version,
-           connection.organization, connection.project)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = client_for(connection, ClientOptions(max_retries=0))
-    return client
 
 
 @dataclass
@@ -249,60 +91,27 @@ class _Outbox:
         self.last = now or time.monotonic()
 
 
-def _stream_error(error: Any) -> ProviderError:
-    """An error event in the middle of a reply. OpenAI sends one when a server fails
-    after the reply has begun: that is worth a retry, as a 5xx would be."""
-    details = error if isinstance(error, dict) else {}
-    message = public_error_text(details["message"]) if isinstance(details.get("message"), str) else ""
-    message = message or "no reason given"
-    if details.get("type") in ("server_error", "api_error", None):
-        return ProviderServerError(f"The provider failed in the middle of the reply: {message}")
-    return ProviderError(f"The provider stopped the reply: {message}")
-
-
-class ReplyIncomplete(ProviderServerError):
-    """The stream ended without the provider saying the reply was complete (no
-    finish_reason, no [DONE]): a server cut it short, or (llama.cpp over its context)
-    sent a 200 with an empty body. An interrupted attempt, so it is tried again."""
-
-
-INCOMPLETE_MESSAGE = "The provider ended the reply before it was complete."
-NO_TEXT_MESSAGE = "The provider returned no text"
-
-
 def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
     """A streamed Chat Completion's chunks as plain dicts, read off the server-sent
-    events. The SDK's own iterator builds a pydantic model per chunk: for a fast
-    stream that was the worker's largest CPU cost, paid under the GIL that the
-    worker's other runs share. Errors are raised as the SDK would raise them.
-    `on_idle` is called for each comment line (a server's keep-alive ": ping" while it
-    reads the prompt), so the run checks in while no chunk comes. A stream is complete
-    only when the provider says so (a finish_reason or [DONE]); one that ends without
-    either raises ReplyIncomplete."""
-    data: list[str] = []
+    events (sse_data). The SDK's own iterator builds a pydantic model per chunk: for a
+    fast stream that was the worker's largest CPU cost. Errors are raised as the SDK
+    would raise them. A stream is complete only when the provider says so (a
+    finish_reason or [DONE]); one that ends without either raises ReplyIncomplete."""
     finished = False
     chunks = 0
     try:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                data.append(line[6:] if line.startswith("data: ") else line[5:])
-                continue
-            if line.startswith(":") and on_idle is not None:
-                on_idle()
-                continue
-            if line or not data:
-                continue  # other fields (event, id, comments), or a blank line with no data
-            payload, data = "\n".join(data), []
-            if payload.startswith("[DONE]"):
+        for payload in sse_data(response, on_idle):
+            if payload.startswith(b"[DONE]"):
                 return
             try:
                 chunk = json.loads(payload)
             except ValueError as error:
-                raise ProviderServerError(f"The provider sent a part of the reply that is not JSON: {payload[:80]!r}") from error
+                raise ProviderServerError(f"The provider sent a part of the reply that is not JSON: "
+                                          f"{payload[:80].decode(errors='replace')!r}") from error
             if not isinstance(chunk, dict):
                 continue
             if chunk.get("error"):
-                raise _stream_error(chunk["error"])
+                raise stream_error(chunk["error"])
             chunks += 1
             finished = finished or any(isinstance(choice, dict) and choice.get("finish_reason")
                                         for choice in chunk.get("choices") or ())
@@ -322,16 +131,16 @@ def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
 def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int,
                  facts: ModelFacts) -> Turn:
     assert run.assistant.connection is not None
-    client = _client(run.assistant.connection)
+    client = provider_client(run.assistant.connection)
     outbox = _Outbox(clock.live)
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
     counted = False
-    _release_database_connection()
+    release_database_connection()
     with provider_errors(), client.chat.completions.with_streaming_response.create(**body) as response:
         turn.request_id = response.headers.get("x-request-id", "")
         try:
-            for chunk in _chunks(response, on_idle=lambda: _check_in(run, clock)):
+            for chunk in _chunks(response, on_idle=lambda: check_in(run, clock)):
                 if chunk.get("usage"):
                     usage.add(chunk["usage"])
                     counted = True
@@ -355,7 +164,7 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, pro
                         slot["arguments"] += function.get("arguments") or ""
                     if choice.get("finish_reason"):
                         turn.finish_reason = choice["finish_reason"]
-                _check_in(run, clock)
+                check_in(run, clock)
         except BaseException:
             if not counted:  # stopped or broken mid-stream: the provider billed the prompt and what it sent
                 usage.estimate(prompt_tokens=prompt_tokens, encoding_name=facts.encoding, turn=turn)
@@ -367,11 +176,6 @@ def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, pro
     if not counted:
         usage.estimate(prompt_tokens=prompt_tokens, encoding_name=facts.encoding, turn=turn)
     return turn
-
-
-def _backoff(attempt: int, error: ProviderError) -> float:
-    wait = error.retry_after if error.retry_after is not None else RETRY_BASE_SECONDS * 2 ** attempt
-    return float(min(wait, RETRY_MAX_SECONDS))
 
 
 def _capability_refusal(run: Run, body: dict[str, Any], error: ProviderError) -> str:
@@ -399,174 +203,55 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
                 raise RunStopped(refusal) from error
             if not error.transient or attempt >= MAX_ATTEMPTS_PER_CALL:
                 raise
-            wait = _backoff(attempt - 1, error)
+            wait = backoff(attempt - 1, error)
             if clock.text_shown:
                 clock.live.publish("reset")  # the broken attempt's text is shown again from scratch
             clock.live.publish("note", f"{error.message} Retrying in {wait:.1f} s…")
             log.info("run %s: transient provider error, retry %s in %.1fs: %s", run.pk, attempt, wait, error.message)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                _check_in(run, clock)
+                check_in(run, clock)
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-# -- tools ---------------------------------------------------------------------------------------
-
-def _run_tool(run: Run, call: dict[str, Any]) -> str | None:
-    """The tool's result text, or None for a question to a person."""
-    name = call["function"]["name"]
-    tool = run.version.tool_named(name)
-    if tool is None:
-        return f"Error: there is no tool named {name!r}."
-    try:
-        arguments = json.loads(call["function"]["arguments"] or "{}")
-    except ValueError:
-        return "Error: the arguments were not valid JSON."
-    if not isinstance(arguments, dict):
-        return "Error: the arguments must be a JSON object."
-    errors = sorted(Draft202012Validator(tool["parameters"]).iter_errors(arguments), key=lambda e: e.path)
-    if errors:
-        return f"Error: invalid arguments: {errors[0].message}"
-    if tool["binding"] == "human":
-        return None
-    try:
-        if tool["binding"] == "http":
-            return call_http_tool(tool=tool, arguments=arguments, secret=run.assistant.get_tool_secret(), call_id=call["id"])
-        return run_builtin(tool=tool, arguments=arguments, team=run.thread.team)
-    except ToolFailed as error:
-        return f"Error: {error}"
-
-
-def _run_tools(run: Run, calls: list[dict[str, Any]], clock: Clock) -> bool:
-    """Run the calls in parallel, each with its timeout; store results. True when a person must answer."""
-    results: dict[str, str | None] = {}
-    with ThreadPoolExecutor(max_workers=max(1, len(calls)), thread_name_prefix=f"run{run.pk}-tool") as pool:
-        futures = {call["id"]: pool.submit(_run_tool, run, call) for call in calls}
-        for call in calls:
-            tool = run.version.tool_named(call["function"]["name"]) or {}
-            try:
-                results[call["id"]] = futures[call["id"]].result(timeout=float(tool.get("timeout", 10)) + 1)
-            except FutureTimeout:
-                results[call["id"]] = "Error: the tool did not finish in time."
-            except Exception as error:  # a bug in a tool must not kill the run; the model is told
-                log.exception("run %s: tool %s crashed", run.pk, call["function"]["name"])
-                results[call["id"]] = f"Error: the tool failed ({type(error).__name__})."
-            _check_in(run, clock)
-    def save() -> None:
-        with transaction.atomic():
-            _owned(run)
-            for call in calls:
-                result = results[call["id"]]
-                Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.TOOL,
-                                       tool_call_id=call["id"], tool_name=call["function"]["name"], text=result or "",
-                                       pending=result is None, run=run, version=run.version)
-
-    database_call(save, what="saving the tools' results", limit_seconds=DATABASE_OUTAGE_SECONDS)
-    waiting = False
-    for call in calls:
-        result = results[call["id"]]
-        name = call["function"]["name"]
-        if result is None:
-            waiting = True
-            clock.live.publish("tool", f"{name}({call['function']['arguments']}) → waiting for a person")
-        else:
-            clock.live.publish("tool", f"{name}({call['function']['arguments']}) → {result[:300]}")
-    return waiting
-
-
-# -- the run ---------------------------------------------------------------------------------------
-
-def run_claim(run_id: int) -> Run | None:
-    """Take a queued run for this worker. The conditional update makes a redelivered
-    or duplicated task a no-op."""
-    claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, attempts=F("attempts") + 1, heartbeat_at=timezone.now(),
-        started_at=timezone.now())
-    if not claimed:
-        return None
-    return Run.objects.select_related("thread__team", "assistant__connection", "version").get(pk=run_id)
-
-
-def _owned(run: Run) -> None:
-    """Inside a transaction: lock the run's row and make sure this attempt still owns it
-    (running, with this attempt's number); RunSuperseded otherwise. Every write of the
-    run's messages and its ending goes through here, so two attempts never both write."""
-    if not Run.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING,
-                                                  attempts=run.attempts).exists():
-        raise RunSuperseded()
-
-
-def _finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock: Clock, error: str = "",
-            request_id: str = "", trimmed: int = 0, reply: str | None = None,
-            reasoning: Reasoning | None = None) -> None:
-    """End the run; `reply`, when given, is its final reply, saved in the same transaction
-    (so a run is never finished without its reply, nor has a reply and runs again)."""
-    now = time.monotonic()
-    cost = usage.cost(facts)
-
-    # One transaction: nobody may see the run finished while its cost is still missing.
-    # Safe to try again through a database blip: it happened whole or not at all, and a
-    # try after one that did commit finds the run no longer running (RunSuperseded).
-    def save() -> None:
-        with transaction.atomic():
-            _owned(run)
-            if reply is not None:
-                _save_reply(run, reply, reasoning=reasoning)
-            _record_end(run, status, usage=usage, clock=clock, cost=cost, now=now, error=error,
-                        request_id=request_id, trimmed=trimmed)
-            run_spend_record(run=run, usage=usage)
-
-    database_call(save, what="saving the reply", limit_seconds=DATABASE_OUTAGE_SECONDS)
-    try:
-        Thread.objects.filter(pk=run.thread_id).update(updated_at=timezone.now())
-    except DATABASE_ERRORS:  # only the thread list's order; the run itself is saved
-        log.warning("run %s: the thread's time was not updated", run.pk, exc_info=True)
-    clock.live.end()
-
-
-def _record_end(run: Run, status: str, *, usage: Usage, clock: Clock, cost: Decimal | None, now: float, error: str,
-                request_id: str, trimmed: int) -> None:
-    Run.objects.filter(pk=run.pk).update(
-        status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
-        input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
-        output_tokens=F("output_tokens") + usage.output, reasoning_tokens=F("reasoning_tokens") + usage.reasoning,
-        provider_calls=F("provider_calls") + usage.calls,
-        **({"usage_estimated": True} if usage.estimated else {}),
-        ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
-        total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
-        # Added to what an earlier half (before a person answered) cost.
-        **({"cost_usd": Coalesce(F("cost_usd"), Value(Decimal(0))) + cost} if cost is not None else {}),
-    )
-
-
-def _save_reply(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = None, *,
-                reasoning: Reasoning | None = None) -> Message:
-    encoding = encoding_for_model(run.model)
-    api = {"role": "assistant", "content": text, "tool_calls": tool_calls or None}
-    return Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.ASSISTANT, text=text,
-                                  tool_calls=tool_calls or [], version=run.version, run=run,
-                                  token_count=count_message(api, encoding),
-                                  **({"reasoning_summary": reasoning.summary, "reasoning_items": reasoning.items}
-                                     if reasoning else {}))
-
-
-def _final_reply_saved(run: Run) -> bool:
-    return Message.objects.filter(run=run, role=Role.ASSISTANT, tool_calls=[]).exists()
-
+# -- the run -----------------------------------------------------------------------------------
 
 type RunLoop = Callable[[Run, ModelFacts, Usage, Clock], None]
+
+
+def run_claim(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> tuple[Run, RunLoop] | None:
+    """Take a queued run for this worker, with the loop that runs it (`choose_loop`, given
+    the loaded run, picks it and sets run.engine; this module's Chat Completions loop
+    otherwise). Two queries, all the run loop needs loaded by the first: the start of a
+    run is on the way to its first token. The update is conditional on the status and on
+    the attempt number read, so a redelivered or duplicated task, or one that lost a race
+    with another worker, claims nothing."""
+    now = timezone.now()  # when this worker began to take it (the queue's wait ends here)
+    run = (Run.objects.select_related("thread__team", "assistant__connection", "version", "user_message__author")
+           .filter(pk=run_id, status=RunStatus.QUEUED).first())
+    if run is None:
+        return None
+    execute = (choose_loop(run) if choose_loop else None) or _execute
+    claimed = {"status": RunStatus.RUNNING, "attempts": run.attempts + 1, "heartbeat_at": now, "started_at": now,
+               "engine": run.engine}
+    if not Run.objects.filter(pk=run_id, status=RunStatus.QUEUED, attempts=run.attempts).update(**claimed):
+        return None
+    for name, value in claimed.items():
+        setattr(run, name, value)
+    return run, execute
 
 
 def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> None:
     """Claim the run and execute it: with the loop `choose_loop` picks for it (run_engines
     picks by the connection's engine), or this module's Chat Completions loop."""
-    run = database_call(lambda: run_claim(run_id), what="taking the run", limit_seconds=DATABASE_OUTAGE_SECONDS)
-    if run is None:
+    claimed = database_call(lambda: run_claim(run_id, choose_loop), what="taking the run",
+                            limit_seconds=DATABASE_OUTAGE_SECONDS)
+    if claimed is None:
         return
-    execute = (choose_loop(run) if choose_loop else None) or _execute
+    run, execute = claimed
     facts = connection_model_facts(run.assistant.connection, run.model)
     usage, clock = Usage(), Clock(LiveDisplay(run.pk))
-    with _Heartbeat(run, clock.superseded):
+    with run_watch.watch(run, clock):
         try:
             execute(run, facts, usage, clock)
         except RunSuperseded:
@@ -576,10 +261,10 @@ def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None
 def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
     request_id, trimmed, turn = "", 0, Turn()
     try:
-        if run.attempts > 1 and _final_reply_saved(run):
+        if run.attempts > 1 and final_reply_saved(run):
             # Sent again after its reply was saved (a duplicate task, a sweep that raced the
             # end): the reply stands; the run ends without calling the provider again.
-            _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
+            run_finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock)
             return
         for _round in range(MAX_TOOL_ROUNDS):
             messages, trimmed, prompt_tokens = database_call(
@@ -594,15 +279,15 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             if not turn.tool_calls and not turn.text:
                 raise RunStopped(f"{NO_TEXT_MESSAGE} (finish reason: {turn.finish_reason or 'none'}).")
             if not turn.tool_calls:
-                _finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                run_finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed, reply=turn.text)
                 return
             database_call(partial(_save_tool_calls, run, turn), what="saving the tool calls",
                           limit_seconds=DATABASE_OUTAGE_SECONDS)
-            waiting = _run_tools(run, turn.tool_calls, clock)
+            waiting = run_tools(run, turn.tool_calls, clock)
             clock.live.publish("saved")
             if waiting:
-                _finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                run_finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id,
                         trimmed=trimmed)
                 return
         raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
@@ -613,54 +298,10 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
                        shown=clock.live.text)
 
 
-def attempt_failed(run: Run, error: Exception, *, usage: Usage, facts: ModelFacts, clock: Clock, request_id: str,
-                   trimmed: int, shown: Callable[[], str]) -> None:
-    """End the run after its attempt raised, the same way for either engine's loop: a stop
-    keeps what was shown (`shown`, asked only then), the provider's or the run's own reason
-    fails it in those words, anything else is _crashed's."""
-    if isinstance(error, RunCancelled):
-        text = shown()
-        _finish(run, RunStatus.CANCELLED, usage=usage, facts=facts, clock=clock, error="Stopped by a person.",
-                request_id=request_id, trimmed=trimmed, reply=text + " …" if text else None)
-    elif isinstance(error, ProviderError):
-        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=error.message,
-                request_id=error.request_id or request_id, trimmed=trimmed)
-    elif isinstance(error, (RunStopped, HistoryTooLong)):
-        _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=str(error), request_id=request_id,
-                trimmed=trimmed)
-    else:
-        _crashed(run, error, usage=usage, facts=facts, clock=clock, request_id=request_id)
-
-
 def _save_tool_calls(run: Run, turn: Turn) -> None:
     with transaction.atomic():
-        _owned(run)
-        _save_reply(run, turn.text, turn.tool_calls)
-
-
-def _crashed(run: Run, error: Exception, *, usage: Usage, facts: ModelFacts, clock: Clock, request_id: str) -> None:
-    """An error that is neither the provider's nor the run's own. PostgreSQL that stayed
-    down past DATABASE_OUTAGE_SECONDS: the attempt stops writing nothing (it could not),
-    and the stale-run sweep sends the run again once its heartbeat is old, so the reply is
-    written by a fresh attempt instead of being failed. Another service that was down is
-    named; anything else is a bug: logged, and the run failed with words that say so."""
-    service = service_of(error)
-    if service == POSTGRESQL:
-        log.warning("run %s: %s; the stale-run sweep will send it again", run.pk, error)
-        return
-    if service is None:
-        log.exception("run %s crashed", run.pk)
-        text = "The run failed because of an error in Switchboard; it was logged."
-    else:
-        log.warning("run %s: stopped, %s was unreachable: %s", run.pk, service, error)
-        text = f"The run stopped because {service} was unreachable. Send the message again."
-    try:
-        if Run.objects.filter(pk=run.pk).exists():
-            _finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, error=text, request_id=request_id)
-        else:
-            clock.live.end()
-    except DATABASE_ERRORS:
-        log.warning("run %s: its failure could not be saved; the stale-run sweep will take it", run.pk)
+        ensure_owned(run)
+        reply_save(run, turn.text, turn.tool_calls)
 
 
 def _check_capabilities(run: Run, body: dict[str, Any]) -> None:
@@ -674,4 +315,3 @@ def _check_capabilities(run: Run, body: dict[str, Any]) -> None:
                               needs)
     if refusal:
         raise RunStopped(refusal)
-

@@ -24,7 +24,7 @@ RESERVATION_HOURS = 1.0
 
 
 class RunUsage(Protocol):
-    """The counts a run loop keeps for one attempt (run_loop.Usage)."""
+    """The counts a run loop keeps for one attempt (run_attempt.Usage)."""
 
     input: int
     cached: int
@@ -46,9 +46,8 @@ def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool 
     off, leaves the run's budget reservation to the attempt's end."""
     if not usage.calls:
         return
-    asked = (Message.objects.filter(pk=run.user_message_id).select_related("author").first()
-             if run.user_message_id is not None else None)
-    person = asked.author if asked is not None else None
+    # The worker's claim loaded the message and its author with the run (no query here).
+    person = run.user_message.author if run.user_message is not None else None
     connection = run.assistant.connection
     spend_record(SpendLine(
         team_id=run.team_id, feature=Feature.CHAT, model=run.model, source_kind="run", source_id=run.pk,

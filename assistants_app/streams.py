@@ -103,8 +103,12 @@ def cancel_request(run_id: int) -> None:
     redis_client().set(cancel_key(run_id), "1", ex=STREAM_TTL_SECONDS)
 
 
-def cancel_requested(run_id: int) -> bool:
-    return bool(redis_client().exists(cancel_key(run_id)))
+def cancels_requested(run_ids: list[int]) -> set[int]:
+    """Which of these runs a person asked to stop: one MGET for all of them (a worker's run watch)."""
+    if not run_ids:
+        return set()
+    values = redis_client().mget([cancel_key(run_id) for run_id in run_ids])
+    return {run_id for run_id, value in zip(run_ids, values, strict=True) if value}
 
 
 def fold(entries: Any) -> tuple[list[tuple[str, str]], str, bool]:

@@ -21,6 +21,7 @@ from assistants_app.models import Thread
 from bench._setup import summary
 from bench.chat_streaming import load, start_dashboard, stop, wait_port
 from devtools.asgi_thread import free_port
+from devtools.run import io_concurrency
 from project.providers.models import ProviderKind
 from project.teams.models import Team
 from tests.factories import make_assistant, make_connection, make_team, make_user
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="chat-browser-bench-"))
     env = {**os.environ, "DEBUG": "true", "SANDBOX_HOST": "127.0.0.1"}
     fast_port, paced_port, web_port = free_port(), free_port(), free_port()
-    processes = start_dashboard(env, tmp, web_port, args.web_processes, int(env.get("IO_CONCURRENCY") or 64),
+    processes = start_dashboard(env, tmp, web_port, args.web_processes, int(io_concurrency(env)),
                                 (fast_port, paced_port))
     try:
         for port in (fast_port, web_port):

@@ -50,6 +50,7 @@ from assistants_app import streams
 from assistants_app.models import Message, Run, Thread, stream_key
 from bench._setup import pct, summary
 from devtools.asgi_thread import free_port
+from devtools.run import ONE_AT_A_TIME_ENV, io_concurrency
 from project.providers.models import ProviderKind
 from project.teams.models import Team
 from tests.factories import make_assistant, make_connection, make_team, make_user
@@ -330,7 +331,8 @@ def start_dashboard(env: dict[str, str], tmp: Path, web_port: int, web_processes
         start([*celery, "worker", "-Q", "io", "-P", "threads", "-c", str(io_threads), "-n", f"benchio{web_port}@%h",
                "--loglevel", "WARNING", "--without-gossip", "--without-mingle"], env, tmp / "worker-io.log"),
         start([*celery, "worker", "-Q", "cpu", "-c", env.get("CPU_CONCURRENCY", "2"), "-n", f"benchcpu{web_port}@%h",
-               "--loglevel", "WARNING", "--without-gossip", "--without-mingle"], env, tmp / "worker-cpu.log"),
+               "--loglevel", "WARNING", "--without-gossip", "--without-mingle"], {**env, **ONE_AT_A_TIME_ENV},
+              tmp / "worker-cpu.log"),
     ]
     return Processes(web, workers, sandboxes, [*sandboxes, web, *workers])
 
@@ -369,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-processes", type=int,
                         default=int(os.environ.get("WEB_PROCESSES") or os.cpu_count() or 1),
                         help="uvicorn processes (make run: WEB_PROCESSES, default one per core)")
-    parser.add_argument("--io-threads", type=int, default=int(os.environ.get("IO_CONCURRENCY") or 64),
+    parser.add_argument("--io-threads", type=int, default=int(io_concurrency(dict(os.environ))),
                         help="threads of the io worker (make run: IO_CONCURRENCY)")
     args = parser.parse_args(argv)
     bursts = [int(c) for c in args.concurrent.split(",") if c.strip() and int(c) > 0]

@@ -66,6 +66,23 @@ def sandbox_defaults(env: dict[str, str]) -> None:
     env.setdefault("SANDBOX_TIME_SCALE", DEMO_TIME_SCALE)
 
 
+# A reply holds one thread of the io worker while it streams, so this is how many replies
+# stream at once; runs beyond it wait in the queue, first token included. The threads
+# mostly wait on providers, and a run borrows a PostgreSQL connection from the process's
+# pool (DATABASE_POOL_SIZE) only while it writes (its start, its heartbeat, its end),
+# never while it streams: 256 threads share the io worker's 20 connections, and a burst
+# of 200 chats starts at once instead of three in ten waiting for a thread.
+IO_CONCURRENCY = "256"
+# A prefork cpu child and beat run one thing at a time: a small pool each keeps the
+# whole stack (web processes x DATABASE_POOL_SIZE, the io worker's pool, these) under
+# PostgreSQL's max_connections (100 by default, the embedded one's too).
+ONE_AT_A_TIME_ENV = {"DATABASE_POOL_SIZE": "2"}
+
+
+def io_concurrency(env: dict[str, str]) -> str:
+    return env.get("IO_CONCURRENCY") or IO_CONCURRENCY
+
+
 def web_processes(env: dict[str, str]) -> str:
     """WEB_PROCESSES, or one web process per core: requests then never queue behind
     each other in one process while another core is idle."""
@@ -145,13 +162,13 @@ def main() -> int:
             node = socket.gethostname()
             # Model calls wait on the network: a thread pool sized for waiting, on its own queue.
             supervisor.start("worker (io)", [*celery, "worker", "-Q", "io", "-P", "threads",
-                                             "-c", env.get("IO_CONCURRENCY", "64"), "-n", f"io@{node}",
+                                             "-c", io_concurrency(env), "-n", f"io@{node}",
                                              "--loglevel", "INFO"])
             # Validation and parsing use the CPU: a process per core.
             supervisor.start("worker (cpu)", [*celery, "worker", "-Q", "cpu", "-c", env.get("CPU_CONCURRENCY", "2"),
-                                              "-n", f"cpu@{node}", "--loglevel", "INFO"])
+                                              "-n", f"cpu@{node}", "--loglevel", "INFO"], env=ONE_AT_A_TIME_ENV)
             supervisor.start("beat", [*celery, "beat", "--loglevel", "INFO",
-                                      "--schedule", str(DATA_DIR / "celerybeat-schedule")])
+                                      "--schedule", str(DATA_DIR / "celerybeat-schedule")], env=ONE_AT_A_TIME_ENV)
             wait_for_http(f"http://{host}:{port}/healthz", timeout=60)
             deadline = time.monotonic() + 120
             while not stopping and not workers_answering(celery, [f"io@{node}", f"cpu@{node}"], env):

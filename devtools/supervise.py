@@ -27,6 +27,7 @@ class Child:
     args: list[str]
     process: subprocess.Popen[bytes]
     restarted_at: list[float] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's
 
 
 class GaveUp(Exception):
@@ -43,12 +44,13 @@ class Supervisor:
         self.say = say or (lambda line: print(f"[run] {line}", flush=True))
         self.children: list[Child] = []
 
-    def _popen(self, args: list[str]) -> subprocess.Popen[bytes]:
+    def _popen(self, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         # Own process group, so Ctrl-C reaches us first and we stop children in order.
-        return subprocess.Popen(args, env=self.env, cwd=self.cwd, start_new_session=True)
+        return subprocess.Popen(args, env={**self.env, **(env or {})}, cwd=self.cwd, start_new_session=True)
 
-    def start(self, name: str, args: list[str]) -> Child:
-        child = Child(name=name, args=args, process=self._popen(args))
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Child:
+        """Start a child (`env`: variables of its own, over the supervisor's)."""
+        child = Child(name=name, args=args, process=self._popen(args, env), env=env or {})
         self.say(f"started {name} (pid {child.process.pid}): {' '.join(args)}")
         self.children.append(child)
         return child
@@ -67,7 +69,7 @@ class Supervisor:
             # What the dead child left behind (uvicorn's or Celery's own workers) would hold its port or queue.
             _signal_group(child.process, signal.SIGKILL)
             child.restarted_at.append(now)
-            child.process = self._popen(child.args)
+            child.process = self._popen(child.args, child.env)
             self.say(f"{child.name} exited with code {code}; restarted it (pid {child.process.pid}, "
                      f"restart {len(child.restarted_at)} of {self.max_restarts} allowed within {self.window:.0f} s)")
 

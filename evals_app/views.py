@@ -22,6 +22,7 @@ from project.providers.model_facts import known_model_ids, model_facts
 from project.providers.selectors import team_connection_get, team_connections
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
+from project.upload_limits import upload_limit
 from project.user_input import parse_id
 
 TABLE_ROWS = 500
@@ -175,6 +176,7 @@ def eval_set_threads(request: TeamRequest, set_id: int) -> HttpResponse:
 
 @team_view(Role.MEMBER)
 @require_POST
+@upload_limit(UploadForm.MAX_BYTES, "Switchboard takes for a test set's cases")
 def eval_set_upload(request: TeamRequest, set_id: int) -> HttpResponse:
     test_set = selectors.team_test_set_get(team=request.team, set_id=set_id)
     form = UploadForm(request.POST, request.FILES)

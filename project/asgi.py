@@ -1,6 +1,10 @@
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from project.upload_limits import BoundedBodyASGIHandler  # noqa: E402 - after setup, as get_asgi_application does
+
+application = BoundedBodyASGIHandler()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +20,16 @@ import kombu.exceptions
 import redis
 from django.db import InterfaceError, OperationalError
 from django.db import connection as db_connection
+from django.http import HttpRequest, HttpResponse
+from django.template import loader
+from django.views import defaults
 
 log = logging.getLogger(__name__)
 
 REDIS = "Redis (live updates and the task queue)"
 POSTGRESQL = "PostgreSQL (the database)"
+# What a page that met an unreachable database tells the browser to wait before asking again.
+RETRY_PAGE_SECONDS = 5
 
 # What a client raises when its Redis is restarting, full of loading data or out of
 # reach. OSError covers a Unix socket that has gone.
@@ -125,3 +131,27 @@ def _drop_connection() -> None:
         db_connection.close()
     except DATABASE_ERRORS:  # closing a connection the server already dropped
         log.debug("closing a broken database connection failed", exc_info=True)
+
+
+def _service_down_in(error: BaseException | None) -> str | None:
+    """The service named by an error or by any error it was raised from (Django wraps
+    psycopg's errors), when that service is PostgreSQL: the one a page cannot do without."""
+    while error is not None:
+        if service_of(error) == POSTGRESQL:
+            return POSTGRESQL
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500: when the page failed because PostgreSQL was out of reach (a
+    restart, a pool that could not connect), a 503 that says so and when to try again,
+    instead of "something went wrong". Rendered without the request's context: its
+    processors would ask the database again."""
+    service = _service_down_in(sys.exception())
+    if service is None:
+        return defaults.server_error(request)
+    page = loader.get_template("503.html").render({"service": service, "retry_seconds": RETRY_PAGE_SECONDS})
+    response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(RETRY_PAGE_SECONDS)
+    return response

@@ -20,3 +20,6 @@ urlpatterns = [
     path("", include("evals_app.urls")),
     path("", include("search_app.urls")),
 ]
+
+# A page that fails because PostgreSQL is out of reach says so (503), not "something went wrong".
+handler500 = "project.outages.server_error"

@@ -77,20 +77,30 @@ def request_batches[T](items: Iterable[tuple[T, Chunk]]) -> Iterator[list[tuple[
 def embed_texts(*, connection: ProviderConnection, model: str, dimensions: int,
                 texts: list[str]) -> tuple[list[list[float]], int]:
     """The vectors for `texts` (one request) and the tokens the provider counted."""
-    def call(client: object) -> object:
+    def call(client: object) -> bytes:
         extra = {"dimensions": dimensions} if takes_dimensions(model) else {}
-        return client.embeddings.create(model=model, input=texts, encoding_format="float", **extra)  # type: ignore[attr-defined]
+        # The body as JSON, not the SDK's models: building a pydantic object per number of
+        # every vector was most of what embedding a chat's messages cost the io worker.
+        raw = client.embeddings.with_raw_response.create(  # type: ignore[attr-defined]
+            model=model, input=texts, encoding_format="float", **extra)
+        return bytes(raw.content)
 
-    response = provider_call(connection, call)
-    data = sorted(response.data, key=lambda item: item.index)  # type: ignore[attr-defined]
-    vectors = [list(item.embedding) for item in data]
+    try:
+        response = json.loads(provider_call(connection, call))
+        data = sorted(response["data"], key=lambda item: item["index"])
+        vectors = [item["embedding"] for item in data]
+        if not all(isinstance(vector, list) for vector in vectors):
+            raise TypeError("an embedding that is not a list of numbers")
+    except (ValueError, TypeError, KeyError) as error:
+        raise ProviderError(f"The provider's embeddings are not in the expected shape ({error!r}).") from error
     if len(vectors) != len(texts):
         raise ProviderError(f"The provider returned {len(vectors)} embeddings for {len(texts)} inputs.")
     if vectors and len(vectors[0]) != dimensions:
         raise ProviderError(f"{model} returned vectors of {len(vectors[0])} dimensions, not {dimensions}: set the "
                             f"search settings' dimensions to {len(vectors[0])}.")
-    usage = getattr(response, "usage", None)
-    return vectors, int(getattr(usage, "prompt_tokens", 0) or sum(len(t) // 4 for t in texts))
+    usage = response.get("usage") if isinstance(response, dict) else None
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return vectors, int(tokens or sum(len(t) // 4 for t in texts))
 
 
 @dataclass(frozen=True)

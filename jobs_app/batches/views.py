@@ -29,6 +29,7 @@ from project.providers.selectors import team_connections
 from project.spend.budgets import BudgetExceeded
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
+from project.upload_limits import upload_limit
 from project.user_input import parse_id
 
 PAGE_SIZE = 50
@@ -53,6 +54,7 @@ def _lacking(request: TeamRequest) -> list[str]:
 
 
 @team_view(Role.MEMBER)
+@upload_limit("FILES_MAX_BYTES", "Switchboard takes for a batch's source file")
 def batch_new(request: TeamRequest) -> HttpResponse:
     problems: InputProblems | None = None
     if request.method == "POST":

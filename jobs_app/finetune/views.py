@@ -44,6 +44,7 @@ from project.spend.budgets import BudgetExceeded
 from project.spend.selectors import source_cost
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
+from project.upload_limits import upload_limit
 from project.user_input import parse_id
 
 IMPORT_PAGE = 20
@@ -74,6 +75,7 @@ def finetune_list(request: TeamRequest) -> HttpResponse:
 
 
 @team_view(Role.MEMBER)
+@upload_limit("FILES_MAX_BYTES", "a provider accepts for a fine-tuning file", files=2)
 def dataset_upload_view(request: TeamRequest) -> HttpResponse:
     form = DatasetUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():

@@ -34,6 +34,7 @@ from project.providers.client import ProviderError
 from project.providers.selectors import team_connections
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
+from project.upload_limits import upload_limit
 
 
 def _wants_json(request: TeamRequest) -> bool:
@@ -72,6 +73,7 @@ def file_list(request: TeamRequest) -> HttpResponse:
 
 @require_POST
 @team_view(Role.MEMBER)
+@upload_limit("FILES_MAX_BYTES", "a provider accepts for a file", back="file_list")
 def file_upload_view(request: TeamRequest) -> HttpResponse:
     as_json = _wants_json(request)
 
@@ -81,10 +83,6 @@ def file_upload_view(request: TeamRequest) -> HttpResponse:
         messages.error(request, message)
         return redirect("file_list")
 
-    # Refuse an oversize body before Django reads a byte of it to disk.
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
-    if length > settings.FILES_MAX_BYTES + 1024 * 1024:
-        return refuse(f"The file is too large: the provider accepts files up to {filesizeformat(settings.FILES_MAX_BYTES)}.", 413)
     form = UploadForm(request.POST, request.FILES, team=request.team)
     if not form.is_valid():
         return refuse(" ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from assistants_app import run_loop
+from assistants_app import run_attempt, run_loop
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import ChatError, thread_post_message
 from project.providers.capabilities import REFUSALS, capabilities_probe, connection_capabilities, supports
@@ -35,7 +35,7 @@ def attempts(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return real(run, body, *args)
 
     monkeypatch.setattr(run_loop, "_stream_once", counting)
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)
     return sent
 
 

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from assistants_app import recovery, run_loop
+from assistants_app import recovery, run_attempt, run_loop
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import thread_post_message
 from project.providers.models import ProviderConnection, ProviderKind
@@ -43,7 +43,7 @@ def _sweep_while_running(run_id: int, seconds: float, stale_after: float) -> lis
 def test_a_slow_prompt_keeps_the_run_alive_and_is_sent_once(team, owner, sandbox_url, monkeypatch) -> None:
     # The server reads the prompt for 3 s, sending only ": ping" comments; the sweep
     # takes a run as dead after 1 s without a heartbeat (production: 60 s, beat every 30 s).
-    monkeypatch.setattr(run_loop, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(run_attempt, "HEARTBEAT_SECONDS", 0.2)
     connection = llamacpp(team, sandbox_url, "keepalive=3", "ping=0.25")
     thread = make_thread(team, make_assistant(team, connection))
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: Read slowly, answered once.")
@@ -57,7 +57,7 @@ def test_a_slow_prompt_keeps_the_run_alive_and_is_sent_once(team, owner, sandbox
 
 def test_a_long_wait_without_comments_keeps_the_run_alive(team, owner, sandbox_url, monkeypatch) -> None:
     # vLLM-like: nothing at all comes before the first token; the worker still checks in.
-    monkeypatch.setattr(run_loop, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(run_attempt, "HEARTBEAT_SECONDS", 0.2)
     base = sandbox_url.removesuffix("/v1") + "/vllm/keepalive=3/model=gpt-4.1-mini/v1"
     connection = make_connection(team, base_url=base, kind=ProviderKind.COMPATIBLE, api_key="")
     thread = make_thread(team, make_assistant(team, connection))
@@ -73,7 +73,7 @@ def test_a_run_sent_again_while_its_first_worker_still_streams_gets_one_reply(te
                                                                              monkeypatch) -> None:
     # The sweep wrongly takes a live run for dead (a stalled heartbeat write, a paused host):
     # the first attempt must stop, and the thread must get one reply, not two.
-    monkeypatch.setattr(run_loop, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(run_attempt, "HEARTBEAT_SECONDS", 0.2)
     connection = llamacpp(team, sandbox_url, "keepalive=2", "ping=0.25")
     thread = make_thread(team, make_assistant(team, connection))
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: Only one of me.")
@@ -112,7 +112,7 @@ def test_a_run_whose_reply_is_already_saved_is_not_sent_again(team, owner, sandb
 # -- 2. a reply is complete only when the provider says so ----------------------------------------------
 
 def test_a_stream_cut_short_is_retried_then_fails_with_the_reason(team, owner, sandbox_url, monkeypatch) -> None:
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)
     connection = llamacpp(team, sandbox_url, "fault=cut-stream:4")
     thread = make_thread(team, make_assistant(team, connection))
     message, run = thread_post_message(thread=thread, actor=owner, text="write 40 words")
@@ -124,10 +124,10 @@ def test_a_stream_cut_short_is_retried_then_fails_with_the_reason(team, owner, s
 
 
 def test_a_stream_cut_once_is_retried_and_the_whole_reply_saved(team, owner, sandbox_url, monkeypatch) -> None:
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)
     connection = llamacpp(team, sandbox_url)
     attempts: list[int] = []
-    real_create = run_loop._client
+    real_create = run_loop.provider_client
 
     def cut_first(conn: ProviderConnection) -> Any:
         sdk = real_create(conn)
@@ -136,7 +136,7 @@ def test_a_stream_cut_once_is_retried_and_the_whole_reply_saved(team, owner, san
             return sdk.with_options(default_headers={"X-Sandbox-Fault": "cut-stream:3"})
         return sdk
 
-    monkeypatch.setattr(run_loop, "_client", cut_first)
+    monkeypatch.setattr(run_loop, "provider_client", cut_first)
     thread = make_thread(team, make_assistant(team, connection))
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: one two three four five six seven")
     run = wait_for_run(run.pk)
@@ -147,7 +147,7 @@ def test_a_stream_cut_once_is_retried_and_the_whole_reply_saved(team, owner, san
 
 def test_an_empty_body_over_the_context_is_a_failure_not_an_empty_reply(team, owner, sandbox_url,
                                                                         monkeypatch) -> None:
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)
     connection = llamacpp(team, sandbox_url, "n_ctx=64")
     thread = make_thread(team, make_assistant(team, connection))
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: " + "many words " * 60)
@@ -213,7 +213,7 @@ def test_a_server_traceback_never_reaches_the_run_page(team, owner, sandbox_url,
     # capabilities that say it works make the run send it; see test_capability_runs.py.)
     from project.providers.models import ConnectionCapabilities
 
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
               "additionalProperties": False}
     connection = llamacpp(team, sandbox_url)

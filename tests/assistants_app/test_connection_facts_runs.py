@@ -42,9 +42,9 @@ def test_the_window_an_admin_set_trims_the_history_and_free_costs_nothing(team, 
 
 def test_without_facts_the_same_thread_overflows_the_server_and_its_cost_stays_unknown(team, owner,
                                                                                       sandbox_url, monkeypatch) -> None:
-    from assistants_app import run_loop
+    from assistants_app import run_attempt
 
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)
     connection = llamacpp(team, sandbox_url, "n_ctx=4096")
     thread = _long_thread(team, connection)
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: Still here.")

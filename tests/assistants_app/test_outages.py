@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.contrib.auth.backends import ModelBackend
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from assistants_app import run_loop, streams
@@ -193,12 +194,14 @@ def test_a_run_sent_again_after_its_reply_was_saved_ends_without_calling_the_pro
 
 def test_pages_work_right_after_postgresql_dropped_the_pools_connections(team, owner) -> None:
     """What a PostgreSQL restart leaves in every process's pool: connections that look
-    idle and are dead. Without a check as they are handed out, the next pages were 500s."""
+    idle and are dead. Without a check as they are handed out, the next pages were 500s;
+    with psycopg_pool's own check, which finds them one at a time 1, 2, 4, 8 s apart, a
+    pool of eight dead ones made the first page time out (PoolTimeout after 10 s)."""
     from tests.conftest import client_for
 
     browser = client_for(owner)
     pool: Any = getattr(connection, "pool")  # noqa: B009 - PostgreSQL's wrapper; the stubs know the base class
-    held = [pool.getconn() for _ in range(3)]
+    held = [pool.getconn() for _ in range(8)]
     dead = [held_connection.info.backend_pid for held_connection in held]
     for held_connection in held:
         pool.putconn(held_connection)
@@ -206,3 +209,27 @@ def test_pages_work_right_after_postgresql_dropped_the_pools_connections(team, o
         cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [dead])
     connection.close()  # back to the pool too, behind the dead ones
     assert [browser.get("/threads/").status_code for _ in range(4)] == [200] * 4
+
+
+@pytest.mark.parametrize(("error", "status", "words"), [
+    (OperationalError("couldn't get a connection after 10.00 sec"), 503, "The database is unreachable"),
+    (RuntimeError("a bug"), 500, "Something went wrong on our side"),
+])
+def test_a_page_that_cannot_reach_postgresql_says_so(owner, monkeypatch, error: Exception, status: int,
+                                                     words: str) -> None:
+    """Where the pool gives up (PostgreSQL down longer than its timeout), the page names
+    the database and when to try again; any other error keeps the generic page."""
+    from tests.conftest import client_for
+
+    browser = client_for(owner)
+    browser.raise_request_exception = False
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise error
+
+    # The first query of a page: the session's user, read by the middleware.
+    monkeypatch.setattr(ModelBackend, "get_user", fails)
+    response = browser.get("/threads/")
+    assert response.status_code == status
+    assert words in response.content.decode()
+    assert ("Retry-After" in response) is (status == 503)

@@ -254,7 +254,7 @@ def test_a_broken_stream_that_cannot_be_resumed_is_polled_and_its_tool_round_goe
                                                                                     monkeypatch) -> None:
     """The stream breaks right after the response is created and every resume fails too: the
     response is polled; it calls a tool, whose result is saved, and a worker asks again."""
-    monkeypatch.setattr(responses_loop, "_backoff", lambda attempt, error: 0.0)
+    monkeypatch.setattr(responses_loop, "backoff", lambda attempt, error: 0.0)
     real_events, real_open = responses_stream._events, responses_stream.open_stream
 
     def broken(response: Any, on_idle: Any = None) -> Any:
@@ -337,10 +337,10 @@ def test_a_fetch_of_a_response_still_being_written_shows_its_new_text_on_the_pag
     shown = "".join(data for kind, data in streams.fold(
         streams.redis_client().xrange(streams.stream_key(run.pk)))[0] if kind == "delta")
     with monkeypatch.context() as patched:
-        patched.setattr(responses_poll, "_client", lambda connection: _InProgressClient(shown + " and more words"))
+        patched.setattr(responses_poll, "provider_client", lambda connection: _InProgressClient(shown + " and more words"))
         assert responses_poll.response_fetch(run.pk, now_too=True)
         # A look that shows less than the page (it cannot continue it) changes nothing.
-        patched.setattr(responses_poll, "_client", lambda connection: _InProgressClient("other"))
+        patched.setattr(responses_poll, "provider_client", lambda connection: _InProgressClient("other"))
         assert responses_poll.response_fetch(run.pk, now_too=True)
     now_shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run.pk)))
     assert "".join(data for kind, data in now_shown if kind == "delta") == shown + " and more words"
@@ -354,7 +354,7 @@ def test_a_rate_limited_fetch_waits_out_retry_after_then_the_next_look_ends_the_
     run, connection = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
     _wait_remote(background_sandbox, connection, run.response_id)
     with monkeypatch.context() as patched:
-        patched.setattr(responses_poll, "_client", lambda connection: _FailingClient(ProviderRateLimited(
+        patched.setattr(responses_poll, "provider_client", lambda connection: _FailingClient(ProviderRateLimited(
             "The provider is rate limiting requests.", status_code=429, retry_after=7.0)))
         before = timezone.now()
         assert responses_poll.response_fetch(run.pk, now_too=True)
@@ -368,7 +368,7 @@ def test_a_rate_limited_fetch_waits_out_retry_after_then_the_next_look_ends_the_
 def test_a_response_the_provider_no_longer_has_fails_the_run_in_words(team, owner, background_sandbox,
                                                                       monkeypatch) -> None:
     run, _ = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
-    monkeypatch.setattr(responses_poll, "_client", lambda connection: _FailingClient(ProviderNotFound(
+    monkeypatch.setattr(responses_poll, "provider_client", lambda connection: _FailingClient(ProviderNotFound(
         "The provider has no response with that id (404).", status_code=404)))
     run, _ = _poll_to_end(run.pk)
     assert run.status == RunStatus.FAILED and run.error == "The provider has no response with that id (404)."

@@ -186,7 +186,7 @@ def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team,
                                                                           monkeypatch) -> None:
     from assistants_app import responses_stream
 
-    real_client = responses_stream._client
+    real_client = responses_stream.provider_client
     calls: list[float] = []
 
     def limited_once(connection: ProviderConnection) -> Any:
@@ -194,7 +194,7 @@ def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team,
         sdk = real_client(connection)
         return sdk.with_options(default_headers={"X-Sandbox-Fault": "429"}) if len(calls) == 1 else sdk
 
-    monkeypatch.setattr(responses_stream, "_client", limited_once)
+    monkeypatch.setattr(responses_stream, "provider_client", limited_once)
     assistant = make_assistant(team, responses_connection)
     _, run = thread_post_message(thread=make_thread(team, assistant), actor=owner, text="echo: after a pause")
     run = wait_for_run(run.pk)
@@ -203,3 +203,19 @@ def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team,
     assert Message.objects.get(run=run, role="assistant").text == "after a pause"
     notes = [data for kind, data in _stream(run.pk) if kind == "note"]
     assert any("Rate limited by the provider (429)" in note and "Retrying in 1.0 s" in note for note in notes)
+
+
+def test_a_stream_that_breaks_on_every_attempt_fails_saying_the_connection_broke(team, owner, tmp_path,
+                                                                                 monkeypatch) -> None:
+    """As on the chat engine: the provider was reached and began the reply, so the run's
+    error is not "the host is unreachable"."""
+    from assistants_app import run_attempt
+    from sandbox.testing import running_sandbox
+
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
+    with running_sandbox(tmp_path, fault_rate_break_stream=1.0) as url:
+        assistant = make_assistant(team, _responses_connection(team, url))
+        _, run = thread_post_message(thread=make_thread(team, assistant), actor=owner, text="write 100 words")
+        run = wait_for_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.error.startswith("The connection to the provider broke in the middle of the reply"), run.error

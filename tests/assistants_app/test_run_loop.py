@@ -315,15 +315,15 @@ def test_the_history_is_read_newest_first_across_pages_and_sent_in_order(team, c
 
 
 class _Lines:
-    """What _chunks reads of a streamed response: its lines."""
+    """What _chunks reads of a streamed response: its bytes, here one line per read."""
 
     http_request = None
 
     def __init__(self, *lines: str) -> None:
         self.lines = lines
 
-    def iter_lines(self) -> Any:
-        return iter(self.lines)
+    def iter_bytes(self) -> Any:
+        return iter(line.encode() + b"\n" for line in self.lines)
 
 
 def test_streamed_chunks_are_read_as_sent_and_a_garbled_one_is_a_provider_error() -> None:

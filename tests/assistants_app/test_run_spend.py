@@ -129,9 +129,9 @@ def test_under_a_hard_limit_a_reply_reserves_its_most_cost_and_a_stop_releases_i
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("celery_worker_session")
 def test_a_run_that_failed_after_streaming_is_billed_for_every_attempt(team, owner, tmp_path, monkeypatch) -> None:
-    from assistants_app import run_loop
+    from assistants_app import run_attempt, run_loop
 
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
     with running_sandbox(tmp_path, fault_rate_break_stream=1.0) as url:
         connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX)
         thread = make_thread(team, make_assistant(team, connection, model="gpt-4.1-mini"))

@@ -399,9 +399,9 @@ def test_a_reply_whose_stream_breaks_midway_is_retried_and_shown_once(team, owne
 @pytest.mark.usefixtures("celery_worker_session")
 def test_an_error_event_in_the_middle_of_a_reply_is_retried_then_fails_the_run_with_it(team, owner, tmp_path,
                                                                                       monkeypatch) -> None:
-    from assistants_app import run_loop
+    from assistants_app import run_attempt, run_loop
 
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
     with running_sandbox(tmp_path, fault_rate_stream_error=1.0) as url:
         connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX)
         thread = make_thread(team, make_assistant(team, connection))
@@ -419,9 +419,9 @@ def test_an_error_event_in_the_middle_of_a_reply_is_retried_then_fails_the_run_w
 @pytest.mark.usefixtures("celery_worker_session")
 def test_a_stream_that_breaks_on_every_attempt_fails_saying_the_connection_broke(team, owner, tmp_path,
                                                                                  monkeypatch) -> None:
-    from assistants_app import run_loop
+    from assistants_app import run_attempt
 
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
     with running_sandbox(tmp_path, fault_rate_break_stream=1.0) as url:
         connection = make_connection(team, base_url=url, kind=ProviderKind.SANDBOX)
         thread = make_thread(team, make_assistant(team, connection))

@@ -81,3 +81,26 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
     except (FileNotFoundError, IndexError):
         return "zombie"
+
+
+def test_a_childs_own_variables_are_given_to_it_on_top_of_the_stacks_and_again_on_restart(tmp_path: Path) -> None:
+    # make run gives the cpu worker and beat a small DATABASE_POOL_SIZE of their own.
+    seen = tmp_path / "seen"
+    script = ("import os, pathlib, sys, time; p = pathlib.Path(sys.argv[1])\n"
+              "first = not p.exists()\n"
+              "with p.open('a') as f: f.write(os.environ['SHARED'] + ':' + os.environ['DATABASE_POOL_SIZE'] + '\\n')\n"
+              "if first: sys.exit(3)\n"
+              "time.sleep(60)")
+    supervisor = Supervisor(env={"SHARED": "stack", "DATABASE_POOL_SIZE": "20"}, cwd=tmp_path, say=lambda line: None)
+    try:
+        supervisor.start("beat", [sys.executable, "-c", script, str(seen)], env={"DATABASE_POOL_SIZE": "2"})
+        _wait_until_exited(supervisor)
+        supervisor.check()
+        deadline = time.monotonic() + 10
+        while len(seen.read_text().splitlines()) < 2:
+            assert time.monotonic() < deadline, "the restarted child never ran"
+            time.sleep(0.05)
+        assert seen.read_text().splitlines() == ["stack:2", "stack:2"]
+        assert supervisor.env["DATABASE_POOL_SIZE"] == "20"  # the others keep the stack's
+    finally:
+        supervisor.stop(timeout=2)

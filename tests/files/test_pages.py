@@ -150,7 +150,7 @@ def test_an_oversize_body_is_refused_before_it_is_read(team, connection, owner_c
     upload = SimpleUploadedFile("big.txt", b"x" * (2 * 1024 * 1024))
     response = owner_client.post(reverse("file_upload"), {"connection": connection.pk, "purpose": "user_data", "file": upload},
                                  headers={"Accept": "application/json"})
-    assert response.status_code == 413 and "too large" in response.json()["error"]
+    assert response.status_code == 413 and "big.txt is larger than 10" in response.json()["error"]
 
 
 def test_a_viewer_sees_the_files_but_no_upload_or_delete(team, connection) -> None:

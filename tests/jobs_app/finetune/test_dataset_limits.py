@@ -37,7 +37,7 @@ def test_an_upload_over_the_size_limit_is_refused_with_a_message(owner_client, t
     content = jsonl([chat_example(i) for i in range(12)]) * 3000  # about 3 MB
     response = owner_client.post(reverse("finetune_dataset_upload"), {
         "method": "supervised", "model_id": "gpt-4.1-mini",
-        "training_file": SimpleUploadedFile("big.jsonl", content, content_type="application/jsonl")})
+        "training_file": SimpleUploadedFile("big.jsonl", content, content_type="application/jsonl")}, follow=True)
     assert response.status_code == 200
-    assert "big.jsonl is larger than 2 MB, the most a provider accepts" in response.content.decode()
+    assert "big.jsonl is larger than 2.0\xa0MB, the most a provider accepts" in response.content.decode()
     assert not Dataset.objects.exists()
