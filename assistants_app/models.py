@@ -211,13 +211,25 @@ class Run(models.Model):
     # A long-running version's background response of the current round, until the round is saved:
     # a worker that takes the run over resumes it instead of creating another.
     response_id = models.CharField(max_length=120, blank=True)
+    # Awaiting the provider: the background response's stream could not be followed, so no
+    # worker holds the run; beat fetches the response (GET) at poll_at, backing off with
+    # poll_attempts, until it is over (assistants_app.responses_poll). Null: not polled.
+    poll_at = models.DateTimeField(null=True, blank=True)
+    poll_attempts = models.PositiveSmallIntegerField(default=0)
+    # A fetch of the response is under way until then (one fetch at a time; a fetcher that
+    # died leaves it to the next once it has passed).
+    poll_lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["team", "created_at"], name="run_team_day")]
+        indexes = [
+            models.Index(fields=["team", "created_at"], name="run_team_day"),
+            # Beat's poll finds the due runs among few.
+            models.Index(fields=["poll_at"], name="run_poll_due", condition=models.Q(poll_at__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.status})"

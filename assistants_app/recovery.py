@@ -1,5 +1,6 @@
 """The stale-run sweep: runs nobody is working on are sent again or failed, so a
-reply is never stuck "writing…" because a worker died or a task was lost."""
+reply is never stuck "writing…" because a worker died or a task was lost. Runs awaiting
+the provider are beat's to poll (responses_poll), not the sweep's."""
 
 from __future__ import annotations
 
@@ -45,12 +46,13 @@ def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2,
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_seconds)
     requeued = failed = 0
-    for run in Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).only("pk", "attempts",
-                                                                                          "response_id"):
+    # A run awaiting the provider (poll_at set) has no worker to die: beat polls its
+    # background response (responses_poll), so its old heartbeat says nothing.
+    stale = Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff, poll_at__isnull=True)
+    for run in stale.only("pk", "attempts", "response_id"):
         if run.attempts < max_attempts:
             with transaction.atomic():
-                if Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
-                        status=RunStatus.QUEUED, heartbeat_at=now):
+                if stale.filter(pk=run.pk).update(status=RunStatus.QUEUED, heartbeat_at=now):
                     if run.response_id:
                         # A background response goes on at the provider: the next worker resumes it.
                         transaction.on_commit(partial(_tell_pages, run.pk, (
@@ -60,7 +62,7 @@ def runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 2,
                             "note", "The worker stopped; the reply is being written again.")))
                     task_send_on_commit("assistants_app.run_execute", run.pk)
                     requeued += 1
-        elif Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+        elif stale.filter(pk=run.pk).update(
                 status=RunStatus.FAILED, finished_at=timezone.now(),
                 error="The worker running this reply stopped and it could not be finished. Send the message again."):
             _tell_pages(run.pk, ("done", ""))

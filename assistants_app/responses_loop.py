@@ -10,18 +10,20 @@ encrypted reasoning items. We own the history: `store` is off, nothing relies on
 previous_response_id, and each reply keeps its reasoning items to send back with it, so a
 multi-round tool run keeps its reasoning (include=["reasoning.encrypted_content"]).
 Reading the stream is responses_stream's; this module builds the requests and runs the
-rounds, retries, background polling, Stop's cancel and the response.* webhook.
+rounds, retries and Stop's cancel, and hands a background response whose stream cannot be
+followed to beat's polling (responses_poll), which ends the run through turn_end as here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from assistants_app import streams
 from assistants_app.conversation import (
     history_with_sources,
     responses_input,
@@ -29,18 +31,9 @@ from assistants_app.conversation import (
     version_request_spec,
 )
 from assistants_app.models import AssistantVersion, Message, Run, RunStatus
-from assistants_app.responses_stream import (
-    ResponseTurn,
-    error_event,
-    final_output,
-    first_output,
-    resume_point,
-    shown_text,
-    stream_once,
-    turn_calls,
-    usage_as_chat,
-)
+from assistants_app.responses_stream import ResponseTurn, shown_text, stream_once
 from assistants_app.run_attempt import (
+    DATABASE_OUTAGE_SECONDS,
     MAX_ATTEMPTS_PER_CALL,
     MAX_TOOL_ROUNDS,
     NO_TEXT_MESSAGE,
@@ -49,20 +42,21 @@ from assistants_app.run_attempt import (
     RunStopped,
     RunSuperseded,
     Usage,
+    _record_end,
     attempt_failed,
     backoff,
     check_in,
     ensure_owned,
     final_reply_saved,
     provider_client,
-    release_database_connection,
     reply_save,
     run_finish,
     run_tools,
 )
-from project.providers.client import ProviderError, ProviderRejected, provider_errors
+from assistants_app.spend import run_spend_record
+from project.outages import database_call
+from project.providers.client import ProviderError, provider_errors
 from project.providers.model_facts import ModelFacts
-from project.providers.models import ProviderConnection
 
 log = logging.getLogger(__name__)
 
@@ -105,72 +99,47 @@ def responses_body(version: AssistantVersion, facts: ModelFacts, items: list[dic
     return body
 
 
-def poke_key(run_id: int) -> str:
-    """Set by a response.* webhook: the worker polling the run's response fetches it at once."""
-    return f"sb:run:{run_id}:poke"
+POLL_FIRST_SECONDS = 1.0
 
 
-def response_webhook_received(connection: ProviderConnection, event: Any) -> None:
-    """A response.completed|failed|cancelled|incomplete webhook: a worker polling that
-    background response (its stream could not be followed) asks for it now instead of
-    waiting out its backoff. Responses no run of the connection is waiting on are ignored."""
-    response_id = str(getattr(getattr(event, "data", None), "id", ""))
-    if not response_id:
+class AwaitProvider(Exception):
+    """The background response's stream cannot be followed (the provider refuses to stream
+    it, or it broke and could not be resumed): beat polls the response instead
+    (responses_poll), and the worker is let go."""
+
+
+def usage_save_part(run: Run, usage: Usage, *, facts: ModelFacts, clock: Clock, part: str = "") -> None:
+    """Inside the caller's transaction (the run owned): add what this attempt has cost so far
+    to the run and the ledger while the run goes on without its worker. The run's end adds
+    the rest, as after a person's answer."""
+    if not usage.calls:
         return
-    for run_id in Run.objects.filter(assistant__connection=connection, team_id=connection.team_id,
-                                     response_id=response_id, status=RunStatus.RUNNING).values_list("pk", flat=True):
-        streams.redis_client().set(poke_key(run_id), "1", ex=streams.STREAM_TTL_SECONDS)
+    _record_end(run, RunStatus.RUNNING, usage=usage, clock=clock, cost=usage.cost(facts), now=time.monotonic(),
+                error="", request_id=run.request_id, trimmed=run.trimmed_messages)
+    Run.objects.filter(pk=run.pk).update(finished_at=None)  # still running: only the counts were added
+    run_spend_record(run=run, usage=usage, part=part, settle=False)
 
 
-def _poked(run: Run) -> bool:
-    return bool(streams.redis_client().delete(poke_key(run.pk)))
+def polling_start(run: Run, *, usage: Usage, facts: ModelFacts, clock: Clock) -> None:
+    """Hand the run's background response to beat's polling: the run records it awaits the
+    provider (first fetch soon), what the attempt cost so far is saved, and the worker
+    returns. The page keeps what it shows; the fetches add the rest."""
+    def save() -> None:
+        with transaction.atomic():
+            ensure_owned(run)
+            usage_save_part(run, usage, facts=facts, clock=clock, part="before-polling")
+            Run.objects.filter(pk=run.pk).update(
+                poll_at=timezone.now() + timedelta(seconds=POLL_FIRST_SECONDS), poll_attempts=0,
+                poll_lease_until=None,
+                **({"ttft_ms": int((clock.first_token - clock.started) * 1000)} if clock.first_token else {}))
+
+    database_call(save, what="handing the reply to polling", limit_seconds=DATABASE_OUTAGE_SECONDS)
+    clock.live.publish("note", "The provider's stream of this reply could not be followed; Switchboard asks the "
+                               "provider for it until it is done.")
+    log.info("run %s: background response %s handed to polling", run.pk, run.response_id)
 
 
-POLL_FIRST_SECONDS = 0.5
-POLL_MAX_SECONDS = 5.0
-TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
-
-
-def _poll(run: Run, clock: Clock, usage: Usage) -> ResponseTurn:
-    """A background response whose stream cannot be followed: GET it, backing off, until it
-    is over; then show what the run's stream does not show yet."""
-    assert run.assistant.connection is not None
-    client = provider_client(run.assistant.connection)
-    wait = POLL_FIRST_SECONDS
-    while True:
-        release_database_connection()
-        with provider_errors():
-            final = client.responses.with_raw_response.retrieve(run.response_id).parse().model_dump(mode="json")
-        if final.get("status") in TERMINAL_STATUSES:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and not _poked(run):
-            check_in(run, clock)
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-        wait = min(wait * 2, POLL_MAX_SECONDS)
-    if final.get("status") == "failed":
-        raise error_event(final.get("error") or {})
-    if final.get("status") == "cancelled":
-        raise RunStopped("The provider cancelled the reply.")
-    resume = resume_point(run)
-    turn = ResponseTurn(response_id=run.response_id, status=str(final.get("status")),
-                        incomplete_reason=str((final.get("incomplete_details") or {}).get("reason") or ""))
-    final_output(turn, final)
-    shown = resume.shown_text if resume else ""
-    if turn.text.startswith(shown) and turn.text != shown:
-        clock.live.publish("delta", turn.text[len(shown):])
-    elif not turn.text.startswith(shown):
-        clock.live.publish("reset")
-        clock.live.publish("delta", turn.text)
-    if turn.text:
-        first_output(clock)
-    if final.get("usage"):
-        usage.add(usage_as_chat(final["usage"]))
-    turn_calls(turn)
-    return turn
-
-
-def _cancel_background(run: Run) -> None:
+def cancel_background(run: Run) -> None:
     """Stop asks the provider to stop writing a background reply (it is billed for what it wrote)."""
     if not run.response_id or run.assistant.connection is None:
         return
@@ -190,14 +159,13 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
         clock.text_shown = False
         try:
             return stream_once(run, body, clock, usage, prompt_tokens, facts)
-        except ProviderRejected:
-            if not run.response_id:
-                raise
-            # The provider will not stream this background response again: ask for it until it is done.
-            return _poll(run, clock, usage)
         except ProviderError as error:
             attempt += 1
             if not error.transient or attempt >= MAX_ATTEMPTS_PER_CALL:
+                if run.response_id:
+                    # The provider goes on writing this background response, which it will not
+                    # stream (again): beat asks for it until it is done (responses_poll).
+                    raise AwaitProvider() from error
                 raise
             wait = backoff(attempt - 1, error)
             if clock.text_shown and not run.response_id:
@@ -213,9 +181,40 @@ def _call_with_retries(run: Run, body: dict[str, Any], clock: Clock, usage: Usag
 
 # -- the run --------------------------------------------------------------------------------------
 
-def _incomplete_message(reason: str) -> str:
+def incomplete_message(reason: str) -> str:
     words = INCOMPLETE_REASONS.get(reason, f"the provider gave the reason {reason!r}" if reason else "no reason given")
     return f"The reply is incomplete: {words}."
+
+
+def turn_end(run: Run, turn: ResponseTurn, *, usage: Usage, facts: ModelFacts, clock: Clock, request_id: str,
+             trimmed: int) -> bool:
+    """Act on a finished response, streamed or polled: an incomplete one fails the run with
+    the reason in words (what was written kept), a reply finishes it, function calls are
+    saved and run. True when the run is over (or waits for a person); False when the tools'
+    results are saved and the model is to be asked again."""
+    if turn.status == "incomplete":
+        # The user's message stays; what was written is kept, marked as cut short.
+        run_finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                trimmed=trimmed, error=incomplete_message(turn.incomplete_reason),
+                reply=turn.text + " …" if turn.text else None, reasoning=turn.reasoning)
+        return True
+    if not turn.tool_calls and not turn.text:
+        raise RunStopped(f"{NO_TEXT_MESSAGE} (status: {turn.status or 'none'}).")
+    if not turn.tool_calls:
+        run_finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
+                trimmed=trimmed, reply=turn.text, reasoning=turn.reasoning)
+        return True
+    with transaction.atomic():
+        ensure_owned(run)
+        reply_save(run, turn.text, turn.tool_calls, reasoning=turn.reasoning)
+        # The next round is a new response; this one is done with.
+        Run.objects.filter(pk=run.pk).update(response_id="")
+    run.response_id = ""
+    waiting = run_tools(run, turn.tool_calls, clock)
+    clock.live.publish("saved")
+    if waiting:
+        run_finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id, trimmed=trimmed)
+    return waiting
 
 
 def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
@@ -233,36 +232,17 @@ def execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             body = responses_body(run.version, facts, input_items(history.messages, sources, model=run.model))
             turn = _call_with_retries(run, body, clock, usage, history.prompt_tokens, facts)
             request_id = turn.request_id or request_id
-            if turn.status == "incomplete":
-                # The user's message stays; what was written is kept, marked as cut short.
-                run_finish(run, RunStatus.FAILED, usage=usage, facts=facts, clock=clock, request_id=request_id,
-                        trimmed=trimmed, error=_incomplete_message(turn.incomplete_reason),
-                        reply=turn.text + " …" if turn.text else None, reasoning=turn.reasoning)
-                return
-            if not turn.tool_calls and not turn.text:
-                raise RunStopped(f"{NO_TEXT_MESSAGE} (status: {turn.status or 'none'}).")
-            if not turn.tool_calls:
-                run_finish(run, RunStatus.SUCCEEDED, usage=usage, facts=facts, clock=clock, request_id=request_id,
-                        trimmed=trimmed, reply=turn.text, reasoning=turn.reasoning)
-                return
-            with transaction.atomic():
-                ensure_owned(run)
-                reply_save(run, turn.text, turn.tool_calls, reasoning=turn.reasoning)
-                # The next round is a new response; this one is done with.
-                Run.objects.filter(pk=run.pk).update(response_id="")
-            run.response_id = ""
-            waiting = run_tools(run, turn.tool_calls, clock)
-            clock.live.publish("saved")
-            if waiting:
-                run_finish(run, RunStatus.WAITING, usage=usage, facts=facts, clock=clock, request_id=request_id,
-                        trimmed=trimmed)
+            if turn_end(run, turn, usage=usage, facts=facts, clock=clock, request_id=request_id, trimmed=trimmed):
                 return
         raise RunStopped(f"The model kept calling tools for {MAX_TOOL_ROUNDS} rounds; stopped.")
+    except AwaitProvider:
+        run.request_id, run.trimmed_messages = request_id, trimmed
+        polling_start(run, usage=usage, facts=facts, clock=clock)
     except RunSuperseded:
         raise
     except Exception as error:  # noqa: BLE001 - each kind ends the run in words (run_attempt.attempt_failed)
         if isinstance(error, RunCancelled):
-            _cancel_background(run)
+            cancel_background(run)
         # After a takeover the stream shows what an earlier attempt wrote of the same response.
         attempt_failed(run, error, usage=usage, facts=facts, clock=clock, request_id=request_id, trimmed=trimmed,
                        shown=lambda: shown_text(run) or clock.live.text())

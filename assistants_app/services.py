@@ -270,6 +270,8 @@ def run_cancel(*, run: Run, actor: User | None) -> Run:
             streams.publish_end(run.pk)
         elif run.status == RunStatus.RUNNING:
             streams.cancel_request(run.pk)
+            # No worker reads the stop of a run awaiting the provider: a fetch does, now.
+            run_fetch_now(run_ids=[run.pk])
     except REDIS_ERRORS as error:
         if not ended:  # the worker learns of a stop only through Redis
             raise ChatError(f"The reply cannot be stopped right now: {REDIS} is unreachable. "
@@ -277,6 +279,35 @@ def run_cancel(*, run: Run, actor: User | None) -> Run:
         log.warning("run %s: stopped, but its pages could not be told (%s)", run.pk, error)
     run.refresh_from_db()
     return run
+
+
+def run_fetch_now(*, run_ids: Sequence[int]) -> int:
+    """Background responses beat polls (responses_poll) that must be looked at now: a
+    response.* webhook said one ended, or a person pressed Stop. Each is marked due at once
+    (a fetch under way looks again when it is done) and a fetch is sent to a worker; if the
+    broker is out of reach, beat's next tick finds it due. Returns how many were marked."""
+    marked = 0
+    for run_id in run_ids:
+        if Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, poll_at__isnull=False).update(
+                poll_at=timezone.now()):
+            marked += 1
+            try:
+                task_send("assistants_app.response_fetch", run_id)
+            except BROKER_ERRORS as error:
+                log.warning("run %s: its response fetch waits for beat (%s)", run_id, error)
+    return marked
+
+
+def response_webhook_received(connection: ProviderConnection, event: Any) -> None:
+    """A response.completed|failed|cancelled|incomplete webhook: the run awaiting that
+    background response is fetched now instead of at its next poll. Responses no run of the
+    connection is polling (a worker streams them, or nobody waits) are ignored."""
+    response_id = str(getattr(getattr(event, "data", None), "id", ""))
+    if not response_id:
+        return
+    run_fetch_now(run_ids=list(Run.objects.filter(
+        assistant__connection=connection, team_id=connection.team_id, response_id=response_id,
+        status=RunStatus.RUNNING, poll_at__isnull=False).values_list("pk", flat=True)))
 
 
 def tool_answer(*, run: Run, message: Message, actor: User | None, answer: str) -> Run:

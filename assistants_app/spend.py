@@ -38,9 +38,12 @@ def run_reservation_key(run_id: int) -> str:
     return f"run:{run_id}"
 
 
-def run_spend_record(*, run: Run, usage: RunUsage) -> None:
+def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool = True) -> None:
     """Put what this attempt of the run cost in the ledger (nothing when no call was billed):
-    call it in the transaction that saves the run's usage. The row outlives the thread."""
+    call it in the transaction that saves the run's usage. The row outlives the thread.
+    `part` names a share of the attempt saved before its end (the rounds a worker ran before
+    it handed a background response to polling), a row of its own that, with `settle`
+    off, leaves the run's budget reservation to the attempt's end."""
     if not usage.calls:
         return
     # The worker's claim loaded the message and its author with the run (no query here).
@@ -48,13 +51,13 @@ def run_spend_record(*, run: Run, usage: RunUsage) -> None:
     connection = run.assistant.connection
     spend_record(SpendLine(
         team_id=run.team_id, feature=Feature.CHAT, model=run.model, source_kind="run", source_id=run.pk,
-        source_label=run.thread.title, key=f"run:{run.pk}:attempt:{run.attempts}",
+        source_label=run.thread.title, key=f"run:{run.pk}:attempt:{run.attempts}" + (f":{part}" if part else ""),
         connection_id=connection.pk if connection else None, connection_name=connection.name if connection else "",
         person_id=person.pk if person else None, person_name=person.get_username() if person else "",
         assistant_id=run.assistant_id, assistant_name=run.assistant.name, version_id=run.version_id,
         version_number=run.version.number, input_tokens=usage.input, cached_tokens=usage.cached,
         output_tokens=usage.output, reasoning_tokens=usage.reasoning, calls=usage.calls, estimated=usage.estimated,
-        settles=run_reservation_key(run.pk)))
+        settles=run_reservation_key(run.pk) if settle else ""))
 
 
 def run_most_cost(*, thread: Thread, run: Run, facts: ModelFacts | None = None) -> Decimal:

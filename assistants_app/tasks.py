@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from assistants_app import images, recovery, run_engines
+from assistants_app import images, recovery, responses_poll, run_engines
 from project.workloads import CpuTask, IoTask
 
 # A run whose worker has not sent a heartbeat for this long is taken as dead.
@@ -21,6 +21,19 @@ def run_execute_task(run_id: int) -> None:
 @shared_task(base=IoTask, name="assistants_app.runs_recover_stale")
 def runs_recover_stale_task() -> tuple[int, int]:
     return recovery.runs_recover_stale(stale_after_seconds=STALE_AFTER_SECONDS)
+
+
+# Beat's tick: background responses awaiting the provider are fetched when due. Two ticks
+# that overlap are harmless: a fetch claims its run first (responses_poll).
+@shared_task(base=IoTask, name="assistants_app.responses_poll_due")
+def responses_poll_due_task() -> int:
+    return responses_poll.responses_poll_due()
+
+
+# A response.* webhook or Stop: that run's response is fetched now.
+@shared_task(base=IoTask, name="assistants_app.response_fetch")
+def response_fetch_task(run_id: int) -> bool:
+    return responses_poll.response_fetch(run_id, now_too=True)
 
 
 @shared_task(base=CpuTask, name="assistants_app.chat_images_forget_unused")

@@ -8,13 +8,17 @@
    stream showed (characters lost or repeated), and the sandbox's count of create calls
    says whether any response was generated twice.
 
-    make bench ARGS="responses_engine [--runs=200] [--killed=100] [--per-kill=10]"
+3. With --polled=N, background runs whose every stream breaks: their workers hand them to
+   polling and a real celery beat's ticks fetch them to their end (responses_poll).
+
+    make bench ARGS="responses_engine [--runs=200] [--killed=100] [--per-kill=10] [--polled=0]"
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
@@ -212,11 +216,123 @@ def _killed(env: dict[str, str], total: int, per_kill: int, tmp: Path) -> None:
             stop(process)
 
 
+def _no_resume_proxy(upstream: str) -> Any:
+    """A provider that will not stream a background response again: in front of the sandbox
+    (which breaks every created stream after its first events), it refuses
+    GET /v1/responses/{id}?stream=true with a 400 and passes everything else on."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        if request.method == "GET" and request.query_params.get("stream") == "true":
+            refused = JSONResponse({"error": {"message": "Streaming is not available for this response.",
+                                              "type": "invalid_request_error", "param": "stream", "code": None}},
+                                   status_code=400)
+            await refused(scope, receive, send)
+            return
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        body, status, kind = b"", 502, "application/json"
+        async with httpx2.AsyncClient(timeout=60) as client:
+            try:
+                async with client.stream(request.method, upstream + request.url.path, params=request.query_params,
+                                         headers=headers, content=await request.body()) as answer:
+                    status, kind = answer.status_code, answer.headers.get("content-type", kind)
+                    async for chunk in answer.aiter_raw():
+                        body += chunk
+            except httpx2.HTTPError:
+                pass  # the sandbox broke the stream: pass on what it sent
+        await Response(body, status_code=status, media_type=kind)(scope, receive, send)
+
+    return app
+
+
+def _polled(env: dict[str, str], total: int, tmp: Path) -> None:
+    """Background runs whose stream cannot be followed (it breaks after its first events and
+    the provider refuses to stream it again): each worker hands its run to polling and
+    returns, and a real celery beat's ticks fetch the responses until they end."""
+    from devtools.asgi_thread import serving_in_thread
+
+    sandbox_port = free_port()
+    env = {**env, "SANDBOX_PORT": str(sandbox_port), "SANDBOX_DATA_DIR": str(tmp / "sandbox-polled"),
+           "SANDBOX_TIME_SCALE": "5", "SANDBOX_HOST": "127.0.0.1", "SANDBOX_FAULT_RATE_BREAK_STREAM": "1.0"}
+    processes = [start([PYTHON, "-m", "sandbox"], env, tmp / "sandbox-polled.log")]
+    proxy = contextlib.ExitStack()
+    try:
+        wait_port(sandbox_port)
+        proxy_port = proxy.enter_context(serving_in_thread(_no_resume_proxy(f"http://127.0.0.1:{sandbox_port}"),
+                                                           name="no-resume"))
+        processes.append(_worker(env, tmp, "polled"))
+        processes.append(start([PYTHON, "-m", "celery", "-A", "project.celery", "beat", "-l", "info",
+                                "-s", str(tmp / "beat-schedule")], env, tmp / "beat.log"))
+        deadline = time.monotonic() + 120
+        while "Starting..." not in (tmp / "beat.log").read_text(errors="replace"):  # beat is up
+            if time.monotonic() > deadline:
+                raise RuntimeError("celery beat did not start")
+            time.sleep(0.2)
+        url = f"http://127.0.0.1:{proxy_port}/v1"
+        user = make_user(f"rpoll{int(time.time())}")
+        team = make_team("Polled bench", owner=user)
+        connection = _connection(team, url, Engine.RESPONSES)
+        assistant = make_assistant(team, connection, name="Long", instructions="", long_running=True)
+        time.sleep(2.0)  # the worker is up
+        started = time.monotonic()
+        runs = [thread_post_message(thread=Thread.objects.create(team=team, assistant=assistant, title="polled"),
+                                    actor=user, text="write 300 words")[1] for _ in range(total)]
+        ids = [run.pk for run in runs]
+        handed = 0
+        deadline = time.monotonic() + 300
+        handed_at: dict[int, float] = {}  # when the bench first saw each run awaiting the provider
+        ended_at: dict[int, float] = {}
+        while len(ended_at) < len(ids):
+            now = time.monotonic()
+            polled = list(Run.objects.filter(pk__in=ids, status="running", poll_at__isnull=False)
+                          .values_list("pk", flat=True))
+            handed = max(handed, len(polled))
+            for run_id in polled:
+                handed_at.setdefault(run_id, now)
+            for run_id in Run.objects.filter(pk__in=ids).exclude(status__in=("queued", "running")).values_list(
+                    "pk", flat=True):
+                ended_at.setdefault(run_id, now)
+            if now > deadline:
+                raise RuntimeError("polled runs did not finish")
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        finished = list(Run.objects.filter(pk__in=ids))
+        failed = sum(run.status != RunStatus.SUCCEEDED for run in finished)
+        lost = repeated = differ = 0
+        for run in finished:
+            if run.status != RunStatus.SUCCEEDED:
+                continue
+            saved, shown = Message.objects.get(run=run, role="assistant").text, _shown(run.pk)
+            lost += len(saved) - len(shown) if saved.startswith(shown) else 0
+            repeated += len(shown) - len(saved) if shown.startswith(saved) and not saved.startswith(shown) else 0
+            differ += not (saved.startswith(shown) or shown.startswith(saved))
+        stats = httpx2.get(f"http://127.0.0.1:{sandbox_port}/sandbox/responses/stats",
+                           headers={"Authorization": f"Bearer {connection.get_api_key()}"}).json()
+        looks = [run.poll_attempts for run in finished]
+        print(f"polled runs: {len(finished)}; awaiting the provider at once (most seen): {handed}; "
+              f"polled at least once: {sum(1 for n in looks if n)}; not succeeded: {failed}; all ended in {elapsed:.1f} s")
+        print(f"GETs per run: median {statistics.median(looks):.0f}, max {max(looks)}")
+        print(summary("run time of the attempt that polled, claim to end", [float(run.total_ms or 0) for run in finished]))
+        print(summary("post to handed to polling (as the bench saw it)",
+                      [(handed_at[i] - started) * 1000 for i in ids if i in handed_at]))
+        print(summary("handed to polling to ended (as the bench saw it)",
+                      [(ended_at[i] - handed_at[i]) * 1000 for i in ids if i in handed_at]))
+        print(f"characters lost: {lost}; characters shown twice: {repeated}; replies whose stream differs otherwise: "
+              f"{differ}; responses created at the provider: {stats['create_requests']} for {len(finished)} runs")
+    finally:
+        for process in processes:
+            stop(process)
+        proxy.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200, help="TTFT runs per engine")
     parser.add_argument("--killed", type=int, default=100, help="background runs whose worker is killed")
     parser.add_argument("--per-kill", type=int, default=10, help="background runs in flight at each kill")
+    parser.add_argument("--polled", type=int, default=0, help="background runs whose stream always breaks (polled)")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="responses-bench-"))
     env = dict(os.environ)
@@ -224,4 +340,6 @@ def main(argv: list[str] | None = None) -> int:
         _ttft(env, args.runs, tmp)
     if args.killed:
         _killed(env, args.killed, args.per_kill, tmp)
+    if args.polled:
+        _polled(env, args.polled, tmp)
     return 0

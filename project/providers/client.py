@@ -97,11 +97,12 @@ class ProviderServerError(ProviderError):
         return True
 
 
-def poll_backoff_seconds(failures: int, error: ProviderError, *, base: float, cap: float) -> float:
-    """How long a poller waits after its n-th failure in a row: doubling from `base` up
-    to `cap`, and never less than the provider's retry-after."""
+def poll_backoff_seconds(failures: int, error: ProviderError | None, *, base: float, cap: float) -> float:
+    """How long a poller waits after its n-th failure in a row (or its n-th look at work
+    not done yet, `error` None): doubling from `base` up to `cap`, and never less than
+    the provider's retry-after."""
     delay = min(cap, base * 2 ** min(failures - 1, 30))
-    return max(delay, error.retry_after or 0.0)
+    return max(delay, (error.retry_after if error is not None else None) or 0.0)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,15 @@ def paced_sandbox(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def background_sandbox(tmp_path: Path) -> Iterator[str]:
+    """A sandbox whose background clock runs at 10x: a 300-word reply takes about half a second to write."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(tmp_path, ttft_ms=0, tokens_per_second=0, time_scale=10.0) as url:
+        yield url
+
+
+@pytest.fixture
 def chat_connection(team: factories.Team, sandbox_url: str) -> ProviderConnection:
     return factories.make_connection(team, base_url=sandbox_url, kind=ProviderKind.SANDBOX, name="Sandbox")
 

@@ -81,3 +81,24 @@ def test_a_long_running_reply_survives_a_reload(page, asgi_url, tmp_path) -> Non
         final = page.wait_for_selector(".run-group[data-run-status=succeeded] .msg.assistant .md", timeout=30_000)
         saved = Message.objects.get(run__thread=thread, role="assistant").text
         assert len(saved.split()) == 300 and len(final.inner_text().split()) == 300
+
+
+def test_a_polled_long_running_reply_survives_a_reload_and_ends_on_the_page(page, asgi_url, background_sandbox,
+                                                                            monkeypatch) -> None:
+    """A background response handed to beat's polling: the page shows what was written and
+    says why, a reload shows it again, and beat's fetches end it on the open page."""
+    from tests.assistants_app.test_polled_runs import _poll_to_end, _polled_run
+
+    user = make_user("pia")
+    team = make_team("Polled", owner=user)
+    run, _ = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
+    log_in(page, asgi_url, "pia", expect_heading="Polled")
+    page.goto(f"{asgi_url}/threads/{run.thread_id}/")
+    page.wait_for_selector(".live .stream-text span")
+    page.reload()
+    page.wait_for_selector(".live .stream-text span")
+    page.wait_for_function("document.querySelector('.live .notes').innerText.includes('could not be followed')")
+    run, _ = _poll_to_end(run.pk)
+    assert run.status == "succeeded", run.error
+    final = page.wait_for_selector(".run-group[data-run-status=succeeded] .msg.assistant .md", timeout=30_000)
+    assert len(final.inner_text().split()) == 300

@@ -209,10 +209,10 @@ def test_a_stream_that_breaks_on_every_attempt_fails_saying_the_connection_broke
                                                                                  monkeypatch) -> None:
     """As on the chat engine: the provider was reached and began the reply, so the run's
     error is not "the host is unreachable"."""
-    from assistants_app import run_loop
+    from assistants_app import run_attempt
     from sandbox.testing import running_sandbox
 
-    monkeypatch.setattr(run_loop, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
+    monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)  # the worker runs in this process
     with running_sandbox(tmp_path, fault_rate_break_stream=1.0) as url:
         assistant = make_assistant(team, _responses_connection(team, url))
         _, run = thread_post_message(thread=make_thread(team, assistant), actor=owner, text="write 100 words")
