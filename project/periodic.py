@@ -7,4 +7,7 @@ from project.celery import app
 
 
 def periodic_task_register(key: str, *, task: str, seconds: float) -> None:
-    app.conf.beat_schedule[key] = {"task": task, "schedule": seconds}
+    """Every `seconds`, beat sends `task`. A tick no worker has started within its period
+    expires: the next tick does the same work, so while a worker is down (or busy) the
+    ticks do not pile up in its queue to run back to back when it returns."""
+    app.conf.beat_schedule[key] = {"task": task, "schedule": seconds, "options": {"expires": seconds}}

@@ -56,3 +56,10 @@ def test_each_app_adds_its_periodic_tasks_and_each_names_a_registered_task() -> 
     assert set(schedule) >= {"chat-recover-stale-runs", "finetune-sync", "files-sync-all", "files-reap-uploads",
                              "batches-sync"}
     assert sorted(entry["task"] for entry in schedule.values() if entry["task"] not in app.tasks) == []
+
+
+def test_a_periodic_tick_no_worker_started_within_its_period_expires() -> None:
+    # The next tick does the same work: while a worker is down, its queue must not fill
+    # with ticks that would all run back to back when it returns.
+    for key, entry in app.conf.beat_schedule.items():
+        assert entry["options"]["expires"] == entry["schedule"], key
