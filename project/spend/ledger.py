@@ -13,8 +13,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from project.providers.model_facts import PER_MILLION, model_facts
-from project.spend.budgets import budget_alerts_send, month_of
-from project.spend.models import Pricing, SpendEntry, SpendReservation
+from project.spend.budgets import budget_alerts_send, month_of, reservation_release
+from project.spend.models import Pricing, SpendEntry
 
 CENT_FRACTION = Decimal("0.000001")
 
@@ -88,8 +88,19 @@ ON CONFLICT (team_id, day, feature, connection_id, person_id, assistant_id, mode
 """
 
 _MONTH_UPSERT = """
-INSERT INTO spend_spendmonth AS m (team_id, connection_id, month, cost_usd) VALUES (%s, %s, %s, %s)
+INSERT INTO spend_spendmonth AS m (team_id, connection_id, month, cost_usd) VALUES (%(team)s, %(connection)s, %(month)s, %(cost)s)
 ON CONFLICT (team_id, month, connection_id) DO UPDATE SET cost_usd = m.cost_usd + EXCLUDED.cost_usd
+"""
+# The budget meters (the team's row, then the connection's: the order every meter write
+# takes) count the month's spend; a row last written in an earlier month starts again.
+_METER_SPENT = """
+INSERT INTO spend_budgetmeter AS m (team_id, connection_id, month, spent_usd, reserved_usd)
+SELECT %(team)s, s.connection_id, %(month)s, %(cost)s, 0
+FROM (SELECT NULL::bigint AS connection_id UNION SELECT %(connection)s::bigint) s ORDER BY s.connection_id NULLS FIRST
+ON CONFLICT (team_id, connection_id) DO UPDATE SET
+    spent_usd = CASE WHEN m.month = EXCLUDED.month THEN m.spent_usd + EXCLUDED.spent_usd
+                     WHEN m.month < EXCLUDED.month THEN EXCLUDED.spent_usd ELSE m.spent_usd END,
+    month = greatest(m.month, EXCLUDED.month)
 """
 
 
@@ -121,9 +132,13 @@ def spend_record(line: SpendLine) -> SpendEntry | None:
                 entry.model, entry.connection_name, entry.person_name, entry.assistant_name, line.calls,
                 line.calls if line.estimated else 0, line.calls if cost is None else 0, line.input_tokens,
                 line.cached_tokens, line.output_tokens, line.reasoning_tokens, cost or Decimal(0)])
-            cursor.execute(_MONTH_UPSERT, [line.team_id, line.connection_id, month_of(day), cost or Decimal(0)])
+            month = {"team": line.team_id, "connection": line.connection_id, "month": month_of(day),
+                     "cost": cost or Decimal(0)}
+            cursor.execute(_MONTH_UPSERT, month)
+            if cost:
+                cursor.execute(_METER_SPENT, month)
         if line.settles:
-            SpendReservation.objects.filter(key=line.settles).delete()
+            reservation_release(key=line.settles)
         if cost:
             budget_alerts_send(team_id=line.team_id, connection_id=line.connection_id, month=month_of(day))
     return entry

@@ -161,6 +161,28 @@ class BudgetAlert(models.Model):
         return f"{self.threshold}% in {self.month:%Y-%m}"
 
 
+class BudgetMeter(models.Model):
+    """What a hard limit is checked against, one row per team (connection None) and per
+    connection: this month's spend and what running work may still cost, side by side, so
+    a check and a reservation are one conditional update of the row (see budgets.py).
+    The month is the one `spent_usd` counts: a row last written in an earlier month has
+    spent nothing this month yet. Reservations are not per month: work let through at the
+    end of a month still counts in the next until it is settled."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    connection_id = models.BigIntegerField(null=True)
+    month = models.DateField()
+    spent_usd = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    reserved_usd = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "connection_id"], nulls_distinct=False,
+                                               name="budget_meter_one_per_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.spent_usd} spent, {self.reserved_usd} reserved"
+
+
 class SpendReservation(models.Model):
     """The most a piece of work that was let through may still cost: counted against hard
     limits until its ledger row settles it (or it expires, if the work never reported)."""
