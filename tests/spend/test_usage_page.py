@@ -133,3 +133,10 @@ def test_days_are_utc_days(team, owner) -> None:
                            input_tokens=1_000_000, occurred_at=late))
     day = late.date()
     assert "<strong>$0.40</strong>" in page_text(client_for(owner), f"?start={day}&end={day}")
+
+
+def test_the_chosen_filters_stay_chosen_in_the_form(owner, spent) -> None:
+    html = page_text(client_for(owner), f"?person={spent.pk}&assistant=2")
+    assert f'<option value="{spent.pk}" selected>mia</option>' in html
+    assert "<option value=\"2\" selected>Mia&#x27;s bot</option>" in html
+    assert '<select name="connection"><option value="">All</option>' in html
