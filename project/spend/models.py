@@ -50,10 +50,11 @@ class SpendEntry(models.Model):
     source_id = models.BigIntegerField(null=True, blank=True)
     source_label = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200)
-    input_tokens = models.BigIntegerField(default=0)  # for training: the trained tokens
+    input_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
+    trained_tokens = models.BigIntegerField(default=0)  # fine-tuning: tokens trained on
     calls = models.IntegerField(default=1)
     pricing = models.CharField(max_length=10, choices=Pricing.choices, default=Pricing.STANDARD)
     # USD per 1M tokens used for the cost, by kind; the cost is None when the model's price is unknown.
@@ -97,6 +98,7 @@ class SpendDaily(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
+    trained_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
 
     class Meta:

@@ -182,3 +182,13 @@ def source_cost(*, team: Team, source_kind: str, source_id: int) -> Decimal | No
     total: Decimal | None = SpendEntry.objects.filter(team=team, source_kind=source_kind, source_id=source_id).aggregate(
         total=Sum("cost_usd"))["total"]
     return total
+
+
+def sources_cost(*, team_id: int, source_kind: str, source_ids: list[int]) -> dict[int, Decimal | None]:
+    """What the ledger holds for each of a page's runs (or batches, jobs), in one query:
+    ids with no row are absent; a source whose rows have no price is None."""
+    if not source_ids:
+        return {}
+    rows = (SpendEntry.objects.filter(team_id=team_id, source_kind=source_kind, source_id__in=source_ids)
+            .values("source_id").annotate(total=Sum("cost_usd")).order_by())
+    return {row["source_id"]: row["total"] for row in rows if row["source_id"] is not None}

@@ -42,7 +42,7 @@ def test_batch_and_training_lines_use_their_own_prices(team) -> None:
     batch = spend_record(line(team, "b", feature=Feature.BATCH, pricing=Pricing.BATCH, input_tokens=2_000_000,
                               output_tokens=1_000_000))
     training = spend_record(line(team, "t", feature=Feature.FINE_TUNING, pricing=Pricing.TRAINING,
-                                 input_tokens=1_000_000, output_tokens=0))
+                                 input_tokens=0, output_tokens=0, trained_tokens=1_000_000))
     assert batch is not None and training is not None
     assert batch.cost_usd == 2 * facts.price("batch_input") + facts.price("batch_output")  # type: ignore[operator]
     assert training.cost_usd == facts.price("training")

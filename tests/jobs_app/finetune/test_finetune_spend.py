@@ -43,8 +43,8 @@ def test_training_is_billed_once_at_the_training_price_and_outlives_the_job(team
     assert job.status == JobStatus.SUCCEEDED and job.trained_tokens
     finetune_job_refresh(job=job)  # a replayed webhook: nothing billed twice
     entry = SpendEntry.objects.get(team=team, source_kind="finetune_job")
-    assert (entry.feature, entry.pricing, entry.input_tokens, entry.person_id) == (
-        Feature.FINE_TUNING, Pricing.TRAINING, job.trained_tokens, owner.pk)
+    assert (entry.feature, entry.pricing, entry.trained_tokens, entry.input_tokens, entry.person_id) == (
+        Feature.FINE_TUNING, Pricing.TRAINING, job.trained_tokens, 0, owner.pk)
     price = model_facts("gpt-4.1-mini").price("training")
     assert entry.cost_usd == (Decimal(job.trained_tokens) * price / 1_000_000).quantize(Decimal("0.000001"))  # type: ignore[operator]
     assert not SpendReservation.objects.exists()  # settled
