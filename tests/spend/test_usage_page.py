@@ -143,6 +143,7 @@ def test_the_chosen_filters_stay_chosen_in_the_form(owner, spent) -> None:
 
 
 def test_a_run_and_a_batch_show_what_the_ledger_holds_for_them(team, owner) -> None:
+    from jobs_app.batches.models import BatchGroup
     from tests.factories import make_batch_group, make_message, make_run, make_thread
 
     thread = make_thread(team)
@@ -153,6 +154,7 @@ def test_a_run_and_a_batch_show_what_the_ledger_holds_for_them(team, owner) -> N
     html = " ".join(client_for(owner).get(f"/threads/{thread.pk}/").content.decode().split())
     assert "· $0.40" in html and "$9.99" not in html
     group = make_batch_group(team)
+    assert isinstance(group, BatchGroup)
     spend_record(SpendLine(team_id=team.pk, feature=Feature.BATCH, model="gpt-4o-mini", source_kind="batch",
                            source_id=group.pk, key="b:1", input_tokens=1_000_000, pricing=Pricing.BATCH))
     batch_page = client_for(owner).get(f"/batches/{group.pk}/").content.decode()
