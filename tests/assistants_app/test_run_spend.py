@@ -129,7 +129,9 @@ def test_under_a_hard_limit_a_reply_reserves_its_most_cost_and_a_stop_releases_i
     output = output_budget(run.version, facts)
     history = sum(Message.objects.filter(thread=thread).values_list("token_count", flat=True))
     assert history > 0
-    expected = (history * facts.price("input") + output * facts.price("output")) / 1_000_000  # type: ignore[operator]
+    input_price, output_price = facts.price("input"), facts.price("output")
+    assert input_price is not None and output_price is not None
+    expected = (history * input_price + output * output_price) / 1_000_000
     assert reservation.amount_usd == expected.quantize(Decimal("0.000001"))
     run_cancel(run=run, actor=owner)
     assert not SpendReservation.objects.filter(key=f"run:{run.pk}").exists()

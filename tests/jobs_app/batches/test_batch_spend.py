@@ -60,7 +60,7 @@ def test_each_line_of_the_output_file_is_billed_once_at_batch_prices_and_outlive
     daily = SpendDaily.objects.get(team=team, feature=Feature.BATCH)
     assert (daily.calls, daily.input_tokens, daily.output_tokens, daily.cost_usd) == (
         4, sum(v[0] for v in expected.values()), sum(v[1] for v in expected.values()),
-        sum(v[2] for v in expected.values()))
+        sum((v[2] or Decimal(0) for v in expected.values()), Decimal(0)))
     Batch.objects.filter(group=group).delete()
     group.delete()
     assert SpendEntry.objects.filter(team=team, source_kind="batch").count() == 4
