@@ -54,7 +54,7 @@ class SpendEntry(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
-    trained_tokens = models.BigIntegerField(default=0)  # fine-tuning: tokens trained on
+    trained_tokens = models.BigIntegerField(default=0, db_default=0)  # fine-tuning: tokens trained on
     calls = models.IntegerField(default=1)
     pricing = models.CharField(max_length=10, choices=Pricing.choices, default=Pricing.STANDARD)
     # USD per 1M tokens used for the cost, by kind; the cost is None when the model's price is unknown.
@@ -98,7 +98,7 @@ class SpendDaily(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
-    trained_tokens = models.BigIntegerField(default=0)
+    trained_tokens = models.BigIntegerField(default=0, db_default=0)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
 
     class Meta:

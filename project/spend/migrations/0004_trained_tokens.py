@@ -13,12 +13,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='spenddaily',
             name='trained_tokens',
-            field=models.BigIntegerField(default=0),
+            field=models.BigIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
             model_name='spendentry',
             name='trained_tokens',
-            field=models.BigIntegerField(default=0),
+            field=models.BigIntegerField(db_default=0, default=0),
         ),
         # Training rows held their trained tokens as input tokens: moved to their own column
         # (the ledger's append-only trigger is set aside for this one rewrite).
