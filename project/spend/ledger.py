@@ -15,7 +15,8 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from project.providers.model_facts import PER_MILLION, model_facts
+from project.providers.connection_facts import connection_price_facts
+from project.providers.model_facts import PER_MILLION
 from project.spend.budgets import budget_alerts_send, month_of, reservation_release
 from project.spend.models import Pricing, SpendEntry
 
@@ -60,10 +61,11 @@ _TOKENS = {"uncached": lambda line: line.input_tokens - line.cached_tokens, "cac
            "trained": lambda line: line.trained_tokens}
 
 
-def _rates(model: str, pricing: str) -> list[tuple[str, str, Decimal | None]]:
+def _rates(model: str, pricing: str, connection_id: int | None) -> list[tuple[str, str, Decimal | None]]:
     """(price name, tokens it applies to, USD per 1M tokens or None when unknown) of a
-    line's pricing: the one rule both the single and the bulk writes price by."""
-    facts = model_facts(model)
+    line's pricing, at the prices set for the model on its connection (a self-hosted model
+    set free costs $0, as its run says): the one rule the single and bulk writes price by."""
+    facts = connection_price_facts(connection_id, model)
     if pricing == Pricing.TRAINING:
         return [("training", "trained", facts.price("training"))]
     if pricing == Pricing.BATCH:
@@ -78,7 +80,7 @@ def line_cost(line: SpendLine) -> tuple[Decimal | None, dict[str, str]]:
     """The cost at the model's prices for the line's pricing, rounded once (half up, as
     PostgreSQL's round() does for the bulk write), and the prices used (USD per 1M
     tokens). None when a price it needs is unknown."""
-    rates = _rates(line.model, line.pricing)
+    rates = _rates(line.model, line.pricing, line.connection_id)
     prices = {name: str(price) for name, _, price in rates if price is not None}
     wanted = [(price, _TOKENS[tokens](line)) for _, tokens, price in rates]
     if any(price is None for price, count in wanted if count):
@@ -212,7 +214,7 @@ _CALL_TOKENS = {"uncached": "(c.input_tokens - c.cached_tokens)", "cached": "c.c
 def _cost_sql(line: SpendLine) -> str:
     """line_cost as SQL over a call's columns: NULL where a price it needs is unknown."""
     terms, unknown = [], []
-    for _, tokens, price in _rates(line.model, line.pricing):
+    for _, tokens, price in _rates(line.model, line.pricing, line.connection_id):
         if price is None:
             unknown.append(f"{_CALL_TOKENS[tokens]} <> 0")
         else:
