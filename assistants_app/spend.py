@@ -4,18 +4,14 @@ through a hard budget limit with its most possible cost reserved. Both engines' 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from functools import partial
 from typing import Protocol
-
-from django.db.models import Sum
 
 from assistants_app.models import Message, Run, Thread
 from assistants_app.reply_budget import output_budget
-from project.providers.model_facts import ModelFacts, model_facts
-from project.spend.budgets import budget_reserve
-from project.spend.ledger import SpendLine, line_cost, spend_record
+from project.providers.model_facts import PER_MILLION, ModelFacts, model_facts
+from project.spend.budgets import CountedCost, budget_reserve
+from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Feature
 from project.teams.models import Team
 
@@ -60,21 +56,24 @@ def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool 
         settles=run_reservation_key(run.pk) if settle else ""))
 
 
-def run_most_cost(*, thread: Thread, run: Run, facts: ModelFacts | None = None) -> Decimal:
+# The thread's history in tokens, summed by the database inside the reserving statement.
+_HISTORY_TOKENS = f"SELECT sum(token_count) FROM {Message._meta.db_table} WHERE thread_id = %(count_arg)s"  # noqa: S608
+
+
+def run_most_cost(*, thread: Thread, run: Run, facts: ModelFacts | None = None) -> CountedCost:
     """The most one call of the run can cost: the history that fits the context window plus
-    the output budget, at the model's prices (0 when they are unknown)."""
+    the output budget, at the model's prices (0 when they are unknown). The history is
+    summed where the reservation is made, in the same round trip."""
     facts = facts or model_facts(run.model)
     output = output_budget(run.version, facts)
-    history = Message.objects.filter(thread=thread).aggregate(tokens=Sum("token_count"))["tokens"] or 0
-    prompt = min(int(history), max(facts.context_window - output, 0))
-    cost, _ = line_cost(SpendLine(team_id=run.team_id, feature=Feature.CHAT, model=run.model, source_kind="run",
-                                  key="", input_tokens=prompt, output_tokens=output))
-    return cost or Decimal(0)
+    input_price, output_price = facts.price("input"), facts.price("output")
+    if input_price is None or output_price is None:
+        return CountedCost(fixed_usd=Decimal(0), per_unit_usd=Decimal(0), cap=0, count_sql="SELECT 0", count_arg=0)
+    return CountedCost(fixed_usd=output * output_price / PER_MILLION, per_unit_usd=input_price / PER_MILLION,
+                       cap=max(facts.context_window - output, 0), count_sql=_HISTORY_TOKENS, count_arg=thread.pk)
 
 
 def run_budget_reserve(*, team: Team, thread: Thread, run: Run) -> None:
     """Refuse the run when a hard limit is used up (BudgetExceeded), else reserve its most cost."""
-    connection_id = thread.assistant.connection_id
-    amount: Callable[[], Decimal] = partial(run_most_cost, thread=thread, run=run)
-    budget_reserve(team=team, connection_id=connection_id, key=run_reservation_key(run.pk), amount=amount,
-                   what="this reply", hours=RESERVATION_HOURS)
+    budget_reserve(team=team, connection_id=thread.assistant.connection_id, key=run_reservation_key(run.pk),
+                   amount=run_most_cost(thread=thread, run=run), what="this reply", hours=RESERVATION_HOURS)

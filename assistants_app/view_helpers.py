@@ -11,6 +11,7 @@ from django.db.models import Q
 from assistants_app import selectors, streams
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
 from project.outages import REDIS, REDIS_ERRORS
+from project.spend.selectors import sources_cost
 
 
 def _attach_runs(messages: list[Message]) -> list[Any]:
@@ -39,6 +40,12 @@ def _attach_runs(messages: list[Message]) -> list[Any]:
             # resumed run's live block takes the place of.
             run = by_id.get(message.run_id) if message.run_id is not None else None
             items.append(("group", {"run_id": message.run_id, "messages": [message], "run": run}))
+    # What each run cost is what the ledger holds for it (one query for the page).
+    groups = [item for kind, item in items if kind == "group" and item["run"] is not None]
+    billed = sources_cost(team_id=groups[0]["run"].team_id, source_kind="run",
+                          source_ids=[g["run_id"] for g in groups]) if groups else {}
+    for group in groups:
+        group["billed"] = billed.get(group["run_id"])
     return items
 
 
@@ -46,7 +53,9 @@ def run_group_context(run: Run, *, messages: list[Message] | None = None) -> dic
     """The run's block; `messages` when the caller already knows them."""
     if messages is None:
         messages = list(run.messages.select_related("version").order_by("id"))
-    return {"run": run, "group_messages": messages, "live": run.status in (RunStatus.QUEUED, RunStatus.RUNNING)}
+    live = run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+    billed = None if live else sources_cost(team_id=run.team_id, source_kind="run", source_ids=[run.pk]).get(run.pk)
+    return {"run": run, "group_messages": messages, "live": live, "billed": billed}
 
 
 def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Batch speed: build+validate a 50,000-request batch from a CSV, and parse a 50,000-line
-output file into request rows. Each must take under 10 s and 300 MB peak memory.
+"""Batch speed: build+validate a 50,000-request batch from a CSV, parse a 50,000-line
+output file into request rows, and record its spend (a ledger row per line). Each must
+take under 10 s and 300 MB peak memory.
 
 `make bench ARGS=batch_bench` or `python -m devtools.testrun --bench batch_bench` (needs DATABASE_URL /
 REDIS_URL like the tests; the database is migrated first).
@@ -87,6 +88,21 @@ def parse(output_path: Path, group: BatchGroup) -> int:
         return join_results(batch=part, rows=parse_result_lines(fh, endpoint=part.endpoint, structured=True))
 
 
+def record_spend(group: BatchGroup) -> int:
+    from django.db.models import Sum
+
+    from jobs_app.batches.results import batch_spend_record
+    from project.spend.models import SpendDaily, SpendEntry
+
+    part = group.parts.get()
+    sums = part.requests.aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
+    batch_spend_record(batch=part, input_tokens=int(sums["i"] or 0), output_tokens=int(sums["o"] or 0))
+    rows = SpendEntry.objects.filter(team=group.team, source_kind="batch").count()
+    assert rows == N, rows
+    assert SpendDaily.objects.get(team=group.team).calls == N
+    return rows
+
+
 def measure(label: str, run: Callable[[], Any], traced: bool) -> Any:
     if traced:
         tracemalloc.start()
@@ -125,6 +141,7 @@ def one_pass(traced: bool, csv_path: Path, output_path: Path) -> None:
             assert group.request_count == N, group.request_count
             updated = measure(f"parse {N:,}-line output file into rows", lambda: parse(output_path, group), traced)
             assert updated == N, updated
+            measure(f"ledger: one row per output line ({N:,})", lambda: record_spend(group), traced)
             assert BatchRequest.objects.filter(batch__group=group, status=RequestStatus.SUCCEEDED).count() == N
             sample = BatchRequest.objects.get(batch__group=group, custom_id="row-123")
             assert sample.output_json == {"summary": "A note about jazz for person 123.", "score": 4}

@@ -145,6 +145,14 @@ class SandboxState:
         if fine_tuning.fail_if_files_missing(job, self.clock, lambda fid: owns(job["_api_key"], self.store.files.get(fid))):
             self.store.jobs.put(job)
         status = fine_tuning.settle(self.store, job, self.clock)
+        if status == "succeeded" and not job.get("training_billed"):
+            # The training is billed once, when the job ends: the organization's costs show it.
+            rendered = fine_tuning.render(job, self.clock)
+            self.usage.record(api_key=job["_api_key"], at=float(rendered["finished_at"] or self.clock.now()),
+                              model=str(job["model"]), input_tokens=0, kind="fine_tuning",
+                              trained_tokens=int(rendered["trained_tokens"] or 0))
+            job["training_billed"] = True
+            self.store.jobs.put(job)
         self._maybe_notify(job, "fine_tuning.job", status, fine_tuning.TERMINAL, self.active_jobs)
         return status
 

@@ -28,6 +28,7 @@ class Price:
     output: float
     batch_input: float | None = None  # the Batch API's rates; None where not known
     batch_output: float | None = None
+    training: float | None = None  # per 1M tokens trained on, for models that can be fine-tuned
 
 
 PRICES: dict[str, Price] = {
@@ -40,11 +41,11 @@ PRICES: dict[str, Price] = {
     "gpt-5": Price(1.25, 0.125, 10.0, 0.625, 5.0),
     "gpt-5-mini": Price(0.25, 0.025, 2.0, 0.125, 1.0),
     "gpt-5-nano": Price(0.05, 0.005, 0.4, 0.025, 0.2),
-    "gpt-4.1": Price(2.0, 0.5, 8.0, 1.0, 4.0),
-    "gpt-4.1-mini": Price(0.4, 0.1, 1.6, 0.2, 0.8),
-    "gpt-4.1-nano": Price(0.1, 0.025, 0.4, 0.05, 0.2),
-    "gpt-4o": Price(2.5, 1.25, 10.0, 1.25, 5.0),
-    "gpt-4o-mini": Price(0.15, 0.075, 0.6, 0.075, 0.3),
+    "gpt-4.1": Price(2.0, 0.5, 8.0, 1.0, 4.0, training=25.0),
+    "gpt-4.1-mini": Price(0.4, 0.1, 1.6, 0.2, 0.8, training=5.0),
+    "gpt-4.1-nano": Price(0.1, 0.025, 0.4, 0.05, 0.2, training=1.5),
+    "gpt-4o": Price(2.5, 1.25, 10.0, 1.25, 5.0, training=25.0),
+    "gpt-4o-mini": Price(0.15, 0.075, 0.6, 0.075, 0.3, training=3.0),
     "o3": Price(2.0, 0.5, 8.0, 1.0, 4.0),
     "o4-mini": Price(1.1, 0.275, 4.4, 0.55, 2.2),
     "text-embedding-3-small": Price(0.02, None, 0.0, 0.01, 0.0),
@@ -67,8 +68,9 @@ class UsageLine:
     input_tokens: int
     cached_tokens: int
     output_tokens: int
-    kind: str = "completions"  # or "embeddings": in the costs, not in /usage/completions
+    kind: str = "completions"  # or "embeddings", "fine_tuning": in the costs, not in /usage/completions
     batch: bool = False  # a batch line, at the Batch API's rates
+    trained_tokens: int = 0  # a fine-tuning job's training, billed when it ends
 
     def costs(self) -> dict[str, Decimal]:
         """USD per line item ("input", "cached input", "output", "batch input", "batch output");
@@ -76,6 +78,10 @@ class UsageLine:
         price = price_of(self.model)
         if price is None:
             return {}
+        if self.kind == "fine_tuning":
+            if price.training is None:
+                return {}
+            return {"fine-tuning training": Decimal(str(price.training)) * self.trained_tokens / PER_MILLION}
         if self.batch:
             if price.batch_input is None:
                 return {}
@@ -102,8 +108,9 @@ class UsageLog:
                     continue  # a torn last line after a crash must not stop the server
 
     def record(self, *, api_key: str, at: float, model: str, input_tokens: int, cached_tokens: int = 0,
-               output_tokens: int = 0, kind: str = "completions", batch: bool = False) -> None:
-        line = UsageLine(fingerprint(api_key), at, model, input_tokens, cached_tokens, output_tokens, kind, batch)
+               output_tokens: int = 0, kind: str = "completions", batch: bool = False, trained_tokens: int = 0) -> None:
+        line = UsageLine(fingerprint(api_key), at, model, input_tokens, cached_tokens, output_tokens, kind, batch,
+                         trained_tokens)
         with self._lock:
             self.lines.append(line)
             with self.path.open("a") as fh:

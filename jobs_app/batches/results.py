@@ -26,7 +26,7 @@ from jobs_app.batches.models import (
 )
 from project.files.services import file_fetch_remote, file_open
 from project.providers.client import ProviderError
-from project.spend.ledger import SpendLine, spend_record
+from project.spend.ledger import Call, SpendLine, spend_key_recorded, spend_record_calls
 from project.spend.models import Feature, Pricing
 from project.user_input import loads_user_json
 
@@ -190,17 +190,24 @@ def batch_results_collect(*, batch: Batch, final_attempt: bool = True) -> float 
 
 
 def batch_spend_record(*, batch: Batch, input_tokens: int, output_tokens: int) -> None:
-    """The part's lines, summed from its output file, go to the ledger once at batch prices
-    (collecting again records nothing more); the row outlives the batch."""
+    """Each billed line of the part's output file is a ledger row at batch prices (its own
+    tokens, read from the file into its request row): collecting again records nothing
+    more; the rows outlive the batch."""
     if not input_tokens and not output_tokens:
         return
     group = batch.group
     person = group.created_by
-    spend_record(SpendLine(
+    line = SpendLine(
         team_id=batch.team_id, model=group.model, source_kind="batch", source_id=group.pk,
         feature=Feature.EMBEDDINGS if batch.endpoint == BatchEndpoint.EMBEDDINGS else Feature.BATCH,
-        source_label=f"{group.name} (part {batch.part})", key=f"batch:{batch.pk}",
+        source_label=f"{group.name} (part {batch.part})", key=f"batch:{batch.pk}:line:",
         connection_id=batch.connection_id, connection_name=batch.connection.name,
         person_id=person.pk if person else None, person_name=person.get_username() if person else "",
-        input_tokens=input_tokens, cached_tokens=batch.cached_tokens, output_tokens=output_tokens,
-        calls=max(batch.completed, 1), pricing=Pricing.BATCH, settles=f"batch_group:{group.pk}"))
+        pricing=Pricing.BATCH, settles=f"batch_group:{group.pk}")
+    if spend_key_recorded(key=f"batch:{batch.pk}"):
+        return  # collected before each line had a row of its own: the part is one row
+    billed = (BatchRequest.objects.filter(batch=batch, status=RequestStatus.SUCCEEDED)
+              .exclude(input_tokens=0, output_tokens=0).order_by("line_no")
+              .values_list("line_no", "input_tokens", "output_tokens").iterator(chunk_size=5000))
+    spend_record_calls(line, (Call(key=str(line_no), input_tokens=tokens_in, output_tokens=tokens_out)
+                              for line_no, tokens_in, tokens_out in billed))

@@ -383,6 +383,3 @@ def batch_group_retry_failed(*, group: BatchGroup, actor: User | None) -> BatchG
     )
 
 
-def group_cost(group: BatchGroup) -> Decimal | None:
-    costs = [c for c in group.parts.values_list("cost_usd", flat=True) if c is not None]
-    return sum(costs, Decimal(0)) if costs else None

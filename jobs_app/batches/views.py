@@ -27,6 +27,7 @@ from project.providers.capabilities import connections_lacking
 from project.providers.client import ProviderError
 from project.providers.selectors import team_connections
 from project.spend.budgets import BudgetExceeded
+from project.spend.selectors import source_cost
 from project.teams.access import TeamRequest, team_view
 from project.teams.models import Role
 from project.upload_limits import upload_limit
@@ -145,8 +146,10 @@ def batch_build_detail(request: TeamRequest, build_id: int) -> HttpResponse:
 def batch_detail(request: TeamRequest, group_id: int) -> HttpResponse:
     group = selectors.team_batch_group_get(team=request.team, group_id=group_id)
     progress = selectors.group_progress(group)
+    # What the group cost is what the ledger holds for it: one row per billed line.
     context: dict[str, Any] = {"group": group, "progress": progress, "parts": list(group.parts.all()),
-                               "cost": services.group_cost(group), "counts": selectors.group_status_counts(group)}
+                               "cost": source_cost(team=request.team, source_kind="batch", source_id=group.pk),
+                               "counts": selectors.group_status_counts(group)}
     if request.htmx and request.htmx.target == "batch-status":
         response = render(request, "jobs_app/batches/batch_detail.html#status", context)
         if not progress.live:

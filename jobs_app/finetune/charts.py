@@ -1,16 +1,14 @@
-"""Line charts as data for an inline SVG drawn by the template: readable without JavaScript."""
+"""Line charts of a job's metrics by training step, for an inline SVG drawn by the
+template (see project.svg_charts): readable without JavaScript."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-WIDTH = 600
-HEIGHT = 220
-PAD_LEFT = 48
-PAD_RIGHT = 12
-PAD_TOP = 12
-PAD_BOTTOM = 28
+from project.svg_charts import Axes, Frame, spread_ticks, value_ticks
+
+FRAME = Frame(width=600, height=220, left=48, right=12, top=12, bottom=28)
 MAX_POINTS = 400
 
 
@@ -23,21 +21,8 @@ class Series:
 
 
 @dataclass(frozen=True)
-class Tick:
-    position: float
-    label: str
-
-
-@dataclass(frozen=True)
-class Chart:
-    title: str
+class Chart(Axes):
     series: list[Series]
-    y_ticks: list[Tick]
-    x_ticks: list[Tick]
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: int = PAD_LEFT
-    bottom: int = HEIGHT - PAD_BOTTOM
 
     @property
     def empty(self) -> bool:
@@ -55,27 +40,20 @@ def line_chart(title: str, steps: Sequence[int], lines: Sequence[tuple[str, str,
     """lines: (name, css class, one value or None per step)."""
     present = [(s, v) for _, _, values in lines for s, v in zip(steps, values, strict=False) if v is not None]
     if not present:
-        return Chart(title=title, series=[Series(n, c, "", None) for n, c, _ in lines], y_ticks=[], x_ticks=[])
+        return Chart(title=title, frame=FRAME, y_ticks=[], x_ticks=[],
+                     series=[Series(n, c, "", None) for n, c, _ in lines])
     x_min = min(s for s, _ in present)
     x_max = max(s for s, _ in present)
     y_min = min(0.0, min(v for _, v in present))
     y_max = max(v for _, v in present) or 1.0
     x_span = (x_max - x_min) or 1
     y_span = (y_max - y_min) or 1.0
-    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
-    plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
-
-    def x(step: float) -> float:
-        return PAD_LEFT + (step - x_min) / x_span * plot_w
-
-    def y(value: float) -> float:
-        return PAD_TOP + (1 - (value - y_min) / y_span) * plot_h
 
     series = []
     for name, css_class, values in lines:
         pairs = _thin([(s, v) for s, v in zip(steps, values, strict=False) if v is not None])
-        points = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in pairs)
+        points = " ".join(f"{FRAME.x((s - x_min) / x_span):.1f},{FRAME.y((v - y_min) / y_span):.1f}" for s, v in pairs)
         series.append(Series(name, css_class, points, pairs[-1][1] if pairs else None))
-    y_ticks = [Tick(y(y_min + y_span * i / 4), f"{y_min + y_span * i / 4:.2f}") for i in range(5)]
-    x_ticks = [Tick(x(x_min + x_span * i / 4), str(round(x_min + x_span * i / 4))) for i in range(5)]
-    return Chart(title=title, series=series, y_ticks=y_ticks, x_ticks=x_ticks)
+    return Chart(title=title, frame=FRAME, series=series,
+                 y_ticks=value_ticks(FRAME, y_min, y_min + y_span, lambda value: f"{value:.2f}"),
+                 x_ticks=spread_ticks(FRAME, x_min, x_min + x_span, lambda step: str(round(step))))

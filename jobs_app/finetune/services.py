@@ -493,7 +493,7 @@ def finetune_spend_record(*, job: FineTuneJob) -> None:
         source_id=job.pk, source_label=job.fine_tuned_model or job.remote_id, key=f"finetune_job:{job.pk}",
         connection_id=job.connection_id, connection_name=job.connection.name,
         person_id=person.pk if person else None, person_name=person.get_username() if person else "",
-        input_tokens=job.trained_tokens, pricing=Pricing.TRAINING, occurred_at=job.finished_at,
+        trained_tokens=job.trained_tokens, pricing=Pricing.TRAINING, occurred_at=job.finished_at,
         settles=finetune_reservation_key(job.pk)))
 
 

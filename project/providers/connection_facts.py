@@ -92,6 +92,14 @@ def _merged(model_id: str, saved: ConnectionModelFacts | None, remote: RemoteMod
     return ConnectionModel(model_id, facts, context_source, prices_source, remote, saved)
 
 
+def connection_price_facts(connection_id: int | None, model_id: str) -> ModelFacts:
+    """The facts a call on this connection is priced by (what was set for the model on it,
+    else the catalog's), without asking the server: for the spend ledger."""
+    saved = (ConnectionModelFacts.objects.filter(connection_id=connection_id, model_id=model_id).first()
+             if connection_id is not None else None)
+    return _merged(model_id, saved, None).facts
+
+
 def connection_model_facts(connection: ProviderConnection | None, model_id: str) -> ModelFacts:
     """The facts a run on this connection sizes and prices its requests by."""
     return connection_model(connection, model_id).facts

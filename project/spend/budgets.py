@@ -4,14 +4,14 @@ and an optional hard limit that stops new work.
 A hard limit is checked when work is let through (a chat run queued, a batch submitted,
 a fine-tune job created): the work is refused once the month's spend plus what running
 work may still cost (its reservation) has reached the amount. Each piece of work let
-through reserves its most possible cost in the same locked step, so concurrent work
-cannot all pass on the same remaining money: the month can end above the limit by at
-most the one piece of work that was let through last.
+through reserves its most possible cost in the same statement that checks, on a meter
+row holding both figures (BudgetMeter), so concurrent work cannot all pass on the same
+remaining money: the month can end above the limit by at most the one piece of work
+that was let through last.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from project.notifications.services import notification_send
 from project.providers.models import ProviderConnection
-from project.spend.models import Budget, BudgetAlert, SpendMonth, SpendReservation
+from project.spend.models import Budget, BudgetAlert, BudgetMeter, SpendMonth, SpendReservation
 from project.teams.models import Membership, Role, Team
 from project.teams.services import audit_record
 
@@ -70,44 +70,126 @@ def _managers(team_id: int) -> list[User]:
             .select_related("user").order_by("user__username")]
 
 
-def budget_reserve(*, team: Team, connection_id: int | None, key: str, amount: Decimal | Callable[[], Decimal], what: str,
+@dataclass(frozen=True)
+class CountedCost:
+    """A cost the database works out in the same statement that reserves it:
+    `fixed_usd + per_unit_usd × least(count, cap)`, where `count_sql` is a scalar query the
+    caller owns (chat: its thread's history tokens). Saves a round trip before every reply."""
+
+    fixed_usd: Decimal
+    per_unit_usd: Decimal
+    cap: int
+    count_sql: str  # its one parameter is written %(count_arg)s
+    count_arg: int
+
+
+def _amount_sql(amount: Decimal | CountedCost) -> tuple[str, dict[str, Any]]:
+    if isinstance(amount, CountedCost):
+        return ("round(%(fixed)s + %(per_unit)s * least(coalesce((" + amount.count_sql + "), 0), %(cap)s), 6)",
+                {"fixed": amount.fixed_usd, "per_unit": amount.per_unit_usd, "cap": amount.cap,
+                 "count_arg": amount.count_arg})
+    return "%(amount)s", {"amount": amount}
+
+
+# The check and the reservation in one statement (one round trip, no lock held before it):
+# the team's meter row and the connection's are each raised by the amount only where its
+# spend plus what is reserved is still under its hard limit. ON CONFLICT DO UPDATE reads
+# the latest committed row under its row lock, so two claims racing for the same money
+# are ordered: the second sees the first's reservation. The rows are taken team first,
+# connection second, as every other write of the meter does, so claims cannot deadlock.
+# A claim under a key that holds a reservation already replaces it (`previous`).
+_RESERVE = """
+WITH applicable AS (
+    SELECT connection_id, amount_usd FROM spend_budget
+    WHERE team_id = %(team)s AND hard_limit AND (connection_id IS NULL OR connection_id = %(connection)s)),
+wanted AS (SELECT ({amount})::numeric(14, 6) AS amount WHERE EXISTS (SELECT 1 FROM applicable)),
+previous AS (SELECT coalesce(sum(amount_usd), 0) AS amount FROM spend_spendreservation WHERE key = %(key)s),
+scopes AS (
+    SELECT s.connection_id,
+           (SELECT a.amount_usd FROM applicable a WHERE a.connection_id IS NOT DISTINCT FROM s.connection_id) AS limit_usd
+    FROM (SELECT NULL::bigint AS connection_id UNION SELECT %(connection)s::bigint) s
+    WHERE EXISTS (SELECT 1 FROM applicable)),
+raised AS (
+    INSERT INTO spend_budgetmeter AS m (team_id, connection_id, month, spent_usd, reserved_usd)
+    SELECT %(team)s, s.connection_id, %(month)s, 0, w.amount - p.amount FROM scopes s, wanted w, previous p
+    ORDER BY s.connection_id NULLS FIRST
+    ON CONFLICT (team_id, connection_id) DO UPDATE SET reserved_usd = m.reserved_usd + EXCLUDED.reserved_usd
+    WHERE (CASE WHEN m.month = EXCLUDED.month THEN m.spent_usd ELSE 0 END) + m.reserved_usd - (SELECT amount FROM previous)
+          < coalesce((SELECT s.limit_usd FROM scopes s WHERE s.connection_id IS NOT DISTINCT FROM m.connection_id),
+                     'Infinity')
+    RETURNING m.connection_id),
+kept AS (
+    INSERT INTO spend_spendreservation (team_id, connection_id, key, amount_usd, expires_at)
+    SELECT %(team)s, %(connection)s, %(key)s, w.amount, %(expires)s FROM wanted w
+    WHERE (SELECT count(*) FROM raised) = (SELECT count(*) FROM scopes)
+    ON CONFLICT (key) DO UPDATE SET amount_usd = EXCLUDED.amount_usd, expires_at = EXCLUDED.expires_at
+    RETURNING 1)
+SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM applicable),
+       (SELECT w.amount - p.amount FROM wanted w, previous p), ARRAY(SELECT connection_id FROM raised)
+"""
+
+# Taking reservations off the meters: `{gone}` deletes them, returning what they held.
+_RELEASE = """
+WITH gone AS ({gone} RETURNING team_id, connection_id, amount_usd),
+scopes AS (SELECT team_id, NULL::bigint AS connection_id, amount_usd FROM gone
+           UNION ALL SELECT team_id, connection_id, amount_usd FROM gone WHERE connection_id IS NOT NULL),
+sums AS (SELECT team_id, connection_id, sum(amount_usd) AS amount FROM scopes GROUP BY team_id, connection_id)
+INSERT INTO spend_budgetmeter AS m (team_id, connection_id, month, spent_usd, reserved_usd)
+SELECT team_id, connection_id, %(month)s, 0, -amount FROM sums ORDER BY team_id, connection_id NULLS FIRST
+ON CONFLICT (team_id, connection_id) DO UPDATE SET reserved_usd = greatest(m.reserved_usd + EXCLUDED.reserved_usd, 0)
+"""
+_UNRAISE = """
+INSERT INTO spend_budgetmeter AS m (team_id, connection_id, month, spent_usd, reserved_usd)
+SELECT %(team)s, c, %(month)s, 0, 0 FROM unnest(%(scopes)s::bigint[]) AS c ORDER BY c NULLS FIRST
+ON CONFLICT (team_id, connection_id) DO UPDATE SET reserved_usd = greatest(m.reserved_usd - %(amount)s, 0)
+"""
+
+
+def budget_reserve(*, team: Team, connection_id: int | None, key: str, amount: Decimal | CountedCost, what: str,
                    hours: float = 1.0) -> None:
     """Let work through against the hard limits that apply to it (the team's, the
-    connection's) and reserve `amount` (or what it returns: worked out only when a hard
-    limit applies) for it under `key` until its ledger row settles it.
+    connection's) and reserve `amount` for it under `key` until its ledger row settles it
+    (or `reservation_release`): one statement when it passes. The work is refused once
+    the month's spend plus what running work may still cost has reached a limit, so
+    concurrent work overshoots by at most the one piece let through last.
     Raises BudgetExceeded, naming the budget and who can raise it. Runs in the caller's
-    transaction, so a refused piece of work is not stored either."""
-    with transaction.atomic():
-        budgets = list(Budget.objects.select_for_update(of=("self",)).select_related("connection")
-                       .filter(team=team, hard_limit=True)
-                       .filter(Q(connection__isnull=True) | Q(connection_id=connection_id)).order_by("pk"))
-        if not budgets:
-            return
-        # Both scopes (the team, this connection) in one query each: this runs before every reply.
-        in_connection = Q(connection_id=connection_id)
-        spent = SpendMonth.objects.filter(team=team, month=_now_month()).aggregate(
-            team=Sum("cost_usd"), connection=Sum("cost_usd", filter=in_connection))
-        reserved = (SpendReservation.objects.filter(team=team, expires_at__gt=timezone.now()).exclude(key=key)
-                    .aggregate(team=Sum("amount_usd"), connection=Sum("amount_usd", filter=in_connection)))
-        for budget in budgets:
-            scope = "team" if budget.connection_id is None else "connection"
-            scope_spent = spent[scope] or Decimal(0)
-            committed = scope_spent + (reserved[scope] or Decimal(0))
-            if committed >= budget.amount_usd:
-                names = ", ".join(u.get_username() for u in _managers(team.pk)) or "an owner or admin"
-                raise BudgetExceeded(
-                    f"{what.capitalize()} was not started: {budget_label(budget)} of ${budget.amount_usd:,.2f} a month "
-                    f"is used up (${scope_spent:,.2f} spent this month"
-                    f"{', with work still running counted' if committed > scope_spent else ''}). "
-                    f"An owner or admin ({names}) can raise it on the Usage page.")
+    transaction: make it the transaction's last step, as the meter rows it raises stay
+    locked until the commit."""
+    amount_sql, params = _amount_sql(amount)
+    sql = _RESERVE.replace("{amount}", amount_sql)
+    month = _now_month()
+    params |= {"team": team.pk, "connection": connection_id, "key": key, "month": month,
+               "expires": timezone.now() + timedelta(hours=hours)}
+    for attempt in range(2):
         with db_connection.cursor() as cursor:
-            cursor.execute(_RESERVE, [team.pk, connection_id, key, amount() if callable(amount) else amount,
-                                      timezone.now() + timedelta(hours=hours)])
+            cursor.execute(sql, params)
+            kept, applicable, delta, raised = cursor.fetchone()
+        if kept or not applicable:
+            return
+        if raised:
+            # One limit let it through and another did not: give the first its money back.
+            with db_connection.cursor() as cursor:
+                cursor.execute(_UNRAISE, {"team": team.pk, "month": month, "scopes": raised, "amount": delta})
+        if attempt or not reservations_expire(team_id=team.pk):
+            break  # expired work was holding money: try once more without it
+    raise BudgetExceeded(_refusal(team=team, connection_id=connection_id, what=what, month=month))
 
 
-_RESERVE = """INSERT INTO spend_spendreservation AS r (team_id, connection_id, key, amount_usd, expires_at)
-VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET amount_usd = EXCLUDED.amount_usd,
-    expires_at = EXCLUDED.expires_at"""
+def _refusal(*, team: Team, connection_id: int | None, what: str, month: date) -> str:
+    budgets = list(Budget.objects.select_related("connection").filter(team=team, hard_limit=True)
+                   .filter(Q(connection__isnull=True) | Q(connection_id=connection_id)).order_by("pk"))
+    meters = {m.connection_id: m for m in BudgetMeter.objects.filter(team=team)}
+    names = ", ".join(u.get_username() for u in _managers(team.pk)) or "an owner or admin"
+    for budget in budgets:
+        meter = meters.get(budget.connection_id)
+        spent = meter.spent_usd if meter is not None and meter.month == month else Decimal(0)
+        reserved = meter.reserved_usd if meter is not None else Decimal(0)
+        if spent + reserved >= budget.amount_usd or budget is budgets[-1]:
+            return (f"{what.capitalize()} was not started: {budget_label(budget)} of ${budget.amount_usd:,.2f} a month "
+                    f"is used up (${spent:,.2f} spent this month"
+                    f"{', with work still running counted' if reserved > 0 else ''}). "
+                    f"An owner or admin ({names}) can raise it on the Usage page.")
+    return f"{what.capitalize()} was not started: a budget is used up."
 
 
 def reservation_rename(*, key: str, new_key: str) -> None:
@@ -116,8 +198,24 @@ def reservation_rename(*, key: str, new_key: str) -> None:
 
 
 def reservation_release(*, key: str) -> None:
-    """Work that was let through and will not be billed (it was refused or stopped before it started)."""
-    SpendReservation.objects.filter(key=key).delete()
+    """Work that was let through and will not be billed (it was refused or stopped before
+    it started), or whose ledger row settles it: its money is free again."""
+    with db_connection.cursor() as cursor:
+        cursor.execute(_RELEASE.replace("{gone}", "DELETE FROM spend_spendreservation WHERE key = %(key)s"),
+                       {"key": key, "month": _now_month()})
+
+
+_EXPIRED = ("DELETE FROM spend_spendreservation WHERE expires_at <= now() "
+            "AND (%(team)s::bigint IS NULL OR team_id = %(team)s)")
+
+
+def reservations_expire(*, team_id: int | None = None) -> bool:
+    """Free what work that never reported holds past its reservation's end (its worker
+    died for good). Periodic, and before a refusal. Returns whether any had expired."""
+    with db_connection.cursor() as cursor:
+        cursor.execute(_RELEASE.replace("{gone}", _EXPIRED),
+                       {"team": team_id, "month": _now_month()})
+        return bool(cursor.rowcount)
 
 
 _ALERT_INSERT = """INSERT INTO spend_budgetalert (budget_id, month, threshold, created_at) VALUES (%s, %s, %s, now())

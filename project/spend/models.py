@@ -50,10 +50,11 @@ class SpendEntry(models.Model):
     source_id = models.BigIntegerField(null=True, blank=True)
     source_label = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200)
-    input_tokens = models.BigIntegerField(default=0)  # for training: the trained tokens
+    input_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
+    trained_tokens = models.BigIntegerField(default=0, db_default=0)  # fine-tuning: tokens trained on
     calls = models.IntegerField(default=1)
     pricing = models.CharField(max_length=10, choices=Pricing.choices, default=Pricing.STANDARD)
     # USD per 1M tokens used for the cost, by kind; the cost is None when the model's price is unknown.
@@ -97,6 +98,7 @@ class SpendDaily(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
+    trained_tokens = models.BigIntegerField(default=0, db_default=0)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
 
     class Meta:
@@ -159,6 +161,28 @@ class BudgetAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.threshold}% in {self.month:%Y-%m}"
+
+
+class BudgetMeter(models.Model):
+    """What a hard limit is checked against, one row per team (connection None) and per
+    connection: this month's spend and what running work may still cost, side by side, so
+    a check and a reservation are one conditional update of the row (see budgets.py).
+    The month is the one `spent_usd` counts: a row last written in an earlier month has
+    spent nothing this month yet. Reservations are not per month: work let through at the
+    end of a month still counts in the next until it is settled."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    connection_id = models.BigIntegerField(null=True)
+    month = models.DateField()
+    spent_usd = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+    reserved_usd = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal(0))
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "connection_id"], nulls_distinct=False,
+                                               name="budget_meter_one_per_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.spent_usd} spent, {self.reserved_usd} reserved"
 
 
 class SpendReservation(models.Model):

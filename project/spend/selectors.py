@@ -74,7 +74,9 @@ _SUMS = {"cost": Sum("cost_usd"), "calls": Sum("calls"), "input": Sum("input_tok
          "estimated": Sum("estimated_calls"), "unpriced": Sum("unpriced_calls")}
 # Every figure but the per-day ones comes from one grouping of the range by these, summed
 # again in Python: a month holds a few thousand such groups, far fewer than daily rows.
-_DIMS = ("feature", "model", "person_id", "assistant_id", "connection_id")
+# Numbers first: PostgreSQL sorts the month's rows by these to group them, and comparing
+# numbers is cheaper than comparing text under a collation.
+_DIMS = ("person_id", "assistant_id", "connection_id", "feature", "model")
 _NAMES = {"person_name": Max("person_name"), "assistant_name": Max("assistant_name"),
           "connection_name": Max("connection_name")}
 
@@ -83,18 +85,31 @@ def _by_dims(rows: QuerySet[SpendDaily]) -> list[dict[str, Any]]:
     return list(rows.values(*_DIMS).annotate(**_SUMS, **_NAMES).order_by())
 
 
-def _ranked_by(groups: list[dict[str, Any]], key: str, label: str, *, empty: str, names: dict[str, str] | None = None,
-               limit: int | None = TOP_ROWS) -> list[RankRow]:
-    totals: dict[Any, list[Any]] = {}
+def _ranked(groups: list[dict[str, Any]], ranks: dict[str, tuple[str, str, dict[str, str]]]
+            ) -> dict[str, list[RankRow]]:
+    """The groups summed again per key, in one pass: {key: rows, largest first}. `ranks`
+    names each key's label column, its word for an empty label and words for labels."""
+    totals: dict[str, dict[Any, list[Any]]] = {key: {} for key in ranks}
     for group in groups:
-        if group[key] is None and key == "assistant_id":
-            continue  # work of no assistant (batches, training) is not an assistant's
-        entry = totals.setdefault(group[key], [group[label], Decimal(0), 0, 0])
-        entry[1] += group["cost"] or Decimal(0)
-        entry[2] += int(group["calls"] or 0)
-        entry[3] += int(group["input"] or 0) + int(group["output"] or 0)
-    ordered = sorted(totals.values(), key=lambda entry: (-entry[1], str(entry[0])))[:limit]
-    return ranked([((names or {}).get(name, name) or empty, cost, calls, tokens) for name, cost, calls, tokens in ordered])
+        cost, calls = group["cost"] or Decimal(0), int(group["calls"] or 0)
+        tokens = int(group["input"] or 0) + int(group["output"] or 0)
+        for key, (label, _, _) in ranks.items():
+            value = group[key]
+            if value is None and key == "assistant_id":
+                continue  # work of no assistant (batches, training) is not an assistant's
+            entry = totals[key].get(value)
+            if entry is None:
+                totals[key][value] = [group[label], cost, calls, tokens]
+            else:
+                entry[1] += cost
+                entry[2] += calls
+                entry[3] += tokens
+    result = {}
+    for key, (_, empty, names) in ranks.items():
+        ordered = sorted(totals[key].values(), key=lambda entry: (-entry[1], str(entry[0])))
+        result[key] = ranked([(names.get(name, name) or empty, cost, calls, tokens)
+                              for name, cost, calls, tokens in ordered])
+    return result
 
 
 def usage_report(*, team: Team, f: UsageFilter) -> UsageReport:
@@ -114,6 +129,8 @@ def usage_report(*, team: Team, f: UsageFilter) -> UsageReport:
                                               "output": 0})
         for key in ("cost", "calls", "input", "output"):
             day[key] += row[key] or 0
+    ranks = _ranked(groups, {"feature": ("feature", "", features), "assistant_id": ("assistant_name", "(deleted)", {}),
+                             "person_id": ("person_name", "(no one)", {}), "model": ("model", "", {})})
     tokens_series = {"input": {d: int(r["input"]) for d, r in per_day.items()},
                      "output": {d: int(r["output"]) for d, r in per_day.items()}}
     return UsageReport(
@@ -121,10 +138,10 @@ def usage_report(*, team: Team, f: UsageFilter) -> UsageReport:
         cost_chart=stacked_bars(f"Cost per day by {stack_field}", f.days, cost_series, money=True),
         tokens_chart=stacked_bars("Tokens per day", f.days, tokens_series, money=False),
         cost_table=[per_day[d] for d in sorted(per_day)],
-        by_feature=_ranked_by(groups, "feature", "feature", empty="", names=features, limit=None),
-        top_assistants=_ranked_by(groups, "assistant_id", "assistant_name", empty="(deleted)"),
-        top_people=_ranked_by(groups, "person_id", "person_name", empty="(no one)"),
-        top_models=_ranked_by(groups, "model", "model", empty=""),
+        by_feature=ranks["feature"],
+        top_assistants=ranks["assistant_id"][:TOP_ROWS],
+        top_people=ranks["person_id"][:TOP_ROWS],
+        top_models=ranks["model"][:TOP_ROWS],
         groups=groups,
     )
 
@@ -165,3 +182,13 @@ def source_cost(*, team: Team, source_kind: str, source_id: int) -> Decimal | No
     total: Decimal | None = SpendEntry.objects.filter(team=team, source_kind=source_kind, source_id=source_id).aggregate(
         total=Sum("cost_usd"))["total"]
     return total
+
+
+def sources_cost(*, team_id: int, source_kind: str, source_ids: list[int]) -> dict[int, Decimal | None]:
+    """What the ledger holds for each of a page's runs (or batches, jobs), in one query:
+    ids with no row are absent; a source whose rows have no price is None."""
+    if not source_ids:
+        return {}
+    rows = (SpendEntry.objects.filter(team_id=team_id, source_kind=source_kind, source_id__in=source_ids)
+            .values("source_id").annotate(total=Sum("cost_usd")).order_by())
+    return {row["source_id"]: row["total"] for row in rows if row["source_id"] is not None}

@@ -50,7 +50,11 @@ def _budgets(request: TeamRequest) -> list[dict[str, Any]]:
 def usage(request: TeamRequest) -> HttpResponse:
     form, usage_filter = _filter(request)
     report = usage_report(team=request.team, f=usage_filter)
-    context = {"form": form, "filter": usage_filter, "report": report,
+    # The chosen filters as the options' values, so the template compares plain strings.
+    chosen = {name: "" if value is None else str(value) for name, value in (
+        ("connection", usage_filter.connection_id), ("person", usage_filter.person_id),
+        ("assistant", usage_filter.assistant_id))}
+    context = {"form": form, "filter": usage_filter, "report": report, "chosen": chosen,
                "choices": usage_choices(team=request.team, f=usage_filter, report=report),
                "export_query": urlencode({k: v for k, v in request.GET.items() if v}),
                "everyone": request.membership.can_manage,

@@ -14,7 +14,9 @@ import pytest
 
 from assistants_app import streams
 from assistants_app.models import Message, Run, RunStatus
+from assistants_app.reply_budget import output_budget
 from assistants_app.services import ChatError, run_cancel, thread_delete, thread_post_message
+from project.providers.model_facts import model_facts
 from project.providers.models import ProviderKind
 from project.spend.budgets import budget_save
 from project.spend.ledger import SpendLine, spend_record
@@ -121,7 +123,16 @@ def test_under_a_hard_limit_a_reply_reserves_its_most_cost_and_a_stop_releases_i
     budget_save(team=team, connection=None, amount_usd=Decimal("5"), thresholds=[], hard_limit=True, actor=owner)
     _, run = thread_post_message(thread=thread, actor=owner, text="hello")
     reservation = SpendReservation.objects.get(key=f"run:{run.pk}")
-    assert reservation.amount_usd > 0
+    # The thread's history (summed by the database in the reserving statement) and the
+    # output budget, at the model's prices.
+    facts = model_facts("gpt-4.1-mini")
+    output = output_budget(run.version, facts)
+    history = sum(Message.objects.filter(thread=thread).values_list("token_count", flat=True))
+    assert history > 0
+    input_price, output_price = facts.price("input"), facts.price("output")
+    assert input_price is not None and output_price is not None
+    expected = (history * input_price + output * output_price) / 1_000_000
+    assert reservation.amount_usd == expected.quantize(Decimal("0.000001"))
     run_cancel(run=run, actor=owner)
     assert not SpendReservation.objects.filter(key=f"run:{run.pk}").exists()
 

@@ -12,7 +12,10 @@ from django.utils import timezone
 
 from assistants_app.models import AssistantVersion, ImmutableError, Message, Run, Thread
 from project.providers.models import ProviderKind
+from project.spend.ledger import SpendLine, spend_record
+from project.spend.models import Feature
 from project.teams.models import Role
+from project.teams.templatetags.display import format_usd
 from tests.conftest import client_for
 from tests.factories import add_member, make_assistant, make_connection, make_message, make_run, make_thread, make_user
 
@@ -361,9 +364,13 @@ def test_a_reloaded_thread_page_still_shows_what_each_finished_run_cost_and_took
                              user_message=question, status="succeeded", input_tokens=120, output_tokens=8,
                              cost_usd=Decimal("0.000061"), ttft_ms=310, total_ms=544)
     make_message(thread, "42", role="assistant", run=run, version=version)
+    # What the run cost is read from its ledger row (the run loop writes it with the usage).
+    entry = spend_record(SpendLine(team_id=team.pk, feature=Feature.CHAT, model=run.model, source_kind="run",
+                                   source_id=run.pk, key=f"run:{run.pk}:attempt:1", input_tokens=120, output_tokens=8))
+    assert entry is not None and entry.cost_usd
     page = owner_client.get(f"/threads/{thread.pk}/").content.decode()
     assert f'id="run-{run.pk}" data-run-status="succeeded"' in page
-    assert "120 in / 8 out · $0.000061 · first token 310 ms · 544 ms" in page
+    assert f"120 in / 8 out · {format_usd(entry.cost_usd)} · first token 310 ms · 544 ms" in page
 
 
 def test_a_run_that_failed_before_writing_anything_says_why_once_in_its_own_block(owner_client, team) -> None:

@@ -105,9 +105,10 @@ def test_the_sandbox_prices_are_the_dashboards() -> None:
     facts = json.loads(MODEL_FACTS.read_text())["models"]
     for model, price in PRICES.items():
         listed = facts[model]["prices"]
-        assert (price.input, price.cached_input, price.output, price.batch_input, price.batch_output) == (
+        assert (price.input, price.cached_input, price.output, price.batch_input, price.batch_output,
+                price.training) == (
             listed["input"], listed.get("cached_input"), listed.get("output", 0.0), listed.get("batch_input"),
-            listed.get("batch_output")), model
+            listed.get("batch_output"), listed.get("training")), model
     assert set(PRICES) == {m for m, f in facts.items() if "input" in f.get("prices", {})}
 
 

@@ -42,7 +42,7 @@ def test_batch_and_training_lines_use_their_own_prices(team) -> None:
     batch = spend_record(line(team, "b", feature=Feature.BATCH, pricing=Pricing.BATCH, input_tokens=2_000_000,
                               output_tokens=1_000_000))
     training = spend_record(line(team, "t", feature=Feature.FINE_TUNING, pricing=Pricing.TRAINING,
-                                 input_tokens=1_000_000, output_tokens=0))
+                                 input_tokens=0, output_tokens=0, trained_tokens=1_000_000))
     assert batch is not None and training is not None
     assert batch.cost_usd == 2 * facts.price("batch_input") + facts.price("batch_output")  # type: ignore[operator]
     assert training.cost_usd == facts.price("training")
@@ -96,3 +96,18 @@ def test_rollups_equal_the_raw_rows(team, other_team) -> None:
                                                 occurred_at__year=month.month.year,
                                                 occurred_at__month=month.month.month)
             assert month.cost_usd == entries.aggregate(total=Sum("cost_usd"))["total"]
+
+
+def test_a_call_is_priced_at_the_prices_set_for_the_model_on_its_connection(team) -> None:
+    from project.providers.models import ConnectionModelFacts
+    from tests.factories import make_connection
+
+    local, priced = make_connection(team, name="Local"), make_connection(team, name="Proxy")
+    ConnectionModelFacts.objects.create(connection=local, model_id="my-local-llama", free=True)
+    ConnectionModelFacts.objects.create(connection=priced, model_id="my-local-llama", input_price=Decimal("1"),
+                                        output_price=Decimal("2"))
+    free = spend_record(line(team, "f", model="my-local-llama", connection_id=local.pk))
+    paid = spend_record(line(team, "p", model="my-local-llama", connection_id=priced.pk))
+    unknown = spend_record(line(team, "u", model="my-local-llama"))
+    assert free is not None and paid is not None and unknown is not None
+    assert (free.cost_usd, paid.cost_usd, unknown.cost_usd) == (Decimal(0), Decimal("0.002"), None)

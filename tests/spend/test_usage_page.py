@@ -133,3 +133,29 @@ def test_days_are_utc_days(team, owner) -> None:
                            input_tokens=1_000_000, occurred_at=late))
     day = late.date()
     assert "<strong>$0.40</strong>" in page_text(client_for(owner), f"?start={day}&end={day}")
+
+
+def test_the_chosen_filters_stay_chosen_in_the_form(owner, spent) -> None:
+    html = page_text(client_for(owner), f"?person={spent.pk}&assistant=2")
+    assert f'<option value="{spent.pk}" selected>mia</option>' in html
+    assert "<option value=\"2\" selected>Mia&#x27;s bot</option>" in html
+    assert '<select name="connection"><option value="">All</option>' in html
+
+
+def test_a_run_and_a_batch_show_what_the_ledger_holds_for_them(team, owner) -> None:
+    from jobs_app.batches.models import BatchGroup
+    from tests.factories import make_batch_group, make_message, make_run, make_thread
+
+    thread = make_thread(team)
+    asked = make_message(thread, "hello")
+    run = make_run(thread, user_message=asked, status="succeeded", cost_usd=Decimal("9.99"))
+    make_message(thread, "hi there", role="assistant", run=run)
+    record(team, "r1", tokens=1_000_000, source_id=run.pk)  # $0.40: the run's row
+    html = " ".join(client_for(owner).get(f"/threads/{thread.pk}/").content.decode().split())
+    assert "· $0.40" in html and "$9.99" not in html
+    group = make_batch_group(team)
+    assert isinstance(group, BatchGroup)
+    spend_record(SpendLine(team_id=team.pk, feature=Feature.BATCH, model="gpt-4o-mini", source_kind="batch",
+                           source_id=group.pk, key="b:1", input_tokens=1_000_000, pricing=Pricing.BATCH))
+    batch_page = client_for(owner).get(f"/batches/{group.pk}/").content.decode()
+    assert '<dd data-cost>$0.075</dd>' in batch_page

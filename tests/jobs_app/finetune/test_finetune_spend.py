@@ -4,6 +4,7 @@ before anything is sent."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from project.providers.model_facts import model_facts
 from project.spend.budgets import budget_save
 from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Feature, Pricing, SpendEntry, SpendReservation
+from project.spend.reconcile import reconcile
 from project.teams.templatetags.display import format_usd
 from tests.conftest import client_for
 from tests.factories import make_dataset
@@ -43,13 +45,18 @@ def test_training_is_billed_once_at_the_training_price_and_outlives_the_job(team
     assert job.status == JobStatus.SUCCEEDED and job.trained_tokens
     finetune_job_refresh(job=job)  # a replayed webhook: nothing billed twice
     entry = SpendEntry.objects.get(team=team, source_kind="finetune_job")
-    assert (entry.feature, entry.pricing, entry.input_tokens, entry.person_id) == (
-        Feature.FINE_TUNING, Pricing.TRAINING, job.trained_tokens, owner.pk)
+    assert (entry.feature, entry.pricing, entry.trained_tokens, entry.input_tokens, entry.person_id) == (
+        Feature.FINE_TUNING, Pricing.TRAINING, job.trained_tokens, 0, owner.pk)
     price = model_facts("gpt-4.1-mini").price("training")
     assert entry.cost_usd == (Decimal(job.trained_tokens) * price / 1_000_000).quantize(Decimal("0.000001"))  # type: ignore[operator]
     assert not SpendReservation.objects.exists()  # settled
     page = client_for(owner).get(f"/fine-tuning/jobs/{job.pk}/").content.decode()
     assert f"<dd data-billed>{format_usd(entry.cost_usd)}</dd>" in page
+    # The provider's costs include the training too: reconciliation shows no difference.
+    day = entry.occurred_at.astimezone(UTC).date()
+    result = reconcile(team=team, connection=connection, start=day, end=day)
+    [row] = [r for r in result.rows if r.model == "gpt-4.1-mini"]
+    assert not result.error and row.provider.cost == entry.cost_usd and row.matches
     FineTuneJob.objects.filter(pk=job.pk).delete()
     assert SpendEntry.objects.filter(pk=entry.pk).exists()
 
