@@ -15,6 +15,7 @@ from typing import cast
 import redis
 from django.conf import settings
 
+from project import redis_connect
 from project.celery import app
 
 PENDING_KEY = "sb:search:pending"
@@ -27,7 +28,11 @@ DRAIN_MAX = 2048
 
 @cache
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    # Through redis_connect, as every other client: a Sentinel REDIS_URL reaches the
+    # current master, and a dead server fails the push in a second (the push runs after a
+    # chat message's commit, before its reply is sent to a worker) instead of redis-py's
+    # default of waiting on the socket.
+    return redis_connect.redis_client(settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=5.0)
 
 
 def pending_push(team_id: int, message_id: int) -> None:

@@ -47,6 +47,16 @@ def test_streams_the_cache_and_the_broker_reach_the_master_through_sentinel(sent
         assert shown == [("delta", "through the sentinel")]
     finally:
         streams.redis_client.cache_clear()
+    # Search's list of messages waiting for their embeddings, too.
+    from search_app import pending
+
+    pending.redis_client.cache_clear()
+    try:
+        pending.redis_client().set(pending.DRAIN_DUE_KEY, 1)  # a drain is due: the push sends no task
+        pending.pending_push(7, 99)
+        assert pending.pending_take() == {7: [99]}
+    finally:
+        pending.redis_client.cache_clear()
     caches["default"].set("sentinel-check", 42)
     assert caches["default"].get("sentinel-check") == 42
     url, options = broker_settings(sentinel_url)
