@@ -239,6 +239,9 @@ class BatchRequest(models.Model):
     error_message = models.TextField(blank=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    # Of the above, as the output file counts them (usage's *_tokens_details): the ledger keeps both.
+    cached_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0, db_default=0)
     provider_request_id = models.CharField(max_length=200, blank=True)
 
     class Meta:

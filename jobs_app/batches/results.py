@@ -30,10 +30,10 @@ from project.spend.ledger import Call, SpendLine, spend_key_recorded, spend_reco
 from project.spend.models import Feature, Pricing
 from project.user_input import loads_user_json
 
-ResultRow = tuple[str, str, int | None, str, str | None, str, str, int, int, str]
+ResultRow = tuple[str, str, int | None, str, str | None, str, str, int, int, int, int, str]
 TEMP_TABLE = "batch_results_incoming"
 COLUMNS = ("custom_id", "status", "status_code", "output_text", "output_json", "error_code", "error_message",
-           "input_tokens", "output_tokens", "provider_request_id")
+           "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "provider_request_id")
 
 
 def _chat_text(body: dict[str, Any]) -> str:
@@ -76,10 +76,16 @@ def output_text(endpoint: str, body: dict[str, Any]) -> str:
     return _chat_text(body)
 
 
-def _usage(body: dict[str, Any]) -> tuple[int, int]:
+def _usage(body: dict[str, Any]) -> tuple[int, int, int, int]:
+    """Input, output, cached input and reasoning tokens, in the words of Chat Completions
+    (prompt/completion, *_tokens_details) or of Responses (input/output, *_tokens_details)."""
     usage = body.get("usage") or {}
+    input_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    output_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
     return (int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0),
-            int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0))
+            int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0),
+            int(input_details.get("cached_tokens") or 0) if isinstance(input_details, dict) else 0,
+            int(output_details.get("reasoning_tokens") or 0) if isinstance(output_details, dict) else 0)
 
 
 def parse_result_lines(lines: Iterable[bytes], *, endpoint: str, structured: bool) -> Iterator[ResultRow]:
@@ -106,13 +112,14 @@ def parse_result_lines(lines: Iterable[bytes], *, endpoint: str, structured: boo
                     parsed = json.dumps(loads_user_json(text))
                 except (ValueError, RecursionError):  # RecursionError: json.dumps of a value too deep to write
                     parsed = None
-            tokens_in, tokens_out = _usage(body)
-            yield (custom_id, RequestStatus.SUCCEEDED, 200, text, parsed, "", "", tokens_in, tokens_out, request_id)
+            tokens_in, tokens_out, tokens_cached, tokens_reasoning = _usage(body)
+            yield (custom_id, RequestStatus.SUCCEEDED, 200, text, parsed, "", "", tokens_in, tokens_out, tokens_cached,
+                   tokens_reasoning, request_id)
             continue
         detail = error or (body.get("error") if isinstance(body, dict) else None) or {}
         code = str(detail.get("code") or detail.get("type") or (f"http_{status_code}" if status_code else "error"))
         status = RequestStatus.EXPIRED if code == "batch_expired" else RequestStatus.FAILED
-        yield (custom_id, status, status_code, "", None, code[:100], str(detail.get("message") or ""), 0, 0,
+        yield (custom_id, status, status_code, "", None, code[:100], str(detail.get("message") or ""), 0, 0, 0, 0,
                request_id)
 
 
@@ -128,7 +135,7 @@ def join_results(*, batch: Batch, rows: Iterable[ResultRow]) -> int:
         cursor.execute(
             f"CREATE TEMP TABLE {TEMP_TABLE} (custom_id text, status text, status_code int, output_text text, "
             "output_json jsonb, error_code text, error_message text, input_tokens int, output_tokens int, "
-            "provider_request_id text) ON COMMIT DROP"
+            "cached_tokens int, reasoning_tokens int, provider_request_id text) ON COMMIT DROP"
         )
         with cursor.cursor.copy(f"COPY {TEMP_TABLE} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
@@ -208,6 +215,8 @@ def batch_spend_record(*, batch: Batch, input_tokens: int, output_tokens: int) -
         return  # collected before each line had a row of its own: the part is one row
     billed = (BatchRequest.objects.filter(batch=batch, status=RequestStatus.SUCCEEDED)
               .exclude(input_tokens=0, output_tokens=0).order_by("line_no")
-              .values_list("line_no", "input_tokens", "output_tokens").iterator(chunk_size=5000))
-    spend_record_calls(line, (Call(key=str(line_no), input_tokens=tokens_in, output_tokens=tokens_out)
-                              for line_no, tokens_in, tokens_out in billed))
+              .values_list("line_no", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+              .iterator(chunk_size=5000))
+    spend_record_calls(line, (Call(key=str(line_no), input_tokens=tokens_in, output_tokens=tokens_out,
+                                   cached_tokens=tokens_cached, reasoning_tokens=tokens_reasoning)
+                              for line_no, tokens_in, tokens_out, tokens_cached, tokens_reasoning in billed))

@@ -185,9 +185,10 @@ class Call:
     input_tokens: int = 0
     cached_tokens: int = 0
     output_tokens: int = 0
+    reasoning_tokens: int = 0  # part of output_tokens, as the provider counts them
 
 
-_CALL_COLUMNS = ("key", "input_tokens", "cached_tokens", "output_tokens")
+_CALL_COLUMNS = ("key", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens")
 _INCOMING = "spend_calls_incoming"
 # Each call priced by the database as line_cost prices one (the same rates, rounded half
 # up once), appended unless its key is recorded, and the appended ones summed for the rollups.
@@ -199,13 +200,14 @@ WITH added AS (
         cost_usd, estimated, key)
     SELECT %(team_id)s, %(occurred_at)s, %(feature)s, %(connection_id)s, %(connection_name)s, %(person_id)s,
         %(person_name)s, %(assistant_id)s, %(assistant_name)s, %(version_id)s, %(version_number)s, %(source_kind)s,
-        %(source_id)s, %(source_label)s, %(model)s, c.input_tokens, c.cached_tokens, c.output_tokens, 0, 0, 1,
+        %(source_id)s, %(source_label)s, %(model)s, c.input_tokens, c.cached_tokens, c.output_tokens, c.reasoning_tokens, 0, 1,
         %(pricing)s, %(prices)s::jsonb, {cost}, %(estimated)s, left(%(key)s || c.key, 200)
     FROM spend_calls_incoming c
     ON CONFLICT (key) DO NOTHING
-    RETURNING input_tokens, cached_tokens, output_tokens, cost_usd)
+    RETURNING input_tokens, cached_tokens, output_tokens, reasoning_tokens, cost_usd)
 SELECT count(*), count(*) FILTER (WHERE cost_usd IS NULL), coalesce(sum(input_tokens), 0),
-       coalesce(sum(cached_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(cost_usd), 0) FROM added
+       coalesce(sum(cached_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(reasoning_tokens), 0),
+       coalesce(sum(cost_usd), 0) FROM added
 """
 _CALL_TOKENS = {"uncached": "(c.input_tokens - c.cached_tokens)", "cached": "c.cached_tokens",
                 "input": "c.input_tokens", "output": "c.output_tokens", "trained": "0"}
@@ -234,20 +236,22 @@ def spend_record_calls(line: SpendLine, calls: Iterable[Call]) -> int:
     sql = _APPEND_CALLS.replace("{cost}", _cost_sql(line))
     # Read before the COPY: calls may come from a query on the same connection, which
     # cannot run while a COPY holds it (about 50 bytes a call).
-    rows = [(call.key, call.input_tokens, call.cached_tokens, call.output_tokens) for call in calls]
+    rows = [(call.key, call.input_tokens, call.cached_tokens, call.output_tokens, call.reasoning_tokens)
+            for call in calls]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {_INCOMING} (key text, input_tokens bigint, cached_tokens bigint, "
-                       "output_tokens bigint) ON COMMIT DROP")
+                       "output_tokens bigint, reasoning_tokens bigint) ON COMMIT DROP")
         with cursor.cursor.copy(f"COPY {_INCOMING} ({', '.join(_CALL_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         cursor.execute(sql, {**_entry_values(line), "occurred_at": occurred_at, "prices": json.dumps(prices),
                              "key": line.key})
-        added, unpriced, input_tokens, cached_tokens, output_tokens, cost = cursor.fetchone()
+        added, unpriced, input_tokens, cached_tokens, output_tokens, reasoning_tokens, cost = cursor.fetchone()
         cursor.execute(f"DROP TABLE {_INCOMING}")
         if added:
             _rollups(line, day=occurred_at.astimezone(UTC).date(), calls=added, unpriced=unpriced,
-                     tokens={"input": input_tokens, "cached": cached_tokens, "output": output_tokens, "reasoning": 0,
+                     tokens={"input": input_tokens, "cached": cached_tokens, "output": output_tokens,
+                             "reasoning": reasoning_tokens,
                              "trained": 0}, cost=cost)
         elif line.settles:
             reservation_release(key=line.settles)

@@ -69,18 +69,22 @@ def test_each_line_of_the_output_file_is_billed_once_at_batch_prices_and_outlive
 def test_many_calls_are_appended_priced_as_single_lines_with_their_rollups(team) -> None:
     line = SpendLine(team_id=team.pk, feature=Feature.BATCH, model="gpt-4.1-mini", source_kind="batch", key="b:",
                      pricing=Pricing.BATCH)
-    calls = [Call(key=str(i), input_tokens=7 * i + 1, output_tokens=3 * i) for i in range(300)]
+    calls = [Call(key=str(i), input_tokens=7 * i + 1, output_tokens=3 * i, cached_tokens=i % 5,
+                  reasoning_tokens=i % 3 if i else 0) for i in range(300)]
     assert spend_record_calls(line, calls) == 300
     assert spend_record_calls(line, [*calls[:10], Call(key="300", input_tokens=5)]) == 1  # recorded once each
     for call in [*calls, Call(key="300", input_tokens=5)]:
         entry = SpendEntry.objects.get(key=f"b:{call.key}")
+        assert (entry.cached_tokens, entry.reasoning_tokens) == (call.cached_tokens, call.reasoning_tokens)
         single = replace(line, input_tokens=call.input_tokens, output_tokens=call.output_tokens)
         assert (entry.cost_usd, entry.prices) == line_cost(single)
     daily = SpendDaily.objects.get(team=team)
     raw = SpendEntry.objects.filter(team=team).aggregate(cost=Sum("cost_usd"), calls=Sum("calls"),
-                                                         i=Sum("input_tokens"), o=Sum("output_tokens"))
-    assert (daily.cost_usd, daily.calls, daily.input_tokens, daily.output_tokens) == (
-        raw["cost"], raw["calls"], raw["i"], raw["o"])
+                                                         i=Sum("input_tokens"), o=Sum("output_tokens"),
+                                                         c=Sum("cached_tokens"), r=Sum("reasoning_tokens"))
+    assert raw["c"] and raw["r"]
+    assert (daily.cost_usd, daily.calls, daily.input_tokens, daily.output_tokens, daily.cached_tokens,
+            daily.reasoning_tokens) == (raw["cost"], raw["calls"], raw["i"], raw["o"], raw["c"], raw["r"])
     assert SpendMonth.objects.get(team=team).cost_usd == raw["cost"]
     # A model without a batch price: the rows say unknown, not $0.
     spend_record_calls(replace(line, model="my-local-llama", key="u:"), [Call(key="1", input_tokens=10)])

@@ -77,3 +77,23 @@ def test_results_are_fetched_again_after_a_passing_failure_and_the_last_failure_
     part.refresh_from_db()
     assert part.results_state == ResultsState.ERROR and "reach" in part.results_error
     assert not BatchRequest.objects.filter(batch=part).exclude(status=RequestStatus.PENDING).exists()
+
+
+def test_an_output_lines_cached_and_reasoning_tokens_are_read_in_both_engines_words() -> None:
+    chat = {"custom_id": "a", "response": {"status_code": 200, "request_id": "r1", "body": {
+        "choices": [{"message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 40, "prompt_tokens_details": {"cached_tokens": 64},
+                  "completion_tokens_details": {"reasoning_tokens": 30}}}}}
+    responses = {"custom_id": "b", "response": {"status_code": 200, "request_id": "r2", "body": {
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "hi"}]}],
+        "usage": {"input_tokens": 90, "output_tokens": 20, "input_tokens_details": {"cached_tokens": 32},
+                  "output_tokens_details": {"reasoning_tokens": 12}}}}}
+    plain = {"custom_id": "c", "response": {"status_code": 200, "body": {
+        "choices": [{"message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2}}}}
+    lines = [json.dumps(line).encode() for line in (chat, responses, plain)]
+    chat_rows = list(parse_result_lines(lines[::2], endpoint="/v1/chat/completions", structured=False))
+    responses_rows = list(parse_result_lines(lines[1:2], endpoint="/v1/responses", structured=False))
+    # (input, output, cached, reasoning) tokens
+    assert [row[7:11] for row in chat_rows] == [(100, 40, 64, 30), (5, 2, 0, 0)]
+    assert [row[7:11] for row in responses_rows] == [(90, 20, 32, 12)]
