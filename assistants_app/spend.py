@@ -56,8 +56,8 @@ def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool 
         settles=run_reservation_key(run.pk) if settle else ""))
 
 
-# The thread's history in tokens, summed by the database inside the reserving statement.
-_HISTORY_TOKENS = f"SELECT sum(token_count) FROM {Message._meta.db_table} WHERE thread_id = %(count_arg)s"  # noqa: S608
+# The thread's history in tokens, summed by the database in the reserving round trip ($1: the thread).
+_HISTORY_TOKENS = f"SELECT sum(token_count) FROM {Message._meta.db_table} WHERE thread_id = $1"  # noqa: S608
 
 
 def run_most_cost(*, thread: Thread, run: Run, facts: ModelFacts | None = None) -> CountedCost:

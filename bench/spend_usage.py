@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from assistants_app.models import Run
+from assistants_app.models import Run, Thread
 from assistants_app.spend import run_budget_reserve
 from bench._setup import summary
 from project.providers.models import ProviderConnection
@@ -168,8 +168,10 @@ def measure_budget_check(team: Team, repeats: int) -> None:
                              model=version.model, status="succeeded")
     times = []
     for i in range(repeats + 1):
-        # Inside the transaction that posts the message (rolled back here): the commit is the post's.
+        # Inside the transaction that posts the message (rolled back here): the commit is the post's,
+        # and so is the BEGIN, sent with the post's first write (its thread's row) before the check.
         with transaction.atomic():
+            Thread.objects.filter(pk=thread.pk).update(updated_at=timezone.now())
             started = time.perf_counter()
             run_budget_reserve(team=team, thread=thread, run=run)
             elapsed = (time.perf_counter() - started) * 1000

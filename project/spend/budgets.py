@@ -72,61 +72,39 @@ def _managers(team_id: int) -> list[User]:
 
 @dataclass(frozen=True)
 class CountedCost:
-    """A cost the database works out in the same statement that reserves it:
+    """A cost the database works out in the same round trip that reserves it:
     `fixed_usd + per_unit_usd × least(count, cap)`, where `count_sql` is a scalar query the
-    caller owns (chat: its thread's history tokens). Saves a round trip before every reply."""
+    caller's code owns (chat: its thread's history tokens), run only when a hard limit
+    applies. Saves a round trip before every reply."""
 
     fixed_usd: Decimal
     per_unit_usd: Decimal
     cap: int
-    count_sql: str  # its one parameter is written %(count_arg)s
+    count_sql: str  # a constant of the caller's code; its one parameter is written $1
     count_arg: int
 
 
-def _amount_sql(amount: Decimal | CountedCost) -> tuple[str, dict[str, Any]]:
-    if isinstance(amount, CountedCost):
-        return ("round(%(fixed)s + %(per_unit)s * least(coalesce((" + amount.count_sql + "), 0), %(cap)s), 6)",
-                {"fixed": amount.fixed_usd, "per_unit": amount.per_unit_usd, "cap": amount.cap,
-                 "count_arg": amount.count_arg})
-    return "%(amount)s", {"amount": amount}
+# The check and the reservation in one round trip, no lock held before it: the function
+# spend_budget_reserve (migration 0005, a PL/pgSQL function so that PostgreSQL keeps its
+# plan per connection instead of planning the statement on every call) raises the team's
+# meter row and the connection's each by the amount only where its spend plus what is
+# reserved is still under its hard limit. ON CONFLICT DO UPDATE reads the latest committed
+# row under its row lock, so two claims racing for the same money are ordered: the second
+# sees the first's reservation. The rows are taken team first, connection second, as every
+# other write of the meter does, so claims cannot deadlock. A claim under a key that holds
+# a reservation already replaces it. It returns whether the reservation was kept, how many
+# hard limits apply, the amount the meters were raised by, and which meters were raised.
+_RESERVE = """SELECT * FROM spend_budget_reserve(%(team)s, %(connection)s, %(key)s, %(month)s, %(expires)s,
+    %(amount)s, %(per_unit)s, %(cap)s, %(count_sql)s, %(count_arg)s)"""
 
 
-# The check and the reservation in one statement (one round trip, no lock held before it):
-# the team's meter row and the connection's are each raised by the amount only where its
-# spend plus what is reserved is still under its hard limit. ON CONFLICT DO UPDATE reads
-# the latest committed row under its row lock, so two claims racing for the same money
-# are ordered: the second sees the first's reservation. The rows are taken team first,
-# connection second, as every other write of the meter does, so claims cannot deadlock.
-# A claim under a key that holds a reservation already replaces it (`previous`).
-_RESERVE = """
-WITH applicable AS (
-    SELECT connection_id, amount_usd FROM spend_budget
-    WHERE team_id = %(team)s AND hard_limit AND (connection_id IS NULL OR connection_id = %(connection)s)),
-wanted AS (SELECT ({amount})::numeric(14, 6) AS amount WHERE EXISTS (SELECT 1 FROM applicable)),
-previous AS (SELECT coalesce(sum(amount_usd), 0) AS amount FROM spend_spendreservation WHERE key = %(key)s),
-scopes AS (
-    SELECT s.connection_id,
-           (SELECT a.amount_usd FROM applicable a WHERE a.connection_id IS NOT DISTINCT FROM s.connection_id) AS limit_usd
-    FROM (SELECT NULL::bigint AS connection_id UNION SELECT %(connection)s::bigint) s
-    WHERE EXISTS (SELECT 1 FROM applicable)),
-raised AS (
-    INSERT INTO spend_budgetmeter AS m (team_id, connection_id, month, spent_usd, reserved_usd)
-    SELECT %(team)s, s.connection_id, %(month)s, 0, w.amount - p.amount FROM scopes s, wanted w, previous p
-    ORDER BY s.connection_id NULLS FIRST
-    ON CONFLICT (team_id, connection_id) DO UPDATE SET reserved_usd = m.reserved_usd + EXCLUDED.reserved_usd
-    WHERE (CASE WHEN m.month = EXCLUDED.month THEN m.spent_usd ELSE 0 END) + m.reserved_usd - (SELECT amount FROM previous)
-          < coalesce((SELECT s.limit_usd FROM scopes s WHERE s.connection_id IS NOT DISTINCT FROM m.connection_id),
-                     'Infinity')
-    RETURNING m.connection_id),
-kept AS (
-    INSERT INTO spend_spendreservation (team_id, connection_id, key, amount_usd, expires_at)
-    SELECT %(team)s, %(connection)s, %(key)s, w.amount, %(expires)s FROM wanted w
-    WHERE (SELECT count(*) FROM raised) = (SELECT count(*) FROM scopes)
-    ON CONFLICT (key) DO UPDATE SET amount_usd = EXCLUDED.amount_usd, expires_at = EXCLUDED.expires_at
-    RETURNING 1)
-SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM applicable),
-       (SELECT w.amount - p.amount FROM wanted w, previous p), ARRAY(SELECT connection_id FROM raised)
-"""
+def _amount_params(amount: Decimal | CountedCost) -> dict[str, Any]:
+    if isinstance(amount, CountedCost) and amount.per_unit_usd and amount.cap:
+        return {"amount": amount.fixed_usd, "per_unit": amount.per_unit_usd, "cap": amount.cap,
+                "count_sql": amount.count_sql, "count_arg": amount.count_arg}
+    fixed = amount.fixed_usd if isinstance(amount, CountedCost) else amount
+    return {"amount": fixed, "per_unit": None, "cap": None, "count_sql": None, "count_arg": None}
+
 
 # Taking reservations off the meters: `{gone}` deletes them, returning what they held.
 _RELEASE = """
@@ -149,20 +127,18 @@ def budget_reserve(*, team: Team, connection_id: int | None, key: str, amount: D
                    hours: float = 1.0) -> None:
     """Let work through against the hard limits that apply to it (the team's, the
     connection's) and reserve `amount` for it under `key` until its ledger row settles it
-    (or `reservation_release`): one statement when it passes. The work is refused once
+    (or `reservation_release`): one round trip when it passes. The work is refused once
     the month's spend plus what running work may still cost has reached a limit, so
     concurrent work overshoots by at most the one piece let through last.
     Raises BudgetExceeded, naming the budget and who can raise it. Runs in the caller's
     transaction: make it the transaction's last step, as the meter rows it raises stay
     locked until the commit."""
-    amount_sql, params = _amount_sql(amount)
-    sql = _RESERVE.replace("{amount}", amount_sql)
     month = _now_month()
-    params |= {"team": team.pk, "connection": connection_id, "key": key, "month": month,
-               "expires": timezone.now() + timedelta(hours=hours)}
+    params = _amount_params(amount) | {"team": team.pk, "connection": connection_id, "key": key, "month": month,
+                                       "expires": timezone.now() + timedelta(hours=hours)}
     for attempt in range(2):
         with db_connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_RESERVE, params)
             kept, applicable, delta, raised = cursor.fetchone()
         if kept or not applicable:
             return

@@ -17,6 +17,7 @@ from django.utils import timezone
 from project.notifications.models import Notification
 from project.spend.budgets import (
     BudgetExceeded,
+    CountedCost,
     budget_reserve,
     budget_save,
     month_of,
@@ -171,6 +172,22 @@ def test_the_meters_equal_the_months_ledger_and_the_live_reservations(team, owne
                            key="run:1:attempt:1", input_tokens=100_000, connection_id=connection.pk, settles="run:1"))
     reservation_release(key="run:3")
     assert_meters_match_the_ledger(team)
+    assert BudgetMeter.objects.get(team=team, connection_id=None).reserved_usd == Decimal("0.2")
+
+
+@pytest.mark.django_db
+def test_a_counted_cost_is_counted_only_when_a_hard_limit_applies(team, owner) -> None:
+    # A count that fails if it runs ($1 - $1 = 0): without a hard limit it never does.
+    failing = CountedCost(fixed_usd=Decimal("0.1"), per_unit_usd=Decimal("0.001"), cap=100,
+                          count_sql="SELECT 1 / ($1 - $1)", count_arg=7)
+    budget_reserve(team=team, connection_id=None, key="run:1", amount=failing, what="this reply")
+    assert not SpendReservation.objects.exists()
+    budget_save(team=team, connection=None, amount_usd=Decimal("5"), thresholds=[], hard_limit=True, actor=owner)
+    # Under one, the count ($1 = 70, doubled: 140) is capped at 100 units.
+    counted = CountedCost(fixed_usd=Decimal("0.1"), per_unit_usd=Decimal("0.001"), cap=100,
+                          count_sql="SELECT $1 * 2", count_arg=70)
+    budget_reserve(team=team, connection_id=None, key="run:2", amount=counted, what="this reply")
+    assert SpendReservation.objects.get(key="run:2").amount_usd == Decimal("0.2")
     assert BudgetMeter.objects.get(team=team, connection_id=None).reserved_usd == Decimal("0.2")
 
 
