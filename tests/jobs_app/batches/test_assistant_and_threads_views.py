@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from jobs_app.batches.models import Batch, BatchBuild, BatchGroup, BatchRequest, BatchStatus
+from jobs_app.batches.models import Batch, BatchBuild, BatchGroup, BatchRequest, BatchStatus, RequestStatus
 from jobs_app.batches.tasks import batch_build_task
 from project.teams.models import Role, Team
 from tests.conftest import client_for
@@ -202,8 +202,13 @@ def test_the_usage_page_totals_chat_and_batch_spend_from_the_ledger(owner_client
         Batch.objects.filter(group=group).update(remote_id=f"batch_{owner_team.pk}", status=BatchStatus.COMPLETED,
                                                  total=3, completed=3)
         part = group.parts.get()
+        # Each of the three output lines is a billed call: 2.5M input tokens each here, 30M in the
+        # other team (gpt-4o-mini's batch input: $0.075 per 1M).
+        assert part.requests.count() == 3
+        part.requests.update(status=RequestStatus.SUCCEEDED,
+                             input_tokens=2_500_000 if owner_team == team else 30_000_000)
         batch_spend_record(batch=part, input_tokens=7_500_000 if owner_team == team else 90_000_000,
-                           output_tokens=0)  # gpt-4o-mini's batch input: $0.075 per 1M
+                           output_tokens=0)
         batch_spend_record(batch=part, input_tokens=7_500_000, output_tokens=0)  # collected again: not twice
     make_batch_group(team)  # a draft never sent is not spend
     page = " ".join(owner_client.get(reverse("usage")).content.decode().split())
