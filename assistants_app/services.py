@@ -146,18 +146,27 @@ def thread_create(*, team: Team, assistant: Assistant, actor: User | None, title
 
 
 def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
-    """Tell the thread's open pages and a worker that the run is queued. False when
-    Redis or the broker could not be reached: the run stays queued, saved, and the
-    stale-run sweep sends it again (again=True: its stream is left as it is) or fails
-    it with a reason."""
-    try:
-        with timed("enqueue"):
-            streams.announce_run(thread_id, run_id, clear=not again)
+    """Send the run to a worker, then tell the thread's open pages. False when Redis or
+    the broker could not be reached: the run stays queued, saved, and the stale-run sweep
+    sends it again (again=True: its stream is left as it is) or fails it with a reason.
+    The worker first: the pages' reading of the new run (a query and a template in every
+    web process with the thread open) then overlaps the worker's start instead of
+    delaying it, and a page reads the run's stream from its start, so it misses nothing."""
+    with timed("enqueue"):
+        try:
+            if not again:
+                streams.run_clear(run_id)
             task_send("assistants_app.run_execute", run_id)
-    except BROKER_ERRORS as error:
-        streams.live_health.failed()
-        log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
-        return False
+        except BROKER_ERRORS as error:
+            streams.live_health.failed()
+            log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
+            return False
+        try:
+            streams.announce_run(thread_id, run_id)
+        except BROKER_ERRORS as error:
+            streams.live_health.failed()
+            log.warning("run %s: sent to a worker, but its thread's open pages were not told (%s)", run_id, error)
+            return True
     streams.live_health.answered()
     return True
 
