@@ -245,7 +245,11 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
     update: dict[str, Any] = {"updated_at": timezone.now()}
     if thread.title == "New conversation" and text:
         update["title"] = text[:80]
+    started: list[Run] = []
     with transaction.atomic():
+        # Registered first, so it runs first once the transaction commits: the run is sent
+        # to a worker before what the message's saving asks for (search's waiting list).
+        transaction.on_commit(lambda: [run_dispatch(run.pk, run.thread_id) for run in started])
         # The update locks the thread's row: two messages posted at the same moment
         # cannot both start a run.
         Thread.objects.filter(pk=thread.pk).update(**update)
@@ -263,7 +267,7 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
             run_budget_reserve(team=thread.team, thread=thread, run=run)
         except BudgetExceeded as error:
             raise ChatError(str(error)) from error
-        _enqueue(run)
+        started.append(run)
     return message, run
 
 

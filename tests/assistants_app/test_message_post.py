@@ -61,6 +61,16 @@ def test_the_run_goes_to_a_worker_before_the_pages_are_told(team, owner, chat_co
     assert steps == ["cleared", "sent", "announced"]
 
 
+def test_the_run_goes_to_a_worker_before_the_message_waits_for_search(team, owner, chat_connection,
+                                                                       monkeypatch) -> None:
+    steps: list[str] = []
+    monkeypatch.setattr(services, "task_send", lambda name, run_id: steps.append("sent"))
+    monkeypatch.setattr("search_app.pending.pending_push", lambda team_id, message_id: steps.append("search"))
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    _post(client_for(owner), thread)
+    assert steps == ["sent", "search"]
+
+
 def test_a_run_sent_to_a_worker_counts_as_sent_when_the_pages_cannot_be_told(team, owner, chat_connection,
                                                                            monkeypatch) -> None:
     sent: list[int] = []
