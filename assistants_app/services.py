@@ -146,18 +146,27 @@ def thread_create(*, team: Team, assistant: Assistant, actor: User | None, title
 
 
 def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
-    """Tell the thread's open pages and a worker that the run is queued. False when
-    Redis or the broker could not be reached: the run stays queued, saved, and the
-    stale-run sweep sends it again (again=True: its stream is left as it is) or fails
-    it with a reason."""
-    try:
-        with timed("enqueue"):
-            streams.announce_run(thread_id, run_id, clear=not again)
+    """Send the run to a worker, then tell the thread's open pages. False when Redis or
+    the broker could not be reached: the run stays queued, saved, and the stale-run sweep
+    sends it again (again=True: its stream is left as it is) or fails it with a reason.
+    The worker first: the pages' reading of the new run (a query and a template in every
+    web process with the thread open) then overlaps the worker's start instead of
+    delaying it, and a page reads the run's stream from its start, so it misses nothing."""
+    with timed("enqueue"):
+        try:
+            if not again:
+                streams.run_clear(run_id)
             task_send("assistants_app.run_execute", run_id)
-    except BROKER_ERRORS as error:
-        streams.live_health.failed()
-        log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
-        return False
+        except BROKER_ERRORS as error:
+            streams.live_health.failed()
+            log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
+            return False
+        try:
+            streams.announce_run(thread_id, run_id)
+        except BROKER_ERRORS as error:
+            streams.live_health.failed()
+            log.warning("run %s: sent to a worker, but its thread's open pages were not told (%s)", run_id, error)
+            return True
     streams.live_health.answered()
     return True
 
@@ -236,7 +245,11 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
     update: dict[str, Any] = {"updated_at": timezone.now()}
     if thread.title == "New conversation" and text:
         update["title"] = text[:80]
+    started: list[Run] = []
     with transaction.atomic():
+        # Registered first, so it runs first once the transaction commits: the run is sent
+        # to a worker before what the message's saving asks for (search's waiting list).
+        transaction.on_commit(lambda: [run_dispatch(run.pk, run.thread_id) for run in started])
         # The update locks the thread's row: two messages posted at the same moment
         # cannot both start a run.
         Thread.objects.filter(pk=thread.pk).update(**update)
@@ -254,7 +267,7 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
             run_budget_reserve(team=thread.team, thread=thread, run=run)
         except BudgetExceeded as error:
             raise ChatError(str(error)) from error
-        _enqueue(run)
+        started.append(run)
     return message, run
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Protocol
 
+from django.contrib.auth.models import User
+
 from assistants_app.models import Message, Run, Thread
 from assistants_app.reply_budget import output_budget
 from project.providers.model_facts import PER_MILLION, ModelFacts, model_facts
@@ -42,18 +44,31 @@ def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool 
     off, leaves the run's budget reservation to the attempt's end."""
     if not usage.calls:
         return
-    # The worker's claim loaded the message and its author with the run (no query here).
-    person = run.user_message.author if run.user_message is not None else None
+    person_id, person_name = _poster(run)
     connection = run.assistant.connection
     spend_record(SpendLine(
         team_id=run.team_id, feature=Feature.CHAT, model=run.model, source_kind="run", source_id=run.pk,
         source_label=run.thread.title, key=f"run:{run.pk}:attempt:{run.attempts}" + (f":{part}" if part else ""),
         connection_id=connection.pk if connection else None, connection_name=connection.name if connection else "",
-        person_id=person.pk if person else None, person_name=person.get_username() if person else "",
+        person_id=person_id, person_name=person_name,
         assistant_id=run.assistant_id, assistant_name=run.assistant.name, version_id=run.version_id,
         version_number=run.version.number, input_tokens=usage.input, cached_tokens=usage.cached,
         output_tokens=usage.output, reasoning_tokens=usage.reasoning, calls=usage.calls, estimated=usage.estimated,
         settles=run_reservation_key(run.pk) if settle else ""))
+
+
+def _poster(run: Run) -> tuple[int | None, str]:
+    """Who posted the message that started the run (id and username), for the ledger: one
+    query, made when the run's usage is saved (the worker's claim leaves it out, being on
+    the way to the first token)."""
+    if run.user_message_id is None:
+        return None, ""
+    if Run.user_message.is_cached(run):
+        author = run.user_message.author if run.user_message is not None else None
+        return (author.pk, author.get_username()) if author else (None, "")
+    found = (Message.objects.filter(pk=run.user_message_id, author__isnull=False)
+             .values_list("author_id", f"author__{User.USERNAME_FIELD}").first())
+    return (found[0], found[1]) if found else (None, "")
 
 
 # The thread's history in tokens, summed by the database in the reserving round trip ($1: the thread).

@@ -81,14 +81,18 @@ def publish_end(run_id: int) -> None:
     pipe.execute()
 
 
-def announce_run(thread_id: int, run_id: int, *, clear: bool = True) -> None:
-    """A run is about to start (or resume) in the thread: tell the thread's open pages,
-    and (clear) drop anything left under its stream key (a database restored while
-    Redis kept its data, or the first half of a resumed run), in one round trip. A run
-    announced again must not be cleared: a worker may have begun writing it since."""
+def run_clear(run_id: int) -> None:
+    """Drop anything left under a run's stream and stop keys (a database restored while
+    Redis kept its data, or the first half of a resumed run), before a worker is sent the
+    run: it may begin writing at once. A run sent again must not be cleared: a worker may
+    have begun writing it since."""
+    redis_client().delete(stream_key(run_id), cancel_key(run_id))
+
+
+def announce_run(thread_id: int, run_id: int) -> None:
+    """A run is starting (or resuming) in the thread: tell the thread's open pages, which
+    then read the run's stream from its start (so they miss nothing a worker wrote first)."""
     pipe = redis_client().pipeline(transaction=False)
-    if clear:
-        pipe.delete(stream_key(run_id), cancel_key(run_id))
     pipe.xadd(feed_key(thread_id), {"run": str(run_id)}, maxlen=FEED_MAXLEN, approximate=True)
     pipe.expire(feed_key(thread_id), FEED_TTL_SECONDS)
     pipe.execute()

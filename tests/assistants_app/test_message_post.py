@@ -37,16 +37,54 @@ def test_the_post_says_live_updates_are_paused_from_its_own_announcement_not_a_p
         raise AssertionError("the POST asked Redis how it is")
 
     monkeypatch.setattr(streams.redis_client(), "ping", no_ping)
-    real_announce = streams.announce_run
 
     def unreachable(*args: Any, **kwargs: Any) -> None:
         raise redis.ConnectionError("Redis is down")
 
-    monkeypatch.setattr(streams, "announce_run", unreachable)
-    assert "Live updates are paused" in _post(browser, first)
+    with monkeypatch.context() as down:
+        down.setattr(streams, "run_clear", unreachable)
+        down.setattr(streams, "announce_run", unreachable)
+        assert "Live updates are paused" in _post(browser, first)
     assert Run.objects.get(thread=first).status == RunStatus.QUEUED  # saved; the sweep sends it later
-    monkeypatch.setattr(streams, "announce_run", real_announce)
     assert "Live updates are paused" not in _post(browser, second)
+
+
+def test_the_run_goes_to_a_worker_before_the_pages_are_told(team, owner, chat_connection, monkeypatch) -> None:
+    """The open pages' reading of a new run (a query and a template in each web process)
+    must not delay the worker's start; its stream is cleared before a worker can write it."""
+    steps: list[str] = []
+    monkeypatch.setattr(streams, "run_clear", lambda run_id: steps.append("cleared"))
+    monkeypatch.setattr(services, "task_send", lambda name, run_id: steps.append("sent"))
+    monkeypatch.setattr(streams, "announce_run", lambda thread_id, run_id: steps.append("announced"))
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    _post(client_for(owner), thread)
+    assert steps == ["cleared", "sent", "announced"]
+
+
+def test_the_run_goes_to_a_worker_before_the_message_waits_for_search(team, owner, chat_connection,
+                                                                       monkeypatch) -> None:
+    steps: list[str] = []
+    monkeypatch.setattr(services, "task_send", lambda name, run_id: steps.append("sent"))
+    monkeypatch.setattr("search_app.pending.pending_push", lambda team_id, message_id: steps.append("search"))
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    _post(client_for(owner), thread)
+    assert steps == ["sent", "search"]
+
+
+def test_a_run_sent_to_a_worker_counts_as_sent_when_the_pages_cannot_be_told(team, owner, chat_connection,
+                                                                           monkeypatch) -> None:
+    sent: list[int] = []
+
+    def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise redis.ConnectionError("Redis is down")
+
+    monkeypatch.setattr(services, "task_send", lambda name, run_id: sent.append(run_id))
+    monkeypatch.setattr(streams, "announce_run", unreachable)
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    assert "Live updates are paused" in _post(client_for(owner), thread)
+    run = Run.objects.get(thread=thread)
+    assert sent == [run.pk]
+    assert services.run_dispatch(run.pk, thread.pk, again=True)  # the sweep counts it as sent
 
 
 def test_a_plain_chat_post_reads_no_server_capabilities(team, owner, chat_connection, monkeypatch) -> None:

@@ -221,11 +221,12 @@ def test_a_post_made_while_redis_is_unreachable_is_kept_and_sent_by_the_sweep(te
 
     from tests.conftest import client_for
 
-    def unreachable(thread_id: int, run_id: int, **options: Any) -> None:
+    def unreachable(*args: Any, **options: Any) -> None:
         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     thread = make_thread(team, make_assistant(team, chat_connection))
     with monkeypatch.context() as patched:
+        patched.setattr(streams, "run_clear", unreachable)
         patched.setattr(streams, "announce_run", unreachable)
         response = client_for(owner).post(f"/threads/{thread.pk}/messages/", {"text": "echo: kept"},
                                           HTTP_HX_REQUEST="true")

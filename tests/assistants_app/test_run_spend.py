@@ -37,8 +37,8 @@ def test_a_reply_is_in_the_ledger_and_stays_there_when_its_thread_is_deleted(tea
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED
     entry = SpendEntry.objects.get(team=team, source_kind="run", source_id=run.pk)
-    assert (entry.feature, entry.person_id, entry.assistant_name, entry.version_number, entry.model) == (
-        Feature.CHAT, owner.pk, "Helpdesk", 1, "gpt-4.1-mini")
+    assert (entry.feature, entry.person_id, entry.person_name, entry.assistant_name, entry.version_number,
+            entry.model) == (Feature.CHAT, owner.pk, owner.username, "Helpdesk", 1, "gpt-4.1-mini")
     assert (entry.input_tokens, entry.output_tokens, entry.calls) == (run.input_tokens, run.output_tokens, 1)
     assert entry.cost_usd is not None and entry.cost_usd == run.cost_usd and entry.cost_usd > 0
     assert not entry.estimated
