@@ -10,9 +10,11 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from assistants_app import streams
 from assistants_app.models import Run
 from project.providers.models import ProviderConnection, ProviderKind
 from tests import factories
@@ -51,6 +53,20 @@ def wait_for_run(run_id: int, timeout: float = 20.0, statuses: tuple[str, ...] =
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} still {run.status} after {timeout}s")
         time.sleep(0.05)
+
+
+def ended_stream_entries(run_id: int, timeout: float = 5.0) -> Any:
+    """The run's Redis Stream once its "done" entry is in: "done" goes out just after the
+    run's row is final (viewers render it from there), so a test that saw the row final
+    must wait for it rather than race it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries: Any = streams.redis_client().xrange(streams.stream_key(run_id))
+        if streams.fold(entries)[2]:
+            return entries
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id}'s stream has no end after {timeout}s")
+        time.sleep(0.02)
 
 
 class Recorder(BaseHTTPRequestHandler):

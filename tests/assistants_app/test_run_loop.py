@@ -6,7 +6,6 @@ page, whichever API the connection speaks."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import run_cancel, thread_post_message, tool_answer
 from project.providers.models import Engine, ProviderConnection, ProviderKind
 from tests import factories
-from tests.assistants_app.conftest import wait_for_run
+from tests.assistants_app.conftest import ended_stream_entries, wait_for_run
 from tests.factories import make_assistant, make_message, make_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
@@ -33,14 +32,7 @@ def chat_connection(request: pytest.FixtureRequest, team: factories.Team, sandbo
 
 
 def _deltas(run_id: int) -> str:
-    # "done" goes out just after the run's row is final (viewers render it from there).
-    deadline = time.monotonic() + 5
-    while True:
-        shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
-        if ended or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    assert ended
+    shown, _, _ = streams.fold(ended_stream_entries(run_id))
     return "".join(data for kind, data in shown if kind == "delta")
 
 

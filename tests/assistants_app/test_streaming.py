@@ -24,7 +24,7 @@ from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import run_cancel, thread_post_message
 from project.providers.models import ProviderKind
 from sandbox.testing import running_sandbox
-from tests.assistants_app.conftest import wait_for_run
+from tests.assistants_app.conftest import ended_stream_entries, wait_for_run
 from tests.factories import add_member, make_assistant, make_connection, make_thread, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -388,7 +388,7 @@ def test_a_reply_whose_stream_breaks_midway_is_retried_and_shown_once(team, owne
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     assert list(Message.objects.filter(run=run).values_list("text", flat=True)) == ["made it through in the end"]
-    entries: Any = streams.redis_client().xrange(streams.stream_key(run.pk))
+    entries = ended_stream_entries(run.pk)
     kinds = [fields[b"t"].decode() for _, fields in entries]
     # Each broken attempt had shown some text; a reset tells viewers to drop it.
     assert kinds.count("reset") == 2 and kinds.index("delta") < kinds.index("reset")
@@ -410,7 +410,7 @@ def test_an_error_event_in_the_middle_of_a_reply_is_retried_then_fails_the_run_w
     assert run.status == RunStatus.FAILED
     assert run.error == ("The provider failed in the middle of the reply: "
                          "The server had an error while processing your request. Sorry about that!")
-    entries: Any = streams.redis_client().xrange(streams.stream_key(run.pk))
+    entries = ended_stream_entries(run.pk)
     notes = [fields[b"d"].decode() for _, fields in entries if fields[b"t"] == b"note"]
     assert len(notes) == run_loop.MAX_ATTEMPTS_PER_CALL - 1 and all("Retrying" in note for note in notes)
     assert Message.objects.filter(pk=message.pk).exists() and not Message.objects.filter(run=run).exists()
