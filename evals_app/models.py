@@ -119,6 +119,11 @@ class RunMode(models.TextChoices):
     BATCH = "batch", "Batch API (half price, within 24 hours)"
 
 
+def eval_reservation_key(run_id: int) -> str:
+    """The budget reservation an eval run holds from its start until it finishes."""
+    return f"eval_run:{run_id}"
+
+
 class EvalRun(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
     set_version = models.ForeignKey(TestSetVersion, on_delete=models.RESTRICT, related_name="runs")

@@ -40,11 +40,12 @@ from assistants_app.conversation import (
     version_request_spec,
 )
 from evals_app import graders as g
-from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunStatus, TestCase
+from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunStatus, TestCase, eval_reservation_key
 from project.notifications.services import notification_send
 from project.providers.client import ClientOptions, ProviderError, ProviderRateLimited, client_for, provider_errors
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import Engine
+from project.spend.budgets import reservation_release
 from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Feature
 
@@ -487,6 +488,8 @@ def finish(run: EvalRun, status: str, *, error: str = "") -> None:
         EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).update(
             status=ResultStatus.ERROR, passed=False, error=error or "not run")
     EvalRun.objects.filter(pk=run.pk).update(status=status, error=error, finished_at=timezone.now())
+    # Its answers' ledger rows now hold what it spent: the estimate held for it is let go.
+    reservation_release(key=eval_reservation_key(run.pk))
     counts = EvalResult.objects.filter(run=run).aggregate(
         total=Count("id"), passed=Count("id", filter=Q(passed=True)))
     text = (f"Eval run #{run.pk} of {run.set_version} finished: {counts['passed']} of {counts['total']} answers passed."

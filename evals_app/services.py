@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -18,16 +19,31 @@ from evals_app import graders as g
 from evals_app.batch_runs import COLLECTING
 from evals_app.cases import CaseDraft, CasesInvalid, case_from_thread
 from evals_app.estimate import run_estimate
-from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunMode, RunStatus, TestCase, TestSet, TestSetVersion
+from evals_app.models import (
+    EvalResult,
+    EvalRun,
+    EvalTarget,
+    ResultStatus,
+    RunMode,
+    RunStatus,
+    TestCase,
+    TestSet,
+    TestSetVersion,
+    eval_reservation_key,
+)
 from evals_app.runner import TargetPlan, target_plan
 from project.providers.models import ProviderConnection
 from project.queue import task_send_on_commit
+from project.spend.budgets import BudgetExceeded, budget_reserve
 from project.teams.models import Team
 from project.teams.services import audit_record
 
 MAX_TARGETS = 6
 MAX_CONCURRENCY = 64
 MAX_BATCH_LINES = 50_000
+# A run's estimate is held against the budget until it finishes, or at most this long (a batch-mode
+# run waits on the provider's 24-hour window).
+EVAL_RESERVATION_HOURS = 48.0
 
 
 class EvalError(Exception):
@@ -228,6 +244,14 @@ def eval_run_create(*, team: Team, actor: User | None, version: TestSetVersion, 
     EvalResult.objects.bulk_create(rows, batch_size=2000)
     audit_record(team=team, actor=actor, action="evals.run", target=str(run.pk), set=version.test_set.name,
                  version=version.number, targets=[t.label for t in targets])
+    try:
+        # Last in the transaction: the budget's meter rows stay locked until the commit. A
+        # refusal rolls the run back; work already running finishes.
+        budget_reserve(team=team, connection_id=connection.pk, key=eval_reservation_key(run.pk),
+                       amount=estimate.cost_usd or Decimal(0), what="this eval run",
+                       hours=EVAL_RESERVATION_HOURS)
+    except BudgetExceeded as error:
+        raise EvalError(str(error)) from error
     task_send_on_commit(_start_task(run), run.pk)
     return run
 

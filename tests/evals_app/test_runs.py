@@ -353,3 +353,30 @@ def test_a_batch_run_on_a_responses_engine_connection_asks_v1_responses(team, ev
     assert [called.error, echoed.error] == ["", ""]
     assert called.output_tool_calls[0]["function"]["name"] == "calculator" and called.verdicts[0]["passed"]
     assert echoed.output_text == "Paris" and echoed.input_tokens > 0 and echoed.cost_usd is not None
+
+
+def test_a_used_up_hard_limit_refuses_an_eval_run_and_a_finished_run_lets_its_reservation_go(
+        team, owner, assistant, eval_connection) -> None:
+    from decimal import Decimal
+
+    from evals_app.models import eval_reservation_key
+    from project.spend.budgets import budget_save
+    from project.spend.ledger import SpendLine, spend_record
+    from project.spend.models import SpendReservation
+
+    test_set = make_set(team, question("echo: Paris", expected_text="Paris"))
+    version = assistant.current_version
+    budget_save(team=team, connection=None, amount_usd=Decimal("1"), thresholds=[], hard_limit=True, actor=owner)
+    # Under the limit: the run starts and holds its estimate until it finishes.
+    run = start_run(team, test_set, eval_connection, (version, version.model))
+    assert SpendReservation.objects.filter(key=eval_reservation_key(run.pk)).exists()
+    runner.run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert not SpendReservation.objects.filter(key=eval_reservation_key(run.pk)).exists()
+    # The month's spend reaches the limit: a new run is refused, naming the budget, and nothing is made.
+    spend_record(SpendLine(team_id=team.pk, feature=Feature.CHAT, model="gpt-4.1-mini", source_kind="run", key="r",
+                           input_tokens=2_500_000))  # $1.00 at $0.40 per 1M
+    with pytest.raises(services.EvalError, match="This eval run was not started: the team's budget"):
+        start_run(team, test_set, eval_connection, (version, version.model))
+    assert EvalRun.objects.filter(team=team).count() == 1
