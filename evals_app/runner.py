@@ -40,14 +40,23 @@ from assistants_app.conversation import (
     version_request_spec,
 )
 from evals_app import graders as g
-from evals_app.models import EvalResult, EvalRun, EvalTarget, ResultStatus, RunStatus, TestCase, eval_reservation_key
+from evals_app.models import (
+    EvalResult,
+    EvalRun,
+    EvalTarget,
+    ResultStatus,
+    RunMode,
+    RunStatus,
+    TestCase,
+    eval_reservation_key,
+)
 from project.notifications.services import notification_send
 from project.providers.client import ClientOptions, ProviderError, ProviderRateLimited, client_for, provider_errors
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import Engine
 from project.spend.budgets import reservation_release
 from project.spend.ledger import SpendLine, spend_record
-from project.spend.models import Feature
+from project.spend.models import Feature, Pricing
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +113,8 @@ class Answer:
     verdicts: list[g.Verdict] = field(default_factory=list)
     spend: Spend = field(default_factory=Spend)
     judge_tokens: int = 0
+    # Each judge call's model and tokens: a ledger row each, beside the answer's.
+    judges: list[tuple[str, Spend]] = field(default_factory=list)
     cost: Decimal | None = None
     latency_ms: int = 0
 
@@ -277,6 +288,7 @@ def grade_answer(client: openai.OpenAI, case: TestCase, answer: Answer, grader_l
         if grader.kind == "judge":
             verdict, spend, judge_model = judge_case(client, grader, case, answer.output, pacer)
             answer.judge_tokens += spend.input + spend.output
+            answer.judges.append((judge_model, spend))
             judge_cost = spend.cost(model_facts(judge_model))
             if answer.cost is not None and judge_cost is not None:
                 answer.cost += judge_cost
@@ -408,18 +420,29 @@ class _Writer:
     def _record_spend(self) -> None:
         """Each answer the provider billed goes to the team's ledger (project.spend), in the
         transaction that saves it; the ledger row outlives the run."""
-        billed = [answer for answer in self.answers if answer.spend.input or answer.spend.output]
+        billed = [answer for answer in self.answers if answer.spend.input or answer.spend.output or answer.judges]
         if not billed:
             return
         targets = dict(EvalResult.objects.filter(pk__in=[a.result_id for a in billed])
                        .values_list("pk", "target__model"))
         run = self.run
+        line = SpendLine(team_id=run.team_id, feature=Feature.EVAL, model="", source_kind="eval", source_id=run.pk,
+                         source_label=f"Eval run {run.pk}", key="", connection_id=run.connection_id,
+                         person_id=run.created_by_id)
         for answer in billed:
-            spend_record(SpendLine(
-                team_id=run.team_id, feature=Feature.EVAL, model=targets.get(answer.result_id, ""),
-                source_kind="eval", source_id=run.pk, source_label=f"Eval run {run.pk}",
-                key=f"eval_result:{answer.result_id}", connection_id=run.connection_id,
-                person_id=run.created_by_id, input_tokens=answer.spend.input, output_tokens=answer.spend.output))
+            if answer.spend.input or answer.spend.output:
+                # A batch-mode run's answers were billed at the Batch API's prices.
+                spend_record(replace(
+                    line, model=targets.get(answer.result_id, ""), key=f"eval_result:{answer.result_id}",
+                    input_tokens=answer.spend.input, cached_tokens=answer.spend.cached,
+                    output_tokens=answer.spend.output,
+                    pricing=Pricing.BATCH if run.mode == RunMode.BATCH else Pricing.STANDARD))
+            for number, (judge_model, spend) in enumerate(answer.judges, start=1):
+                if spend.input or spend.output:  # the judge is asked live, whatever the run's mode
+                    spend_record(replace(
+                        line, model=judge_model, key=f"eval_judge:{answer.result_id}:{number}",
+                        source_label=f"Eval run {run.pk} (judge)", input_tokens=spend.input,
+                        cached_tokens=spend.cached, output_tokens=spend.output))
 
 
 def rows_update(rows: Sequence[EvalResult], fields: Sequence[str]) -> None:
@@ -448,10 +471,19 @@ def grade_embeddings(run: EvalRun, embedding_graders: Sequence[g.Grader], thresh
     2,048 per request), add the similarity verdicts, then score the cases."""
     rows = list(EvalResult.objects.filter(run=run, status=ResultStatus.DONE).select_related("case"))
     extra: dict[int, list[g.Verdict]] = {row.pk: [] for row in rows}
-    for grader in embedding_graders:
+    for index, grader in enumerate(embedding_graders):
         texts = sorted({t for row in rows for t in (row.output_text, row.case.expected_text) if t})
-        vectors = embed_texts(client, texts, model=str(grader.settings.get("model") or g.DEFAULT_EMBEDDING_MODEL),
-                              dimensions=grader.settings.get("dimensions"), pacer=pacer)
+        model = str(grader.settings.get("model") or g.DEFAULT_EMBEDDING_MODEL)
+
+        def record(start: int, tokens: int, model: str = model, index: int = index) -> None:
+            # One ledger row per embeddings request; grading again records each once.
+            spend_record(SpendLine(
+                team_id=run.team_id, feature=Feature.EVAL, model=model, source_kind="eval", source_id=run.pk,
+                source_label=f"Eval run {run.pk} (embeddings grader)", key=f"eval_embed:{run.pk}:{index}:{start}",
+                connection_id=run.connection_id, person_id=run.created_by_id, input_tokens=tokens))
+
+        vectors = embed_texts(client, texts, model=model, dimensions=grader.settings.get("dimensions"), pacer=pacer,
+                              on_usage=record)
         for row in rows:
             if not row.case.expected_text:
                 extra[row.pk].append(g.failure_verdict(grader, "the case has no expected text to compare with"))
@@ -469,7 +501,8 @@ def grade_embeddings(run: EvalRun, embedding_graders: Sequence[g.Grader], thresh
 
 
 def embed_texts(client: openai.OpenAI, texts: Sequence[str], *, model: str, dimensions: int | None,
-                pacer: Pacer) -> dict[str, list[float]]:
+                pacer: Pacer, on_usage: Callable[[int, int], None] | None = None) -> dict[str, list[float]]:
+    """The vectors of `texts`; `on_usage(start, tokens)` is told what each request was billed."""
     vectors: dict[str, list[float]] = {}
     for start in range(0, len(texts), EMBEDDING_BATCH):
         chunk = list(texts[start:start + EMBEDDING_BATCH])
@@ -479,6 +512,9 @@ def embed_texts(client: openai.OpenAI, texts: Sequence[str], *, model: str, dime
         reply = call_with_retries(lambda arguments=arguments: client.embeddings.create(**arguments), pacer)  # type: ignore[misc]
         for item in reply.data:
             vectors[chunk[item.index]] = list(item.embedding)
+        tokens = int(getattr(getattr(reply, "usage", None), "prompt_tokens", 0) or 0)
+        if on_usage is not None and tokens:
+            on_usage(start, tokens)
     return vectors
 
 

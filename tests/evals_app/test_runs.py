@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import time
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -168,6 +169,12 @@ def test_the_judge_grades_with_a_strict_structured_reply(team, assistant, eval_c
     assert right.passed and right.score == pytest.approx(0.9) and right.verdicts[0]["reason"] == "judge: correct"
     assert not wrong.passed and wrong.verdicts[0]["reason"] == "judge: wrong city"
     assert right.judge_tokens > 0
+    # Each judge call is a ledger row of its own, at the judge model's prices, beside each answer's.
+    judged = SpendEntry.objects.filter(team=team, feature=Feature.EVAL, source_id=run.pk, key__startswith="eval_judge:")
+    assert sorted(judged.values_list("key", flat=True)) == [f"eval_judge:{right.pk}:1", f"eval_judge:{wrong.pk}:1"]
+    assert {e.model for e in judged} == {"gpt-4.1-mini"}
+    assert sum(e.input_tokens + e.output_tokens for e in judged) == right.judge_tokens + wrong.judge_tokens
+    assert SpendEntry.objects.filter(team=team, source_id=run.pk, key__startswith="eval_result:").count() == 2
 
 
 def test_embeddings_similarity_against_the_expected_answer(team, assistant, eval_connection) -> None:
@@ -180,6 +187,9 @@ def test_embeddings_similarity_against_the_expected_answer(team, assistant, eval
     same, other = _results(run, 1)
     assert same.passed and same.score == pytest.approx(1.0) and same.verdicts[0]["reason"].startswith("cosine 1.000")
     assert not other.passed and other.score is not None and other.score < 0.95
+    # The grader's embeddings request is billed too: one ledger row, recorded once if graded again.
+    embedded = SpendEntry.objects.filter(team=team, source_id=run.pk, key__startswith="eval_embed:")
+    assert embedded.count() == 1 and embedded.get().input_tokens > 0
 
 
 def test_estimate_rerun_failed_and_exports(owner_client, team, assistant, eval_connection) -> None:
@@ -328,6 +338,11 @@ def test_a_batch_run_joins_results_to_cases_at_half_price(team, assistant, eval_
     assert answer_at_batch_prices is not None and answer_at_live_prices is not None
     assert answer_at_batch_prices < answer_at_live_prices
     assert first.cost_usd is not None and first.cost_usd > answer_at_batch_prices  # the judge, asked live, on top
+    answer_row = SpendEntry.objects.get(key=f"eval_result:{first.pk}")
+    # (the ledger rounds each row to a millionth of a dollar, half up)
+    assert answer_row.pricing == "batch" and answer_row.cost_usd is not None
+    assert abs(answer_row.cost_usd - answer_at_batch_prices) <= Decimal("0.000001") < answer_at_live_prices
+    assert SpendEntry.objects.get(key=f"eval_judge:{first.pk}:1").pricing == "standard"
     refused = _results(run, 2)
     assert all(r.status == "error" and "model" in r.error for r in refused)
     assert run.batch_input_file is not None and run.batch_input_file.purpose == "batch"
