@@ -8,15 +8,9 @@ from assistants_app.models import Run
 from project.providers.models import Engine
 
 
-def run_engine(run: Run) -> str:
-    connection = run.assistant.connection
-    return connection.run_engine if connection is not None else Engine.CHAT_COMPLETIONS
-
-
 def _engine_loop(run: Run) -> run_loop.RunLoop | None:
-    """The loop for the run's engine; the claim records run.engine with the run's other
-    claimed fields, in one update."""
-    run.engine = run_engine(run)
+    """The loop for the run's engine, which the claim recorded (run_loop._claim_sql says
+    run_engine in SQL, in the same statement)."""
     return responses_loop.execute if run.engine == Engine.RESPONSES else None
 
 

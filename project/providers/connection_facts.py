@@ -51,11 +51,15 @@ def _remote(connection: ProviderConnection, model_id: str) -> RemoteModel | None
 def connection_model(connection: ProviderConnection | None, model_id: str, *,
                      remote: RemoteModel | None = None) -> ConnectionModel:
     """One model's facts on a connection (its list entry read from the cached list when needed)."""
-    base = model_facts(model_id)
     if connection is None:
         return _merged(model_id, None, None)
     saved = ConnectionModelFacts.objects.filter(connection=connection, model_id=model_id).first()
-    if remote is None and not base.known and not (saved and saved.context_window):
+    return _with_saved(connection, model_id, saved, remote)
+
+
+def _with_saved(connection: ProviderConnection, model_id: str, saved: ConnectionModelFacts | None,
+                remote: RemoteModel | None) -> ConnectionModel:
+    if remote is None and not model_facts(model_id).known and not (saved and saved.context_window):
         remote = _remote(connection, model_id)
     return _merged(model_id, saved, remote)
 
@@ -103,6 +107,15 @@ def connection_price_facts(connection_id: int | None, model_id: str) -> ModelFac
 def connection_model_facts(connection: ProviderConnection | None, model_id: str) -> ModelFacts:
     """The facts a run on this connection sizes and prices its requests by."""
     return connection_model(connection, model_id).facts
+
+
+def connection_model_facts_given(connection: ProviderConnection | None, model_id: str,
+                                 saved: ConnectionModelFacts | None) -> ModelFacts:
+    """connection_model_facts with the connection's saved row for the model (or None: it has
+    none) already read, as the run's claim reads it in the same statement."""
+    if connection is None:
+        return _merged(model_id, None, None).facts
+    return _with_saved(connection, model_id, saved, None).facts
 
 
 def connection_model_facts_save(*, connection: ProviderConnection, actor: User | None, model_id: str,

@@ -15,6 +15,7 @@ from django.utils import timezone
 from assistants_app import conversation, recovery, run_loop, streams
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import run_cancel, thread_post_message, tool_answer
+from project.providers.connection_facts import connection_model_facts_save
 from project.providers.models import Engine, ProviderConnection, ProviderKind
 from tests import factories
 from tests.assistants_app.conftest import ended_stream_entries, wait_for_run
@@ -132,18 +133,17 @@ def test_an_image_is_sent_as_an_image_part(team, owner, chat_connection) -> None
     assert Message.objects.get(run=run, role="assistant").text.startswith("I see 1 image (image/png, 1x1).")
 
 
-def test_old_messages_are_trimmed_to_fit_the_context_window(team, owner, chat_connection, monkeypatch) -> None:
+def test_old_messages_are_trimmed_to_fit_the_context_window(team, owner, chat_connection) -> None:
     # The model facts do not know gpt-3.5-turbo, so its window is taken as a conservative 8,192
     # tokens; 40 stored turns of ~800 tokens cannot all fit. /v1/responses does not serve
-    # gpt-3.5-turbo: there gpt-4.1-mini's window is taken as 8,192 tokens instead.
+    # gpt-3.5-turbo: there gpt-4.1-mini's window is set to 8,192 tokens for the connection
+    # (the facts an admin sets, which the run's claim reads).
     model = "gpt-3.5-turbo"
     if chat_connection.run_engine == Engine.RESPONSES:
-        import dataclasses
-
-        from project.providers.model_facts import model_facts
-
-        model, small = "gpt-4.1-mini", dataclasses.replace(model_facts("gpt-4.1-mini"), context_window=8192)
-        monkeypatch.setattr(run_loop, "connection_model_facts", lambda connection, model_id: small)
+        model = "gpt-4.1-mini"
+        connection_model_facts_save(connection=chat_connection, actor=owner, model_id=model, context_window=8192,
+                                    max_output_tokens=None, input_price=None, cached_input_price=None,
+                                    output_price=None, free=False, encoding="")
     assistant = make_assistant(team, chat_connection, model=model, max_output_tokens=500,
                                instructions="Never forget these instructions.")
     thread = make_thread(team, assistant)

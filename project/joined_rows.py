@@ -1,0 +1,80 @@
+"""Model instances read from one SQL row that joins several tables: for the few statements on
+a latency-critical path that the ORM cannot say in one round trip (an UPDATE … RETURNING
+joined to what the caller needs next), prepared once per connection so PostgreSQL does not
+plan them again on every call.
+
+The columns come from the models' own field lists, so a field added to a model is read
+without touching the statement; values pass through the same converters the ORM applies
+(JSON's, for one), so the instances are what a queryset would have built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+import psycopg
+from django.db import connection as db_connection
+from django.db.models import Field, Model
+
+type Converter = Callable[[Any, Any, Any], Any]
+
+
+class JoinedModel:
+    """One model's part of a joined row: its table alias, its columns, its converters."""
+
+    def __init__(self, model: type[Model], alias: str) -> None:
+        self.model, self.alias = model, alias
+        self.fields: list[Field[Any, Any]] = list(model._meta.concrete_fields)
+
+    @cached_property
+    def _pk_index(self) -> int:
+        return next(index for index, field in enumerate(self.fields) if field.primary_key)
+
+    @property
+    def columns(self) -> str:
+        return ", ".join(f'{self.alias}."{field.column}"' for field in self.fields)
+
+    @cached_property
+    def _converters(self) -> list[tuple[int, list[tuple[Converter, Any]]]]:
+        # The same for every connection of the one PostgreSQL backend: worked out once.
+        found = []
+        for index, field in enumerate(self.fields):
+            column = field.get_col(self.alias)
+            converters = db_connection.ops.get_db_converters(column) + column.get_db_converters(db_connection)
+            if converters:
+                found.append((index, [(converter, column) for converter in converters]))
+        return found
+
+    def build(self, values: Sequence[Any]) -> Model | None:
+        """The instance, or None for a LEFT JOIN that found no row (its primary key is NULL)."""
+        if values[self._pk_index] is None:
+            return None
+        values = list(values)
+        for index, converters in self._converters:
+            for converter, column in converters:
+                values[index] = converter(values[index], column, db_connection)
+        return self.model.from_db(db_connection.alias, [field.attname for field in self.fields], values)
+
+
+def joined_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any], parts: Sequence[JoinedModel]) -> list[Model | None] | None:
+    """Run `sql` (its SELECT list is each part's `columns`, in order) as a prepared statement on
+    this thread's Django connection and build the first row's instances; None when no row.
+    Errors come up as Django's database errors, as from the ORM (project.outages retries them)."""
+    db_connection.ensure_connection()
+    with db_connection.wrap_database_errors:
+        raw = db_connection.connection
+        assert raw is not None
+        # A server-side-binding cursor of its own: Django's client-side cursors cannot be prepared.
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            row = cursor.fetchone()
+    if row is None:
+        return None
+    built: list[Model | None] = []
+    start = 0
+    for part in parts:
+        built.append(part.build(row[start:start + len(part.fields)]))
+        start += len(part.fields)
+    return built
