@@ -518,17 +518,26 @@ def embed_texts(client: openai.OpenAI, texts: Sequence[str], *, model: str, dime
     return vectors
 
 
-def finish(run: EvalRun, status: str, *, error: str = "") -> None:
-    if status == RunStatus.FAILED:
-        # What was not asked is not left pending for ever: it is marked with the reason.
-        EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).update(
-            status=ResultStatus.ERROR, passed=False, error=error or "not run")
-    EvalRun.objects.filter(pk=run.pk).update(status=status, error=error, finished_at=timezone.now())
-    # Its answers' ledger rows now hold what it spent: the estimate held for it is let go.
-    reservation_release(key=eval_reservation_key(run.pk))
+def finish(run: EvalRun, status: str, *, error: str = "", if_status: str | None = None) -> bool:
+    """End the run: what was not asked is marked with the reason, the estimate held for it
+    is let go and the team is told. With if_status, only a run still in that status ends
+    (the stale-run sweep's conditional update: a run another worker finished meanwhile is
+    left as it is). Returns whether the run ended here."""
+    ending = EvalRun.objects.filter(pk=run.pk)
+    if if_status is not None:
+        ending = ending.filter(status=if_status)
+    with transaction.atomic():
+        if not ending.update(status=status, error=error, finished_at=timezone.now()):
+            return False
+        if status == RunStatus.FAILED:
+            # What was not asked is not left pending for ever: it is marked with the reason.
+            EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).update(
+                status=ResultStatus.ERROR, passed=False, error=error or "not run")
+        # Its answers' ledger rows now hold what it spent: the estimate held for it is let go.
+        reservation_release(key=eval_reservation_key(run.pk))
     counts = EvalResult.objects.filter(run=run).aggregate(
         total=Count("id"), passed=Count("id", filter=Q(passed=True)))
     text = (f"Eval run #{run.pk} of {run.set_version} finished: {counts['passed']} of {counts['total']} answers passed."
             if status == RunStatus.SUCCEEDED else f"Eval run #{run.pk} of {run.set_version} failed: {error}")
     notification_send(team=run.team, text=text, link=reverse("eval_run_detail", args=[run.pk]), email_to=None)
-
+    return True

@@ -8,6 +8,7 @@ import io
 import json
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.urls import reverse
@@ -251,6 +252,64 @@ def test_a_stale_run_is_sent_again_and_its_answered_cases_are_kept(team, assista
     assert sorted(run.results.values_list("output_text", flat=True)) == ["b", "kept"]
     EvalRun.objects.filter(pk=run.pk).update(status="running", attempts=3, heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert services.eval_runs_recover_stale(stale_after_seconds=60) == (0, 1)
+
+
+def _stale_run_under_a_hard_limit(team: Any, owner: Any, assistant: Any, eval_connection: Any) -> EvalRun:
+    """A run holding its estimate under a hard limit whose worker stopped for the last time."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from project.spend.budgets import budget_save
+
+    budget_save(team=team, connection=None, amount_usd=Decimal("1"), thresholds=[], hard_limit=True, actor=owner)
+    version = assistant.current_version
+    run = start_run(team, make_set(team, question("echo: a"), question("echo: b")), eval_connection,
+                    (version, version.model))
+    EvalRun.objects.filter(pk=run.pk).update(status="running", attempts=3, heartbeat_at=timezone.now() - timedelta(minutes=5))
+    return run
+
+
+def _team_reserved(team: Any) -> Decimal:
+    from project.spend.models import BudgetMeter
+
+    return BudgetMeter.objects.get(team=team, connection_id=None).reserved_usd
+
+
+def test_a_stale_run_failed_by_the_sweep_lets_its_reservation_go_and_tells_the_team(
+        team, owner, assistant, eval_connection) -> None:
+    from evals_app.models import eval_reservation_key
+    from project.spend.models import SpendReservation
+
+    run = _stale_run_under_a_hard_limit(team, owner, assistant, eval_connection)
+    assert _team_reserved(team) > 0
+    assert services.eval_runs_recover_stale(stale_after_seconds=60) == (0, 1)
+    run.refresh_from_db()
+    assert run.status == "failed" and run.finished_at is not None and "worker stopped several times" in run.error
+    assert list(run.results.values_list("status", flat=True)) == ["error", "error"]
+    # The budget is free again at once, not when the reservation expires two days later.
+    assert not SpendReservation.objects.filter(key=eval_reservation_key(run.pk)).exists()
+    assert _team_reserved(team) == 0
+    assert Notification.objects.filter(team=team, text__startswith=f"Eval run #{run.pk} of ",
+                                       text__contains="failed: The run's worker stopped several times").exists()
+
+
+def test_a_stale_run_a_worker_finishes_meanwhile_is_not_failed_by_the_sweep(
+        team, owner, assistant, eval_connection, monkeypatch) -> None:
+    run = _stale_run_under_a_hard_limit(team, owner, assistant, eval_connection)
+    real_finish = services.finish
+
+    def finished_meanwhile(stale: EvalRun, status: str, **kwargs: Any) -> bool:
+        runner.run_execute(run.pk)  # between the sweep's read and its update, as a late worker would
+        return real_finish(stale, status, **kwargs)
+
+    monkeypatch.setattr(services, "finish", finished_meanwhile)
+    assert services.eval_runs_recover_stale(stale_after_seconds=60, max_attempts=3) == (0, 0)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.error == ""
+    assert sorted(run.results.values_list("output_text", flat=True)) == ["a", "b"]
+    assert _team_reserved(team) == 0
+    assert not Notification.objects.filter(team=team, text__contains="failed").exists()
 
 
 def test_the_version_list_shows_each_sets_latest_pass_rate(owner_client, team, assistant, eval_connection) -> None:
