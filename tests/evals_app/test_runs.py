@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import time
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -176,6 +177,57 @@ def test_the_judge_grades_with_a_strict_structured_reply(team, assistant, eval_c
     assert {e.model for e in judged} == {"gpt-4.1-mini"}
     assert sum(e.input_tokens + e.output_tokens for e in judged) == right.judge_tokens + wrong.judge_tokens
     assert SpendEntry.objects.filter(team=team, source_id=run.pk, key__startswith="eval_result:").count() == 2
+
+
+def test_a_flush_writes_its_ledger_rows_one_statement_per_model_each_row_as_priced_alone(
+        team, owner, assistant, eval_connection) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from project.spend.ledger import SpendLine, line_cost
+
+    version = assistant.current_version
+    run = start_run(team, make_set(team, question("echo: a"), question("echo: b")), eval_connection,
+                    (version, version.model), (version, "gpt-5.4-mini"))
+    EvalRun.objects.filter(pk=run.pk).update(created_by=owner)
+    run.refresh_from_db()
+    results = list(run.results.select_related("target").order_by("target__position", "case__position"))
+    answers = [runner.Answer(result_id=r.pk, spend=runner.Spend(input=1000 + n, cached=200 * (n % 2), output=50 + n),
+                             judges=[("gpt-4.1-mini", runner.Spend(input=300 + n, cached=100, output=20)),
+                                     ("gpt-4.1-mini", runner.Spend())])  # a second judge call not billed: no row
+               for n, r in enumerate(results)]
+    writer = runner._Writer(run, threshold=None)
+    with CaptureQueriesContext(connection) as queries:
+        for answer in answers:
+            writer.add(answer)
+        writer.flush()
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"] and "spend_spendentry" in q["sql"]]
+    assert len(inserts) == 3  # each target model's answers, the judge model's calls
+
+    line = SpendLine(team_id=team.pk, feature=Feature.EVAL, model="", source_kind="eval", source_id=run.pk,
+                     source_label=f"Eval run {run.pk}", key="", connection_id=eval_connection.pk, person_id=owner.pk)
+    expected = {}
+    for result, answer in zip(results, answers, strict=True):
+        judge = answer.judges[0][1]
+        for row in (
+                replace(line, model=result.target.model, key=f"eval_result:{result.pk}", input_tokens=answer.spend.input,
+                        cached_tokens=answer.spend.cached, output_tokens=answer.spend.output),
+                replace(line, model="gpt-4.1-mini", key=f"eval_judge:{result.pk}:1", source_label=f"Eval run {run.pk} (judge)",
+                        input_tokens=judge.input, cached_tokens=judge.cached, output_tokens=judge.output)):
+            cost, prices = line_cost(row)
+            expected[row.key] = (row.model, row.source_label, row.input_tokens, row.cached_tokens, row.output_tokens,
+                                 "standard", prices, cost)
+    entries = SpendEntry.objects.filter(source_id=run.pk, feature=Feature.EVAL)
+    assert {e.key: (e.model, e.source_label, e.input_tokens, e.cached_tokens, e.output_tokens, e.pricing, e.prices,
+                    e.cost_usd) for e in entries} == expected
+    assert all(e.cost_usd for e in entries)
+    assert {(e.team_id, e.source_kind, e.connection_id, e.person_id, e.calls, e.reasoning_tokens, e.trained_tokens)
+            for e in entries} == {(team.pk, "eval", eval_connection.pk, owner.pk, 1, 0, 0)}
+    # Saved again (a worker that died after its flush): each row is recorded once.
+    for answer in answers:
+        writer.add(answer)
+    writer.flush()
+    assert entries.count() == len(expected) == 8
 
 
 def test_embeddings_similarity_against_the_expected_answer(team, assistant, eval_connection) -> None:
