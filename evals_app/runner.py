@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -55,7 +56,7 @@ from project.providers.client import ClientOptions, ProviderError, ProviderRateL
 from project.providers.model_facts import ModelFacts, cost_usd, model_facts
 from project.providers.models import Engine
 from project.spend.budgets import reservation_release
-from project.spend.ledger import SpendLine, spend_record
+from project.spend.ledger import Call, SpendLine, spend_record, spend_record_calls
 from project.spend.models import Feature, Pricing
 
 log = logging.getLogger(__name__)
@@ -418,31 +419,38 @@ class _Writer:
         self.answers = []
 
     def _record_spend(self) -> None:
-        """Each answer the provider billed goes to the team's ledger (project.spend), in the
-        transaction that saves it; the ledger row outlives the run."""
+        """Each answer the provider billed, and each judge call, is a row of the team's ledger
+        (project.spend), written in the transaction that saves it; the ledger row outlives
+        the run. The rows of one model go in together (one statement, not one per row)."""
         billed = [answer for answer in self.answers if answer.spend.input or answer.spend.output or answer.judges]
         if not billed:
             return
         targets = dict(EvalResult.objects.filter(pk__in=[a.result_id for a in billed])
                        .values_list("pk", "target__model"))
+        answered: dict[str, list[Call]] = defaultdict(list)
+        judged: dict[str, list[Call]] = defaultdict(list)
+        for answer in billed:
+            if answer.spend.input or answer.spend.output:
+                answered[targets.get(answer.result_id, "")].append(_call(str(answer.result_id), answer.spend))
+            for number, (judge_model, spend) in enumerate(answer.judges, start=1):
+                if spend.input or spend.output:
+                    judged[judge_model].append(_call(f"{answer.result_id}:{number}", spend))
         run = self.run
         line = SpendLine(team_id=run.team_id, feature=Feature.EVAL, model="", source_kind="eval", source_id=run.pk,
                          source_label=f"Eval run {run.pk}", key="", connection_id=run.connection_id,
                          person_id=run.created_by_id)
-        for answer in billed:
-            if answer.spend.input or answer.spend.output:
-                # A batch-mode run's answers were billed at the Batch API's prices.
-                spend_record(replace(
-                    line, model=targets.get(answer.result_id, ""), key=f"eval_result:{answer.result_id}",
-                    input_tokens=answer.spend.input, cached_tokens=answer.spend.cached,
-                    output_tokens=answer.spend.output,
-                    pricing=Pricing.BATCH if run.mode == RunMode.BATCH else Pricing.STANDARD))
-            for number, (judge_model, spend) in enumerate(answer.judges, start=1):
-                if spend.input or spend.output:  # the judge is asked live, whatever the run's mode
-                    spend_record(replace(
-                        line, model=judge_model, key=f"eval_judge:{answer.result_id}:{number}",
-                        source_label=f"Eval run {run.pk} (judge)", input_tokens=spend.input,
-                        cached_tokens=spend.cached, output_tokens=spend.output))
+        # A batch-mode run's answers were billed at the Batch API's prices.
+        pricing = Pricing.BATCH if run.mode == RunMode.BATCH else Pricing.STANDARD
+        for model, calls in answered.items():
+            spend_record_calls(replace(line, model=model, key="eval_result:", pricing=pricing), calls)
+        for model, calls in judged.items():  # the judge is asked live, whatever the run's mode
+            spend_record_calls(replace(line, model=model, key="eval_judge:", source_label=f"Eval run {run.pk} (judge)"),
+                               calls)
+
+
+def _call(key: str, spend: Spend) -> Call:
+    """One ledger row of a flush: its key is added to the line's ("eval_result:" + the result's id)."""
+    return Call(key=key, input_tokens=spend.input, cached_tokens=spend.cached, output_tokens=spend.output)
 
 
 def rows_update(rows: Sequence[EvalResult], fields: Sequence[str]) -> None:
@@ -518,17 +526,26 @@ def embed_texts(client: openai.OpenAI, texts: Sequence[str], *, model: str, dime
     return vectors
 
 
-def finish(run: EvalRun, status: str, *, error: str = "") -> None:
-    if status == RunStatus.FAILED:
-        # What was not asked is not left pending for ever: it is marked with the reason.
-        EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).update(
-            status=ResultStatus.ERROR, passed=False, error=error or "not run")
-    EvalRun.objects.filter(pk=run.pk).update(status=status, error=error, finished_at=timezone.now())
-    # Its answers' ledger rows now hold what it spent: the estimate held for it is let go.
-    reservation_release(key=eval_reservation_key(run.pk))
+def finish(run: EvalRun, status: str, *, error: str = "", if_status: str | None = None) -> bool:
+    """End the run: what was not asked is marked with the reason, the estimate held for it
+    is let go and the team is told. With if_status, only a run still in that status ends
+    (the stale-run sweep's conditional update: a run another worker finished meanwhile is
+    left as it is). Returns whether the run ended here."""
+    ending = EvalRun.objects.filter(pk=run.pk)
+    if if_status is not None:
+        ending = ending.filter(status=if_status)
+    with transaction.atomic():
+        if not ending.update(status=status, error=error, finished_at=timezone.now()):
+            return False
+        if status == RunStatus.FAILED:
+            # What was not asked is not left pending for ever: it is marked with the reason.
+            EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).update(
+                status=ResultStatus.ERROR, passed=False, error=error or "not run")
+        # Its answers' ledger rows now hold what it spent: the estimate held for it is let go.
+        reservation_release(key=eval_reservation_key(run.pk))
     counts = EvalResult.objects.filter(run=run).aggregate(
         total=Count("id"), passed=Count("id", filter=Q(passed=True)))
     text = (f"Eval run #{run.pk} of {run.set_version} finished: {counts['passed']} of {counts['total']} answers passed."
             if status == RunStatus.SUCCEEDED else f"Eval run #{run.pk} of {run.set_version} failed: {error}")
     notification_send(team=run.team, text=text, link=reverse("eval_run_detail", args=[run.pk]), email_to=None)
-
+    return True

@@ -23,7 +23,6 @@ from evals_app.models import (
     EvalResult,
     EvalRun,
     EvalTarget,
-    ResultStatus,
     RunMode,
     RunStatus,
     TestCase,
@@ -31,7 +30,7 @@ from evals_app.models import (
     TestSetVersion,
     eval_reservation_key,
 )
-from evals_app.runner import TargetPlan, target_plan
+from evals_app.runner import TargetPlan, finish, target_plan
 from project.providers.models import ProviderConnection
 from project.queue import task_send_on_commit
 from project.spend.budgets import BudgetExceeded, budget_reserve
@@ -305,7 +304,7 @@ def eval_runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 3
                                     | Q(status=RunStatus.QUEUED, created_at__lt=cutoff, started_at__isnull=True))
              .exclude(mode=RunMode.BATCH, remote_batch_id__gt=""))
     again = failed = 0
-    for run in stale.only("pk", "attempts", "status", "mode"):
+    for run in stale.select_related("team", "set_version__test_set"):
         if run.attempts < max_attempts:
             # The heartbeat moves on, so the next sweep waits for this attempt.
             if EvalRun.objects.filter(pk=run.pk, status=run.status).update(heartbeat_at=timezone.now(),
@@ -313,11 +312,11 @@ def eval_runs_recover_stale(*, stale_after_seconds: float, max_attempts: int = 3
                 task_send_on_commit(_start_task(run), run.pk)
                 again += 1
         else:
+            # Ended as a finished run is (its reservation let go, the team told), but only
+            # if no worker finished it since it was read.
             reason = "The run's worker stopped several times; re-run the failed cases."
-            EvalResult.objects.filter(run=run, status=ResultStatus.PENDING).update(status=ResultStatus.ERROR, passed=False,
-                                                                                   error=reason)
-            failed += EvalRun.objects.filter(pk=run.pk, status=run.status).update(status=RunStatus.FAILED, error=reason,
-                                                                                  finished_at=timezone.now())
+            if finish(run, RunStatus.FAILED, error=reason, if_status=run.status):
+                failed += 1
     return again, failed
 
 

@@ -69,6 +69,13 @@ def ended_stream_entries(run_id: int, timeout: float = 5.0) -> Any:
         time.sleep(0.02)
 
 
+def ended_stream_text(run_id: int, kind: str = "delta", timeout: float = 5.0) -> str:
+    """What a fresh viewer is shown of one kind ("delta": the reply, "thinking": the
+    reasoning summary) once the run's stream has ended."""
+    shown, _, _ = streams.fold(ended_stream_entries(run_id, timeout))
+    return "".join(data for shown_kind, data in shown if shown_kind == kind)
+
+
 class Recorder(BaseHTTPRequestHandler):
     received: list[tuple[dict[str, str], bytes]] = []
     delay = 0.0

@@ -5,7 +5,6 @@ twice), or polls the response when its stream cannot be followed; Stop cancels i
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import httpx2
@@ -17,7 +16,7 @@ from assistants_app.models import Message, Run, RunStatus
 from assistants_app.services import run_cancel, thread_post_message
 from project.providers.models import Engine, ProviderConnection, ProviderKind
 from tests import factories
-from tests.assistants_app.conftest import wait_for_run
+from tests.assistants_app.conftest import ended_stream_text, wait_for_run
 from tests.factories import make_assistant, make_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
@@ -39,19 +38,6 @@ def _created(url: str, connection: ProviderConnection) -> int:
     stats = httpx2.get(url.removesuffix("/v1") + "/sandbox/responses/stats",
                        headers={"Authorization": f"Bearer {connection.get_api_key()}"}).json()
     return int(stats["create_requests"])
-
-
-def _shown(run_id: int) -> str:
-    # The run is saved finished a moment before its stream is told so (the "done" entry
-    # follows the commit): wait for it rather than race it.
-    deadline = time.monotonic() + 5
-    while True:
-        shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
-        if ended or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert ended
-    return "".join(data for kind, data in shown if kind == "delta")
 
 
 def _die_at_third_cursor(monkeypatch: pytest.MonkeyPatch, cursor: int = 3) -> None:
@@ -84,7 +70,7 @@ def test_a_long_running_reply_is_created_once_in_the_background(team, owner, san
     run = wait_for_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     reply = Message.objects.get(run=run, role="assistant").text
-    assert len(reply.split()) == 40 and _shown(run.pk) == reply
+    assert len(reply.split()) == 40 and ended_stream_text(run.pk) == reply
     assert run.response_id.startswith("resp_") and _created(sandbox_url, connection) == 1
     assert run.output_tokens > 0 and run.cost_usd is not None
 
@@ -109,7 +95,7 @@ def test_a_killed_worker_is_replaced_by_one_that_resumes_the_stream(team, owner,
     assert run.attempts == 2
     reply = Message.objects.get(run=run, role="assistant").text
     assert len(reply.split()) == 300 and reply.startswith(partial)
-    assert _shown(run.pk) == reply  # nothing lost, nothing shown twice
+    assert ended_stream_text(run.pk) == reply  # nothing lost, nothing shown twice
     assert _created(background_sandbox, connection) == 1  # the provider wrote it once
 
 

@@ -28,8 +28,8 @@ from project.providers.models import ProviderConnection
 from project.spend.models import SpendEntry
 from sandbox.webhooks import sign
 from tests import factories
-from tests.assistants_app.conftest import wait_for_run
-from tests.assistants_app.test_background_runs import WorkerKilled, _connection, _created, _die_at_third_cursor, _shown
+from tests.assistants_app.conftest import ended_stream_text, wait_for_run
+from tests.assistants_app.test_background_runs import WorkerKilled, _connection, _created, _die_at_third_cursor
 from tests.assistants_app.test_responses_runs import CALCULATOR
 from tests.factories import make_assistant, make_thread
 
@@ -108,7 +108,7 @@ def test_beat_polls_a_response_whose_stream_cannot_be_followed_to_its_end(team, 
     run, ticks = _poll_to_end(run.pk)
     assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     reply = Message.objects.get(run=run, role=Role.ASSISTANT).text
-    assert len(reply.split()) == 300 and _shown(run.pk) == reply  # nothing lost, nothing shown twice
+    assert len(reply.split()) == 300 and ended_stream_text(run.pk) == reply  # nothing lost, nothing shown twice
     assert _created(background_sandbox, connection) == 1  # generated once
     assert run.output_tokens > 0 and run.cost_usd is not None and run.poll_at is None
     assert run.poll_attempts == ticks
@@ -228,7 +228,7 @@ def test_two_fetches_at_once_finish_the_run_once(team, owner, background_sandbox
     assert Message.objects.filter(run=run, role=Role.ASSISTANT).count() == 1
     assert _spend_rows(run) == 1
     reply = Message.objects.get(run=run, role=Role.ASSISTANT).text
-    assert _shown(run.pk) == reply
+    assert ended_stream_text(run.pk) == reply
     entries: Any = streams.redis_client().xrange(streams.stream_key(run.pk))
     assert sum(1 for _, fields in entries if fields.get(b"t") == b"done") == 1  # ended once on the page
 

@@ -17,7 +17,7 @@ from assistants_app.models import Message, RunStatus
 from assistants_app.services import run_cancel, thread_post_message
 from project.providers.models import Engine, ProviderConnection, ProviderKind
 from tests import factories
-from tests.assistants_app.conftest import wait_for_run
+from tests.assistants_app.conftest import ended_stream_entries, ended_stream_text, wait_for_run
 from tests.factories import make_assistant, make_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
@@ -42,16 +42,6 @@ def responses_connection(team: factories.Team, sandbox_url: str) -> ProviderConn
     return _responses_connection(team, sandbox_url)
 
 
-def _stream(run_id: int) -> list[tuple[str, str]]:
-    deadline = time.monotonic() + 5
-    while True:
-        shown, _, ended = streams.fold(streams.redis_client().xrange(streams.stream_key(run_id)))
-        if ended or time.monotonic() > deadline:
-            assert ended
-            return shown
-        time.sleep(0.02)
-
-
 def test_a_reply_streams_and_is_saved_with_the_engine_usage_and_cost(team, owner, responses_connection) -> None:
     assistant = make_assistant(team, responses_connection, model="gpt-4.1-mini")
     _, run = thread_post_message(thread=make_thread(team, assistant), actor=owner, text="echo: Hello **world**, streamed.")
@@ -60,7 +50,7 @@ def test_a_reply_streams_and_is_saved_with_the_engine_usage_and_cost(team, owner
     assert run.engine == Engine.RESPONSES
     reply = Message.objects.get(run=run, role="assistant")
     assert reply.text == "Hello **world**, streamed."
-    assert "".join(data for kind, data in _stream(run.pk) if kind == "delta") == reply.text
+    assert ended_stream_text(run.pk) == reply.text
     assert run.input_tokens > 0 and run.output_tokens > 0 and run.provider_calls == 1
     assert run.cost_usd is not None and run.cost_usd > 0
     assert run.ttft_ms is not None and run.request_id
@@ -88,7 +78,7 @@ def test_tools_with_reasoning_on_a_current_model_keep_their_reasoning_between_ro
     assert final.text.startswith("Tool results: calculator: 6*7 = 42; current_time:")
     assert final.reasoning_items and final.reasoning_summary
     assert run.provider_calls == 2 and run.reasoning_tokens > 0
-    thinking = "".join(data for kind, data in _stream(run.pk) if kind == "thinking")
+    thinking = ended_stream_text(run.pk, "thinking")
     assert final.reasoning_summary.split("\n")[0] in thinking  # streamed live, as saved
 
     # The next turn sends the replies back with their reasoning items: the sandbox checks each
@@ -201,7 +191,7 @@ def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team,
     assert run.status == RunStatus.SUCCEEDED, (run.status, run.error)
     assert len(calls) == 2 and calls[1] - calls[0] >= 1.0  # the sandbox said retry-after: 1
     assert Message.objects.get(run=run, role="assistant").text == "after a pause"
-    notes = [data for kind, data in _stream(run.pk) if kind == "note"]
+    notes = [data for kind, data in streams.fold(ended_stream_entries(run.pk))[0] if kind == "note"]
     assert any("Rate limited by the provider (429)" in note and "Retrying in 1.0 s" in note for note in notes)
 
 

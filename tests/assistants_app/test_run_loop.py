@@ -18,7 +18,7 @@ from assistants_app.services import run_cancel, thread_post_message, tool_answer
 from project.providers.connection_facts import connection_model_facts_save
 from project.providers.models import Engine, ProviderConnection, ProviderKind
 from tests import factories
-from tests.assistants_app.conftest import ended_stream_entries, wait_for_run
+from tests.assistants_app.conftest import ended_stream_text, wait_for_run
 from tests.factories import make_assistant, make_message, make_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker_session")]
@@ -32,11 +32,6 @@ def chat_connection(request: pytest.FixtureRequest, team: factories.Team, sandbo
     return connection
 
 
-def _deltas(run_id: int) -> str:
-    shown, _, _ = streams.fold(ended_stream_entries(run_id))
-    return "".join(data for kind, data in shown if kind == "delta")
-
-
 def test_a_reply_streams_through_redis_and_is_saved_with_usage_and_cost(team, owner, chat_connection) -> None:
     assistant = make_assistant(team, chat_connection, model="gpt-4.1-mini")
     thread = make_thread(team, assistant)
@@ -46,7 +41,7 @@ def test_a_reply_streams_through_redis_and_is_saved_with_usage_and_cost(team, ow
     reply = Message.objects.get(run=run, role="assistant")
     assert reply.text == "Hello **world**, streamed."
     assert reply.version == assistant.current_version
-    assert _deltas(run.pk) == reply.text  # every delta went through the stream, in order
+    assert ended_stream_text(run.pk) == reply.text  # every delta went through the stream, in order
     assert run.input_tokens > 0 and run.output_tokens > 0
     assert run.cost_usd is not None and run.cost_usd > 0
     assert run.ttft_ms is not None and run.total_ms is not None and run.request_id

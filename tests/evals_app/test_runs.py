@@ -7,7 +7,9 @@ import csv
 import io
 import json
 import time
+from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.urls import reverse
@@ -177,6 +179,57 @@ def test_the_judge_grades_with_a_strict_structured_reply(team, assistant, eval_c
     assert SpendEntry.objects.filter(team=team, source_id=run.pk, key__startswith="eval_result:").count() == 2
 
 
+def test_a_flush_writes_its_ledger_rows_one_statement_per_model_each_row_as_priced_alone(
+        team, owner, assistant, eval_connection) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from project.spend.ledger import SpendLine, line_cost
+
+    version = assistant.current_version
+    run = start_run(team, make_set(team, question("echo: a"), question("echo: b")), eval_connection,
+                    (version, version.model), (version, "gpt-5.4-mini"))
+    EvalRun.objects.filter(pk=run.pk).update(created_by=owner)
+    run.refresh_from_db()
+    results = list(run.results.select_related("target").order_by("target__position", "case__position"))
+    answers = [runner.Answer(result_id=r.pk, spend=runner.Spend(input=1000 + n, cached=200 * (n % 2), output=50 + n),
+                             judges=[("gpt-4.1-mini", runner.Spend(input=300 + n, cached=100, output=20)),
+                                     ("gpt-4.1-mini", runner.Spend())])  # a second judge call not billed: no row
+               for n, r in enumerate(results)]
+    writer = runner._Writer(run, threshold=None)
+    with CaptureQueriesContext(connection) as queries:
+        for answer in answers:
+            writer.add(answer)
+        writer.flush()
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT INTO" in q["sql"] and "spend_spendentry" in q["sql"]]
+    assert len(inserts) == 3  # each target model's answers, the judge model's calls
+
+    line = SpendLine(team_id=team.pk, feature=Feature.EVAL, model="", source_kind="eval", source_id=run.pk,
+                     source_label=f"Eval run {run.pk}", key="", connection_id=eval_connection.pk, person_id=owner.pk)
+    expected = {}
+    for result, answer in zip(results, answers, strict=True):
+        judge = answer.judges[0][1]
+        for row in (
+                replace(line, model=result.target.model, key=f"eval_result:{result.pk}", input_tokens=answer.spend.input,
+                        cached_tokens=answer.spend.cached, output_tokens=answer.spend.output),
+                replace(line, model="gpt-4.1-mini", key=f"eval_judge:{result.pk}:1", source_label=f"Eval run {run.pk} (judge)",
+                        input_tokens=judge.input, cached_tokens=judge.cached, output_tokens=judge.output)):
+            cost, prices = line_cost(row)
+            expected[row.key] = (row.model, row.source_label, row.input_tokens, row.cached_tokens, row.output_tokens,
+                                 "standard", prices, cost)
+    entries = SpendEntry.objects.filter(source_id=run.pk, feature=Feature.EVAL)
+    assert {e.key: (e.model, e.source_label, e.input_tokens, e.cached_tokens, e.output_tokens, e.pricing, e.prices,
+                    e.cost_usd) for e in entries} == expected
+    assert all(e.cost_usd for e in entries)
+    assert {(e.team_id, e.source_kind, e.connection_id, e.person_id, e.calls, e.reasoning_tokens, e.trained_tokens)
+            for e in entries} == {(team.pk, "eval", eval_connection.pk, owner.pk, 1, 0, 0)}
+    # Saved again (a worker that died after its flush): each row is recorded once.
+    for answer in answers:
+        writer.add(answer)
+    writer.flush()
+    assert entries.count() == len(expected) == 8
+
+
 def test_embeddings_similarity_against_the_expected_answer(team, assistant, eval_connection) -> None:
     test_set = make_set(team, question("echo: same words", expected_text="same words"),
                         question("echo: other words", expected_text="same words"),
@@ -251,6 +304,64 @@ def test_a_stale_run_is_sent_again_and_its_answered_cases_are_kept(team, assista
     assert sorted(run.results.values_list("output_text", flat=True)) == ["b", "kept"]
     EvalRun.objects.filter(pk=run.pk).update(status="running", attempts=3, heartbeat_at=timezone.now() - timedelta(minutes=5))
     assert services.eval_runs_recover_stale(stale_after_seconds=60) == (0, 1)
+
+
+def _stale_run_under_a_hard_limit(team: Any, owner: Any, assistant: Any, eval_connection: Any) -> EvalRun:
+    """A run holding its estimate under a hard limit whose worker stopped for the last time."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from project.spend.budgets import budget_save
+
+    budget_save(team=team, connection=None, amount_usd=Decimal("1"), thresholds=[], hard_limit=True, actor=owner)
+    version = assistant.current_version
+    run = start_run(team, make_set(team, question("echo: a"), question("echo: b")), eval_connection,
+                    (version, version.model))
+    EvalRun.objects.filter(pk=run.pk).update(status="running", attempts=3, heartbeat_at=timezone.now() - timedelta(minutes=5))
+    return run
+
+
+def _team_reserved(team: Any) -> Decimal:
+    from project.spend.models import BudgetMeter
+
+    return BudgetMeter.objects.get(team=team, connection_id=None).reserved_usd
+
+
+def test_a_stale_run_failed_by_the_sweep_lets_its_reservation_go_and_tells_the_team(
+        team, owner, assistant, eval_connection) -> None:
+    from evals_app.models import eval_reservation_key
+    from project.spend.models import SpendReservation
+
+    run = _stale_run_under_a_hard_limit(team, owner, assistant, eval_connection)
+    assert _team_reserved(team) > 0
+    assert services.eval_runs_recover_stale(stale_after_seconds=60) == (0, 1)
+    run.refresh_from_db()
+    assert run.status == "failed" and run.finished_at is not None and "worker stopped several times" in run.error
+    assert list(run.results.values_list("status", flat=True)) == ["error", "error"]
+    # The budget is free again at once, not when the reservation expires two days later.
+    assert not SpendReservation.objects.filter(key=eval_reservation_key(run.pk)).exists()
+    assert _team_reserved(team) == 0
+    assert Notification.objects.filter(team=team, text__startswith=f"Eval run #{run.pk} of ",
+                                       text__contains="failed: The run's worker stopped several times").exists()
+
+
+def test_a_stale_run_a_worker_finishes_meanwhile_is_not_failed_by_the_sweep(
+        team, owner, assistant, eval_connection, monkeypatch) -> None:
+    run = _stale_run_under_a_hard_limit(team, owner, assistant, eval_connection)
+    real_finish = services.finish
+
+    def finished_meanwhile(stale: EvalRun, status: str, **kwargs: Any) -> bool:
+        runner.run_execute(run.pk)  # between the sweep's read and its update, as a late worker would
+        return real_finish(stale, status, **kwargs)
+
+    monkeypatch.setattr(services, "finish", finished_meanwhile)
+    assert services.eval_runs_recover_stale(stale_after_seconds=60, max_attempts=3) == (0, 0)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.error == ""
+    assert sorted(run.results.values_list("output_text", flat=True)) == ["a", "b"]
+    assert _team_reserved(team) == 0
+    assert not Notification.objects.filter(team=team, text__contains="failed").exists()
 
 
 def test_the_version_list_shows_each_sets_latest_pass_rate(owner_client, team, assistant, eval_connection) -> None:

@@ -5,6 +5,7 @@ overshoots the limit by at most one piece of work."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -29,6 +30,25 @@ from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Budget, BudgetAlert, BudgetMeter, Feature, SpendEntry, SpendReservation
 from project.teams.models import AuditEvent, Role
 from tests.factories import add_member, make_connection, make_user
+
+
+def all_at_once(work: Callable[[int], None], count: int = 8) -> None:
+    """work(0) ... work(count - 1), each in a thread of its own, released together by a
+    barrier so they race; each thread's database connection is closed when it is done."""
+    start = threading.Barrier(count)
+
+    def worker(n: int) -> None:
+        start.wait()
+        try:
+            work(n)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def spend(team, key: str, dollars: str, connection_id: int | None = None) -> None:
@@ -105,23 +125,15 @@ def test_concurrent_work_overshoots_the_limit_by_at_most_one_piece(team, owner) 
     budget_save(team=team, connection=None, amount_usd=Decimal("1"), thresholds=[], hard_limit=True, actor=owner)
     spend(team, "before", "0.7")
     passed: list[str] = []
-    start = threading.Barrier(8)
 
     def claim(n: int) -> None:
-        start.wait()
         try:
             budget_reserve(team=team, connection_id=None, key=f"run:{n}", amount=Decimal("0.25"), what="this reply")
             passed.append(f"run:{n}")
         except BudgetExceeded:
             pass
-        finally:
-            close_old_connections()
 
-    workers = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    all_at_once(claim)
     # $0.70 spent: the second $0.25 would start at $0.95 < $1, the third at $1.20: two pass.
     assert len(passed) == 2
     committed = month_spent(team_id=team.pk) + sum(r.amount_usd for r in SpendReservation.objects.all())
@@ -246,10 +258,8 @@ def test_concurrent_work_under_two_limits_overshoots_by_at_most_one_piece_and_le
     budget_save(team=team, connection=connection, amount_usd=Decimal("0.5"), thresholds=[], hard_limit=True,
                 actor=owner)
     passed: list[str] = []
-    start = threading.Barrier(8)
 
     def claim(n: int) -> None:
-        start.wait()
         try:
             # Half on the limited connection, half on another: the team's limit holds both.
             with transaction.atomic():
@@ -258,14 +268,8 @@ def test_concurrent_work_under_two_limits_overshoots_by_at_most_one_piece_and_le
             passed.append(f"run:{n}")
         except BudgetExceeded:
             pass
-        finally:
-            close_old_connections()
 
-    workers = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    all_at_once(claim)
     held = SpendReservation.objects.aggregate(total=Sum("amount_usd"))["total"]
     on_connection = SpendReservation.objects.filter(connection_id=connection.pk).aggregate(
         total=Sum("amount_usd"))["total"] or Decimal(0)
