@@ -10,6 +10,7 @@ import os
 
 from celery import Celery
 
+from project import broker_clients
 from project.workloads import queue_for
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -23,6 +24,7 @@ def route_by_workload(name: str, args: object, kwargs: object, options: object, 
     queue = queue_for(task)
     return {"queue": queue} if queue else None
 
+broker_clients.install()
 app = Celery("switchboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
