@@ -35,4 +35,4 @@ def _channel_client(channel: Any, client: Any = None) -> Iterator[Any]:
 
 
 def install() -> None:
-    kombu_redis.Channel.conn_or_acquire = _channel_client
+    kombu_redis.Channel.conn_or_acquire = _channel_client  # type: ignore[method-assign,assignment]

@@ -3,6 +3,8 @@ kombu built a new client for every message, which cost more CPU than the send it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import redis
 from django.conf import settings
@@ -13,14 +15,14 @@ QUEUE = "switchboard-test-broker-clients"
 
 
 @pytest.fixture
-def unread_queue() -> object:
+def unread_queue() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.delete(QUEUE)
     yield client
     client.delete(QUEUE)
 
 
-def test_sending_many_tasks_builds_no_redis_client_per_message(unread_queue, monkeypatch) -> None:
+def test_sending_many_tasks_builds_no_redis_client_per_message(unread_queue: redis.Redis, monkeypatch) -> None:
     app.send_task("switchboard.test.nothing", queue=QUEUE)  # the channel's client, made once
     made: list[int] = []
     build = redis.Redis.__init__
@@ -35,4 +37,4 @@ def test_sending_many_tasks_builds_no_redis_client_per_message(unread_queue, mon
 
     assert made == []
     # Every message was delivered all the same.
-    assert unread_queue.llen(QUEUE) == 21  # type: ignore[attr-defined]
+    assert unread_queue.llen(QUEUE) == 21
