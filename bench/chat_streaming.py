@@ -17,6 +17,7 @@ compared with the saved one (a lost or reordered delta shows as a mismatch).
    Redis; psutil), split by process.
 
     python -m devtools.testrun --bench chat_streaming --runs=200 --concurrent=100,200
+    python -m devtools.testrun --bench chat_streaming --runs=0 --concurrent=200 --profile=15   # and where the CPU goes
 
 Needs DATABASE_URL / REDIS_URL (a migrated database) like the tests. It starts and
 stops its own sandboxes, uvicorn and Celery worker processes.
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -48,6 +50,7 @@ from django.test import Client
 
 from assistants_app import streams
 from assistants_app.models import Message, Run, Thread, stream_key
+from bench._profile import Sampler
 from bench._setup import pct, summary
 from devtools.asgi_thread import free_port
 from devtools.run import ONE_AT_A_TIME_ENV, io_concurrency
@@ -379,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="uvicorn processes (make run: WEB_PROCESSES, default one per core)")
     parser.add_argument("--io-threads", type=int, default=int(io_concurrency(dict(os.environ))),
                         help="threads of the io worker (make run: IO_CONCURRENCY)")
+    parser.add_argument("--profile", type=float, default=0, metavar="SECONDS",
+                        help="sample the web and io worker with py-spy for the first SECONDS of each burst and "
+                             "print where their CPU went (bench/_profile.py)")
     args = parser.parse_args(argv)
     bursts = [int(c) for c in args.concurrent.split(",") if c.strip() and int(c) > 0]
 
@@ -446,9 +452,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{PACED['SANDBOX_TOKENS_PER_SECOND']} tokens/s, {PACED_WORDS}-word replies; {load()})")
             before = meter.sample()
             started = time.perf_counter()
-            times, errors = asyncio.run(burst(dash, threads, PACED_WORDS))
-            wall = time.perf_counter() - started
-            spent = CpuMeter.spent(before, meter.sample())
+            sampler = Sampler({"web (uvicorn)": [processes.web.pid], "worker io": [processes.workers[0].pid]},
+                              seconds=args.profile) if args.profile else None
+            with sampler or nullcontext():
+                times, errors = asyncio.run(burst(dash, threads, PACED_WORDS))
+                wall = time.perf_counter() - started
+                spent = CpuMeter.spent(before, meter.sample())
             for error in errors[:3]:
                 print("  error:", repr(error))
             rows = run_rows(dash, threads)
@@ -464,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
             print_timeline(dash.timelines)
             print_cpu(spent, chats)
             print(f"  replies whose streamed deltas differ from the saved reply: {dash.mismatches()} of {chats}")
+            if sampler is not None:
+                sampler.report()
     finally:
         for process in reversed(processes.all):
             stop(process)

@@ -36,9 +36,13 @@ def redis_client() -> redis.Redis:
 
 
 def pending_push(team_id: int, message_id: int) -> None:
-    client = redis_client()
-    client.rpush(PENDING_KEY, f"{team_id}:{message_id}")
-    if client.set(DRAIN_DUE_KEY, 1, nx=True, ex=30):
+    # One round trip for both (it runs in the message POST, after the run is sent): the id
+    # is queued whatever the flag says, and the flag says whether a drain is already due.
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.rpush(PENDING_KEY, f"{team_id}:{message_id}")
+    pipe.set(DRAIN_DUE_KEY, 1, nx=True, ex=30)
+    _, due_now = pipe.execute()
+    if due_now:
         # By name (services never import a tasks module), with the delay project.queue does not offer.
         app.tasks["search_app.pending_drain"].apply_async(countdown=DRAIN_DELAY_SECONDS)
 
