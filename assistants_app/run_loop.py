@@ -238,6 +238,8 @@ def _claim_sql() -> str:
     defaults = " ".join(f"WHEN %(kind_{n})s THEN %(engine_{n})s" for n in range(len(DEFAULT_ENGINES)))
     engine = f"COALESCE(NULLIF(c.engine, ''), NULLIF(c.engine_detected, ''), CASE c.kind {defaults} ELSE %(chat)s END)"
     # Only table and column names from the models' own metadata are formatted in; every value is a parameter.
+    # Columns by name, never `*`: a prepared statement whose result changes shape (a column
+    # added by a migration while workers run) fails with "cached plan must not change result type".
     return f"""
         WITH r AS (
             UPDATE {Run._meta.db_table} AS claimed
@@ -246,7 +248,7 @@ def _claim_sql() -> str:
               FROM {Assistant._meta.db_table} a LEFT JOIN {ProviderConnection._meta.db_table} c
                 ON c.id = a.connection_id
              WHERE claimed.id = %(run_id)s AND claimed.status = %(queued)s AND a.id = claimed.assistant_id
-         RETURNING claimed.*)
+         RETURNING {JoinedModel(Run, 'claimed').columns})
         SELECT {run.columns}, {thread.columns}, {assistant.columns}, {connection.columns}, {version.columns},
                {facts.columns}
           FROM r

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection as db_connection
 
 from assistants_app.models import Run, RunStatus
 from assistants_app.run_engines import _engine_loop
@@ -83,3 +84,23 @@ def test_the_claim_records_the_engine_the_connection_runs_on(team, kind, chosen,
     assert claimed is not None
     assert claimed.run.engine == connection.run_engine == Run.objects.get(pk=run.pk).engine
     assert (claimed.execute.__module__ == "assistants_app.responses_loop") == (connection.run_engine == Engine.RESPONSES)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_column_added_while_workers_run_does_not_break_their_claim(team) -> None:
+    # Workers keep the claim prepared on their connections; a migration that adds a column
+    # to a joined table while they run must not make the next claim fail ("cached plan
+    # must not change result type"), so the statement names its columns.
+    connection = make_connection(team)
+    assert run_claim(_queued_run(team, connection).pk) is not None  # prepared on this connection
+    tables = ("assistants_app_run", "assistants_app_thread")
+    with db_connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN added_by_a_later_release integer")
+    try:
+        claimed = run_claim(_queued_run(team, connection).pk)
+        assert claimed is not None and claimed.run.status == RunStatus.RUNNING
+    finally:
+        with db_connection.cursor() as cursor:
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} DROP COLUMN added_by_a_later_release")
