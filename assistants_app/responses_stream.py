@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx2
 from django.db import transaction
-from openai import APIResponse
 
 from assistants_app import streams
 from assistants_app.live import LiveDisplay
@@ -32,11 +31,13 @@ from assistants_app.run_attempt import (
     Clock,
     Reasoning,
     ReplyIncomplete,
+    StreamedReply,
     Turn,
     Usage,
     check_in,
     ensure_owned,
     provider_client,
+    provider_stream,
     release_database_connection,
     sse_data,
     stream_error,
@@ -146,7 +147,7 @@ def _record_response(run: Run, response_id: str) -> None:
     run.response_id = response_id
 
 
-def _events(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+def _events(response: StreamedReply, on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
     """A streamed response's events as plain dicts (run_loop.sse_data, as run_loop._chunks
     reads chat chunks, without a pydantic model per event). Complete only when a terminal
     event came (completed, incomplete, failed); a stream that ends before raises ReplyIncomplete."""
@@ -211,9 +212,9 @@ def final_output(turn: ResponseTurn, final: dict[str, Any]) -> None:
 
 def open_stream(run: Run, body: dict[str, Any], resume: ResumePoint | None) -> Any:
     assert run.assistant.connection is not None
-    client = provider_client(run.assistant.connection)
     if resume is None:
-        return client.responses.with_streaming_response.create(**body)
+        return provider_stream(run.assistant.connection, "/responses", body)
+    client = provider_client(run.assistant.connection)
     if resume.after is None:
         return client.responses.with_streaming_response.retrieve(resume.response_id, stream=True)
     return client.responses.with_streaming_response.retrieve(resume.response_id, stream=True,

@@ -22,7 +22,6 @@ from typing import Any
 import httpx2
 from django.db import transaction
 from django.utils import timezone
-from openai import APIResponse
 
 from assistants_app.conversation import build_history, chat_request, version_request_spec
 from assistants_app.live import LiveDisplay
@@ -38,6 +37,7 @@ from assistants_app.run_attempt import (
     ReplyIncomplete,
     RunStopped,
     RunSuperseded,
+    StreamedReply,
     Turn,
     Usage,
     attempt_failed,
@@ -45,7 +45,7 @@ from assistants_app.run_attempt import (
     check_in,
     ensure_owned,
     final_reply_saved,
-    provider_client,
+    provider_stream,
     release_database_connection,
     reply_save,
     run_finish,
@@ -94,7 +94,7 @@ class _Outbox:
         self.last = now or time.monotonic()
 
 
-def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+def _chunks(response: StreamedReply, on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
     """A streamed Chat Completion's chunks as plain dicts, read off the server-sent
     events (sse_data). The SDK's own iterator builds a pydantic model per chunk: for a
     fast stream that was the worker's largest CPU cost. Errors are raised as the SDK
@@ -134,13 +134,12 @@ def _chunks(response: APIResponse[Any], on_idle: Callable[[], None] | None = Non
 def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int,
                  facts: ModelFacts) -> Turn:
     assert run.assistant.connection is not None
-    client = provider_client(run.assistant.connection)
     outbox = _Outbox(clock.live)
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
     counted = False
     release_database_connection()
-    with provider_errors(), client.chat.completions.with_streaming_response.create(**body) as response:
+    with provider_errors(), provider_stream(run.assistant.connection, "/chat/completions", body) as response:
         turn.request_id = response.headers.get("x-request-id", "")
         try:
             for chunk in _chunks(response, on_idle=lambda: check_in(run, clock)):

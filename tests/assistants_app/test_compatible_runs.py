@@ -127,7 +127,7 @@ def test_a_stream_cut_once_is_retried_and_the_whole_reply_saved(team, owner, san
     monkeypatch.setattr(run_attempt, "RETRY_BASE_SECONDS", 0.05)
     connection = llamacpp(team, sandbox_url)
     attempts: list[int] = []
-    real_create = run_loop.provider_client
+    real_create = run_attempt.provider_client
 
     def cut_first(conn: ProviderConnection) -> Any:
         sdk = real_create(conn)
@@ -136,7 +136,7 @@ def test_a_stream_cut_once_is_retried_and_the_whole_reply_saved(team, owner, san
             return sdk.with_options(default_headers={"X-Sandbox-Fault": "cut-stream:3"})
         return sdk
 
-    monkeypatch.setattr(run_loop, "provider_client", cut_first)
+    monkeypatch.setattr(run_attempt, "provider_client", cut_first)
     thread = make_thread(team, make_assistant(team, connection))
     _, run = thread_post_message(thread=thread, actor=owner, text="echo: one two three four five six seven")
     run = wait_for_run(run.pk)

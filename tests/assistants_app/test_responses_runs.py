@@ -174,9 +174,9 @@ def test_stop_ends_a_streaming_run_and_keeps_what_was_shown(team, owner, tmp_pat
 
 def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team, owner, responses_connection,
                                                                           monkeypatch) -> None:
-    from assistants_app import responses_stream
+    from assistants_app import run_attempt
 
-    real_client = responses_stream.provider_client
+    real_client = run_attempt.provider_client
     calls: list[float] = []
 
     def limited_once(connection: ProviderConnection) -> Any:
@@ -184,7 +184,7 @@ def test_a_rate_limited_request_is_retried_after_the_providers_retry_after(team,
         sdk = real_client(connection)
         return sdk.with_options(default_headers={"X-Sandbox-Fault": "429"}) if len(calls) == 1 else sdk
 
-    monkeypatch.setattr(responses_stream, "provider_client", limited_once)
+    monkeypatch.setattr(run_attempt, "provider_client", limited_once)
     assistant = make_assistant(team, responses_connection)
     _, run = thread_post_message(thread=make_thread(team, assistant), actor=owner, text="echo: after a pause")
     run = wait_for_run(run.pk)
