@@ -141,14 +141,19 @@ def _rollups(line: SpendLine, *, day: date, calls: int, unpriced: int, tokens: d
     shared = _entry_values(line)
     month = {"team": line.team_id, "connection": line.connection_id, "month": month_of(day), "cost": cost}
     with connection.cursor() as cursor:
+        # The rows every record of the team and connection shares come first, the day's row
+        # of the model last: a transaction recording several models (an eval flush) and one
+        # recording any of them then meet at the shared rows, and one waits for the other,
+        # instead of each holding a day row the other needs next (a deadlock PostgreSQL ends
+        # by aborting one of them).
+        cursor.execute(_MONTH_UPSERT, month)
+        if cost:
+            cursor.execute(_METER_SPENT, month)
         cursor.execute(_DAILY_UPSERT, {
             **month, "day": day, "feature": line.feature, "person": line.person_id, "assistant": line.assistant_id,
             "model": shared["model"], "connection_name": shared["connection_name"],
             "person_name": shared["person_name"], "assistant_name": shared["assistant_name"], "calls": calls,
             "estimated_calls": calls if line.estimated else 0, "unpriced_calls": unpriced, **tokens})
-        cursor.execute(_MONTH_UPSERT, month)
-        if cost:
-            cursor.execute(_METER_SPENT, month)
     if line.settles:
         reservation_release(key=line.settles)
     if cost:

@@ -4,6 +4,7 @@ daily and monthly rollups always equal the raw rows."""
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -111,3 +112,52 @@ def test_a_call_is_priced_at_the_prices_set_for_the_model_on_its_connection(team
     unknown = spend_record(line(team, "u", model="my-local-llama"))
     assert free is not None and paid is not None and unknown is not None
     assert (free.cost_usd, paid.cost_usd, unknown.cost_usd) == (Decimal(0), Decimal("0.002"), None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_transactions_recording_overlapping_models_do_not_deadlock(team) -> None:
+    """An eval flush records several models in one transaction while a chat run records one
+    of them: each takes the team's month and meter rows before any day row, so the second
+    waits for the first instead of each holding a row the other needs (PostgreSQL then
+    aborts one of them as a deadlock, and its rows are lost)."""
+    import threading
+
+    from django.db import close_old_connections
+
+    first_model_written = threading.Event()
+    failures: list[BaseException] = []
+
+    def line(model: str, key: str) -> SpendLine:
+        return SpendLine(team_id=team.pk, feature=Feature.EVAL, model=model, source_kind="eval", key=key,
+                         input_tokens=1000)
+
+    def flush() -> None:  # an eval flush: two models, one transaction
+        try:
+            with transaction.atomic():
+                spend_record(line("gpt-4.1-mini", "flush:1"))
+                first_model_written.set()
+                time.sleep(0.5)  # the chat run records its own model meanwhile
+                spend_record(line("gpt-4.1", "flush:2"))
+        except BaseException as error:  # noqa: BLE001 - the test reports what failed
+            failures.append(error)
+        finally:
+            close_old_connections()
+
+    def chat_run() -> None:
+        first_model_written.wait(5)
+        try:
+            with transaction.atomic():
+                spend_record(line("gpt-4.1", "run:1"))
+        except BaseException as error:  # noqa: BLE001
+            failures.append(error)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=flush), threading.Thread(target=chat_run)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert failures == []
+    assert set(SpendEntry.objects.filter(team=team).values_list("key", flat=True)) == {"flush:1", "flush:2", "run:1"}
