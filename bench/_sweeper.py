@@ -9,6 +9,8 @@ import logging
 import os
 import time
 
+from django.db import connection
+
 import bench  # noqa: F401 - sets Django up
 from assistants_app.recovery import runs_recover_stale
 
@@ -24,6 +26,10 @@ def main() -> None:
                 print(f"sweep: {requeued} sent again, {failed} failed", flush=True)
         except Exception:
             log.exception("sweep failed; next round in a second")
+        finally:
+            # As a Celery task's end does: the connection goes back to the pool, and one that
+            # PostgreSQL's restart broke is dropped instead of failing every round after it.
+            connection.close()
         time.sleep(1.0)
 
 
