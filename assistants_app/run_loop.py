@@ -237,8 +237,9 @@ def _claim_sql() -> str:
     defaults = " ".join(f"WHEN %(kind_{n})s THEN %(engine_{n})s" for n in range(len(DEFAULT_ENGINES)))
     engine = f"COALESCE(NULLIF(c.engine, ''), NULLIF(c.engine_detected, ''), CASE c.kind {defaults} ELSE %(chat)s END)"
     # Only table and column names from the models' own metadata are formatted in; every value is a parameter.
-    # Columns by name, never `*`: a prepared statement whose result changes shape (a column
-    # added by a migration while workers run) fails with "cached plan must not change result type".
+    # Columns by name, never `*`: the rows are cut into models by the models' own field lists,
+    # so a column a migration adds while workers run (and the statement is prepared on their
+    # connections) must not change the result's shape.
     return f"""
         WITH r AS (
             UPDATE {Run._meta.db_table} AS claimed

@@ -41,7 +41,8 @@ class Sampler:
     def __init__(self, processes: dict[str, list[int]], seconds: float, rate: int = 100) -> None:
         self.processes, self.seconds, self.rate = processes, seconds, rate
         self.folder = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        # (name, pid) -> py-spy recording it, and the file it writes
+        self.running: dict[tuple[str, int], tuple[subprocess.Popen[bytes], Path]] = {}
         self.tool = _py_spy()
 
     def __enter__(self) -> Sampler:
@@ -51,24 +52,22 @@ class Sampler:
         for name, pids in self.processes.items():
             for pid in pids:
                 out = self.folder / f"{re.sub(r'\W+', '_', name)}-{pid}.txt"
-                self.running[f"{name}|{pid}"] = subprocess.Popen(
+                self.running[(name, pid)] = subprocess.Popen(
                     [self.tool, "record", "--format", "raw", "--rate", str(self.rate), "--duration",
                      str(int(self.seconds)), "--subprocesses", "--output", str(out), "--pid", str(pid)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        for process in self.running.values():
+        for process, _ in self.running.values():
             try:
                 process.wait(timeout=self.seconds + 30)
             except subprocess.TimeoutExpired:
                 process.kill()
 
     def report(self, frames: int = 20) -> None:
-        for key in self.running:
-            name, pid = key.split("|")
-            stacks = self.folder / f"{re.sub(r'\W+', '_', name)}-{pid}.txt"
+        for (name, _), (_, stacks) in self.running.items():
             if not stacks.exists():
                 print(f"  profile of {name}: py-spy wrote nothing (it needs ptrace: run as root or with CAP_SYS_PTRACE)")
                 continue

@@ -89,8 +89,8 @@ def test_the_claim_records_the_engine_the_connection_runs_on(team, kind, chosen,
 @pytest.mark.django_db(transaction=True)
 def test_a_column_added_while_workers_run_does_not_break_their_claim(team) -> None:
     # Workers keep the claim prepared on their connections; a migration that adds a column
-    # to a joined table while they run must not make the next claim fail ("cached plan
-    # must not change result type"), so the statement names its columns.
+    # to a joined table while they run must not shift the columns the rows are cut by (a `*`
+    # in the statement's SELECT makes this test fail), so the statement names its columns.
     connection = make_connection(team)
     assert run_claim(_queued_run(team, connection).pk) is not None  # prepared on this connection
     tables = ("assistants_app_run", "assistants_app_thread")
