@@ -128,9 +128,11 @@ def polling_start(run: Run, *, usage: Usage, facts: ModelFacts, clock: Clock) ->
         with transaction.atomic():
             ensure_owned(run)
             usage_save_part(run, usage, facts=facts, clock=clock, part="before-polling")
+            # The request id and what was trimmed too: the fetch that ends the run reads them
+            # from the row (usage_save_part writes nothing when the attempt counted no usage).
             Run.objects.filter(pk=run.pk).update(
                 poll_at=timezone.now() + timedelta(seconds=POLL_FIRST_SECONDS), poll_attempts=0,
-                poll_lease_until=None,
+                poll_lease_until=None, request_id=run.request_id, trimmed_messages=run.trimmed_messages,
                 **({"ttft_ms": int((clock.first_token - clock.started) * 1000)} if clock.first_token else {}))
 
     database_call(save, what="handing the reply to polling", limit_seconds=DATABASE_OUTAGE_SECONDS)

@@ -54,6 +54,7 @@ from assistants_app.run_attempt import (
     attempt_failed,
     ensure_owned,
     provider_client,
+    release_database_connection,
 )
 from project.outages import REDIS_ERRORS
 from project.providers.client import ProviderError, poll_backoff_seconds, provider_errors
@@ -198,6 +199,10 @@ def _give_up(run: Run, *, facts: ModelFacts, clock: Clock) -> None:
                    trimmed=run.trimmed_messages, shown=clock.live.text)
 
 
+def _past_give_up(run: Run) -> bool:
+    return run.started_at is not None and timezone.now() - run.started_at > POLL_GIVE_UP_AFTER
+
+
 def _fetch_claimed(claim: _Claim) -> bool:
     """One look at the claimed run's response. True when this call is done with the run (it
     ended, or waits for its next look); False when it is to look again at once."""
@@ -216,11 +221,18 @@ def _fetch_claimed(claim: _Claim) -> bool:
         attempt_failed(run, RunCancelled(), usage=Usage(), facts=facts, clock=clock, request_id=run.request_id,
                        trimmed=run.trimmed_messages, shown=lambda: shown_text(run) or clock.live.text())
         return True
+    # The GET may take up to the client's timeout: the pool's connection is not held meanwhile
+    # (the io worker's runs share it), as the streaming loops do.
+    release_database_connection()
     try:
         with provider_errors():
             final = provider_client(connection).responses.with_raw_response.retrieve(run.response_id).parse().model_dump(
                 mode="json")
     except ProviderError as error:
+        if error.transient and _past_give_up(run):
+            # A provider that keeps failing is not asked for ever.
+            _give_up(run, facts=facts, clock=clock)
+            return True
         if error.transient:
             wait = poll_backoff_seconds(run.poll_attempts, error, base=POLL_BASE_SECONDS, cap=POLL_CAP_SECONDS)
             log.info("run %s: fetching response %s failed, again in %.0f s: %s", run.pk, run.response_id, wait,
@@ -232,7 +244,7 @@ def _fetch_claimed(claim: _Claim) -> bool:
     if final.get("status") in TERMINAL_STATUSES:
         _end_run(run, final, facts=facts, clock=clock)
         return True
-    if run.started_at is not None and timezone.now() - run.started_at > POLL_GIVE_UP_AFTER:
+    if _past_give_up(run):
         _give_up(run, facts=facts, clock=clock)
         return True
     partial = ResponseTurn()

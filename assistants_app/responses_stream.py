@@ -148,7 +148,7 @@ def _record_response(run: Run, response_id: str) -> None:
 
 
 def _events(response: StreamedReply, on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
-    """A streamed response's events as plain dicts (run_loop.sse_data, as run_loop._chunks
+    """A streamed response's events as plain dicts (run_attempt.sse_data, as run_loop._chunks
     reads chat chunks, without a pydantic model per event). Complete only when a terminal
     event came (completed, incomplete, failed); a stream that ends before raises ReplyIncomplete."""
     finished = False
@@ -285,7 +285,7 @@ def stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prom
 
 
 def turn_calls(turn: ResponseTurn) -> None:
-    """The function_call items as chat tool calls (what run_loop's tools and history take), and the summary."""
+    """The function_call items as chat tool calls (what run_attempt's tools and the history take), and the summary."""
     turn.tool_calls = [{"id": call.get("call_id", ""), "type": "function",
                         "function": {"name": call.get("name", ""), "arguments": call.get("arguments") or ""}}
                        for call in turn.calls]

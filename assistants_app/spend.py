@@ -11,7 +11,8 @@ from django.contrib.auth.models import User
 
 from assistants_app.models import Message, Run, Thread
 from assistants_app.reply_budget import output_budget
-from project.providers.model_facts import PER_MILLION, ModelFacts, model_facts
+from project.providers.connection_facts import connection_price_facts
+from project.providers.model_facts import PER_MILLION
 from project.spend.budgets import CountedCost, budget_reserve
 from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Feature
@@ -75,15 +76,16 @@ def _poster(run: Run) -> tuple[int | None, str]:
 _HISTORY_TOKENS = f"SELECT sum(token_count) FROM {Message._meta.db_table} WHERE thread_id = $1"  # noqa: S608
 
 
-def run_most_cost(*, thread: Thread, run: Run, facts: ModelFacts | None = None) -> CountedCost:
+def run_most_cost(*, thread: Thread, run: Run) -> CountedCost | Decimal:
     """The most one call of the run can cost: the history that fits the context window plus
-    the output budget, at the model's prices (0 when they are unknown). The history is
-    summed where the reservation is made, in the same round trip."""
-    facts = facts or model_facts(run.model)
-    output = output_budget(run.version, facts)
+    the output budget, at the prices its ledger row will be priced by (the connection's for
+    the model where an admin set them, free included, else the catalog's; 0 when unknown).
+    The history is summed where the reservation is made, in the same round trip."""
+    facts = connection_price_facts(thread.assistant.connection_id, run.model)
     input_price, output_price = facts.price("input"), facts.price("output")
     if input_price is None or output_price is None:
-        return CountedCost(fixed_usd=Decimal(0), per_unit_usd=Decimal(0), cap=0, count_sql="SELECT 0", count_arg=0)
+        return Decimal(0)
+    output = output_budget(run.version, facts)
     return CountedCost(fixed_usd=output * output_price / PER_MILLION, per_unit_usd=input_price / PER_MILLION,
                        cap=max(facts.context_window - output, 0), count_sql=_HISTORY_TOKENS, count_arg=thread.pk)
 

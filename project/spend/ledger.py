@@ -76,12 +76,17 @@ def _rates(model: str, pricing: str, connection_id: int | None) -> list[tuple[st
             ("output", "output", facts.price("output"))]
 
 
+def _prices_used(rates: list[tuple[str, str, Decimal | None]]) -> dict[str, str]:
+    """What a ledger row keeps of the prices it was priced at (USD per 1M tokens)."""
+    return {name: str(price) for name, _, price in rates if price is not None}
+
+
 def line_cost(line: SpendLine) -> tuple[Decimal | None, dict[str, str]]:
     """The cost at the model's prices for the line's pricing, rounded once (half up, as
     PostgreSQL's round() does for the bulk write), and the prices used (USD per 1M
     tokens). None when a price it needs is unknown."""
     rates = _rates(line.model, line.pricing, line.connection_id)
-    prices = {name: str(price) for name, _, price in rates if price is not None}
+    prices = _prices_used(rates)
     wanted = [(price, _TOKENS[tokens](line)) for _, tokens, price in rates]
     if any(price is None for price, count in wanted if count):
         return None, prices
@@ -218,10 +223,11 @@ _CALL_TOKENS = {"uncached": "(c.input_tokens - c.cached_tokens)", "cached": "c.c
                 "input": "c.input_tokens", "output": "c.output_tokens", "trained": "0"}
 
 
-def _cost_sql(line: SpendLine) -> str:
-    """line_cost as SQL over a call's columns: NULL where a price it needs is unknown."""
+def _cost_sql(rates: list[tuple[str, str, Decimal | None]]) -> str:
+    """line_cost as SQL over a call's columns, at the line's `rates`: NULL where a price it
+    needs is unknown."""
     terms, unknown = [], []
-    for _, tokens, price in _rates(line.model, line.pricing, line.connection_id):
+    for _, tokens, price in rates:
         if price is None:
             unknown.append(f"{_CALL_TOKENS[tokens]} <> 0")
         else:
@@ -237,8 +243,10 @@ def spend_record_calls(line: SpendLine, calls: Iterable[Call]) -> int:
     output lines cost a few statements. Calls recorded before are skipped. Returns how
     many were appended."""
     occurred_at = line.occurred_at or timezone.now()
-    _, prices = line_cost(line)
-    sql = _APPEND_CALLS.replace("{cost}", _cost_sql(line))
+    # The prices looked up once (a query for the connection's own) for both uses.
+    rates = _rates(line.model, line.pricing, line.connection_id)
+    prices = _prices_used(rates)
+    sql = _APPEND_CALLS.replace("{cost}", _cost_sql(rates))
     # Read before the COPY: calls may come from a query on the same connection, which
     # cannot run while a COPY holds it (about 50 bytes a call).
     rows = [(call.key, call.input_tokens, call.cached_tokens, call.output_tokens, call.reasoning_tokens)

@@ -179,9 +179,7 @@ def ledger_rows(*, team: Team, f: UsageFilter) -> Iterator[SpendEntry]:
 
 def source_cost(*, team: Team, source_kind: str, source_id: int) -> Decimal | None:
     """What the ledger holds for one run, batch or job (its own page shows it)."""
-    total: Decimal | None = SpendEntry.objects.filter(team=team, source_kind=source_kind, source_id=source_id).aggregate(
-        total=Sum("cost_usd"))["total"]
-    return total
+    return sources_cost(team_id=team.pk, source_kind=source_kind, source_ids=[source_id]).get(source_id)
 
 
 def sources_cost(*, team_id: int, source_kind: str, source_ids: list[int]) -> dict[int, Decimal | None]:

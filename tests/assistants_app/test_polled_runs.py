@@ -375,6 +375,22 @@ def test_a_response_the_provider_no_longer_has_fails_the_run_in_words(team, owne
     assert run.poll_at is None and run.poll_lease_until is None
 
 
+def test_a_provider_that_keeps_failing_is_not_polled_past_the_give_up(team, owner, background_sandbox,
+                                                                       monkeypatch) -> None:
+    # A GET that fails with a transient error every time was answered with a later look, for
+    # ever: past POLL_GIVE_UP_AFTER the run ends in words instead.
+    run, _ = _polled_run(team, background_sandbox, monkeypatch, "write 300 words")
+    Run.objects.filter(pk=run.pk).update(started_at=timezone.now() - responses_poll.POLL_GIVE_UP_AFTER
+                                         - timedelta(minutes=1))
+    monkeypatch.setattr(responses_poll, "provider_client", lambda connection: _FailingClient(ProviderRateLimited(
+        "The provider is rate limiting requests.", status_code=429, retry_after=7.0)))
+    monkeypatch.setattr(responses_poll, "cancel_background", lambda run: None)
+    assert responses_poll.response_fetch(run.pk, now_too=True)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "had not finished the reply after 6 hours" in run.error
+    assert run.poll_at is None and run.poll_lease_until is None
+
+
 def test_beat_runs_the_poll_every_two_seconds() -> None:
     entry = app.conf.beat_schedule["chat-poll-background-responses"]
     assert entry["task"] == "assistants_app.responses_poll_due" and entry["schedule"] == 2.0

@@ -16,6 +16,7 @@ from assistants_app import streams
 from assistants_app.models import Message, Run, RunStatus
 from assistants_app.reply_budget import output_budget
 from assistants_app.services import ChatError, run_cancel, thread_delete, thread_post_message
+from project.providers.connection_facts import connection_model_facts_save
 from project.providers.model_facts import model_facts
 from project.providers.models import ProviderKind
 from project.spend.budgets import budget_save
@@ -135,6 +136,30 @@ def test_under_a_hard_limit_a_reply_reserves_its_most_cost_and_a_stop_releases_i
     assert reservation.amount_usd == expected.quantize(Decimal("0.000001"))
     run_cancel(run=run, actor=owner)
     assert not SpendReservation.objects.filter(key=f"run:{run.pk}").exists()
+
+
+def test_a_replys_hold_is_priced_as_its_ledger_row_will_be_by_the_connections_prices(team, owner) -> None:
+    # A model the catalog does not price, priced on its connection, is held at that price
+    # (it was held at $0, so a hard limit let any number of replies through); a model set
+    # free on its connection holds nothing (it was held at the catalog's price).
+    connection = make_connection(team, kind=ProviderKind.SANDBOX, name="Sandbox")
+    connection_model_facts_save(connection=connection, actor=owner, model_id="house-model", context_window=8192,
+                                max_output_tokens=1000, input_price=Decimal("2"), cached_input_price=None,
+                                output_price=Decimal("10"), free=False, encoding="")
+    connection_model_facts_save(connection=connection, actor=owner, model_id="gpt-4.1-mini", context_window=None,
+                                max_output_tokens=None, input_price=None, cached_input_price=None,
+                                output_price=None, free=True, encoding="")
+    budget_save(team=team, connection=None, amount_usd=Decimal("5"), thresholds=[], hard_limit=True, actor=owner)
+
+    priced = make_thread(team, make_assistant(team, connection, model="house-model", max_output_tokens=1000))
+    _, run = thread_post_message(thread=priced, actor=owner, text="hello")
+    history = sum(Message.objects.filter(thread=priced).values_list("token_count", flat=True))
+    expected = (history * Decimal("2") + 1000 * Decimal("10")) / 1_000_000
+    assert SpendReservation.objects.get(key=f"run:{run.pk}").amount_usd == expected.quantize(Decimal("0.000001"))
+
+    free = make_thread(team, make_assistant(team, connection, model="gpt-4.1-mini"))
+    _, run = thread_post_message(thread=free, actor=owner, text="hello")
+    assert SpendReservation.objects.get(key=f"run:{run.pk}").amount_usd == 0
 
 
 @pytest.mark.django_db(transaction=True)
