@@ -14,5 +14,5 @@ def _engine_loop(run: Run) -> run_loop.RunLoop | None:
     return responses_loop.execute if run.engine == Engine.RESPONSES else None
 
 
-def run_execute(run_id: int) -> None:
-    run_loop.run_execute(run_id, choose_loop=_engine_loop)
+def run_execute(run_id: int, *, posted_in: int | None = None) -> None:
+    run_loop.run_execute(run_id, choose_loop=_engine_loop, posted_in=posted_in)

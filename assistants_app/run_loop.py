@@ -274,16 +274,30 @@ class Claimed:
     saved_facts: ConnectionModelFacts | None  # the connection's facts for the run's model, if an admin set any
 
 
-def run_claim(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> Claimed | None:
+@cache
+def _posting_waited_sql() -> str:
+    # FOR SHARE waits for the lock the message POST's UPDATE of the thread holds until it commits.
+    return f"SELECT 1 FROM {Thread._meta.db_table} WHERE id = %s FOR SHARE"  # noqa: S608 - the table's own name
+
+
+def run_claim(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None, *,
+              posted_in: int | None = None) -> Claimed | None:
     """Take a queued run for this worker, with the loop that runs it (`choose_loop` picks it
     by run.engine; this module's Chat Completions loop otherwise). One round trip, a prepared
     statement (_claim_sql): the start of a run is on the way to its first token, and the
     ORM's select-then-update took two round trips, a plan of a five-table join each time and
     the facts' query after (about 6 ms of the 21 ms the dashboard added). The update is
     conditional on the status, so a redelivered or duplicated task, or one that lost a race
-    with another worker, claims nothing."""
+    with another worker, claims nothing.
+
+    `posted_in`: the thread of a run sent to the worker before the message POST that made it
+    had committed (services.thread_post_message sends it as soon as its row is written, so the
+    worker's start overlaps the rest of the POST). The claim then first waits, in the same
+    round trip, for the POST's lock on that thread: the run is committed, or rolled back
+    (a refused post: nothing to claim), when the claim reads it."""
     now = timezone.now()  # when this worker began to take it (the queue's wait ends here)
-    built = joined_fetch(_claim_sql(), _claim_params(run_id, now), _CLAIMED)
+    after = (_posting_waited_sql(), (posted_in,)) if posted_in is not None else None
+    built = joined_fetch(_claim_sql(), _claim_params(run_id, now), _CLAIMED, after=after)
     if built is None:
         return None
     run, thread, assistant, connection, version, facts = built
@@ -296,10 +310,12 @@ def run_claim(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None =
     return Claimed(run, (choose_loop(run) if choose_loop else None) or _execute, facts)
 
 
-def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None) -> None:
+def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None, *,
+                posted_in: int | None = None) -> None:
     """Claim the run and execute it: with the loop `choose_loop` picks for it (run_engines
-    picks by the connection's engine), or this module's Chat Completions loop."""
-    claimed = database_call(lambda: run_claim(run_id, choose_loop), what="taking the run",
+    picks by the connection's engine), or this module's Chat Completions loop. `posted_in`:
+    see run_claim."""
+    claimed = database_call(lambda: run_claim(run_id, choose_loop, posted_in=posted_in), what="taking the run",
                             limit_seconds=DATABASE_OUTAGE_SECONDS)
     if claimed is None:
         return

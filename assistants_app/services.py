@@ -152,21 +152,37 @@ def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
     The worker first: the pages' reading of the new run (a query and a template in every
     web process with the thread open) then overlaps the worker's start instead of
     delaying it, and a page reads the run's stream from its start, so it misses nothing."""
+    return run_send(run_id, again=again) and run_announce(run_id, thread_id)
+
+
+def run_send(run_id: int, *, again: bool = False, posted_in: int | None = None) -> bool:
+    """Send the run to a worker (run_dispatch's first half); False when the broker or Redis
+    could not be reached (the sweep sends it later). `posted_in`: the run is not committed
+    yet, and the worker waits for the lock its POST holds on that thread (run_loop.run_claim)."""
     with timed("enqueue"):
         try:
             if not again:
                 streams.run_clear(run_id)
-            task_send("assistants_app.run_execute", run_id)
+            if posted_in is None:
+                task_send("assistants_app.run_execute", run_id)
+            else:
+                task_send("assistants_app.run_execute", run_id, posted_in)
         except BROKER_ERRORS as error:
             streams.live_health.failed()
             log.warning("run %s: could not be sent to a worker yet (%s); the sweep will retry", run_id, error)
             return False
-        try:
-            streams.announce_run(thread_id, run_id)
-        except BROKER_ERRORS as error:
-            streams.live_health.failed()
-            log.warning("run %s: sent to a worker, but its thread's open pages were not told (%s)", run_id, error)
-            return True
+    return True
+
+
+def run_announce(run_id: int, thread_id: int) -> bool:
+    """Tell the thread's open pages of a run sent to a worker (run_dispatch's second half).
+    True even when they could not be told: the run was sent."""
+    try:
+        streams.announce_run(thread_id, run_id)
+    except BROKER_ERRORS as error:
+        streams.live_health.failed()
+        log.warning("run %s: sent to a worker, but its thread's open pages were not told (%s)", run_id, error)
+        return True
     streams.live_health.answered()
     return True
 
@@ -245,13 +261,28 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
     update: dict[str, Any] = {"updated_at": timezone.now()}
     if thread.title == "New conversation" and text:
         update["title"] = text[:80]
+    # The run goes to a worker as soon as its row is written, before the commit: the worker's
+    # start (the broker's delivery, its thread) then overlaps the rest of this transaction, and
+    # its claim waits for the lock on the thread's row taken below, so it reads the run once
+    # committed (or nothing, if the post is refused and rolled back). Inside a caller's own
+    # transaction the commit is not this function's to wait for: the run is sent after it.
+    send_early = not transaction.get_connection().in_atomic_block
     started: list[Run] = []
+    sent_early: list[int] = []
+
+    def committed() -> None:
+        for run in started:
+            if not send_early:
+                run_dispatch(run.pk, run.thread_id)
+            elif run.pk in sent_early:  # else the broker was out of reach: the sweep sends it
+                run_announce(run.pk, run.thread_id)
+
     with transaction.atomic():
         # Registered first, so it runs first once the transaction commits: the run is sent
-        # to a worker before what the message's saving asks for (search's waiting list).
-        transaction.on_commit(lambda: [run_dispatch(run.pk, run.thread_id) for run in started])
-        # The update locks the thread's row: two messages posted at the same moment
-        # cannot both start a run.
+        # (or its pages told) before what the message's saving asks for (search's waiting list).
+        transaction.on_commit(committed)
+        # The update locks the thread's row until the commit: two messages posted at the same
+        # moment cannot both start a run, and the worker sent the run waits on it.
         Thread.objects.filter(pk=thread.pk).update(**update)
         if _reply_in_progress(thread):
             raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
@@ -263,6 +294,8 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
                                          attachments=attachments, author=actor, token_count=tokens)
         run = Run.objects.create(thread=thread, team_id=thread.team_id, assistant=assistant, version=version,
                                  user_message=message, model=version.model)
+        if send_early and run_send(run.pk, posted_in=thread.pk):
+            sent_early.append(run.pk)
         try:
             run_budget_reserve(team=thread.team, thread=thread, run=run)
         except BudgetExceeded as error:

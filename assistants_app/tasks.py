@@ -14,8 +14,9 @@ STALE_AFTER_SECONDS = 60.0
 # No acks_late: a redelivered run would be claimed by nobody (the claim is a
 # conditional update) and a dead worker's run is recovered by the beat task below.
 @shared_task(base=IoTask, name="assistants_app.run_execute")
-def run_execute_task(run_id: int) -> None:
-    run_engines.run_execute(run_id)
+def run_execute_task(run_id: int, posted_in: int | None = None) -> None:
+    # posted_in: the thread whose message POST sent the run before committing it (run_loop.run_claim).
+    run_engines.run_execute(run_id, posted_in=posted_in)
 
 
 @shared_task(base=IoTask, name="assistants_app.runs_recover_stale")

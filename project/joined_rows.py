@@ -58,17 +58,26 @@ class JoinedModel:
         return self.model.from_db(db_connection.alias, [field.attname for field in self.fields], values)
 
 
-def joined_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any], parts: Sequence[JoinedModel]) -> list[Model | None] | None:
+def joined_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any], parts: Sequence[JoinedModel], *,
+                 after: tuple[str, Sequence[Any]] | None = None) -> list[Model | None] | None:
     """Run `sql` (its SELECT list is each part's `columns`, in order) as a prepared statement on
     this thread's Django connection and build the first row's instances; None when no row.
+    `after`: a statement run first, in the same round trip (pipelined), that `sql` must come
+    after, such as one that waits on a lock: PostgreSQL takes `sql`'s snapshot only when that
+    statement is done, so `sql` sees what was committed while it waited.
     Errors come up as Django's database errors, as from the ORM (project.outages retries them)."""
     db_connection.ensure_connection()
     with db_connection.wrap_database_errors:
         raw = db_connection.connection
         assert raw is not None
-        # A server-side-binding cursor of its own: Django's client-side cursors cannot be prepared.
+        # Server-side-binding cursors of their own: Django's client-side cursors cannot be prepared.
         with psycopg.Cursor(raw) as cursor:
-            cursor.execute(sql, params, prepare=True)
+            if after is None:
+                cursor.execute(sql, params, prepare=True)
+            else:
+                with raw.pipeline(), psycopg.Cursor(raw) as first:
+                    first.execute(after[0], after[1], prepare=True)
+                    cursor.execute(sql, params, prepare=True)
             row = cursor.fetchone()
     if row is None:
         return None

@@ -54,7 +54,7 @@ def test_the_run_goes_to_a_worker_before_the_pages_are_told(team, owner, chat_co
     must not delay the worker's start; its stream is cleared before a worker can write it."""
     steps: list[str] = []
     monkeypatch.setattr(streams, "run_clear", lambda run_id: steps.append("cleared"))
-    monkeypatch.setattr(services, "task_send", lambda name, run_id: steps.append("sent"))
+    monkeypatch.setattr(services, "task_send", lambda name, run_id, *thread: steps.append("sent"))
     monkeypatch.setattr(streams, "announce_run", lambda thread_id, run_id: steps.append("announced"))
     thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
     _post(client_for(owner), thread)
@@ -64,7 +64,7 @@ def test_the_run_goes_to_a_worker_before_the_pages_are_told(team, owner, chat_co
 def test_the_run_goes_to_a_worker_before_the_message_waits_for_search(team, owner, chat_connection,
                                                                        monkeypatch) -> None:
     steps: list[str] = []
-    monkeypatch.setattr(services, "task_send", lambda name, run_id: steps.append("sent"))
+    monkeypatch.setattr(services, "task_send", lambda name, run_id, *thread: steps.append("sent"))
     monkeypatch.setattr("search_app.pending.pending_push", lambda team_id, message_id: steps.append("search"))
     thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
     _post(client_for(owner), thread)
@@ -78,7 +78,7 @@ def test_a_run_sent_to_a_worker_counts_as_sent_when_the_pages_cannot_be_told(tea
     def unreachable(*args: Any, **kwargs: Any) -> None:
         raise redis.ConnectionError("Redis is down")
 
-    monkeypatch.setattr(services, "task_send", lambda name, run_id: sent.append(run_id))
+    monkeypatch.setattr(services, "task_send", lambda name, run_id, *thread: sent.append(run_id))
     monkeypatch.setattr(streams, "announce_run", unreachable)
     thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
     assert "Live updates are paused" in _post(client_for(owner), thread)

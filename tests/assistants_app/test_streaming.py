@@ -163,7 +163,7 @@ def test_a_page_open_before_a_post_is_told_of_the_run_and_follows_it_to_the_end(
     # The test plays the worker: a real one (left running by other tests) must not take the run.
     from assistants_app.tasks import run_execute_task
 
-    monkeypatch.setattr(run_execute_task, "delay", lambda run_id: None)
+    monkeypatch.setattr(run_execute_task, "delay", lambda *args: None)
     connection = make_connection(team, kind=ProviderKind.SANDBOX)
     thread = make_thread(team, make_assistant(team, connection))
     colleague = make_user("colleague")
