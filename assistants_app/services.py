@@ -6,17 +6,21 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
+from datetime import datetime
+from functools import cache, partial
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
+from django.db import connection as db_connection
 from django.db import transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from assistants_app import streams
 from assistants_app.images import MAX_IMAGE_BYTES, ImageRejected, chat_image_store, image_attachment, image_ids_in
 from assistants_app.models import (
+    ACTIVE_STATUSES,
     Assistant,
     AssistantVersion,
     Message,
@@ -28,6 +32,7 @@ from assistants_app.models import (
 from assistants_app.spend import run_budget_reserve, run_reservation_key
 from project import crypto
 from project.files.services import file_upload
+from project.joined_rows import insert_columns, pipelined
 from project.outages import REDIS, REDIS_ERRORS
 from project.providers.capabilities import REFUSALS, RequestNeeds, connection_capabilities, request_refusal, supports
 from project.providers.client import ProviderError
@@ -253,14 +258,14 @@ def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequen
 
 def thread_post_message(*, thread: Thread, actor: User | None, text: str,
                         attachments: list[dict[str, Any]] | None = None) -> tuple[Message, Run]:
-    """Store the user's message and a queued run in one transaction; the worker is told on commit."""
+    """Store the user's message and a queued run in one transaction, the run sent to a worker
+    as soon as it is written (see below) and the thread's open pages told on commit."""
     text = text.strip()
     attachments = attachments or []
     version = _check_can_post(thread, text=text, has_attachments=bool(attachments))
     assistant = thread.assistant
-    update: dict[str, Any] = {"updated_at": timezone.now()}
-    if thread.title == "New conversation" and text:
-        update["title"] = text[:80]
+    # A new conversation is named after its first message.
+    title = text[:80] if thread.title == "New conversation" and text else None
     # The run goes to a worker as soon as its row is written, before the commit: the worker's
     # start (the broker's delivery, its thread) then overlaps the rest of this transaction, and
     # its claim waits for the lock on the thread's row taken below, so it reads the run once
@@ -277,23 +282,18 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
             elif run.pk in sent_early:  # else the broker was out of reach: the sweep sends it
                 run_announce(run.pk, run.thread_id)
 
+    # Pictures count too (from their stored size), so trimming leaves room for them.
+    tokens = count_message({"role": "user", "content": text}, encoding_for_model(version.model))
+    tokens += sum(image_tokens(int(a.get("width") or 0), int(a.get("height") or 0))
+                  for a in attachments if a.get("type") == "image")
+    message = Message(thread=thread, team_id=thread.team_id, role=Role.USER, text=text, attachments=attachments,
+                      author=actor, token_count=tokens)
+    run = Run(thread=thread, team_id=thread.team_id, assistant=assistant, version=version, model=version.model)
     with transaction.atomic():
         # Registered first, so it runs first once the transaction commits: the run is sent
         # (or its pages told) before what the message's saving asks for (search's waiting list).
         transaction.on_commit(committed)
-        # The update locks the thread's row until the commit: two messages posted at the same
-        # moment cannot both start a run, and the worker sent the run waits on it.
-        Thread.objects.filter(pk=thread.pk).update(**update)
-        if _reply_in_progress(thread):
-            raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
-        # Pictures count too (from their stored size), so trimming leaves room for them.
-        tokens = count_message({"role": "user", "content": text}, encoding_for_model(version.model))
-        tokens += sum(image_tokens(int(a.get("width") or 0), int(a.get("height") or 0))
-                      for a in attachments if a.get("type") == "image")
-        message = Message.objects.create(thread=thread, team_id=thread.team_id, role=Role.USER, text=text,
-                                         attachments=attachments, author=actor, token_count=tokens)
-        run = Run.objects.create(thread=thread, team_id=thread.team_id, assistant=assistant, version=version,
-                                 user_message=message, model=version.model)
+        _post_store(thread, message, run, title=title, now=timezone.now())
         if send_early and run_send(run.pk, posted_in=thread.pk):
             sent_early.append(run.pk)
         try:
@@ -302,6 +302,47 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
             raise ChatError(str(error)) from error
         started.append(run)
     return message, run
+
+
+@cache
+def _post_sql() -> tuple[str, str, str]:
+    """thread_post_message's statements (_post_store); only the models' own table and column
+    names are formatted in, every value is a parameter."""
+    message_columns, _ = insert_columns(Message())
+    run_columns, _ = insert_columns(Run(), leave_out=("user_message_id",))
+    thread_table, run_table, message_table = Thread._meta.db_table, Run._meta.db_table, Message._meta.db_table
+    lock = f"UPDATE {thread_table} SET updated_at = %s, title = coalesce(%s, title) WHERE id = %s"  # noqa: S608
+    busy = f"SELECT EXISTS (SELECT 1 FROM {run_table} WHERE thread_id = %s AND status = ANY(%s))"  # noqa: S608
+    store = (f"WITH m AS (INSERT INTO {message_table} ({', '.join(message_columns)}) "  # noqa: S608
+             f"VALUES ({', '.join(['%s'] * len(message_columns))}) RETURNING id) "
+             f"INSERT INTO {run_table} ({', '.join(run_columns)}, user_message_id) "
+             f"SELECT {', '.join(['%s'] * len(run_columns))}, m.id FROM m RETURNING user_message_id, id")
+    return lock, busy, store
+
+
+def _post_store(thread: Thread, message: Message, run: Run, *, title: str | None, now: datetime) -> None:
+    """Store the posted message and its queued run (unsaved instances; saved here, ids and
+    all), in the caller's transaction, in one round trip after its BEGIN where the ORM took
+    five: the thread's row locked (two messages posted at the same moment cannot both start
+    a run, and a worker sent the run early waits on the lock, run_loop.run_claim), then,
+    seeing what committed before that lock, whether a reply is in progress, and the message
+    and the run written. A reply in progress raises ChatError: the caller's transaction is
+    rolled back, the writes with it. The message's post_save is sent as the ORM would."""
+    lock, busy, store = _post_sql()
+    _, message_values = insert_columns(message)
+    _, run_values = insert_columns(run, leave_out=("user_message_id",))
+    _, in_progress, stored = pipelined([(lock, (now, title, thread.pk)),
+                                        (busy, (thread.pk, [str(status) for status in ACTIVE_STATUSES])),
+                                        (store, (*message_values, *run_values))])
+    assert in_progress is not None and stored is not None
+    if in_progress[0]:
+        raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
+    message.pk, run.pk = stored
+    for saved in (message, run):
+        saved._state.adding, saved._state.db = False, db_connection.alias
+    run.user_message = message
+    post_save.send(sender=Message, instance=message, created=True, update_fields=None, raw=False,
+                   using=db_connection.alias)
 
 
 def run_cancel(*, run: Run, actor: User | None) -> Run:

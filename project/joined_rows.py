@@ -87,3 +87,34 @@ def joined_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any], parts: Seq
         built.append(part.build(row[start:start + len(part.fields)]))
         start += len(part.fields)
     return built
+
+
+def insert_columns(instance: Model, *, leave_out: Sequence[str] = ()) -> tuple[list[str], list[Any]]:
+    """The columns and values the ORM's own INSERT of the unsaved `instance` would write: each
+    field's default and pre-save value (auto_now_add stamps it, on the instance too) prepared
+    as the ORM prepares them (JSON adapted, foreign keys as ids). The primary key and generated
+    columns are the database's; `leave_out` names columns the caller writes itself."""
+    fields = [field for field in instance._meta.concrete_fields
+              if not field.primary_key and not field.generated and field.column not in leave_out]
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection=db_connection) for field in fields]
+    return [str(field.column) for field in fields], values
+
+
+def pipelined(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...] | None]:
+    """Run the statements on this thread's Django connection in one round trip (psycopg's
+    pipeline mode), in order, each prepared: each one's first row (None when it has none).
+    In the caller's transaction when there is one; each statement sees what the ones
+    before it did, and one that waits on a lock holds back the ones after it."""
+    db_connection.ensure_connection()
+    with db_connection.wrap_database_errors:
+        raw = db_connection.connection
+        assert raw is not None
+        cursors = [psycopg.Cursor(raw) for _ in statements]
+        try:
+            with raw.pipeline():
+                for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                    cursor.execute(sql, params, prepare=True)
+            return [cursor.fetchone() if cursor.description is not None else None for cursor in cursors]
+        finally:
+            for cursor in cursors:
+                cursor.close()

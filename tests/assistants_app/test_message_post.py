@@ -168,3 +168,34 @@ def test_past_its_bound_a_web_process_serves_the_next_request_when_one_is_done(t
     assert inside == ["in", "out", "in", "out"]
     assert handler.waiting == 0
 
+
+
+def test_two_messages_posted_to_a_thread_at_the_same_moment_start_one_reply(team, owner, chat_connection,
+                                                                           monkeypatch) -> None:
+    """Both POSTs wait on the thread's row (held here, as a slow first POST would hold it);
+    once it is free, the one that takes it second sees the other's run and is refused, and
+    nothing of it is stored."""
+    from django.db import connections, transaction
+
+    from assistants_app.models import Message, Thread
+
+    monkeypatch.setattr(services, "task_send", lambda *args: None)  # no worker takes the run
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    clients = [client_for(owner), client_for(owner)]
+
+    def post(browser: Any, text: str) -> str:
+        try:
+            return _post(browser, thread, text)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(2) as pool:
+        with transaction.atomic():
+            Thread.objects.filter(pk=thread.pk).update(title="held")
+            answers = [pool.submit(post, browser, text) for browser, text in zip(clients, ("one", "two"), strict=True)]
+            time.sleep(0.5)  # both POSTs are waiting on the lock by now
+            assert not any(answer.done() for answer in answers)
+        pages = [answer.result(timeout=15) for answer in answers]
+    assert sum("still being written" in page for page in pages) == 1
+    assert Run.objects.filter(thread=thread).count() == 1
+    assert list(Message.objects.filter(thread=thread).values_list("text", flat=True)) in (["one"], ["two"])
