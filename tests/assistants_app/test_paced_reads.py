@@ -80,6 +80,7 @@ def test_a_paced_reply_is_read_a_flush_at_a_time_whole_and_its_first_words_at_on
     assert shown == text and len(text.split()) == 150
     # 400 tokens a second for ~0.4 s: one read per token unpaced, about one per flush paced.
     assert chunks > 150 and len(reads) < chunks / 4
-    # The first words went out as they came, before any read was held.
+    # The first words went out as they came: only the reads of the head and the first
+    # events came before them, none held.
     first_at = live.published[0][0]
-    assert sum(1 for at in reads if at <= first_at) <= 3
+    assert sum(1 for at in reads if at <= first_at) <= 5
