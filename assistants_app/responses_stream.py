@@ -45,6 +45,7 @@ from assistants_app.run_attempt import (
 from project.outages import REDIS_ERRORS
 from project.providers.client import ProviderError, ProviderTimeout, ProviderUnreachable, provider_errors
 from project.providers.model_facts import ModelFacts
+from project.providers.paced_reads import ReadPacer, read_pacer
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
@@ -72,6 +73,9 @@ class _Publisher:
 
     live: LiveDisplay
     background: bool
+    # The reply's connection: once the reply's text has begun, its next read waits for the
+    # next flush (paced_reads). Not while it thinks: the first words would wait for it.
+    pacer: ReadPacer | None = None
     text_len: int = 0
     thinking_len: int = 0
     sequence: int | None = None
@@ -106,6 +110,8 @@ class _Publisher:
         if wrote and self.background and self.sequence is not None:
             self.live.publish("cursor", f"{self.sequence}:{self.text_len}:{self.thinking_len}")
         self.last = now or time.monotonic()
+        if self.pacer is not None and "delta" in self.started:
+            self.pacer.hold_until(self.last + FLUSH_SECONDS)
 
 
 @dataclass
@@ -233,7 +239,8 @@ def stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prom
         turn.text, turn.response_id = resume.shown_text, resume.response_id
     counted = False
     release_database_connection()
-    with provider_errors(), open_stream(run, body, resume) as response:
+    with provider_errors(), open_stream(run, body, resume) as response, read_pacer(response) as pacer:
+        publisher.pacer = pacer
         turn.request_id = response.headers.get("x-request-id", "")
         try:
             for event in _events(response, on_idle=lambda: check_in(run, clock)):

@@ -58,6 +58,8 @@ CANCEL_CHECK_SECONDS = 0.2
 RETRY_BASE_SECONDS = 0.5
 # Later deltas of a reply are gathered this long (the first goes at once): a tenth of a second
 # is under what a reader notices, and halves the Redis writes (and the pages' reads) of 0.05.
+# Once a reply's first words are out its reads from the provider keep the same pace
+# (project.providers.paced_reads): a token that arrives between flushes waits in the kernel.
 FLUSH_SECONDS = 0.1
 # retry-after beyond this fails the run rather than holding a worker slot for minutes.
 RETRY_MAX_SECONDS = 20.0

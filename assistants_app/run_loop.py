@@ -67,6 +67,7 @@ from project.providers.client import (
 from project.providers.connection_facts import connection_model_facts_given
 from project.providers.model_facts import ModelFacts
 from project.providers.models import DEFAULT_ENGINES, ConnectionModelFacts, Engine, ProviderConnection
+from project.providers.paced_reads import ReadPacer, read_pacer
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class _Outbox:
     stream costs a few Redis writes instead of one per token, with no visible lag."""
 
     live: LiveDisplay
+    # The reply's connection: its next read waits for the next flush (paced_reads).
+    pacer: ReadPacer | None = None
     parts: list[str] = field(default_factory=list)
     last: float = 0.0
 
@@ -92,6 +95,8 @@ class _Outbox:
             self.live.publish("delta", "".join(self.parts))
             self.parts = []
         self.last = now or time.monotonic()
+        if self.pacer is not None:
+            self.pacer.hold_until(self.last + FLUSH_SECONDS)
 
 
 def _chunks(response: StreamedReply, on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
@@ -134,12 +139,13 @@ def _chunks(response: StreamedReply, on_idle: Callable[[], None] | None = None) 
 def _stream_once(run: Run, body: dict[str, Any], clock: Clock, usage: Usage, prompt_tokens: int,
                  facts: ModelFacts) -> Turn:
     assert run.assistant.connection is not None
-    outbox = _Outbox(clock.live)
     turn = Turn()
     calls: dict[int, dict[str, Any]] = {}
     counted = False
     release_database_connection()
-    with provider_errors(), provider_stream(run.assistant.connection, "/chat/completions", body) as response:
+    with (provider_errors(), provider_stream(run.assistant.connection, "/chat/completions", body) as response,
+          read_pacer(response) as pacer):
+        outbox = _Outbox(clock.live, pacer)
         turn.request_id = response.headers.get("x-request-id", "")
         try:
             for chunk in _chunks(response, on_idle=lambda: check_in(run, clock)):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import httpx2
 import openai
@@ -23,6 +23,7 @@ from openai._constants import DEFAULT_CONNECTION_LIMITS
 
 from project import netguard
 from project.providers.models import ProviderConnection, ProviderKind
+from project.providers.paced_reads import PacedBackend
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,11 @@ class OutboundRefusedError(openai.OpenAIError):
 
 
 class _ProviderTransport(netguard.GuardedTransport):
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # Its connections' reads can be held back while a run streams (paced_reads).
+        self._pool._network_backend = PacedBackend(self._pool._network_backend)
+
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         try:
             return super().handle_request(request)
