@@ -32,11 +32,12 @@ from assistants_app.models import (
 from assistants_app.spend import run_budget_reserve, run_reservation_key
 from project import crypto
 from project.files.services import file_upload
-from project.joined_rows import insert_columns, pipelined
+from project.joined_rows import JoinedModel, insert_columns, pipelined
 from project.outages import REDIS, REDIS_ERRORS
 from project.providers.capabilities import REFUSALS, RequestNeeds, connection_capabilities, request_refusal, supports
 from project.providers.client import ProviderError
-from project.providers.models import ProviderConnection
+from project.providers.connection_facts import connection_price_facts_given
+from project.providers.models import ConnectionModelFacts, ProviderConnection
 from project.providers.remote_models import connection_has_model
 from project.providers.team_models import FINE_TUNED_PREFIX, team_model_lookup
 from project.queue import task_send
@@ -293,19 +294,23 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         # Registered first, so it runs first once the transaction commits: the run is sent
         # (or its pages told) before what the message's saving asks for (search's waiting list).
         transaction.on_commit(committed)
-        _post_store(thread, message, run, title=title, now=timezone.now())
+        saved_facts = _post_store(thread, message, run, title=title, now=timezone.now())
         if send_early and run_send(run.pk, posted_in=thread.pk):
             sent_early.append(run.pk)
         try:
-            run_budget_reserve(team=thread.team, thread=thread, run=run)
+            run_budget_reserve(team=thread.team, thread=thread, run=run,
+                               facts=connection_price_facts_given(run.model, saved_facts))
         except BudgetExceeded as error:
             raise ChatError(str(error)) from error
         started.append(run)
     return message, run
 
 
+_SAVED_FACTS = JoinedModel(ConnectionModelFacts, "f")
+
+
 @cache
-def _post_sql() -> tuple[str, str, str]:
+def _post_sql() -> tuple[str, str, str, str]:
     """thread_post_message's statements (_post_store); only the models' own table and column
     names are formatted in, every value is a parameter."""
     message_columns, _ = insert_columns(Message())
@@ -317,23 +322,30 @@ def _post_sql() -> tuple[str, str, str]:
              f"VALUES ({', '.join(['%s'] * len(message_columns))}) RETURNING id) "
              f"INSERT INTO {run_table} ({', '.join(run_columns)}, user_message_id) "
              f"SELECT {', '.join(['%s'] * len(run_columns))}, m.id FROM m RETURNING user_message_id, id")
-    return lock, busy, store
+    facts = (f"SELECT {_SAVED_FACTS.columns} FROM {ConnectionModelFacts._meta.db_table} f "  # noqa: S608
+             "WHERE f.connection_id = %s AND f.model_id = %s")
+    return lock, busy, store, facts
 
 
-def _post_store(thread: Thread, message: Message, run: Run, *, title: str | None, now: datetime) -> None:
+def _post_store(thread: Thread, message: Message, run: Run, *, title: str | None,
+                now: datetime) -> ConnectionModelFacts | None:
     """Store the posted message and its queued run (unsaved instances; saved here, ids and
     all), in the caller's transaction, in one round trip after its BEGIN where the ORM took
-    five: the thread's row locked (two messages posted at the same moment cannot both start
+    six: the thread's row locked (two messages posted at the same moment cannot both start
     a run, and a worker sent the run early waits on the lock, run_loop.run_claim), then,
-    seeing what committed before that lock, whether a reply is in progress, and the message
-    and the run written. A reply in progress raises ChatError: the caller's transaction is
-    rolled back, the writes with it. The message's post_save is sent as the ORM would."""
-    lock, busy, store = _post_sql()
+    seeing what committed before that lock, whether a reply is in progress, the message and
+    the run written, and the connection's saved facts for the run's model read (the budget
+    hold is priced by them; returned, None when it has none). A reply in progress raises
+    ChatError: the caller's transaction is rolled back, the writes with it. The message's
+    post_save is sent as the ORM would."""
+    lock, busy, store, facts = _post_sql()
     _, message_values = insert_columns(message)
     _, run_values = insert_columns(run, leave_out=("user_message_id",))
-    _, in_progress, stored = pipelined([(lock, (now, title, thread.pk)),
-                                        (busy, (thread.pk, [str(status) for status in ACTIVE_STATUSES])),
-                                        (store, (*message_values, *run_values))])
+    _, in_progress, stored, saved_facts = pipelined([
+        (lock, (now, title, thread.pk)),
+        (busy, (thread.pk, [str(status) for status in ACTIVE_STATUSES])),
+        (store, (*message_values, *run_values)),
+        (facts, (thread.assistant.connection_id, run.model))])
     assert in_progress is not None and stored is not None
     if in_progress[0]:
         raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
@@ -343,6 +355,9 @@ def _post_store(thread: Thread, message: Message, run: Run, *, title: str | None
     run.user_message = message
     post_save.send(sender=Message, instance=message, created=True, update_fields=None, raw=False,
                    using=db_connection.alias)
+    found = _SAVED_FACTS.build(saved_facts) if saved_facts is not None else None
+    assert found is None or isinstance(found, ConnectionModelFacts)
+    return found
 
 
 def run_cancel(*, run: Run, actor: User | None) -> Run:

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from assistants_app.models import Message, Run, Thread
 from assistants_app.reply_budget import output_budget
 from project.providers.connection_facts import connection_price_facts
-from project.providers.model_facts import PER_MILLION
+from project.providers.model_facts import PER_MILLION, ModelFacts
 from project.spend.budgets import CountedCost, budget_reserve
 from project.spend.ledger import SpendLine, spend_record
 from project.spend.models import Feature
@@ -76,12 +76,12 @@ def _poster(run: Run) -> tuple[int | None, str]:
 _HISTORY_TOKENS = f"SELECT sum(token_count) FROM {Message._meta.db_table} WHERE thread_id = $1"  # noqa: S608
 
 
-def run_most_cost(*, thread: Thread, run: Run) -> CountedCost | Decimal:
+def run_most_cost(*, thread: Thread, run: Run, facts: ModelFacts | None = None) -> CountedCost | Decimal:
     """The most one call of the run can cost: the history that fits the context window plus
     the output budget, at the prices its ledger row will be priced by (the connection's for
     the model where an admin set them, free included, else the catalog's; 0 when unknown).
     The history is summed where the reservation is made, in the same round trip."""
-    facts = connection_price_facts(thread.assistant.connection_id, run.model)
+    facts = facts if facts is not None else connection_price_facts(thread.assistant.connection_id, run.model)
     input_price, output_price = facts.price("input"), facts.price("output")
     if input_price is None or output_price is None:
         return Decimal(0)
@@ -90,7 +90,9 @@ def run_most_cost(*, thread: Thread, run: Run) -> CountedCost | Decimal:
                        cap=max(facts.context_window - output, 0), count_sql=_HISTORY_TOKENS, count_arg=thread.pk)
 
 
-def run_budget_reserve(*, team: Team, thread: Thread, run: Run) -> None:
-    """Refuse the run when a hard limit is used up (BudgetExceeded), else reserve its most cost."""
+def run_budget_reserve(*, team: Team, thread: Thread, run: Run, facts: ModelFacts | None = None) -> None:
+    """Refuse the run when a hard limit is used up (BudgetExceeded), else reserve its most cost.
+    `facts`: the run's price facts (connection_price_facts) when the caller has read them."""
     budget_reserve(team=team, connection_id=thread.assistant.connection_id, key=run_reservation_key(run.pk),
-                   amount=run_most_cost(thread=thread, run=run), what="this reply", hours=RESERVATION_HOURS)
+                   amount=run_most_cost(thread=thread, run=run, facts=facts), what="this reply",
+                   hours=RESERVATION_HOURS)

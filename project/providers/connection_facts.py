@@ -101,6 +101,12 @@ def connection_price_facts(connection_id: int | None, model_id: str) -> ModelFac
     else the catalog's), without asking the server: for the spend ledger."""
     saved = (ConnectionModelFacts.objects.filter(connection_id=connection_id, model_id=model_id).first()
              if connection_id is not None else None)
+    return connection_price_facts_given(model_id, saved)
+
+
+def connection_price_facts_given(model_id: str, saved: ConnectionModelFacts | None) -> ModelFacts:
+    """connection_price_facts with the connection's saved row for the model (or None: it has
+    none) already read, as the message POST reads it in the round trip that stores the run."""
     return _merged(model_id, saved, None).facts
 
 
