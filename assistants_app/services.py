@@ -198,7 +198,7 @@ def _enqueue(run: Run) -> None:
 
 
 def _reply_in_progress(thread: Thread) -> bool:
-    return Run.objects.filter(thread=thread, status__in=(RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)).exists()
+    return Run.objects.filter(thread=thread, status__in=ACTIVE_STATUSES).exists()
 
 
 def _check_can_post(thread: Thread, *, text: str, has_attachments: bool) -> AssistantVersion:
@@ -273,15 +273,13 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
     # committed (or nothing, if the post is refused and rolled back). Inside a caller's own
     # transaction the commit is not this function's to wait for: the run is sent after it.
     send_early = not transaction.get_connection().in_atomic_block
-    started: list[Run] = []
-    sent_early: list[int] = []
+    sent_early = False  # set below; read once the transaction commits (the run is stored then)
 
     def committed() -> None:
-        for run in started:
-            if not send_early:
-                run_dispatch(run.pk, run.thread_id)
-            elif run.pk in sent_early:  # else the broker was out of reach: the sweep sends it
-                run_announce(run.pk, run.thread_id)
+        if not send_early:
+            run_dispatch(run.pk, run.thread_id)
+        elif sent_early:  # else the broker was out of reach: the sweep sends it
+            run_announce(run.pk, run.thread_id)
 
     # Pictures count too (from their stored size), so trimming leaves room for them.
     tokens = count_message({"role": "user", "content": text}, encoding_for_model(version.model))
@@ -295,14 +293,12 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
         # (or its pages told) before what the message's saving asks for (search's waiting list).
         transaction.on_commit(committed)
         saved_facts = _post_store(thread, message, run, title=title, now=timezone.now())
-        if send_early and run_send(run.pk, posted_in=thread.pk):
-            sent_early.append(run.pk)
+        sent_early = send_early and run_send(run.pk, posted_in=thread.pk)
         try:
             run_budget_reserve(team=thread.team, thread=thread, run=run,
                                facts=connection_price_facts_given(run.model, saved_facts))
         except BudgetExceeded as error:
             raise ChatError(str(error)) from error
-        started.append(run)
     return message, run
 
 

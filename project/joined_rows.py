@@ -11,6 +11,7 @@ without touching the statement; values pass through the same converters the ORM 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from functools import cached_property
 from typing import Any
 
@@ -66,19 +67,7 @@ def joined_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any], parts: Seq
     after, such as one that waits on a lock: PostgreSQL takes `sql`'s snapshot only when that
     statement is done, so `sql` sees what was committed while it waited.
     Errors come up as Django's database errors, as from the ORM (project.outages retries them)."""
-    db_connection.ensure_connection()
-    with db_connection.wrap_database_errors:
-        raw = db_connection.connection
-        assert raw is not None
-        # Server-side-binding cursors of their own: Django's client-side cursors cannot be prepared.
-        with psycopg.Cursor(raw) as cursor:
-            if after is None:
-                cursor.execute(sql, params, prepare=True)
-            else:
-                with raw.pipeline(), psycopg.Cursor(raw) as first:
-                    first.execute(after[0], after[1], prepare=True)
-                    cursor.execute(sql, params, prepare=True)
-            row = cursor.fetchone()
+    row = pipelined([*([after] if after is not None else []), (sql, params)])[-1]
     if row is None:
         return None
     built: list[Model | None] = []
@@ -100,18 +89,20 @@ def insert_columns(instance: Model, *, leave_out: Sequence[str] = ()) -> tuple[l
     return [str(field.column) for field in fields], values
 
 
-def pipelined(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...] | None]:
+def pipelined(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]]) -> list[tuple[Any, ...] | None]:
     """Run the statements on this thread's Django connection in one round trip (psycopg's
-    pipeline mode), in order, each prepared: each one's first row (None when it has none).
-    In the caller's transaction when there is one; each statement sees what the ones
-    before it did, and one that waits on a lock holds back the ones after it."""
+    pipeline mode when there are several), in order, each prepared: each one's first row
+    (None when it has none). In the caller's transaction when there is one; each statement
+    sees what the ones before it did, and one that waits on a lock holds back the ones after
+    it. Server-side-binding cursors of their own: Django's client-side cursors cannot be
+    prepared. Errors come up as Django's database errors, as from the ORM."""
     db_connection.ensure_connection()
     with db_connection.wrap_database_errors:
         raw = db_connection.connection
         assert raw is not None
         cursors = [psycopg.Cursor(raw) for _ in statements]
         try:
-            with raw.pipeline():
+            with raw.pipeline() if len(statements) > 1 else nullcontext():
                 for cursor, (sql, params) in zip(cursors, statements, strict=True):
                     cursor.execute(sql, params, prepare=True)
             return [cursor.fetchone() if cursor.description is not None else None for cursor in cursors]
