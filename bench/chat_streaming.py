@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--io-threads", type=int, default=int(io_concurrency(dict(os.environ))),
                         help="threads of the io worker (make run: IO_CONCURRENCY)")
     parser.add_argument("--profile", type=float, default=0, metavar="SECONDS",
-                        help="sample the web and io worker with py-spy for the first SECONDS of each burst and "
+                        help="sample the web and io worker with py-spy for the first SECONDS of each part and "
                              "print where their CPU went (bench/_profile.py)")
     args = parser.parse_args(argv)
     bursts = [int(c) for c in args.concurrent.split(",") if c.strip() and int(c) > 0]
@@ -424,8 +424,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n1. Added time to first token, pacing off, {args.runs} chats one after another ({load()})")
             print(summary("  TTFT sandbox directly", direct))
             before = meter.sample()
-            via = asyncio.run(sequential(dash, fast_threads[: args.runs]))
-            spent = CpuMeter.spent(before, meter.sample())
+            sampler = Sampler({"web (uvicorn)": [processes.web.pid], "worker io": [processes.workers[0].pid]},
+                              seconds=args.profile) if args.profile else None
+            with sampler or nullcontext():
+                via = asyncio.run(sequential(dash, fast_threads[: args.runs]))
+                spent = CpuMeter.spent(before, meter.sample())
             print(summary("  TTFT via the dashboard (POST sent -> first delta at the SSE client)", via))
             added = [v - statistics.median(direct) for v in via]
             print(summary("  ADDED TTFT (via the dashboard - median direct)", added))
@@ -441,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             print("  CPU per chat (stream opened, message posted, 50-word reply streamed), load-independent:")
             for name, pids in spent.items():
                 print(f"    {name:<36} {sum(pids.values()) * 1000 / len(via):6.1f} ms")
+            if sampler is not None:
+                sampler.report()
 
         direct_paced = statistics.median(direct_ttft(paced_url, 5, words=5))
         offset = 0
