@@ -7,10 +7,13 @@ event loop (a uvicorn process has one) keeps a single XREAD over the union of wh
 pages follow and hands each page the entries of its own streams.
 
 Nothing is lost or repeated: a page's subscription keeps its own position per stream and
-drops what it has already seen. A page that starts following a stream the hub already
-reads past its position (a second viewer of a run, a reconnect) reads the missing part
-itself with one XRANGE, after it has joined, so what arrives meanwhile is queued behind
-it. A stream the hub does not read yet is read from that page's position.
+drops what it has already seen. A page that starts following a stream reads what the
+stream already holds after its position itself, with one XRANGE, after it has joined, so
+what arrives meanwhile is queued behind it: a stream the hub already reads past that
+position (a second viewer of a run, a reconnect), and a stream the hub does not read yet
+(a run just started, whose first words may be written already: they go out at once, not
+after the hub's next read, which takes the wake below and a round trip more). The hub
+reads a new stream from that page's position.
 
 When a page follows a new stream while the XREAD blocks, the hub is woken through a
 stream of its own so the next XREAD includes it at once.
@@ -64,11 +67,11 @@ class Subscription:
         return set(self.cursors)
 
     async def follow(self, key: bytes, cursor: str) -> Entries:
-        """Follow a stream after `cursor`; returns the entries after it that the hub has
-        already read past (to handle before anything `next` returns)."""
+        """Follow a stream after `cursor`; returns the entries after it that are already
+        there, unless the hub has read them for this page (to handle before anything
+        `next` returns)."""
         self.cursors[key] = _id(cursor)
-        behind = self.hub.join(self, key, cursor)
-        if not behind:
+        if not self.hub.join(self, key, cursor):
             return []
         entries = await self.client.xrange(key, min=f"({cursor}" if cursor != "0-0" else "-", max="+")
         return self._unseen(key, cast(Entries, entries))
@@ -129,8 +132,9 @@ class StreamHub:
         return Subscription(self)
 
     def join(self, subscription: Subscription, key: bytes, cursor: str) -> bool:
-        """Add the page to the stream's readers; True when the hub has read past its
-        cursor (the page must read the gap itself)."""
+        """Add the page to the stream's readers; True when the page is to read what the
+        stream holds after its cursor itself: the hub has read past the cursor, or does
+        not read the stream yet (it starts from the cursor, at its next read)."""
         self.subscribers.setdefault(key, set()).add(subscription)
         position = self.positions.get(key)
         if position is None:
@@ -138,7 +142,7 @@ class StreamHub:
             if self.reading:
                 self._wake()
         self._start()
-        return position is not None and _id(position) > _id(cursor)
+        return position is None or _id(position) > _id(cursor)
 
     def leave(self, subscription: Subscription, keys: Iterable[bytes]) -> None:
         # The hub's position in a stream nobody follows any more is dropped before the

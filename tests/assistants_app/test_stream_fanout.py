@@ -12,7 +12,8 @@ import redis.asyncio as aredis
 from django.test import AsyncClient
 
 from assistants_app import streams
-from assistants_app.models import Run, RunStatus
+from assistants_app.models import Run, RunStatus, stream_key
+from assistants_app.stream_hub import stream_hub
 from tests.assistants_app.test_streaming import _read_until, _running_run, _text_of, parse_sse, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,3 +87,40 @@ def test_one_reader_streams_several_runs_to_several_pages_whole_and_in_order(tea
         assert first[-1]["event"] == second[-1]["event"] == f"done-{run.pk}"
     # Six pages on three runs, one process: one XREAD at a time, not one per page.
     assert reads["most"] == 1
+
+
+def test_a_page_that_starts_following_a_run_gets_the_words_already_written_without_the_hubs_next_read(
+        monkeypatch) -> None:
+    """A run just started may have written its first words before the page's stream
+    follows it: they go out at once, not after the hub's next read (woken, a round trip
+    later), and what the hub reads afterwards is not sent twice."""
+    run_id = 987_654_321
+    key = stream_key(run_id).encode()
+    streams.redis_client().delete(key)
+    first = [streams.publish(run_id, "delta", word) for word in ("Hello", " there")]
+    real_xread = aredis.Redis.xread
+    hub_may_read = asyncio.Event()
+
+    async def held_xread(self: aredis.Redis, *args: Any, **kwargs: Any) -> Any:
+        await hub_may_read.wait()
+        return await real_xread(self, *args, **kwargs)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        monkeypatch.setattr(aredis.Redis, "xread", held_xread)
+        subscription = stream_hub().subscribe()
+        try:
+            caught = await asyncio.wait_for(subscription.follow(key, "0-0"), 5)
+            await asyncio.to_thread(streams.publish, run_id, "delta", " again")
+            hub_may_read.set()
+            later = await subscription.next(5)
+            return caught, later
+        finally:
+            subscription.close()
+
+    try:
+        caught, later = run_async(scenario)
+    finally:
+        streams.redis_client().delete(key)
+    assert [entry_id.decode() for entry_id, _ in caught] == first
+    assert [fields[b"d"] for _, fields in caught] == [b"Hello", b" there"]
+    assert [(stream, [fields[b"d"] for _, fields in entries]) for stream, entries in later] == [(key, [b" again"])]
