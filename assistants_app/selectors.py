@@ -6,13 +6,17 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db.models import Count, Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.html import escape
 
 from assistants_app.models import ACTIVE_STATUSES, Assistant, AssistantVersion, ChatImage, Message, Run, Thread
+from project.joined_rows import JoinedModel, joined_fetch
+from project.providers.models import ProviderConnection
 from project.teams.models import Team
 from project.user_input import MAX_ID, loads_user_json
 
@@ -41,9 +45,34 @@ def team_version_get(*, team: Team, version_id: int) -> AssistantVersion:
                              assistant__team=team, pk=version_id)
 
 
+_THREAD_WITH = (JoinedModel(Thread, "th"), JoinedModel(Assistant, "a"), JoinedModel(AssistantVersion, "v"),
+                JoinedModel(ProviderConnection, "c"))
+
+
+@cache
+def _thread_get_sql() -> str:
+    thread, assistant, version, connection = _THREAD_WITH
+    # Only the models' own table and column names are formatted in; the ids are parameters.
+    return (f"SELECT {thread.columns}, {assistant.columns}, {version.columns}, {connection.columns} "  # noqa: S608
+            f"FROM {Thread._meta.db_table} th JOIN {Assistant._meta.db_table} a ON a.id = th.assistant_id "
+            f"LEFT JOIN {AssistantVersion._meta.db_table} v ON v.id = a.current_version_id "
+            f"LEFT JOIN {ProviderConnection._meta.db_table} c ON c.id = a.connection_id "
+            "WHERE th.id = %s AND th.team_id = %s")
+
+
 def team_thread_get(*, team: Team, thread_id: int) -> Thread:
-    thread = get_object_or_404(Thread.objects.select_related("assistant__current_version", "assistant__connection"),
-                               team=team, pk=thread_id)
+    """The team's thread (404 for another team's or none), with its assistant, the assistant's
+    current version and its connection. Every message POST and thread page reads it first:
+    one prepared statement (project.joined_rows), where the ORM compiled and PostgreSQL
+    planned a four-table join on every request (about 1 ms of CPU, 4 times this one's)."""
+    built = joined_fetch(_thread_get_sql(), (thread_id, team.pk), _THREAD_WITH) if 0 < thread_id <= MAX_ID else None
+    if built is None:
+        raise Http404("No such thread.")
+    thread, assistant, version, connection = built
+    assert isinstance(thread, Thread) and isinstance(assistant, Assistant)
+    assistant.current_version = version  # type: ignore[assignment]  # None caches "no version", as select_related does
+    assistant.connection = connection  # type: ignore[assignment]
+    thread.assistant = assistant
     thread.team = team  # the team it was found in: thread.team costs no query (the message POST reads it)
     return thread
 
