@@ -20,14 +20,15 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any, Protocol
 
 import httpx2
 import openai
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
+from django.db.models.signals import post_save
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
@@ -35,8 +36,9 @@ from assistants_app import streams
 from assistants_app.conversation import HistoryTooLong
 from assistants_app.live import LiveDisplay
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
-from assistants_app.spend import run_spend_record
+from assistants_app.spend import run_poster, run_poster_statement, run_spend_record
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
+from project.joined_rows import insert_columns, pipelined
 from project.outages import DATABASE_ERRORS, POSTGRESQL, REDIS_ERRORS, database_call, service_of
 from project.providers.client import (
     ClientOptions,
@@ -450,7 +452,8 @@ def run_tools(run: Run, calls: list[dict[str, Any]], clock: Clock) -> bool:
 def ensure_owned(run: Run) -> None:
     """Inside a transaction: lock the run's row and make sure this attempt still owns it
     (running, with this attempt's number); RunSuperseded otherwise. Every write of the
-    run's messages and its ending goes through here, so two attempts never both write."""
+    run's messages goes through here (its ending through the same check, made by the
+    ending's own UPDATE: run_finish), so two attempts never both write."""
     if not Run.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING,
                                                   attempts=run.attempts).exists():
         raise RunSuperseded()
@@ -469,45 +472,107 @@ def run_finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock:
     # try after one that did commit finds the run no longer running (RunSuperseded).
     def save() -> None:
         with transaction.atomic():
-            ensure_owned(run)
-            if reply is not None:
-                reply_save(run, reply, reasoning=reasoning)
-            _record_end(run, status, usage=usage, clock=clock, cost=cost, now=now, error=error,
-                        request_id=request_id, trimmed=trimmed)
-            run_spend_record(run=run, usage=usage)
+            ending = _end_update(run, status, usage=usage, clock=clock, cost=cost, now=now, error=error,
+                                 request_id=request_id, trimmed=trimmed, owned=True)
+            message = _reply(run, reply, reasoning=reasoning) if reply is not None else None
+            poster = run_poster_statement(run) if usage.calls else None
+            # The run's end, its reply, the thread's time (the thread list's order) and who
+            # posted the message (for the ledger) in one round trip, prepared statements all,
+            # where the ORM took five (the ownership check's lock, the reply, the run, the
+            # poster, the thread after the commit), each planned again.
+            found = pipelined([ending, *([_insert_statement(message)] if message is not None else []),
+                               (_thread_touch_sql(), (timezone.now(), run.thread_id)),
+                               *([poster] if poster is not None else [])])
+            if found[0] is None:
+                raise RunSuperseded()  # the conditional update found the run not this attempt's: nothing stays
+            if message is not None:
+                _inserted(message, found[1])
+            run_spend_record(run=run, usage=usage, facts=facts,
+                             poster=run_poster(found[-1]) if poster is not None else None)
 
     database_call(save, what="saving the reply", limit_seconds=DATABASE_OUTAGE_SECONDS)
-    try:
-        Thread.objects.filter(pk=run.thread_id).update(updated_at=timezone.now())
-    except DATABASE_ERRORS:  # only the thread list's order; the run itself is saved
-        log.warning("run %s: the thread's time was not updated", run.pk, exc_info=True)
     clock.live.end()
+
+
+@cache
+def _thread_touch_sql() -> str:
+    return f"UPDATE {Thread._meta.db_table} SET updated_at = %s WHERE id = %s"  # noqa: S608 - the table's own name
+
+
+@cache
+def _end_sql(*, owned: bool) -> str:
+    # Only the model's own table name is formatted in; every value is a parameter.
+    return f"""UPDATE {Run._meta.db_table} SET status = %(status)s, error = %(error)s, finished_at = %(now)s,
+        heartbeat_at = %(now)s, input_tokens = input_tokens + %(input)s, cached_tokens = cached_tokens + %(cached)s,
+        output_tokens = output_tokens + %(output)s, reasoning_tokens = reasoning_tokens + %(reasoning)s,
+        provider_calls = provider_calls + %(calls)s, usage_estimated = usage_estimated OR %(estimated)s,
+        ttft_ms = %(ttft)s, total_ms = %(total)s, request_id = %(request_id)s, trimmed_messages = %(trimmed)s,
+        cost_usd = CASE WHEN %(priced)s THEN coalesce(cost_usd, 0) + %(cost)s ELSE cost_usd END
+        WHERE id = %(run)s{" AND status = %(running)s AND attempts = %(attempts)s" if owned else ""}
+        RETURNING id"""  # noqa: S608
+
+
+def _end_update(run: Run, status: str, *, usage: Usage, clock: Clock, cost: Decimal | None, now: float, error: str,
+                request_id: str, trimmed: int, owned: bool) -> tuple[str, dict[str, Any]]:
+    """The run's UPDATE with its end and the attempt's usage (added to what an earlier half,
+    before a person answered, counted and cost). `owned`: only while this attempt owns the
+    run (running, its attempt number; ensure_owned in the same statement), which then
+    returns no row when it does not."""
+    return _end_sql(owned=owned), {
+        "status": status, "error": error, "now": timezone.now(), "input": usage.input, "cached": usage.cached,
+        "output": usage.output, "reasoning": usage.reasoning, "calls": usage.calls, "estimated": usage.estimated,
+        "ttft": int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
+        "total": int((now - clock.started) * 1000), "request_id": request_id, "trimmed": trimmed,
+        "priced": cost is not None, "cost": cost or Decimal(0), "run": run.pk, "running": RunStatus.RUNNING,
+        "attempts": run.attempts}
 
 
 def _record_end(run: Run, status: str, *, usage: Usage, clock: Clock, cost: Decimal | None, now: float, error: str,
                 request_id: str, trimmed: int) -> None:
-    Run.objects.filter(pk=run.pk).update(
-        status=status, error=error, finished_at=timezone.now(), heartbeat_at=timezone.now(),
-        input_tokens=F("input_tokens") + usage.input, cached_tokens=F("cached_tokens") + usage.cached,
-        output_tokens=F("output_tokens") + usage.output, reasoning_tokens=F("reasoning_tokens") + usage.reasoning,
-        provider_calls=F("provider_calls") + usage.calls,
-        **({"usage_estimated": True} if usage.estimated else {}),
-        ttft_ms=int((clock.first_token - clock.started) * 1000) if clock.first_token else None,
-        total_ms=int((now - clock.started) * 1000), request_id=request_id, trimmed_messages=trimmed,
-        # Added to what an earlier half (before a person answered) cost.
-        **({"cost_usd": Coalesce(F("cost_usd"), Value(Decimal(0))) + cost} if cost is not None else {}),
-    )
+    pipelined([_end_update(run, status, usage=usage, clock=clock, cost=cost, now=now, error=error,
+                           request_id=request_id, trimmed=trimmed, owned=False)])
+
+
+def _reply(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = None, *,
+           reasoning: Reasoning | None = None) -> Message:
+    """The reply's message, unsaved."""
+    encoding = encoding_for_model(run.model)
+    api = {"role": "assistant", "content": text, "tool_calls": tool_calls or None}
+    return Message(thread=run.thread, team_id=run.team_id, role=Role.ASSISTANT, text=text,
+                   tool_calls=tool_calls or [], version=run.version, run=run,
+                   token_count=count_message(api, encoding),
+                   **({"reasoning_summary": reasoning.summary, "reasoning_items": reasoning.items}
+                      if reasoning else {}))
 
 
 def reply_save(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = None, *,
                 reasoning: Reasoning | None = None) -> Message:
-    encoding = encoding_for_model(run.model)
-    api = {"role": "assistant", "content": text, "tool_calls": tool_calls or None}
-    return Message.objects.create(thread=run.thread, team_id=run.team_id, role=Role.ASSISTANT, text=text,
-                                  tool_calls=tool_calls or [], version=run.version, run=run,
-                                  token_count=count_message(api, encoding),
-                                  **({"reasoning_summary": reasoning.summary, "reasoning_items": reasoning.items}
-                                     if reasoning else {}))
+    message = _reply(run, text, tool_calls, reasoning=reasoning)
+    message.save(force_insert=True)
+    return message
+
+
+@cache
+def _insert_sql(columns: tuple[str, ...]) -> str:
+    # Only the model's own table and column names are formatted in; every value is a parameter.
+    return (f"INSERT INTO {Message._meta.db_table} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id")
+
+
+def _insert_statement(message: Message) -> tuple[str, list[Any]]:
+    """The ORM's INSERT of the unsaved message, as a prepared statement (`_inserted` after)."""
+    columns, values = insert_columns(message)
+    return _insert_sql(tuple(columns)), values
+
+
+def _inserted(message: Message, row: tuple[Any, ...] | None) -> None:
+    """The message saved by its `_insert_statement`: its id, its state, and the post_save
+    the ORM would have sent (search queues it for embedding)."""
+    assert row is not None
+    message.pk = row[0]
+    message._state.adding, message._state.db = False, db_connection.alias
+    post_save.send(sender=Message, instance=message, created=True, update_fields=None, raw=False,
+                   using=db_connection.alias)
 
 
 def final_reply_saved(run: Run) -> bool:

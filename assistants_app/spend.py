@@ -5,9 +5,11 @@ through a hard budget limit with its most possible cost reserved. Both engines' 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Protocol
+from functools import cache
+from typing import Any, Protocol
 
 from django.contrib.auth.models import User
+from django.db.models import Field
 
 from assistants_app.models import Message, Run, Thread
 from assistants_app.reply_budget import output_budget
@@ -37,15 +39,18 @@ def run_reservation_key(run_id: int) -> str:
     return f"run:{run_id}"
 
 
-def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool = True) -> None:
+def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool = True,
+                     facts: ModelFacts | None = None, poster: tuple[int | None, str] | None = None) -> None:
     """Put what this attempt of the run cost in the ledger (nothing when no call was billed):
     call it in the transaction that saves the run's usage. The row outlives the thread.
     `part` names a share of the attempt saved before its end (the rounds a worker ran before
     it handed a background response to polling), a row of its own that, with `settle`
-    off, leaves the run's budget reservation to the attempt's end."""
+    off, leaves the run's budget reservation to the attempt's end. `facts`: the run's model
+    facts (they price the run's own cost too), `poster`: run_poster's answer, when the
+    caller has them; read here otherwise."""
     if not usage.calls:
         return
-    person_id, person_name = _poster(run)
+    person_id, person_name = poster if poster is not None else _poster(run)
     connection = run.assistant.connection
     spend_record(SpendLine(
         team_id=run.team_id, feature=Feature.CHAT, model=run.model, source_kind="run", source_id=run.pk,
@@ -55,7 +60,7 @@ def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool 
         assistant_id=run.assistant_id, assistant_name=run.assistant.name, version_id=run.version_id,
         version_number=run.version.number, input_tokens=usage.input, cached_tokens=usage.cached,
         output_tokens=usage.output, reasoning_tokens=usage.reasoning, calls=usage.calls, estimated=usage.estimated,
-        settles=run_reservation_key(run.pk) if settle else ""))
+        settles=run_reservation_key(run.pk) if settle else ""), facts=facts)
 
 
 def _poster(run: Run) -> tuple[int | None, str]:
@@ -70,6 +75,28 @@ def _poster(run: Run) -> tuple[int | None, str]:
     found = (Message.objects.filter(pk=run.user_message_id, author__isnull=False)
              .values_list("author_id", f"author__{User.USERNAME_FIELD}").first())
     return (found[0], found[1]) if found else (None, "")
+
+
+@cache
+def _poster_sql() -> str:
+    username = User._meta.get_field(User.USERNAME_FIELD)
+    assert isinstance(username, Field)
+    # Only the models' own table and column names are formatted in; the id is a parameter.
+    return (f'SELECT m.author_id, u."{username.column}" FROM {Message._meta.db_table} m '  # noqa: S608
+            f"JOIN {User._meta.db_table} u ON u.id = m.author_id WHERE m.id = %s")
+
+
+def run_poster_statement(run: Run) -> tuple[str, tuple[int]] | None:
+    """_poster's query as a statement for a caller that runs it with others in one round
+    trip (project.joined_rows.pipelined); None when no query is needed."""
+    if run.user_message_id is None or Run.user_message.is_cached(run):
+        return None
+    return _poster_sql(), (run.user_message_id,)
+
+
+def run_poster(row: tuple[Any, ...] | None) -> tuple[int | None, str]:
+    """Who posted the message that started the run, from run_poster_statement's row."""
+    return (row[0], row[1]) if row is not None else (None, "")
 
 
 # The thread's history in tokens, summed by the database in the reserving round trip ($1: the thread).

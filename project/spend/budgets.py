@@ -173,12 +173,20 @@ def reservation_rename(*, key: str, new_key: str) -> None:
     SpendReservation.objects.filter(key=key).update(key=new_key)
 
 
+_RELEASE_KEY = _RELEASE.replace("{gone}", "DELETE FROM spend_spendreservation WHERE key = %(key)s")
+
+
 def reservation_release(*, key: str) -> None:
     """Work that was let through and will not be billed (it was refused or stopped before
     it started), or whose ledger row settles it: its money is free again."""
     with db_connection.cursor() as cursor:
-        cursor.execute(_RELEASE.replace("{gone}", "DELETE FROM spend_spendreservation WHERE key = %(key)s"),
-                       {"key": key, "month": _now_month()})
+        cursor.execute(*reservation_release_statement(key=key))
+
+
+def reservation_release_statement(*, key: str) -> tuple[str, dict[str, Any]]:
+    """reservation_release as a statement, for a caller that runs it with others in one
+    round trip (project.joined_rows.pipelined)."""
+    return _RELEASE_KEY, {"key": key, "month": _now_month()}
 
 
 _EXPIRED = ("DELETE FROM spend_spendreservation WHERE expires_at <= now() "
@@ -196,6 +204,16 @@ def reservations_expire(*, team_id: int | None = None) -> bool:
 
 _ALERT_INSERT = """INSERT INTO spend_budgetalert (budget_id, month, threshold, created_at) VALUES (%s, %s, %s, now())
 ON CONFLICT (budget_id, month, threshold) DO NOTHING RETURNING id"""
+
+
+_ALERTING = """SELECT EXISTS (SELECT 1 FROM spend_budget WHERE team_id = %s
+    AND (connection_id IS NULL OR connection_id = %s) AND thresholds <> '[]'::jsonb)"""
+
+
+def alerting_budgets_statement(*, team_id: int, connection_id: int | None) -> tuple[str, tuple[Any, ...]]:
+    """Whether any budget that applies has thresholds to announce (budget_alerts_send's
+    budgets), as a statement for a caller that runs it with others in one round trip."""
+    return _ALERTING, (team_id, connection_id)
 
 
 def budget_alerts_send(*, team_id: int, connection_id: int | None, month: date) -> None:

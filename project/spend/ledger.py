@@ -10,14 +10,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from project.joined_rows import insert_columns, pipelined
 from project.providers.connection_facts import connection_price_facts
-from project.providers.model_facts import PER_MILLION
-from project.spend.budgets import budget_alerts_send, month_of, reservation_release
+from project.providers.model_facts import PER_MILLION, ModelFacts
+from project.spend.budgets import (
+    alerting_budgets_statement,
+    budget_alerts_send,
+    month_of,
+    reservation_release,
+    reservation_release_statement,
+)
 from project.spend.models import Pricing, SpendEntry
 
 CENT_FRACTION = Decimal("0.000001")
@@ -61,11 +69,14 @@ _TOKENS = {"uncached": lambda line: line.input_tokens - line.cached_tokens, "cac
            "trained": lambda line: line.trained_tokens}
 
 
-def _rates(model: str, pricing: str, connection_id: int | None) -> list[tuple[str, str, Decimal | None]]:
+def _rates(model: str, pricing: str, connection_id: int | None,
+           facts: ModelFacts | None = None) -> list[tuple[str, str, Decimal | None]]:
     """(price name, tokens it applies to, USD per 1M tokens or None when unknown) of a
     line's pricing, at the prices set for the model on its connection (a self-hosted model
-    set free costs $0, as its run says): the one rule the single and bulk writes price by."""
-    facts = connection_price_facts(connection_id, model)
+    set free costs $0, as its run says): the one rule the single and bulk writes price by.
+    `facts`: the model's facts on the connection when the caller has read them (a run has,
+    when it was claimed); read here otherwise."""
+    facts = facts if facts is not None else connection_price_facts(connection_id, model)
     if pricing == Pricing.TRAINING:
         return [("training", "trained", facts.price("training"))]
     if pricing == Pricing.BATCH:
@@ -81,11 +92,11 @@ def _prices_used(rates: list[tuple[str, str, Decimal | None]]) -> dict[str, str]
     return {name: str(price) for name, _, price in rates if price is not None}
 
 
-def line_cost(line: SpendLine) -> tuple[Decimal | None, dict[str, str]]:
+def line_cost(line: SpendLine, *, facts: ModelFacts | None = None) -> tuple[Decimal | None, dict[str, str]]:
     """The cost at the model's prices for the line's pricing, rounded once (half up, as
     PostgreSQL's round() does for the bulk write), and the prices used (USD per 1M
-    tokens). None when a price it needs is unknown."""
-    rates = _rates(line.model, line.pricing, line.connection_id)
+    tokens). None when a price it needs is unknown. `facts`: as for _rates."""
+    rates = _rates(line.model, line.pricing, line.connection_id, facts)
     prices = _prices_used(rates)
     wanted = [(price, _TOKENS[tokens](line)) for _, tokens, price in rates]
     if any(price is None for price, count in wanted if count):
@@ -145,42 +156,57 @@ def _rollups(line: SpendLine, *, day: date, calls: int, unpriced: int, tokens: d
     the work's reservation and announce thresholds crossed."""
     shared = _entry_values(line)
     month = {"team": line.team_id, "connection": line.connection_id, "month": month_of(day), "cost": cost}
-    with connection.cursor() as cursor:
-        # The rows every record of the team and connection shares come first, the day's row
-        # of the model last: a transaction recording several models (an eval flush) and one
-        # recording any of them then meet at the shared rows, and one waits for the other,
-        # instead of each holding a day row the other needs next (a deadlock PostgreSQL ends
-        # by aborting one of them).
-        cursor.execute(_MONTH_UPSERT, month)
-        if cost:
-            cursor.execute(_METER_SPENT, month)
-        cursor.execute(_DAILY_UPSERT, {
-            **month, "day": day, "feature": line.feature, "person": line.person_id, "assistant": line.assistant_id,
-            "model": shared["model"], "connection_name": shared["connection_name"],
-            "person_name": shared["person_name"], "assistant_name": shared["assistant_name"], "calls": calls,
-            "estimated_calls": calls if line.estimated else 0, "unpriced_calls": unpriced, **tokens})
-    if line.settles:
-        reservation_release(key=line.settles)
+    # The rows every record of the team and connection shares come first, the day's row
+    # of the model last: a transaction recording several models (an eval flush) and one
+    # recording any of them then meet at the shared rows, and one waits for the other,
+    # instead of each holding a day row the other needs next (a deadlock PostgreSQL ends
+    # by aborting one of them). Pipelined, they keep that order in one round trip, each
+    # a prepared statement (the ORM's cursor binds on the client and plans every time).
+    statements: list[tuple[str, Any]] = [(_MONTH_UPSERT, month)]
     if cost:
+        statements.append((_METER_SPENT, month))
+    statements.append((_DAILY_UPSERT, {
+        **month, "day": day, "feature": line.feature, "person": line.person_id, "assistant": line.assistant_id,
+        "model": shared["model"], "connection_name": shared["connection_name"],
+        "person_name": shared["person_name"], "assistant_name": shared["assistant_name"], "calls": calls,
+        "estimated_calls": calls if line.estimated else 0, "unpriced_calls": unpriced, **tokens}))
+    if line.settles:
+        statements.append(reservation_release_statement(key=line.settles))
+    if cost:
+        # Whether any budget could announce a threshold, asked in the same round trip: most
+        # teams set none, and then the alerts' own queries are not needed.
+        statements.append(alerting_budgets_statement(team_id=line.team_id, connection_id=line.connection_id))
+    found = pipelined(statements)
+    if cost and found[-1] is not None and found[-1][0]:
         budget_alerts_send(team_id=line.team_id, connection_id=line.connection_id, month=month_of(day))
 
 
-def spend_record(line: SpendLine) -> SpendEntry | None:
+@cache
+def _entry_insert_sql(columns: tuple[str, ...]) -> str:
+    # Only the model's own table and column names are formatted in; every value is a parameter.
+    return (f"INSERT INTO {SpendEntry._meta.db_table} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT (key) DO NOTHING RETURNING id")
+
+
+def spend_record(line: SpendLine, *, facts: ModelFacts | None = None) -> SpendEntry | None:
     """Append the line to the ledger (None when its key was recorded already) and keep the
     rollups, the reservation and the budget alerts in step, in the caller's transaction
-    when there is one."""
-    cost, prices = line_cost(line)
+    when there is one. `facts`: the model's facts on the line's connection when the caller
+    has read them (connection_price_facts's prices), saving their query."""
+    cost, prices = line_cost(line, facts=facts)
     occurred_at = line.occurred_at or timezone.now()
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                entry = SpendEntry.objects.create(
-                    **_entry_values(line), occurred_at=occurred_at, input_tokens=line.input_tokens,
-                    cached_tokens=line.cached_tokens, output_tokens=line.output_tokens,
-                    reasoning_tokens=line.reasoning_tokens, trained_tokens=line.trained_tokens, calls=line.calls,
-                    prices=prices, cost_usd=cost, key=line.key[:200])
-        except IntegrityError:
-            return None  # recorded before (a collection or a finish run again)
+    entry = SpendEntry(**_entry_values(line), occurred_at=occurred_at, input_tokens=line.input_tokens,
+                       cached_tokens=line.cached_tokens, output_tokens=line.output_tokens,
+                       reasoning_tokens=line.reasoning_tokens, trained_tokens=line.trained_tokens, calls=line.calls,
+                       prices=prices, cost_usd=cost, key=line.key[:200])
+    columns, values = insert_columns(entry)
+    # No savepoint inside the caller's transaction: a key recorded before (a collection or a
+    # finish run again) is skipped by ON CONFLICT, not caught as an error to roll back to.
+    with transaction.atomic(savepoint=False):
+        (added,) = pipelined([(_entry_insert_sql(tuple(columns)), values)])
+        if added is None:
+            return None
+        entry.pk, entry._state.adding, entry._state.db = added[0], False, connection.alias
         _rollups(line, day=occurred_at.astimezone(UTC).date(), calls=line.calls, unpriced=line.calls if cost is None else 0,
                  tokens={"input": line.input_tokens, "cached": line.cached_tokens, "output": line.output_tokens,
                          "reasoning": line.reasoning_tokens, "trained": line.trained_tokens}, cost=cost or Decimal(0))

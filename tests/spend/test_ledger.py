@@ -161,3 +161,25 @@ def test_two_transactions_recording_overlapping_models_do_not_deadlock(team) -> 
 
     assert failures == []
     assert set(SpendEntry.objects.filter(team=team).values_list("key", flat=True)) == {"flush:1", "flush:2", "run:1"}
+
+
+def test_a_key_recorded_again_in_the_same_transaction_adds_nothing_and_the_transaction_goes_on(team, owner) -> None:
+    """The ledger skips a key recorded before without a savepoint to roll back to: the
+    caller's transaction stays usable, and the repeat settles no reservation."""
+    from project.spend.budgets import budget_reserve, budget_save
+    from project.spend.models import BudgetMeter, SpendReservation
+
+    budget_save(team=team, connection=None, amount_usd=Decimal(100), thresholds=[], hard_limit=True, actor=owner)
+    budget_reserve(team=team, connection_id=None, key="work:later", amount=Decimal("0.25"), what="work")
+    with transaction.atomic():
+        entry = spend_record(line(team, "twice"))
+        assert entry is not None and entry.pk is not None and entry.cost_usd is not None
+        assert spend_record(line(team, "twice", settles="work:later", input_tokens=9999)) is None
+        assert SpendEntry.objects.filter(team=team).count() == 1  # the transaction still works
+    assert SpendEntry.objects.get(team=team) == entry
+    assert SpendDaily.objects.get(team=team).calls == 1
+    assert SpendDaily.objects.get(team=team).input_tokens == 1000
+    assert SpendMonth.objects.get(team=team).cost_usd == entry.cost_usd
+    assert SpendReservation.objects.filter(key="work:later").exists()  # still held
+    meter = BudgetMeter.objects.get(team=team, connection_id=None)
+    assert (meter.spent_usd, meter.reserved_usd) == (entry.cost_usd, Decimal("0.25"))
