@@ -26,7 +26,6 @@ from assistants_app import streams
 from assistants_app.live import LiveDisplay
 from assistants_app.models import Run
 from assistants_app.run_attempt import (
-    FLUSH_SECONDS,
     INCOMPLETE_MESSAGE,
     Clock,
     Reasoning,
@@ -36,6 +35,7 @@ from assistants_app.run_attempt import (
     Usage,
     check_in,
     ensure_owned,
+    flush_seconds,
     provider_client,
     provider_stream,
     release_database_connection,
@@ -65,7 +65,8 @@ class ResponseTurn(Turn):
 @dataclass
 class _Publisher:
     """Text and thinking deltas on their way to the run's stream: the first of each kind at
-    once, later ones together at most every FLUSH_SECONDS (as run_loop's _Outbox). For a background
+    once, later ones together at most every FLUSH_SECONDS, longer while the process is busy
+    (flush_seconds; as run_loop's _Outbox). For a background
     response each flush is followed by a "cursor" entry: the sequence_number of the last
     event flushed and how much text and thinking the stream then shows, so a worker that
     takes the run over resumes the provider's stream after it, with nothing lost and,
@@ -81,6 +82,7 @@ class _Publisher:
     sequence: int | None = None
     parts: dict[str, list[str]] = field(default_factory=lambda: {"thinking": [], "delta": []})
     last: float = 0.0
+    interval: float = 0.0  # until the next flush: set by each flush (flush_seconds)
 
     # The kinds already on the stream: the first piece of each (the thinking, then the
     # reply's first words) goes at once, not at the next flush.
@@ -91,7 +93,7 @@ class _Publisher:
             self.parts[kind].append(piece)
         self.sequence = sequence if sequence is not None else self.sequence
         now = time.monotonic()
-        if now - self.last >= FLUSH_SECONDS or (piece and kind not in self.started):
+        if now - self.last >= self.interval or (piece and kind not in self.started):
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
@@ -110,8 +112,9 @@ class _Publisher:
         if wrote and self.background and self.sequence is not None:
             self.live.publish("cursor", f"{self.sequence}:{self.text_len}:{self.thinking_len}")
         self.last = now or time.monotonic()
+        self.interval = flush_seconds()
         if self.pacer is not None and "delta" in self.started:
-            self.pacer.hold_until(self.last + FLUSH_SECONDS)
+            self.pacer.hold_until(self.last + self.interval)
 
 
 @dataclass

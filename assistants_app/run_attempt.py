@@ -63,6 +63,13 @@ RETRY_BASE_SECONDS = 0.5
 # Once a reply's first words are out its reads from the provider keep the same pace
 # (project.providers.paced_reads): a token that arrives between flushes waits in the kernel.
 FLUSH_SECONDS = 0.1
+# While this worker process streams more than BUSY_RUNS replies at once, each one's flush
+# interval grows in proportion (up to BUSY_FLUSH_SECONDS): a burst's CPU goes on the flushes
+# (a Redis write each, the web's read and an event to the page), not on the text, so the
+# flushes per second then stay level as replies are added instead of growing with them.
+# A reply still shows its first words at once and then some text four times a second.
+BUSY_RUNS = 64
+BUSY_FLUSH_SECONDS = 0.25
 # retry-after beyond this fails the run rather than holding a worker slot for minutes.
 RETRY_MAX_SECONDS = 20.0
 # How long a run waits out PostgreSQL (a restart, a pool that ran dry) before it gives up
@@ -249,6 +256,12 @@ class _Watching:
 
 
 run_watch = _RunWatch()
+
+
+def flush_seconds() -> float:
+    """How long a reply's later deltas are gathered now (see BUSY_RUNS): FLUSH_SECONDS, or
+    longer while this process executes more than BUSY_RUNS runs."""
+    return min(BUSY_FLUSH_SECONDS, FLUSH_SECONDS * max(1.0, len(run_watch.runs) / BUSY_RUNS))
 
 
 def heartbeats_write(attempts: list[tuple[int, int]]) -> set[tuple[int, int]]:

@@ -28,7 +28,6 @@ from assistants_app.live import LiveDisplay
 from assistants_app.models import Assistant, AssistantVersion, Run, RunStatus, Thread
 from assistants_app.run_attempt import (
     DATABASE_OUTAGE_SECONDS,
-    FLUSH_SECONDS,
     INCOMPLETE_MESSAGE,
     MAX_ATTEMPTS_PER_CALL,
     MAX_TOOL_ROUNDS,
@@ -45,6 +44,7 @@ from assistants_app.run_attempt import (
     check_in,
     ensure_owned,
     final_reply_saved,
+    flush_seconds,
     provider_stream,
     release_database_connection,
     reply_save,
@@ -75,19 +75,21 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Outbox:
     """Deltas on their way to the run's stream. The first goes at once (time to first
-    token); later ones are sent together at most every FLUSH_SECONDS, so a fast
-    stream costs a few Redis writes instead of one per token, with no visible lag."""
+    token); later ones are sent together at most every FLUSH_SECONDS (longer while the
+    process is busy: flush_seconds), so a fast stream costs a few Redis writes instead of
+    one per token, with no visible lag."""
 
     live: LiveDisplay
     # The reply's connection: its next read waits for the next flush (paced_reads).
     pacer: ReadPacer | None = None
     parts: list[str] = field(default_factory=list)
     last: float = 0.0
+    interval: float = 0.0  # until the next flush: set by each flush
 
     def add(self, text: str) -> None:
         self.parts.append(text)
         now = time.monotonic()
-        if now - self.last >= FLUSH_SECONDS:
+        if now - self.last >= self.interval:
             self.flush(now)
 
     def flush(self, now: float | None = None) -> None:
@@ -95,8 +97,9 @@ class _Outbox:
             self.live.publish("delta", "".join(self.parts))
             self.parts = []
         self.last = now or time.monotonic()
+        self.interval = flush_seconds()
         if self.pacer is not None:
-            self.pacer.hold_until(self.last + FLUSH_SECONDS)
+            self.pacer.hold_until(self.last + self.interval)
 
 
 def _chunks(response: StreamedReply, on_idle: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
