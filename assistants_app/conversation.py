@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, NamedTuple
 
 from django.db.models import QuerySet
@@ -30,6 +31,7 @@ from assistants_app.selectors import (
 )
 from assistants_app.services import ChatError, assistant_switch_model
 from assistants_app.tools import api_tools
+from project.joined_rows import JoinedModel
 from project.providers.connection_facts import connection_model_facts
 from project.providers.model_facts import ModelFacts, model_facts
 from project.tokens import REPLY_PRIMING, count_message, encoding_named
@@ -207,14 +209,42 @@ def _sendable_messages(thread: Thread) -> QuerySet[Message]:
 
 
 HISTORY_PAGE = 200
+_HISTORY_MESSAGE = JoinedModel(Message, "m")
 
 
-def _newest_first(messages: QuerySet[Message]) -> Iterator[Message]:
+@cache
+def _history_page_sql() -> str:
+    # _sendable_messages' first page, newest first, said in SQL for a caller that reads it in
+    # a round trip of its own statements (history_first_page_statement). Only the model's
+    # own table and column names are formatted in; the thread's id is a parameter.
+    return (f"SELECT {_HISTORY_MESSAGE.columns} FROM {Message._meta.db_table} m "  # noqa: S608
+            "WHERE m.thread_id = %s AND NOT m.pending "
+            "AND NOT (m.role = %s AND m.text = '' AND m.tool_calls = '[]'::jsonb) "
+            f"ORDER BY m.id DESC LIMIT {HISTORY_PAGE}")
+
+
+def history_first_page_statement(thread_id: int) -> tuple[str, tuple[Any, ...]]:
+    """The statement that reads the history's first page (its newest messages), for a caller
+    that runs it with its own in one round trip (the worker's claim of a run just posted);
+    history_first_page builds its rows, for build_history's `first_page`."""
+    return _history_page_sql(), (thread_id, str(Role.ASSISTANT))
+
+
+def history_first_page(rows: list[tuple[Any, ...]]) -> list[Message]:
+    built = [_HISTORY_MESSAGE.build(row) for row in rows]
+    return [message for message in built if isinstance(message, Message)]
+
+
+def _newest_first(messages: QuerySet[Message], first_page: list[Message] | None = None) -> Iterator[Message]:
     """The messages newest first, a page per query (keyset on id): most threads fit in
-    one page, one round trip, where a server-side cursor (.iterator()) costs three."""
+    one page, one round trip, where a server-side cursor (.iterator()) costs three.
+    `first_page`: the newest page, read already (history_first_page)."""
     before: int | None = None
     while True:
-        page = list((messages if before is None else messages.filter(id__lt=before)).order_by("-id")[:HISTORY_PAGE])
+        if first_page is not None:
+            page, first_page = first_page, None
+        else:
+            page = list((messages if before is None else messages.filter(id__lt=before)).order_by("-id")[:HISTORY_PAGE])
         yield from page
         if len(page) < HISTORY_PAGE:
             return
@@ -250,19 +280,21 @@ class History(NamedTuple):
     prompt_tokens: int  # what the whole request takes: instructions, tools, these messages
 
 
-def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts) -> History:
+def build_history(*, thread: Thread, version: AssistantVersion, facts: ModelFacts,
+                  first_page: list[Message] | None = None) -> History:
     """The conversation to send, oldest messages left out first to fit the context window
     less the output budget (the instructions are never trimmed).
 
     Reads newest first and stops at the budget, so a thread of thousands of messages
     costs what fits in the window, not its whole history; stored token counts are used
     where the message has one. The request's token count comes out of the same counting,
-    for a provider that reports no usage."""
-    return history_with_sources(thread=thread, version=version, facts=facts)[0]
+    for a provider that reports no usage. `first_page`: the newest messages, read already
+    (history_first_page)."""
+    return history_with_sources(thread=thread, version=version, facts=facts, first_page=first_page)[0]
 
 
-def history_with_sources(*, thread: Thread, version: AssistantVersion,
-                         facts: ModelFacts) -> tuple[History, list[Message]]:
+def history_with_sources(*, thread: Thread, version: AssistantVersion, facts: ModelFacts,
+                         first_page: list[Message] | None = None) -> tuple[History, list[Message]]:
     """build_history's History and, for each of its messages, the stored Message it came
     from (the Responses engine sends a reply's reasoning items back with it)."""
     encoding = encoding_named(facts.encoding)
@@ -271,7 +303,7 @@ def history_with_sources(*, thread: Thread, version: AssistantVersion,
     kept: list[tuple[dict[str, Any], int, Message]] = []  # (API message, its tokens, source), newest first
     total = 0
     full = False
-    for message in _newest_first(stored):
+    for message in _newest_first(stored, first_page):
         api = api_message(message)
         cost = message.token_count or count_message(api, encoding)
         if total + cost > budget:

@@ -23,9 +23,15 @@ import httpx2
 from django.db import transaction
 from django.utils import timezone
 
-from assistants_app.conversation import build_history, chat_request, version_request_spec
+from assistants_app.conversation import (
+    build_history,
+    chat_request,
+    history_first_page,
+    history_first_page_statement,
+    version_request_spec,
+)
 from assistants_app.live import LiveDisplay
-from assistants_app.models import Assistant, AssistantVersion, Run, RunStatus, Thread
+from assistants_app.models import Assistant, AssistantVersion, Message, Run, RunStatus, Thread
 from assistants_app.run_attempt import (
     DATABASE_OUTAGE_SECONDS,
     INCOMPLETE_MESSAGE,
@@ -54,7 +60,7 @@ from assistants_app.run_attempt import (
     sse_data,
     stream_error,
 )
-from project.joined_rows import JoinedModel, joined_fetch
+from project.joined_rows import JoinedModel, joined_build, joined_fetch, pipelined_rows
 from project.outages import database_call
 from project.providers.capabilities import capabilities_known, refusal_after_error, request_needs, request_refusal
 from project.providers.client import (
@@ -303,10 +309,19 @@ def run_claim(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None =
     had committed (services.thread_post_message sends it as soon as its row is written, so the
     worker's start overlaps the rest of the POST). The claim then first waits, in the same
     round trip, for the POST's lock on that thread: the run is committed, or rolled back
-    (a refused post: nothing to claim), when the claim reads it."""
+    (a refused post: nothing to claim), when the claim reads it. The history's newest
+    messages (the message just posted among them) are read in that round trip too, after
+    the claim, instead of in one of their own on the way to the first token."""
     now = timezone.now()  # when this worker began to take it (the queue's wait ends here)
-    after = (_posting_waited_sql(), (posted_in,)) if posted_in is not None else None
-    built = joined_fetch(_claim_sql(), _claim_params(run_id, now), _CLAIMED, after=after)
+    claim = (_claim_sql(), _claim_params(run_id, now))
+    if posted_in is None:
+        built = joined_fetch(*claim, _CLAIMED)
+        first_page = None
+    else:
+        _, claimed_rows, history_rows = pipelined_rows([(_posting_waited_sql(), (posted_in,)), claim,
+                                                        history_first_page_statement(posted_in)])
+        built = joined_build(claimed_rows[0], _CLAIMED) if claimed_rows else None
+        first_page = history_first_page(history_rows)
     if built is None:
         return None
     run, thread, assistant, connection, version, facts = built
@@ -316,7 +331,9 @@ def run_claim(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None =
     assert facts is None or isinstance(facts, ConnectionModelFacts)
     assistant.connection = connection
     run.thread, run.assistant, run.version = thread, assistant, version
-    return Claimed(run, (choose_loop(run) if choose_loop else None) or _execute, facts)
+    # This module's loop starts from the history read with the claim (the Responses engine's reads its own).
+    chat_loop = partial(_execute, first_page=first_page if run.thread_id == posted_in else None)
+    return Claimed(run, (choose_loop(run) if choose_loop else None) or chat_loop, facts)
 
 
 def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None = None, *,
@@ -338,7 +355,9 @@ def run_execute(run_id: int, choose_loop: Callable[[Run], RunLoop | None] | None
             log.warning("run %s: attempt %s was superseded by another; it stops without writing", run.pk, run.attempts)
 
 
-def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
+def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock, *, first_page: list[Message] | None = None) -> None:
+    """`first_page`: the history's newest messages, read with the claim (run_claim); the
+    first round's history starts from them."""
     request_id, trimmed, turn = "", 0, Turn()
     try:
         if run.attempts > 1 and final_reply_saved(run):
@@ -348,7 +367,8 @@ def _execute(run: Run, facts: ModelFacts, usage: Usage, clock: Clock) -> None:
             return
         for _round in range(MAX_TOOL_ROUNDS):
             messages, trimmed, prompt_tokens = database_call(
-                partial(build_history, thread=run.thread, version=run.version, facts=facts),
+                partial(build_history, thread=run.thread, version=run.version, facts=facts,
+                        first_page=first_page if _round == 0 else None),
                 what="reading the conversation", limit_seconds=DATABASE_OUTAGE_SECONDS)
             if trimmed:
                 clock.live.publish("note", f"{trimmed} older messages were left out to fit the context window.")

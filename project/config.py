@@ -253,8 +253,13 @@ def database_settings(url: str, *, pool_size: int) -> dict[str, Any]:
     # while PostgreSQL is down, and after a restart the next attempt could come many seconds
     # later, every request waiting for it and failing after `timeout`. A short one ends a
     # streak of attempts soon, and the next request starts a fresh one at once.
-    entry["OPTIONS"] = {**entry.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": pool_size, "timeout": 10,
-                                                             "reconnect_timeout": 5,
-                                                             "check": check_pooled_connection}}
+    # server_side_binding and prepare_threshold: the ORM's queries are sent with their
+    # parameters apart, and psycopg prepares one that a pooled connection has run 5 times, so
+    # PostgreSQL stops planning it again on every request. Django's defaults bind on the
+    # client (such a query cannot be prepared) and prepare nothing, for the sake of
+    # transaction-mode poolers (PgBouncer before 1.21), which this deployment does not use.
+    entry["OPTIONS"] = {**entry.get("OPTIONS", {}), "server_side_binding": True, "prepare_threshold": 5,
+                        "pool": {"min_size": 1, "max_size": pool_size, "timeout": 10, "reconnect_timeout": 5,
+                                 "check": check_pooled_connection}}
     return entry
 

@@ -68,8 +68,11 @@ def joined_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any], parts: Seq
     statement is done, so `sql` sees what was committed while it waited.
     Errors come up as Django's database errors, as from the ORM (project.outages retries them)."""
     row = pipelined([*([after] if after is not None else []), (sql, params)])[-1]
-    if row is None:
-        return None
+    return None if row is None else joined_build(row, parts)
+
+
+def joined_build(row: Sequence[Any], parts: Sequence[JoinedModel]) -> list[Model | None]:
+    """The instances of a row whose SELECT list is each part's `columns`, in order."""
     built: list[Model | None] = []
     start = 0
     for part in parts:
@@ -96,6 +99,11 @@ def pipelined(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]
     sees what the ones before it did, and one that waits on a lock holds back the ones after
     it. Server-side-binding cursors of their own: Django's client-side cursors cannot be
     prepared. Errors come up as Django's database errors, as from the ORM."""
+    return [rows[0] if rows else None for rows in pipelined_rows(statements)]
+
+
+def pipelined_rows(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+    """As `pipelined`, with every row of each statement (none for one that returns none)."""
     db_connection.ensure_connection()
     with db_connection.wrap_database_errors:
         raw = db_connection.connection
@@ -105,7 +113,7 @@ def pipelined(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]
             with raw.pipeline() if len(statements) > 1 else nullcontext():
                 for cursor, (sql, params) in zip(cursors, statements, strict=True):
                     cursor.execute(sql, params, prepare=True)
-            return [cursor.fetchone() if cursor.description is not None else None for cursor in cursors]
+            return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
         finally:
             for cursor in cursors:
                 cursor.close()

@@ -132,3 +132,34 @@ def test_a_run_whose_worker_arrives_before_the_commit_is_answered_end_to_end(tea
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.attempts == 1
     assert Message.objects.filter(thread=thread, role=Role.ASSISTANT).exclude(text="").exists()
+
+
+def test_a_run_sent_early_starts_from_the_history_read_with_its_claim(team, owner, chat_connection, monkeypatch,
+                                                                    django_assert_num_queries) -> None:
+    """The claim of a run just posted reads the history's newest messages in its own round
+    trip: the history the worker sends is the one the ORM builds (a tool result still waiting
+    for a person and an empty reply left out), with no query of its own."""
+    from functools import partial
+
+    from assistants_app.conversation import build_history
+    from assistants_app.run_loop import _execute
+    from project.providers.connection_facts import connection_model_facts_given
+
+    monkeypatch.setattr(services, "task_send", lambda *args: None)
+    thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
+    factories.make_message(thread, "First question")
+    factories.make_message(thread, "", role=Role.ASSISTANT)  # an empty reply: left out
+    factories.make_message(thread, "Earlier answer", role=Role.ASSISTANT,
+                           tool_calls=[{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}])
+    factories.make_message(thread, "still waiting", role=Role.TOOL, pending=True)  # not sendable yet
+    _, run = services.thread_post_message(thread=thread, actor=owner, text="And now?")
+
+    claimed = run_claim(run.pk, posted_in=thread.pk)
+    assert claimed is not None and isinstance(claimed.execute, partial) and claimed.execute.func is _execute
+    first_page = claimed.execute.keywords["first_page"]
+    facts = connection_model_facts_given(claimed.run.assistant.connection, claimed.run.model, claimed.saved_facts)
+    with django_assert_num_queries(0):
+        prefetched = build_history(thread=claimed.run.thread, version=claimed.run.version, facts=facts,
+                                   first_page=first_page)
+    assert prefetched == build_history(thread=claimed.run.thread, version=claimed.run.version, facts=facts)
+    assert [m["content"] for m in prefetched.messages] == ["First question", "Earlier answer", "And now?"]

@@ -81,3 +81,17 @@ def test_a_unix_socket_database_url_keeps_its_socket_folder_beside_the_pool() ->
     assert entry["OPTIONS"]["host"] == "/srv/data/postgres"
     assert entry["OPTIONS"]["pool"]["max_size"] == 7
     assert entry["CONN_MAX_AGE"] == 0
+
+
+@pytest.mark.django_db
+def test_a_query_the_orm_repeats_is_prepared_so_postgresql_stops_planning_it_each_time() -> None:
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    marker = "prepared-probe-7f3a"
+    for _ in range(6):  # psycopg prepares a query on its 5th run on a connection
+        list(User.objects.filter(username=marker))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s", ["%auth_user%"])
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('"auth_user"."username" = $1' in statement for statement in prepared), prepared
