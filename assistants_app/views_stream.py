@@ -33,10 +33,11 @@ from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from assistants_app.models import ACTIVE_STATUSES, Run, RunStatus, Thread, feed_key, stream_key
+from assistants_app.models import ACTIVE_STATUSES, Run, Thread, feed_key, stream_key
 from assistants_app.stream_hub import BLOCK_MS, Reply, Subscription, stream_hub
+from assistants_app.stream_reads import thread_run_block
 from assistants_app.streams import fold, newest_id
-from assistants_app.view_helpers import run_group_context
+from assistants_app.view_helpers import run_block_context
 
 _STREAM_ID = r"\d+-\d+"
 _POSITION = re.compile(rf"^(?P<feed>{_STREAM_ID})(?P<runs>(?:;\d+={_STREAM_ID})*)$")
@@ -94,18 +95,13 @@ def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_m
     """A run of the thread rendered from the database: its block, and before it the
     user's message that started it when the page is to add both. Empty when the run
     is not (or no longer) in the thread: the page drops the block."""
-    # Once per page for every run started: only the tables the templates read, no ORDER BY.
-    related = ("version", "user_message__author") if with_user_message else ("version",)
-    found = list(Run.objects.select_related(*related).filter(pk=run_id, thread_id=thread_id)[:1])
-    if not found:
+    block = thread_run_block(thread_id=thread_id, run_id=run_id, with_user_message=with_user_message)
+    if block is None:
         return ""
-    run = found[0]
-    # A run just started that no worker has taken yet has written nothing: no need to ask.
-    fresh = with_user_message and run.status == RunStatus.QUEUED and run.attempts == 0
-    context = run_group_context(run, messages=[] if fresh else None)
+    context = run_block_context(block.run, messages=block.messages, billed=block.billed)
     if not with_user_message:
         return render_to_string("assistants_app/_run_group.html", context, request=request)
-    return render_to_string("assistants_app/_run_started.html", {"message": run.user_message, **context},
+    return render_to_string("assistants_app/_run_started.html", {"message": block.run.user_message, **context},
                             request=request)
 
 

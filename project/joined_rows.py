@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from django.db import connection as db_connection
 from django.db.models import Field, Model
+from psycopg import pq
 
 type Converter = Callable[[Any, Any, Any], Any]
 
@@ -96,6 +97,11 @@ def pipelined(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]
     sees what the ones before it did, and one that waits on a lock holds back the ones after
     it. Server-side-binding cursors of their own: Django's client-side cursors cannot be
     prepared. Errors come up as Django's database errors, as from the ORM."""
+    return [rows[0] if rows else None for rows in pipelined_rows(statements)]
+
+
+def pipelined_rows(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+    """pipelined(), with every row of each statement (none for one that returns no rows)."""
     db_connection.ensure_connection()
     with db_connection.wrap_database_errors:
         raw = db_connection.connection
@@ -105,7 +111,14 @@ def pipelined(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]
             with raw.pipeline() if len(statements) > 1 else nullcontext():
                 for cursor, (sql, params) in zip(cursors, statements, strict=True):
                     cursor.execute(sql, params, prepare=True)
-            return [cursor.fetchone() if cursor.description is not None else None for cursor in cursors]
+            # The result's status, not `description`: that builds a Column for every column of
+            # the row, a fifth of a wide read's client-side time.
+            return [cursor.fetchall() if _has_rows(cursor) else [] for cursor in cursors]
         finally:
             for cursor in cursors:
                 cursor.close()
+
+
+def _has_rows(cursor: psycopg.Cursor[Any]) -> bool:
+    result = cursor.pgresult
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
