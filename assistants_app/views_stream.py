@@ -183,11 +183,11 @@ async def _thread_events(thread_id: int, position: Position | None, since: str, 
     """`active`: the thread's active runs, when read after `since` was (the view reads them
     with the thread's check); otherwise read here, after the feed's position."""
     subscription = stream_hub().subscribe()
-    client = subscription.client
     feed_name = feed_key(thread_id).encode()
     try:
+        # The subscription's client at each use, not one kept: an idle hub changes it.
         if position is None and since == "$":
-            since = newest_id(await client.xrevrange(feed_key(thread_id), count=1))
+            since = newest_id(await subscription.client.xrevrange(feed_key(thread_id), count=1))
         feed = _Feed(thread_id, position or Position(since), request)
         # A browser that loses the connection comes back within a second.
         events = [b"retry: 1000\n\n"]
@@ -198,7 +198,7 @@ async def _thread_events(thread_id: int, position: Position | None, since: str, 
                 active = await _db(lambda: list(Run.objects.filter(thread_id=thread_id, status__in=ACTIVE_STATUSES)
                                                 .order_by("id").values_list("pk", flat=True)))()
             for run_id in active:
-                events += await feed.replay(client, run_id)
+                events += await feed.replay(subscription.client, run_id)
             # A run the page shows as writing that ended before this stream began: no
             # "done" would ever come for it, and "writing…" and Stop would stay for good.
             events += [await feed.done(run_id) for run_id in sorted(shown_live - set(active))]
