@@ -116,17 +116,21 @@ class Subscription:
 
 class StreamHub:
     def __init__(self) -> None:
-        # The client's socket timeout must outlast the XREAD's BLOCK (redis-py's default
-        # of 5 s would cut every quiet read). Pages opened in a burst each read a little
-        # on their own: they wait for a free connection rather than fail past the pool's size.
-        self.client = async_redis_client(settings.REDIS_URL, max_connections=POOL_CONNECTIONS,
-                                         pool_wait_seconds=POOL_WAIT_SECONDS, socket_timeout=BLOCK_MS / 1000 + 10)
+        self.client = self._connect()
         self.positions: dict[bytes, str] = {}  # stream -> the id the hub has read up to
         self.subscribers: dict[bytes, set[Subscription]] = {}
         self.wake_key = f"sb:hub:{uuid.uuid4().hex}".encode()
         self.wake_position = "0-0"
         self.reading = False
         self.task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _connect() -> aredis.Redis:
+        # The client's socket timeout must outlast the XREAD's BLOCK (redis-py's default
+        # of 5 s would cut every quiet read). Pages opened in a burst each read a little
+        # on their own: they wait for a free connection rather than fail past the pool's size.
+        return async_redis_client(settings.REDIS_URL, max_connections=POOL_CONNECTIONS,
+                                  pool_wait_seconds=POOL_WAIT_SECONDS, socket_timeout=BLOCK_MS / 1000 + 10)
 
     def subscribe(self) -> Subscription:
         return Subscription(self)
@@ -192,8 +196,13 @@ class StreamHub:
             self.positions.clear()
         finally:
             if not self.subscribers:
-                # Idle: the pooled connections close (the next page reconnects).
-                await self.client.connection_pool.disconnect(inuse_connections=False)
+                # Idle: the pooled connections close (the next page reconnects). The hub lets
+                # go of them before the close is awaited: a page that joins meanwhile starts a
+                # reader of its own (this one is over; it had found the task still running and
+                # got no reader at all) and reads through a fresh pool, not a connection closed
+                # under it (its catch-up XRANGE failed: "Connection closed by server").
+                idle, self.client, self.task = self.client, self._connect(), None
+                await idle.connection_pool.disconnect(inuse_connections=False)
 
     def _deliver(self, reply: Reply) -> None:
         batches: dict[Subscription, Reply] = {}

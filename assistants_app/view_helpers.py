@@ -4,6 +4,7 @@ module imports another. Display state goes in the context, never onto model inst
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q
@@ -49,13 +50,22 @@ def _attach_runs(messages: list[Message]) -> list[Any]:
     return items
 
 
-def run_group_context(run: Run, *, messages: list[Message] | None = None) -> dict[str, Any]:
-    """The run's block; `messages` when the caller already knows them."""
-    if messages is None:
-        messages = list(run.messages.select_related("version").order_by("id"))
-    live = run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
-    billed = None if live else sources_cost(team_id=run.team_id, source_kind="run", source_ids=[run.pk]).get(run.pk)
-    return {"run": run, "group_messages": messages, "live": live, "billed": billed}
+def run_group_context(run: Run) -> dict[str, Any]:
+    """The run's block, its messages and billed cost read here."""
+    messages = list(run.messages.select_related("version").order_by("id"))
+    billed = None if _live(run) else sources_cost(team_id=run.team_id, source_kind="run", source_ids=[run.pk]).get(run.pk)
+    return run_block_context(run, messages=messages, billed=billed)
+
+
+def run_block_context(run: Run, *, messages: list[Message], billed: Decimal | None) -> dict[str, Any]:
+    """The run's block from what the caller has read: its messages and what the ledger
+    holds for it (not shown while the run is live)."""
+    live = _live(run)
+    return {"run": run, "group_messages": messages, "live": live, "billed": None if live else billed}
+
+
+def _live(run: Run) -> bool:
+    return run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def thread_view_context(thread: Thread, *, before: int | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ back as Last-Event-ID on reconnect, so nothing is lost or repeated):
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,10 +34,12 @@ from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from assistants_app.models import ACTIVE_STATUSES, Run, RunStatus, Thread, feed_key, stream_key
+from assistants_app.models import ACTIVE_STATUSES, Run, feed_key, stream_key
 from assistants_app.stream_hub import BLOCK_MS, Reply, Subscription, stream_hub
+from assistants_app.stream_reads import team_thread_stream_start, thread_run_block
 from assistants_app.streams import fold, newest_id
-from assistants_app.view_helpers import run_group_context
+from assistants_app.view_helpers import run_block_context
+from project.outages import REDIS_ERRORS
 
 _STREAM_ID = r"\d+-\d+"
 _POSITION = re.compile(rf"^(?P<feed>{_STREAM_ID})(?P<runs>(?:;\d+={_STREAM_ID})*)$")
@@ -94,18 +97,13 @@ def render_run(thread_id: int, run_id: int, request: HttpRequest, *, with_user_m
     """A run of the thread rendered from the database: its block, and before it the
     user's message that started it when the page is to add both. Empty when the run
     is not (or no longer) in the thread: the page drops the block."""
-    # Once per page for every run started: only the tables the templates read, no ORDER BY.
-    related = ("version", "user_message__author") if with_user_message else ("version",)
-    found = list(Run.objects.select_related(*related).filter(pk=run_id, thread_id=thread_id)[:1])
-    if not found:
+    block = thread_run_block(thread_id=thread_id, run_id=run_id, with_user_message=with_user_message)
+    if block is None:
         return ""
-    run = found[0]
-    # A run just started that no worker has taken yet has written nothing: no need to ask.
-    fresh = with_user_message and run.status == RunStatus.QUEUED and run.attempts == 0
-    context = run_group_context(run, messages=[] if fresh else None)
+    context = run_block_context(block.run, messages=block.messages, billed=block.billed)
     if not with_user_message:
         return render_to_string("assistants_app/_run_group.html", context, request=request)
-    return render_to_string("assistants_app/_run_started.html", {"message": run.user_message, **context},
+    return render_to_string("assistants_app/_run_started.html", {"message": block.run.user_message, **context},
                             request=request)
 
 
@@ -179,24 +177,28 @@ class _Feed:
         return [run_id for run_id in followed if run_id not in active]
 
 
-async def _thread_events(thread_id: int, position: Position | None, since: str,
-                         request: HttpRequest, shown_live: frozenset[int] = frozenset()) -> AsyncIterator[bytes]:
+async def _thread_events(thread_id: int, position: Position | None, since: str, request: HttpRequest,
+                         shown_live: frozenset[int] = frozenset(), active: list[int] | None = None,
+                         ) -> AsyncIterator[bytes]:
+    """`active`: the thread's active runs, when read after `since` was (the view reads them
+    with the thread's check); otherwise read here, after the feed's position."""
     subscription = stream_hub().subscribe()
-    client = subscription.client
     feed_name = feed_key(thread_id).encode()
     try:
+        # The subscription's client at each use, not one kept: an idle hub changes it.
         if position is None and since == "$":
-            since = newest_id(await client.xrevrange(feed_key(thread_id), count=1))
+            since = newest_id(await subscription.client.xrevrange(feed_key(thread_id), count=1))
         feed = _Feed(thread_id, position or Position(since), request)
         # A browser that loses the connection comes back within a second.
         events = [b"retry: 1000\n\n"]
         if position is None:
             # A page just rendered: it shows the database, so each active run's live
             # block needs what its stream holds that the database does not yet.
-            active = await _db(lambda: list(Run.objects.filter(thread_id=thread_id, status__in=ACTIVE_STATUSES)
-                                            .order_by("id").values_list("pk", flat=True)))()
+            if active is None:
+                active = await _db(lambda: list(Run.objects.filter(thread_id=thread_id, status__in=ACTIVE_STATUSES)
+                                                .order_by("id").values_list("pk", flat=True)))()
             for run_id in active:
-                events += await feed.replay(client, run_id)
+                events += await feed.replay(subscription.client, run_id)
             # A run the page shows as writing that ended before this stream began: no
             # "done" would ever come for it, and "writing…" and Stop would stay for good.
             events += [await feed.done(run_id) for run_id in sorted(shown_live - set(active))]
@@ -247,34 +249,32 @@ def _run_ids(text: str) -> set[int]:
 async def thread_events(request: HttpRequest, thread_id: int) -> HttpResponseBase:
     position = Position.parse(request.headers.get("Last-Event-ID", ""))
     shown_live = _run_ids(request.GET.get("live", ""))
-
-    def allowed() -> bool | None:
-        # The middleware has already loaded the user and the team in this thread.
-        team = getattr(request, "team", None)
-        if not request.user.is_authenticated or team is None:
-            return None
-        if not Thread.objects.filter(team=team, pk=thread_id).exists():
-            return False
-        if position is not None and position.runs:
-            # Last-Event-ID comes from the client: follow only runs of this thread, or a
-            # forged id would stream another thread's (or team's) runs.
-            own = set(Run.objects.filter(thread_id=thread_id, pk__in=list(position.runs)).values_list("pk", flat=True))
-            position.runs = {run_id: cursor for run_id, cursor in position.runs.items() if run_id in own}
-        if shown_live:
-            # From the client too: only this thread's runs are rendered back.
-            own_live = Run.objects.filter(thread_id=thread_id, pk__in=list(shown_live)).values_list("pk", flat=True)
-            shown_live.intersection_update(own_live)
-        return True
-
-    found = await _db(allowed)()
-    if found is None:
+    # The middleware has already loaded the user and their team (None unless logged in to one).
+    team = getattr(request, "team", None)
+    if team is None:
         return HttpResponseForbidden("Log in to a team to watch this thread.")
-    if not found:
-        raise Http404("No such thread.")
     since = request.GET.get("feed", "")
     since = since if re.fullmatch(_STREAM_ID, since) else "$"
-    response = StreamingHttpResponse(_thread_events(thread_id, position, since, request, frozenset(shown_live)),
-                                     content_type="text/event-stream")
+    if position is None and since == "$":
+        # Read before the active runs, as the stream would: a run started in between is
+        # then in the feed after `since`, so it is shown twice at worst, never missed. Read
+        # here, the active runs come with the thread's check, in one trip to the database.
+        with contextlib.suppress(*REDIS_ERRORS):  # the stream tries again, and reports it as before
+            since = newest_id(await stream_hub().client.xrevrange(feed_key(thread_id), count=1))
+    # Last-Event-ID and `live` come from the client: only runs of this thread are followed
+    # and rendered back, or a forged id would stream another thread's (or team's) runs.
+    named = set(position.runs) | shown_live if position is not None else shown_live
+    with_active = position is None and since != "$"
+    start = await _db(partial(team_thread_stream_start, team_id=team.pk, thread_id=thread_id, named=named,
+                              with_active=with_active))()
+    if start is None:
+        raise Http404("No such thread.")
+    if position is not None:
+        position.runs = {run_id: cursor for run_id, cursor in position.runs.items() if run_id in start.own}
+    response = StreamingHttpResponse(
+        _thread_events(thread_id, position, since, request, frozenset(shown_live & start.own),
+                       start.active if with_active else None),
+        content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from django.db import connection as db_connection
 from django.db.models import Field, Model
+from psycopg import pq
 
 type Converter = Callable[[Any, Any, Any], Any]
 
@@ -103,7 +104,7 @@ def pipelined(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]
 
 
 def pipelined_rows(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]]) -> list[list[tuple[Any, ...]]]:
-    """As `pipelined`, with every row of each statement (none for one that returns none)."""
+    """pipelined(), with every row of each statement (none for one that returns no rows)."""
     db_connection.ensure_connection()
     with db_connection.wrap_database_errors:
         raw = db_connection.connection
@@ -113,7 +114,14 @@ def pipelined_rows(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, 
             with raw.pipeline() if len(statements) > 1 else nullcontext():
                 for cursor, (sql, params) in zip(cursors, statements, strict=True):
                     cursor.execute(sql, params, prepare=True)
-            return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+            # The result's status, not `description`: that builds a Column for every column of
+            # the row, a fifth of a wide read's client-side time.
+            return [cursor.fetchall() if _has_rows(cursor) else [] for cursor in cursors]
         finally:
             for cursor in cursors:
                 cursor.close()
+
+
+def _has_rows(cursor: psycopg.Cursor[Any]) -> bool:
+    result = cursor.pgresult
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK

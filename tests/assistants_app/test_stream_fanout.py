@@ -5,6 +5,7 @@ including a page that joins a run the hub has already read past."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from django.test import AsyncClient
 
 from assistants_app import streams
 from assistants_app.models import Run, RunStatus, stream_key
-from assistants_app.stream_hub import stream_hub
+from assistants_app.stream_hub import StreamHub, stream_hub
 from tests.assistants_app.test_streaming import _read_until, _running_run, _text_of, parse_sse, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,3 +125,47 @@ def test_a_page_that_starts_following_a_run_gets_the_words_already_written_witho
     assert [entry_id.decode() for entry_id, _ in caught] == first
     assert [fields[b"d"] for _, fields in caught] == [b"Hello", b" there"]
     assert [(stream, [fields[b"d"] for _, fields in entries]) for stream, entries in later] == [(key, [b" again"])]
+
+
+def test_a_page_that_joins_as_the_idle_hub_closes_its_connections_gets_a_reader_of_its_own(monkeypatch) -> None:
+    # The hub's reader ends when no page follows anything, and closes its pooled connections.
+    # A page that joined while that close was awaited found the reader's task still running
+    # (so none was started for it: nothing new reached it) and could read through a
+    # connection the close then shut ("Connection closed by server": its stream broke).
+    key = f"sb:test:hub-idle:{uuid.uuid4().hex}".encode()
+    writer = streams.redis_client()
+
+    async def add(text: str) -> None:
+        await asyncio.to_thread(writer.xadd, key, {"t": "delta", "d": text})
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        hub = StreamHub()
+        pool = hub.client.connection_pool
+        closing, closed = asyncio.Event(), asyncio.Event()
+        real_disconnect = pool.disconnect
+
+        async def slow_disconnect(*args: Any, **kwargs: Any) -> None:
+            closing.set()
+            await asyncio.sleep(0.3)  # a page joins meanwhile
+            await real_disconnect(*args, **kwargs)
+            closed.set()
+
+        monkeypatch.setattr(pool, "disconnect", slow_disconnect)
+        first = hub.subscribe()
+        await first.follow(key, "0-0")
+        await add("a")
+        assert await first.next(5)
+        first.close()
+        await add("b")  # read for nobody: the reader ends and closes its connections
+        await asyncio.wait_for(closing.wait(), 15)
+        second = hub.subscribe()
+        caught_up = await second.follow(key, "0-0")
+        await asyncio.wait_for(closed.wait(), 5)
+        await add("c")
+        later = await second.next(5)
+        second.close()
+        return ([fields[b"d"] for _, fields in caught_up],
+                [fields[b"d"] for _, entries in later for _, fields in entries])
+
+    caught_up, later = run_async(scenario)
+    assert caught_up == [b"a", b"b"] and later == [b"c"]

@@ -119,6 +119,33 @@ def test_a_fresh_page_gets_a_replay_and_a_reconnect_resumes_after_its_last_event
     assert all(e.get("id") for e in resumed if e["event"].startswith("delta-"))
 
 
+def test_a_page_that_names_its_feed_position_gets_its_active_runs_replayed(team, owner) -> None:
+    # The page's stream (?feed=) reads the active runs with the thread's check, not after the feed.
+    run = _running_run(team, owner, None)
+    for piece in ("Hel", "lo"):
+        streams.publish(run.pk, "delta", piece)
+
+    async def read() -> str:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        return await _read_until(client, f"/threads/{run.thread_id}/events/?feed=0-0", f"delta-{run.pk}")
+
+    events = parse_sse(run_async(read))
+    assert events[0]["event"] == f"reset-{run.pk}" and _text_of(events, run.pk) == "Hello"
+
+
+def test_the_event_stream_needs_a_logged_in_member_of_a_team(team, owner) -> None:
+    run = _running_run(team, owner, None)
+    teamless = make_user("teamless")
+
+    async def statuses() -> list[int]:
+        anonymous, outsider = AsyncClient(), AsyncClient()
+        await outsider.aforce_login(teamless)
+        return [(await client.get(f"/threads/{run.thread_id}/events/")).status_code for client in (anonymous, outsider)]
+
+    assert run_async(statuses) == [403, 403]
+
+
 def test_a_reply_that_ends_between_the_page_and_its_stream_is_ended_on_the_page(team, owner) -> None:
     # #13 item 12: seen once in nine reloads, "writing… / Stop" stayed after the reply was done.
     run = _running_run(team, owner, None)
