@@ -60,15 +60,13 @@ class JoinedModel:
         return self.model.from_db(db_connection.alias, [field.attname for field in self.fields], values)
 
 
-def joined_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any], parts: Sequence[JoinedModel], *,
-                 after: tuple[str, Sequence[Any]] | None = None) -> list[Model | None] | None:
+def joined_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any], parts: Sequence[JoinedModel]) -> list[Model | None] | None:
     """Run `sql` (its SELECT list is each part's `columns`, in order) as a prepared statement on
     this thread's Django connection and build the first row's instances; None when no row.
-    `after`: a statement run first, in the same round trip (pipelined), that `sql` must come
-    after, such as one that waits on a lock: PostgreSQL takes `sql`'s snapshot only when that
-    statement is done, so `sql` sees what was committed while it waited.
+    A caller that reads other statements in the same round trip runs them with
+    `pipelined_rows` and builds the row with `joined_build`.
     Errors come up as Django's database errors, as from the ORM (project.outages retries them)."""
-    row = pipelined([*([after] if after is not None else []), (sql, params)])[-1]
+    row = pipelined([(sql, params)])[0]
     return None if row is None else joined_build(row, parts)
 
 
