@@ -112,11 +112,25 @@ class Stack:
 class Chat:
     thread_id: int
     run_id: int | None = None
-    text: str = ""
+    # The stream's events as they came, kept from the start: a run's first words can reach the
+    # stream before the POST's answer names the run (as on a page, which draws them either way).
+    events: list[tuple[str, str]] = field(default_factory=list)
     # What the page shows once the run ends: its "done" event, rendered from the database.
     final: str = ""
     reconnects: int = 0
     error: str = ""
+    words_before_answer: bool = False  # the run's first words came before the POST's answer
+
+    @property
+    def text(self) -> str:
+        """The run's live text as the page shows it: its deltas since its last reset."""
+        text = ""
+        for kind, data in self.events:
+            if kind == f"reset-{self.run_id}":
+                text = ""
+            elif kind == f"delta-{self.run_id}":
+                text += unescape(re.sub(r"</?span>", "", data))
+        return text
 
 
 async def follow(stack: Stack, cookies: dict[str, str], chat: Chat, posted: asyncio.Event, deadline: float) -> None:
@@ -139,14 +153,9 @@ async def follow(stack: Stack, cookies: dict[str, str], chat: Chat, posted: asyn
                             if line.startswith("id: "):
                                 last_id = line[4:]
                         posted.set()  # the stream is open: the message may be posted
-                        if chat.run_id is None:
-                            continue
                         for kind, data in parse_events(block + "\n\n"):
-                            if kind == f"reset-{chat.run_id}":
-                                chat.text = ""
-                            elif kind == f"delta-{chat.run_id}":
-                                chat.text += unescape(re.sub(r"</?span>", "", data))
-                            elif kind == f"done-{chat.run_id}":
+                            chat.events.append((kind, data))
+                            if chat.run_id is not None and kind == f"done-{chat.run_id}":
                                 chat.final = unescape(re.sub(r"<[^>]+>", "", data))
                                 return
         except (httpx2.HTTPError, OSError):
@@ -172,6 +181,7 @@ async def one_chat(stack: Stack, cookies: dict[str, str], csrf: str, chat: Chat,
         chat.error = f"post answered {response.status_code}: {response.text[:200]}"
         return
     chat.run_id = int(match.group(1))
+    chat.words_before_answer = any(kind == f"delta-{chat.run_id}" for kind, _ in chat.events)
     await reader
 
 
@@ -222,8 +232,9 @@ async def drill(stack: Stack, cookies: dict[str, str], csrf: str, threads: list[
 def verdict(name: str, chats: list[Chat], words: int) -> dict[str, int]:
     counts = {"runs": len(chats), "exactly once": 0, "lost": 0, "duplicated": 0, "failed (provider)": 0,
               "failed (not the provider)": 0, "live text differs from saved": 0, "final page lacks the reply": 0,
-              "reader errors": 0}
+              "reader errors": 0, "first words before the POST's answer": 0}
     for chat in chats:
+        counts["first words before the POST's answer"] += chat.words_before_answer
         if chat.error:
             counts["reader errors"] += 1
             print(f"  {name}: thread {chat.thread_id}: {chat.error}")
