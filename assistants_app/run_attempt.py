@@ -28,7 +28,6 @@ import openai
 from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Q
-from django.db.models.signals import post_save
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
@@ -38,7 +37,7 @@ from assistants_app.live import LiveDisplay
 from assistants_app.models import Message, Role, Run, RunStatus, Thread
 from assistants_app.spend import run_poster, run_poster_statement, run_spend_record
 from assistants_app.tools import ToolFailed, call_http_tool, run_builtin
-from project.joined_rows import insert_columns, pipelined
+from project.joined_rows import insert_statement, inserted, pipelined
 from project.outages import DATABASE_ERRORS, POSTGRESQL, REDIS_ERRORS, database_call, service_of
 from project.providers.client import (
     ClientOptions,
@@ -493,13 +492,14 @@ def run_finish(run: Run, status: str, *, usage: Usage, facts: ModelFacts, clock:
             # posted the message (for the ledger) in one round trip, prepared statements all,
             # where the ORM took five (the ownership check's lock, the reply, the run, the
             # poster, the thread after the commit), each planned again.
-            found = pipelined([ending, *([_insert_statement(message)] if message is not None else []),
+            found = pipelined([ending, *([insert_statement(message)] if message is not None else []),
                                (_thread_touch_sql(), (timezone.now(), run.thread_id)),
                                *([poster] if poster is not None else [])])
             if found[0] is None:
                 raise RunSuperseded()  # the conditional update found the run not this attempt's: nothing stays
             if message is not None:
-                _inserted(message, found[1])
+                assert found[1] is not None
+                inserted(message, found[1][0])
             run_spend_record(run=run, usage=usage, facts=facts,
                              poster=run_poster(found[-1]) if poster is not None else None)
 
@@ -563,29 +563,6 @@ def reply_save(run: Run, text: str, tool_calls: list[dict[str, Any]] | None = No
     message = _reply(run, text, tool_calls, reasoning=reasoning)
     message.save(force_insert=True)
     return message
-
-
-@cache
-def _insert_sql(columns: tuple[str, ...]) -> str:
-    # Only the model's own table and column names are formatted in; every value is a parameter.
-    return (f"INSERT INTO {Message._meta.db_table} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id")
-
-
-def _insert_statement(message: Message) -> tuple[str, list[Any]]:
-    """The ORM's INSERT of the unsaved message, as a prepared statement (`_inserted` after)."""
-    columns, values = insert_columns(message)
-    return _insert_sql(tuple(columns)), values
-
-
-def _inserted(message: Message, row: tuple[Any, ...] | None) -> None:
-    """The message saved by its `_insert_statement`: its id, its state, and the post_save
-    the ORM would have sent (search queues it for embedding)."""
-    assert row is not None
-    message.pk = row[0]
-    message._state.adding, message._state.db = False, db_connection.alias
-    post_save.send(sender=Message, instance=message, created=True, update_fields=None, raw=False,
-                   using=db_connection.alias)
 
 
 def final_reply_saved(run: Run) -> bool:

@@ -12,9 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models.signals import post_save
 from django.utils import timezone
 
 from assistants_app import streams
@@ -32,7 +30,7 @@ from assistants_app.models import (
 from assistants_app.spend import run_budget_reserve, run_reservation_key
 from project import crypto
 from project.files.services import file_upload
-from project.joined_rows import JoinedModel, insert_columns, pipelined
+from project.joined_rows import JoinedModel, insert_columns, inserted, pipelined
 from project.outages import REDIS, REDIS_ERRORS
 from project.providers.capabilities import REFUSALS, RequestNeeds, connection_capabilities, request_refusal, supports
 from project.providers.client import ProviderError
@@ -333,7 +331,7 @@ def _post_store(thread: Thread, message: Message, run: Run, *, title: str | None
     the run written, and the connection's saved facts for the run's model read (the budget
     hold is priced by them; returned, None when it has none). A reply in progress raises
     ChatError: the caller's transaction is rolled back, the writes with it. The message's
-    post_save is sent as the ORM would."""
+    post_save and the run's are sent as the ORM would."""
     lock, busy, store, facts = _post_sql()
     _, message_values = insert_columns(message)
     _, run_values = insert_columns(run, leave_out=("user_message_id",))
@@ -345,12 +343,9 @@ def _post_store(thread: Thread, message: Message, run: Run, *, title: str | None
     assert in_progress is not None and stored is not None
     if in_progress[0]:
         raise ChatError("A reply is still being written in this thread; wait for it or stop it.")
-    message.pk, run.pk = stored
-    for saved in (message, run):
-        saved._state.adding, saved._state.db = False, db_connection.alias
+    inserted(message, stored[0])
     run.user_message = message
-    post_save.send(sender=Message, instance=message, created=True, update_fields=None, raw=False,
-                   using=db_connection.alias)
+    inserted(run, stored[1])
     found = _SAVED_FACTS.build(saved_facts) if saved_facts is not None else None
     assert found is None or isinstance(found, ConnectionModelFacts)
     return found

@@ -13,6 +13,7 @@ from django.db.models import Field
 
 from assistants_app.models import Message, Run, Thread
 from assistants_app.reply_budget import output_budget
+from project.joined_rows import pipelined
 from project.providers.connection_facts import connection_price_facts
 from project.providers.model_facts import PER_MILLION, ModelFacts
 from project.spend.budgets import CountedCost, budget_reserve
@@ -65,16 +66,13 @@ def run_spend_record(*, run: Run, usage: RunUsage, part: str = "", settle: bool 
 
 def _poster(run: Run) -> tuple[int | None, str]:
     """Who posted the message that started the run (id and username), for the ledger: one
-    query, made when the run's usage is saved (the worker's claim leaves it out, being on
-    the way to the first token)."""
-    if run.user_message_id is None:
-        return None, ""
-    if Run.user_message.is_cached(run):
-        author = run.user_message.author if run.user_message is not None else None
-        return (author.pk, author.get_username()) if author else (None, "")
-    found = (Message.objects.filter(pk=run.user_message_id, author__isnull=False)
-             .values_list("author_id", f"author__{User.USERNAME_FIELD}").first())
-    return (found[0], found[1]) if found else (None, "")
+    query (the statement run_finish pipelines with its own), made when the run's usage is
+    saved (the worker's claim leaves it out, being on the way to the first token)."""
+    statement = run_poster_statement(run)
+    if statement is not None:
+        return run_poster(pipelined([statement])[0])
+    author = run.user_message.author if run.user_message_id is not None and run.user_message is not None else None
+    return (author.pk, author.get_username()) if author else (None, "")
 
 
 @cache

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import psycopg
 from django.db import connection as db_connection
 from django.db.models import Field, Model
+from django.db.models.signals import post_save
 from psycopg import pq
 
 type Converter = Callable[[Any, Any, Any], Any]
@@ -89,6 +90,32 @@ def insert_columns(instance: Model, *, leave_out: Sequence[str] = ()) -> tuple[l
               if not field.primary_key and not field.generated and field.column not in leave_out]
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection=db_connection) for field in fields]
     return [str(field.column) for field in fields], values
+
+
+def insert_statement(instance: Model, *, on_conflict: str = "") -> tuple[str, list[Any]]:
+    """The ORM's INSERT of the unsaved `instance` (insert_columns) as one statement returning
+    its id, for a caller that runs it with others in one round trip (`pipelined`); `inserted`
+    then marks the instance saved. `on_conflict`: an ON CONFLICT clause (the row may come back
+    empty, as DO NOTHING returns none)."""
+    columns, values = insert_columns(instance)
+    return _insert_sql(instance._meta.db_table, tuple(columns), on_conflict), values
+
+
+@cache
+def _insert_sql(table: str, columns: tuple[str, ...], on_conflict: str) -> str:
+    # Only the model's own table and column names are formatted in; every value is a parameter.
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+            f"{on_conflict} RETURNING id")
+
+
+def inserted(instance: Model, pk: Any) -> None:
+    """The unsaved `instance` written by a statement of the caller's (insert_statement's, or one
+    of its own): its id, its saved state, and the post_save the ORM's save would have sent
+    (search's receiver queues a message for embedding). No pre_save: nothing listens to it."""
+    instance.pk = pk
+    instance._state.adding, instance._state.db = False, db_connection.alias
+    post_save.send(sender=type(instance), instance=instance, created=True, update_fields=None, raw=False,
+                   using=db_connection.alias)
 
 
 def pipelined(statements: Sequence[tuple[str, Sequence[Any] | Mapping[str, Any]]]) -> list[tuple[Any, ...] | None]:

@@ -10,13 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from project.joined_rows import insert_columns, pipelined
+from project.joined_rows import insert_statement, inserted, pipelined
 from project.providers.connection_facts import connection_price_facts
 from project.providers.model_facts import PER_MILLION, ModelFacts
 from project.spend.budgets import (
@@ -181,13 +180,6 @@ def _rollups(line: SpendLine, *, day: date, calls: int, unpriced: int, tokens: d
         budget_alerts_send(team_id=line.team_id, connection_id=line.connection_id, month=month_of(day))
 
 
-@cache
-def _entry_insert_sql(columns: tuple[str, ...]) -> str:
-    # Only the model's own table and column names are formatted in; every value is a parameter.
-    return (f"INSERT INTO {SpendEntry._meta.db_table} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT (key) DO NOTHING RETURNING id")
-
-
 def spend_record(line: SpendLine, *, facts: ModelFacts | None = None) -> SpendEntry | None:
     """Append the line to the ledger (None when its key was recorded already) and keep the
     rollups, the reservation and the budget alerts in step, in the caller's transaction
@@ -199,14 +191,13 @@ def spend_record(line: SpendLine, *, facts: ModelFacts | None = None) -> SpendEn
                        cached_tokens=line.cached_tokens, output_tokens=line.output_tokens,
                        reasoning_tokens=line.reasoning_tokens, trained_tokens=line.trained_tokens, calls=line.calls,
                        prices=prices, cost_usd=cost, key=line.key[:200])
-    columns, values = insert_columns(entry)
     # No savepoint inside the caller's transaction: a key recorded before (a collection or a
     # finish run again) is skipped by ON CONFLICT, not caught as an error to roll back to.
     with transaction.atomic(savepoint=False):
-        (added,) = pipelined([(_entry_insert_sql(tuple(columns)), values)])
+        (added,) = pipelined([insert_statement(entry, on_conflict="ON CONFLICT (key) DO NOTHING")])
         if added is None:
             return None
-        entry.pk, entry._state.adding, entry._state.db = added[0], False, connection.alias
+        inserted(entry, added[0])
         _rollups(line, day=occurred_at.astimezone(UTC).date(), calls=line.calls, unpriced=line.calls if cost is None else 0,
                  tokens={"input": line.input_tokens, "cached": line.cached_tokens, "output": line.output_tokens,
                          "reasoning": line.reasoning_tokens, "trained": line.trained_tokens}, cost=cost or Decimal(0))
