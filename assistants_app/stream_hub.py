@@ -35,6 +35,14 @@ from project.redis_connect import async_redis_client
 
 BLOCK_MS = 10_000
 READ_COUNT = 1000
+# An XREAD names every stream the hub follows, so its cost (packing, Redis's lookups, the
+# reply) grows with them, and when many replies stream each read returns at once with a
+# few entries: the hub re-read as fast as one process could, a third of a web process's CPU
+# in a burst of 200 chats. Past BUSY_STREAMS streams it waits GATHER_SECONDS after a read
+# that brought something, so each read brings what all of them wrote meanwhile. A page
+# following one or a few streams is read as before, at once.
+BUSY_STREAMS = 32
+GATHER_SECONDS = 0.05
 POOL_CONNECTIONS = 64
 POOL_WAIT_SECONDS = 20
 _WAKE_TTL_SECONDS = 60 * 60
@@ -188,6 +196,8 @@ class StreamHub:
                 finally:
                     self.reading = False
                 self._deliver(cast(Reply, reply or []))
+                if reply and len(self.positions) > BUSY_STREAMS:
+                    await asyncio.sleep(GATHER_SECONDS)
         except Exception as error:  # noqa: BLE001 - every page ends its stream and reconnects
             for readers in list(self.subscribers.values()):
                 for subscription in readers:

@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -98,13 +99,15 @@ class CpuMeter:
 
     @staticmethod
     def _tree(process: psutil.Process) -> dict[int, float]:
+        # The bench's own process is the parent of everything it started: it counts alone.
+        alone = process.pid == os.getpid()
         seconds: dict[int, float] = {}
-        for each in [process, *process.children(recursive=True)]:
+        for each in [process] if alone else [process, *process.children(recursive=True)]:
             try:
                 times = each.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            seconds[each.pid] = times.user + times.system + times.children_user + times.children_system
+            seconds[each.pid] = times.user + times.system + (0 if alone else times.children_user + times.children_system)
         return seconds
 
     def sample(self) -> dict[str, dict[int, float]]:
@@ -119,6 +122,39 @@ class CpuMeter:
     def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
         return {name: {pid: seconds - before[name].get(pid, 0.0) for pid, seconds in pids.items()}
                 for name, pids in after.items()}
+
+
+class CpuTimeline:
+    """The meter sampled every `every` seconds in a thread while a burst runs, so the CPU
+    of a stretch inside it (the run rows being created) can be read by process."""
+
+    def __init__(self, meter: CpuMeter, every: float = 0.1) -> None:
+        self.meter, self.every = meter, every
+        self.samples: list[tuple[float, dict[str, dict[int, float]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.time(), self.meter.sample()))
+            if self._stop.wait(self.every):
+                self.samples.append((time.time(), self.meter.sample()))
+                return
+
+    def __enter__(self) -> CpuTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> tuple[float, dict[str, dict[int, float]]]:
+        """The sampled stretch that covers [start, end] (epoch seconds): its length and the
+        CPU each process spent in it."""
+        first = max((s for s in self.samples if s[0] <= start), key=lambda s: s[0], default=self.samples[0])
+        last = min((s for s in self.samples if s[0] >= end), key=lambda s: s[0], default=self.samples[-1])
+        return last[0] - first[0], CpuMeter.spent(first[1], last[1])
 
 
 def parse_events(raw: str) -> list[tuple[str, str]]:
@@ -355,7 +391,8 @@ def cpu_meter(processes: Processes) -> CpuMeter:
     redis_pid = int(streams.redis_client().info("server")["process_id"])
     return CpuMeter({"web (uvicorn)": [processes.web.pid], "worker io": [processes.workers[0].pid],
                      "worker cpu": [processes.workers[1].pid], "postgresql": [postmaster.pid], "redis": [redis_pid],
-                     "sandbox (the provider; not counted)": [p.pid for p in processes.sandboxes]})
+                     "sandbox (the provider; not counted)": [p.pid for p in processes.sandboxes],
+                     "bench client (not counted)": [os.getpid()]})
 
 
 def print_cpu(spent: dict[str, dict[int, float]], chats: int) -> None:
@@ -459,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             sampler = Sampler({"web (uvicorn)": [processes.web.pid], "worker io": [processes.workers[0].pid]},
                               seconds=args.profile) if args.profile else None
-            with sampler or nullcontext():
+            with sampler or nullcontext(), CpuTimeline(meter) as timeline:
                 times, errors = asyncio.run(burst(dash, threads, PACED_WORDS))
                 wall = time.perf_counter() - started
                 spent = CpuMeter.spent(before, meter.sample())
@@ -473,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
             if created:
                 print(f"  run rows created: the last {created[-1] - created[0]:.0f} ms after the first "
                       f"(median {statistics.median(created) - created[0]:.0f} ms)")
+                stretch, in_rows = timeline.between(created[0] / 1000, created[-1] / 1000)
+                busy = {name: sum(pids.values()) for name, pids in in_rows.items()}
+                print(f"  CPU while the rows were created ({stretch:.2f} s sampled, {os.cpu_count()} cores: "
+                      f"{sum(busy.values()):.2f} CPU-s in all): "
+                      + ", ".join(f"{name} {seconds:.2f}" for name, seconds in busy.items() if seconds >= 0.01))
             print(f"  sandbox's own TTFT (paced, median of 5 direct): {direct_paced:.0f} ms")
             print(summary("  ADDED TTFT (via the dashboard - direct)", [t - direct_paced for t in times] or [0.0]))
             print_timeline(dash.timelines)

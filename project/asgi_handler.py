@@ -21,11 +21,19 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from typing import IO, Any
 
-from asgiref.sync import SyncToAsync
-from django.http import HttpRequest
+from asgiref.sync import SyncToAsync, iscoroutinefunction, sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.db import close_old_connections
+from django.http import FileResponse, HttpRequest
 from django.http.response import HttpResponseBase
+from django.urls import Resolver404, get_resolver, set_script_prefix
 
 from project.upload_limits import BoundedBodyASGIHandler
 
@@ -33,13 +41,88 @@ from project.upload_limits import BoundedBodyASGIHandler
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-class BoundedASGIHandler(BoundedBodyASGIHandler):
+class _SyncViewsInOneHop(ASGIHandler):
+    """Django's ASGI handler, with a synchronous view's request served in one hop to a
+    thread of the process's pool (see the module's docstring), through a synchronous
+    middleware chain of its own (Django's, under ASGI, hops back to the event loop to
+    resolve the view and out again to call it). The bound on the synchronous work
+    (BoundedASGIHandler.gate) is the turn it waits for first. Async views keep Django's
+    path, which also listens for the client leaving (an event stream ends then)."""
+
+    in_flight: int
+    waiting: int
+    _threads: ThreadPoolExecutor
+    _sync: BaseHandler
+
+    def gate(self) -> asyncio.Semaphore:
+        raise NotImplementedError
+
+    async def handle(self, scope: dict[str, Any], receive: Callable[[], Any], send: Callable[..., Any]) -> None:
+        if _view_is_async(scope):
+            await super().handle(scope, receive, send)
+            return
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            gate = self.gate()
+            self.waiting += 1
+            try:
+                await gate.acquire()
+            finally:
+                self.waiting -= 1
+            try:
+                response = await sync_to_async(self._respond, thread_sensitive=False, executor=self._threads)(
+                    scope, body_file)
+            finally:
+                gate.release()
+            await self.send_response(response, send)
+            if response.streaming:
+                await sync_to_async(response.close)()
+
+    def _respond(self, scope: dict[str, Any], body_file: IO[bytes]) -> HttpResponseBase:
+        """What Django's handle and run_get_response do between the body and the send,
+        in the thread: the signal, the request, the middleware and the view."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None
+            error_response.close()
+            return error_response
+        response = self._sync.get_response(request)
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # as Django's run_get_response
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        if response.streaming:
+            # Its content is read after this, in another thread: the view's database
+            # connection goes back to the pool now rather than at this thread's next request.
+            close_old_connections()
+        else:
+            response.close()  # request_finished: the connection goes back to the pool
+        return response
+
+
+def _view_is_async(scope: dict[str, Any]) -> bool:
+    root = scope.get("root_path", "")
+    path = scope["path"].removeprefix(root) if root else scope["path"]
+    try:
+        return iscoroutinefunction(get_resolver().resolve(path).func)
+    except Resolver404:
+        return False
+
+
+class BoundedASGIHandler(BoundedBodyASGIHandler, _SyncViewsInOneHop):
     """Uploads bounded (project.upload_limits), and the process's synchronous work."""
 
     def __init__(self, *, in_flight: int) -> None:
         self.in_flight = max(1, in_flight)
         self.waiting = 0  # requests waiting for their turn now
+        self._threads = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="request")
         super().__init__()
+        self._sync = BaseHandler()
+        self._sync.load_middleware(is_async=False)
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=is_async)

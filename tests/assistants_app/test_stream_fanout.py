@@ -169,3 +169,62 @@ def test_a_page_that_joins_as_the_idle_hub_closes_its_connections_gets_a_reader_
 
     caught_up, later = run_async(scenario)
     assert caught_up == [b"a", b"b"] and later == [b"c"]
+
+
+def _count_reads(streams_followed: int, monkeypatch: Any) -> tuple[int, int, dict[bytes, list[bytes]]]:
+    """Pages following `streams_followed` streams, each written every 10 ms for half a
+    second: (the hub's XREADs, the writes, what each stream's page received)."""
+    monkeypatch.setattr("assistants_app.stream_hub.BUSY_STREAMS", 4)
+    reads = {"n": 0}
+    real_xread = aredis.Redis.xread
+
+    async def counted_xread(self: aredis.Redis, *args: Any, **kwargs: Any) -> Any:
+        reads["n"] += 1
+        return await real_xread(self, *args, **kwargs)
+
+    monkeypatch.setattr(aredis.Redis, "xread", counted_xread)
+    keys = [f"sb:test:hub:{uuid.uuid4().hex}".encode() for _ in range(streams_followed)]
+    writes = 50
+
+    async def scenario() -> dict[bytes, list[bytes]]:
+        hub = StreamHub()
+        pages = {key: hub.subscribe() for key in keys}
+        received: dict[bytes, list[bytes]] = {key: [] for key in keys}
+        for key, page in pages.items():
+            await page.follow(key, "0-0")
+
+        async def read(key: bytes) -> None:
+            while len(received[key]) < writes:
+                for _, entries in await pages[key].next(5):
+                    received[key] += [fields[b"i"] for _, fields in entries]
+
+        readers = [asyncio.create_task(read(key)) for key in keys]
+        for i in range(writes):
+            pipe = hub.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.xadd(key, {"i": str(i)})
+            await pipe.execute()
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(asyncio.gather(*readers), 10)
+        for page in pages.values():
+            page.close()
+        await hub.client.delete(*keys)
+        return received
+
+    received = run_async(scenario)
+    return reads["n"], writes, received
+
+
+def test_past_busy_streams_the_hub_gathers_writes_into_fewer_reads_and_loses_none(monkeypatch) -> None:
+    """Each XREAD names every followed stream: with many, the hub waits GATHER_SECONDS
+    after a read that brought something, so half a second of writes every 10 ms to six
+    streams takes about ten reads, not fifty; every page still gets every entry in order."""
+    reads, writes, received = _count_reads(6, monkeypatch)
+    assert all(entries == [str(i).encode() for i in range(writes)] for entries in received.values())
+    assert reads <= 20
+
+
+def test_a_hub_following_a_few_streams_reads_each_write_at_once(monkeypatch) -> None:
+    reads, writes, received = _count_reads(2, monkeypatch)
+    assert all(entries == [str(i).encode() for i in range(writes)] for entries in received.values())
+    assert reads >= writes * 0.6
