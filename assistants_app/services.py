@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, partial
@@ -149,14 +149,14 @@ def thread_create(*, team: Team, assistant: Assistant, actor: User | None, title
     return Thread.objects.create(team=team, assistant=assistant, title=title or "New conversation", created_by=actor)
 
 
-def run_dispatch(run_id: int, thread_id: int, *, again: bool = False) -> bool:
+def run_dispatch(run_id: int, thread_id: int, *, again: bool = False, html: str = "") -> bool:
     """Send the run to a worker, then tell the thread's open pages. False when Redis or
     the broker could not be reached: the run stays queued, saved, and the stale-run sweep
     sends it again (again=True: its stream is left as it is) or fails it with a reason.
     The worker first: the pages' reading of the new run (a query and a template in every
     web process with the thread open) then overlaps the worker's start instead of
     delaying it, and a page reads the run's stream from its start, so it misses nothing."""
-    return run_send(run_id, again=again) and run_announce(run_id, thread_id)
+    return run_send(run_id, again=again) and run_announce(run_id, thread_id, html=html)
 
 
 def run_send(run_id: int, *, again: bool = False, posted_in: int | None = None) -> bool:
@@ -178,11 +178,12 @@ def run_send(run_id: int, *, again: bool = False, posted_in: int | None = None) 
     return True
 
 
-def run_announce(run_id: int, thread_id: int) -> bool:
-    """Tell the thread's open pages of a run sent to a worker (run_dispatch's second half).
-    True even when they could not be told: the run was sent."""
+def run_announce(run_id: int, thread_id: int, *, html: str = "") -> bool:
+    """Tell the thread's open pages of a run sent to a worker (run_dispatch's second half);
+    `html`: its block, as streams.announce_run takes it. True even when they could not be
+    told: the run was sent."""
     try:
-        streams.announce_run(thread_id, run_id)
+        streams.announce_run(thread_id, run_id, html)
     except BROKER_ERRORS as error:
         streams.live_health.failed()
         log.warning("run %s: sent to a worker, but its thread's open pages were not told (%s)", run_id, error)
@@ -225,14 +226,18 @@ def _check_server_supports(connection: ProviderConnection, needs: RequestNeeds, 
         raise ChatError(refusal)
 
 
+type RunBlock = Callable[[Message, Run], str]
+
+
 def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequence[UploadedFile] = (),
-                files: Sequence[UploadedFile] = ()) -> tuple[Message, Run]:
+                files: Sequence[UploadedFile] = (), run_block: RunBlock | None = None) -> tuple[Message, Run]:
     """Post what a person sent from the thread page. Whether the post is allowed is decided
-    before anything is stored or sent to the provider: a refused post uploads nothing."""
+    before anything is stored or sent to the provider: a refused post uploads nothing.
+    `run_block`: see thread_post_message."""
     text = text.strip()
     if not images and not files:
         # Nothing to upload first: thread_post_message checks everything, once.
-        return thread_post_message(thread=thread, actor=actor, text=text)
+        return thread_post_message(thread=thread, actor=actor, text=text, run_block=run_block)
     _check_can_post(thread, text=text, has_attachments=True)
     assert thread.assistant.connection is not None  # _check_can_post
     _check_server_supports(thread.assistant.connection, RequestNeeds(images=bool(images)), files=bool(files))
@@ -252,13 +257,16 @@ def thread_post(*, thread: Thread, actor: User | None, text: str, images: Sequen
         stored = file_upload(team=thread.team, connection=connection, purpose="user_data", name=upload.name or "file",
                              chunks=upload.chunks(), actor=actor)
         attachments.append({"type": "file", "file_id": stored.pk, "remote_id": stored.remote_id, "name": stored.name})
-    return thread_post_message(thread=thread, actor=actor, text=text, attachments=attachments)
+    return thread_post_message(thread=thread, actor=actor, text=text, attachments=attachments, run_block=run_block)
 
 
 def thread_post_message(*, thread: Thread, actor: User | None, text: str,
-                        attachments: list[dict[str, Any]] | None = None) -> tuple[Message, Run]:
+                        attachments: list[dict[str, Any]] | None = None,
+                        run_block: RunBlock | None = None) -> tuple[Message, Run]:
     """Store the user's message and a queued run in one transaction, the run sent to a worker
-    as soon as it is written (see below) and the thread's open pages told on commit."""
+    as soon as it is written (see below) and the thread's open pages told on commit.
+    `run_block`: renders the message and the run's block as every page open on the thread
+    is to show them; called once committed, its HTML goes with the announcement."""
     text = text.strip()
     attachments = attachments or []
     version = _check_can_post(thread, text=text, has_attachments=bool(attachments))
@@ -274,10 +282,16 @@ def thread_post_message(*, thread: Thread, actor: User | None, text: str,
     sent_early = False  # set below; read once the transaction commits (the run is stored then)
 
     def committed() -> None:
+        html = ""
+        if run_block is not None:
+            try:
+                html = run_block(message, run)
+            except Exception:  # the pages render it themselves, as for any other run
+                log.exception("run %s: its block could not be rendered for the announcement", run.pk)
         if not send_early:
-            run_dispatch(run.pk, run.thread_id)
+            run_dispatch(run.pk, run.thread_id, html=html)
         elif sent_early:  # else the broker was out of reach: the sweep sends it
-            run_announce(run.pk, run.thread_id)
+            run_announce(run.pk, run.thread_id, html=html)
 
     # Pictures count too (from their stored size), so trimming leaves room for them.
     tokens = count_message({"role": "user", "content": text}, encoding_for_model(version.model))

@@ -34,6 +34,9 @@ STREAM_MAXLEN = 200_000
 # A feed only needs the runs a page opened a moment ago has not seen yet.
 FEED_MAXLEN = 100
 FEED_TTL_SECONDS = 24 * 60 * 60
+# A run's announcement carries its block's HTML up to this many characters (a long message
+# pasted in is read and rendered by each page instead of kept a hundred times in the feed).
+ANNOUNCED_HTML_MAX = 32 * 1024
 
 
 # A worker streams many replies at once, a thread each, and every flush is a write. redis-py's
@@ -89,11 +92,17 @@ def run_clear(run_id: int) -> None:
     redis_client().delete(stream_key(run_id), cancel_key(run_id))
 
 
-def announce_run(thread_id: int, run_id: int) -> None:
+def announce_run(thread_id: int, run_id: int, html: str = "") -> None:
     """A run is starting (or resuming) in the thread: tell the thread's open pages, which
-    then read the run's stream from its start (so they miss nothing a worker wrote first)."""
+    then read the run's stream from its start (so they miss nothing a worker wrote first).
+    `html`: the run's block as every page is to show it (a message just posted and its
+    live block), so that a page shows it without a query and a render of its own
+    (views_stream); left out past ANNOUNCED_HTML_MAX, when pages render it themselves."""
+    fields: dict[Any, Any] = {"run": str(run_id)}
+    if html and len(html) <= ANNOUNCED_HTML_MAX:
+        fields["html"] = html
     pipe = redis_client().pipeline(transaction=False)
-    pipe.xadd(feed_key(thread_id), {"run": str(run_id)}, maxlen=FEED_MAXLEN, approximate=True)
+    pipe.xadd(feed_key(thread_id), fields, maxlen=FEED_MAXLEN, approximate=True)
     pipe.expire(feed_key(thread_id), FEED_TTL_SECONDS)
     pipe.execute()
 

@@ -17,7 +17,7 @@ from assistants_app.exports import export_json, export_jsonl, export_markdown
 from assistants_app.forms import AssistantForm
 from assistants_app.model_catalog import TASKS, Retirement, model_choices, model_retirement, recommend
 from assistants_app.models import Assistant, AssistantVersion
-from assistants_app.view_helpers import live_updates_paused, run_group_context, thread_view_context
+from assistants_app.view_helpers import PostedRunBlock, live_updates_paused, run_group_context, thread_view_context
 from assistants_app.views_models import picker_context
 from project.files.responses import picture_response
 from project.files.services import FileRejected
@@ -260,8 +260,10 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
         thread = selectors.team_thread_get(team=request.team, thread_id=thread_id)
     try:
         with timed("store"):
+            block = PostedRunBlock()
             message, run = services.thread_post(thread=thread, actor=request.user, text=request.POST.get("text", ""),
-                                                images=request.FILES.getlist("images"), files=request.FILES.getlist("files"))
+                                                images=request.FILES.getlist("images"), files=request.FILES.getlist("files"),
+                                                run_block=block)
     except (services.ChatError, FileRejected) as error:
         if request.htmx:
             return render(request, "assistants_app/_post_error.html", {"error": str(error)}, status=200)
@@ -273,12 +275,12 @@ def thread_post(request: TeamRequest, thread_id: int) -> HttpResponse:
             return render(request, "assistants_app/_post_error.html", {"error": error.message})
         return redirect("thread_detail", thread.pk)
     if request.htmx:
-        # A run just made has no messages yet: no need to ask the database.
+        # The block its announcement carried (rendered once committed); a run just made
+        # has no messages yet: no need to ask the database.
         with timed("render"):
-            return render(request, "assistants_app/_posted.html", {"message": message, "thread": thread, "run": run,
-                                                                   "group_messages": [], "live": True,
-                                                                   "live_paused": live_updates_paused(),
-                                                                   "live_service": REDIS})
+            return render(request, "assistants_app/_posted.html", {
+                "run_started": block.html or block(message, run), "live_paused": live_updates_paused(),
+                "live_service": REDIS})
     return redirect("thread_detail", thread.pk)
 
 

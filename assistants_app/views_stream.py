@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -77,6 +78,17 @@ def _fragment(kind: str, data: str) -> str:
     if kind in ("delta", "thinking"):
         return f"<span>{escape(data)}</span>"
     return f'<div class="{kind}-line">{escape(data)}</div>'
+
+
+# How long a run's announced block stands for it: a page reading the announcement later (a
+# reconnect) renders the run as it is now, whose stream may have expired meanwhile.
+ANNOUNCED_FOR_MS = 60_000
+
+
+def _recent(entry_id: bytes) -> bool:
+    """Whether the feed entry was written in the last ANNOUNCED_FOR_MS (its id is Redis's clock)."""
+    written_ms = int(entry_id.split(b"-")[0])
+    return time.time() * 1000 - written_ms < ANNOUNCED_FOR_MS
 
 
 def _db[T](call: Callable[[], T]) -> Callable[[], Awaitable[T]]:
@@ -159,7 +171,11 @@ class _Feed:
         for raw_id, fields in entries:
             self.position.feed = raw_id.decode()
             run_id = int(fields.get(b"run", b"0"))
-            html = await _db(partial(render_run, self.thread_id, run_id, self.request, with_user_message=True))()
+            announced = fields.get(b"html")
+            if announced is not None and _recent(raw_id):
+                html = announced.decode()  # the posted run's block (view_helpers.PostedRunBlock)
+            else:
+                html = await _db(partial(render_run, self.thread_id, run_id, self.request, with_user_message=True))()
             if html:
                 # A run already followed keeps its cursor (the page saw part of it);
                 # a new or resumed one is read from its start.

@@ -55,7 +55,7 @@ def test_the_run_goes_to_a_worker_before_the_pages_are_told(team, owner, chat_co
     steps: list[str] = []
     monkeypatch.setattr(streams, "run_clear", lambda run_id: steps.append("cleared"))
     monkeypatch.setattr(services, "task_send", lambda name, run_id, *thread: steps.append("sent"))
-    monkeypatch.setattr(streams, "announce_run", lambda thread_id, run_id: steps.append("announced"))
+    monkeypatch.setattr(streams, "announce_run", lambda thread_id, run_id, html="": steps.append("announced"))
     thread = factories.make_thread(team, factories.make_assistant(team, chat_connection))
     _post(client_for(owner), thread)
     assert steps == ["cleared", "sent", "announced"]
