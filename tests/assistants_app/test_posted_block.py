@@ -48,7 +48,8 @@ def _post_while_a_colleague_watches(team: Any, owner: Any, connection: Any, text
     return answer.content.decode(), events[-1], Run.objects.get(thread=thread)
 
 
-def test_the_pages_open_on_the_thread_show_the_posted_block_without_rendering_it(team, owner, chat_connection, monkeypatch) -> None:
+def test_the_pages_open_on_the_thread_show_the_posted_block_without_rendering_it(team, owner, chat_connection,
+                                                                                monkeypatch) -> None:
     def no_render(*args: Any, **kwargs: Any) -> str:
         raise AssertionError("the page read and rendered the run itself")
 
