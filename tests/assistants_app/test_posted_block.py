@@ -93,6 +93,6 @@ def test_a_block_too_long_to_carry_is_announced_without_it(team, owner, chat_con
     monkeypatch.setattr(views_stream, "render_run", counted)
     long_text = "A long question. " * 60
     _, event, run = _post_while_a_colleague_watches(team, owner, chat_connection, long_text)
-    announcement = streams.redis_client().xrange(feed_key(run.thread_id))[-1][1]
-    assert announcement == {b"run": str(run.pk).encode()}
+    entries: Any = streams.redis_client().xrange(feed_key(run.thread_id))
+    assert entries[-1][1] == {b"run": str(run.pk).encode()}
     assert rendered == [run.pk] and long_text.strip() in event["data"]
