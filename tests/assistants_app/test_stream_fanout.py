@@ -5,7 +5,9 @@ including a page that joins a run the hub has already read past."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -228,3 +230,60 @@ def test_a_hub_following_a_few_streams_reads_each_write_at_once(monkeypatch) -> 
     reads, writes, received = _count_reads(2, monkeypatch)
     assert all(entries == [str(i).encode() for i in range(writes)] for entries in received.values())
     assert reads >= writes * 0.6
+
+
+def test_words_the_page_caught_itself_and_the_hub_reads_again_are_not_taken_for_quiet(team, owner) -> None:
+    """A page that follows a run from its announcement reads the words already written
+    itself; the hub then reads them again. That repeat is not a quiet stream: taken for
+    one, the page asked whether the run had ended, found it finished in the database (a
+    fast reply), and ended it before the rest of its text arrived."""
+    run = _running_run(team, owner, None)
+    # Its reply is saved already (a fast one), its text still on its way to the stream; the
+    # page opens before it is announced.
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    received: list[str] = []
+
+    async def read() -> str:
+        client = AsyncClient()
+        await client.aforce_login(owner)
+        return await _read_until(client, f"/threads/{run.thread_id}/events/", f"done-{run.pk}", into=received)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(lambda: asyncio.run(read()))
+        deadline = time.monotonic() + 10
+        while "id: " not in "".join(received):  # the page's stream is open, with no active run
+            assert time.monotonic() < deadline, "the page's stream did not open"
+            time.sleep(0.01)
+        streams.publish(run.pk, "delta", "First words")
+        streams.announce_run(run.thread_id, run.pk)
+        deadline = time.monotonic() + 10
+        while "First words" not in "".join(received):
+            assert time.monotonic() < deadline, "the page did not show the first words"
+            time.sleep(0.01)
+        time.sleep(0.3)
+        streams.publish(run.pk, "delta", ", and the rest.")
+        streams.publish_end(run.pk)
+        events = parse_sse(reading.result(timeout=20))
+    assert _text_of(events, run.pk) == "First words, and the rest."
+    assert events[-1]["event"] == f"done-{run.pk}"
+
+
+def test_a_repeat_alone_does_not_end_the_wait_and_a_quiet_one_still_times_out() -> None:
+    key = b"sb:test:seen"
+    seen = [(b"5-0", {b"t": b"delta", b"d": b"seen"})]
+    new = [(b"6-0", {b"t": b"delta", b"d": b"new"})]
+
+    async def scenario() -> tuple[Any, Any, float]:
+        page = StreamHub().subscribe()
+        page.cursors[key] = (5, 0)
+        page.queue.put_nowait([(key, seen)])
+        asyncio.get_running_loop().call_later(0.1, page.queue.put_nowait, [(key, new)])
+        fresh = await page.next(5)
+        page.queue.put_nowait([(key, new)])  # seen now
+        started = time.monotonic()
+        quiet = await page.next(0.3)
+        return fresh, quiet, time.monotonic() - started
+
+    fresh, quiet, waited = run_async(scenario)
+    assert fresh == [(key, new)]
+    assert quiet == [] and waited >= 0.29
