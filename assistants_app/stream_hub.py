@@ -109,10 +109,11 @@ class Subscription:
         page take the quiet for a run that ended without its "done" (views_stream), and a
         run already finished in the database was ended there and then, its later text,
         still on its way, never shown live (1 to 2 chats in 1,000 in bench/chat_streaming)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while True:
             try:
-                first = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - asyncio.get_running_loop().time()))
+                first = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 return []
             batches = [first]

@@ -94,20 +94,23 @@ class CpuMeter:
     """CPU-seconds (user + system) of named process trees. PostgreSQL's connections are
     processes that come and go: the postmaster's reaped-children times count them."""
 
-    def __init__(self, groups: dict[str, list[int]]) -> None:
+    def __init__(self, groups: dict[str, list[int]], *, alone: frozenset[int] = frozenset()) -> None:
+        """`alone`: processes counted without their children (the bench's own, the parent
+        of everything it started)."""
         self.groups = {name: [psutil.Process(pid) for pid in pids] for name, pids in groups.items()}
+        self.alone = alone
 
-    @staticmethod
-    def _tree(process: psutil.Process) -> dict[int, float]:
-        # The bench's own process is the parent of everything it started: it counts alone.
-        alone = process.pid == os.getpid()
+    def _tree(self, process: psutil.Process) -> dict[int, float]:
+        if process.pid in self.alone:
+            times = process.cpu_times()
+            return {process.pid: times.user + times.system}
         seconds: dict[int, float] = {}
-        for each in [process] if alone else [process, *process.children(recursive=True)]:
+        for each in [process, *process.children(recursive=True)]:
             try:
                 times = each.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            seconds[each.pid] = times.user + times.system + (0 if alone else times.children_user + times.children_system)
+            seconds[each.pid] = times.user + times.system + times.children_user + times.children_system
         return seconds
 
     def sample(self) -> dict[str, dict[int, float]]:
@@ -392,7 +395,7 @@ def cpu_meter(processes: Processes) -> CpuMeter:
     return CpuMeter({"web (uvicorn)": [processes.web.pid], "worker io": [processes.workers[0].pid],
                      "worker cpu": [processes.workers[1].pid], "postgresql": [postmaster.pid], "redis": [redis_pid],
                      "sandbox (the provider; not counted)": [p.pid for p in processes.sandboxes],
-                     "bench client (not counted)": [os.getpid()]})
+                     "bench client (not counted)": [os.getpid()]}, alone=frozenset({os.getpid()}))
 
 
 def print_cpu(spent: dict[str, dict[int, float]], chats: int) -> None:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import asynccontextmanager, closing
 from typing import IO, Any
 
 from asgiref.sync import SyncToAsync, iscoroutinefunction, sync_to_async
@@ -41,21 +41,58 @@ from project.upload_limits import BoundedBodyASGIHandler
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-class _SyncViewsInOneHop(ASGIHandler):
-    """Django's ASGI handler, with a synchronous view's request served in one hop to a
-    thread of the process's pool (see the module's docstring), through a synchronous
-    middleware chain of its own (Django's, under ASGI, hops back to the event loop to
-    resolve the view and out again to call it). The bound on the synchronous work
-    (BoundedASGIHandler.gate) is the turn it waits for first. Async views keep Django's
-    path, which also listens for the client leaving (an event stream ends then)."""
+class _BoundedSyncWork(ASGIHandler):
+    """Django's ASGI handler with the process's synchronous work bounded (`turn`) and a
+    synchronous view's request served in one hop to a thread of the process's pool (see
+    the module's docstring), through a synchronous middleware chain of its own (Django's,
+    under ASGI, hops back to the event loop to resolve the view and out again to call it).
+    Async views keep Django's path, which also listens for the client leaving (an event
+    stream ends then); their middleware waits for the same turn."""
 
-    in_flight: int
-    waiting: int
-    _threads: ThreadPoolExecutor
-    _sync: BaseHandler
+    def __init__(self, *, in_flight: int) -> None:
+        self.in_flight = max(1, in_flight)
+        self.waiting = 0  # requests waiting for their turn now
+        self._threads = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="request")
+        super().__init__()
+        self._sync = BaseHandler()
+        self._sync.load_middleware(is_async=False)
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=is_async)
+        chain: Any = getattr(self, "_middleware_chain")  # noqa: B009 - untyped in the stubs
+        if isinstance(chain, SyncToAsync):  # a sync stack, run in the request's own thread
+            setattr(self, "_middleware_chain", self._queued(chain))  # noqa: B010
 
     def gate(self) -> asyncio.Semaphore:
-        raise NotImplementedError
+        """The running loop's queue."""
+        loop = asyncio.get_running_loop()
+        gate = _gates.get(loop)
+        if gate is None:
+            gate = _gates[loop] = asyncio.Semaphore(self.in_flight)
+        return gate
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait for one of the process's `in_flight` turns at synchronous work, first come
+        first served, and hold it for the block."""
+        gate = self.gate()
+        self.waiting += 1
+        try:
+            await gate.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            gate.release()
+
+    def _queued(self, chain: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+                ) -> Callable[[HttpRequest], Awaitable[HttpResponseBase]]:
+        async def queued(request: HttpRequest) -> HttpResponseBase:
+            async with self.turn():
+                return await chain(request)
+
+        return queued
 
     async def handle(self, scope: dict[str, Any], receive: Callable[[], Any], send: Callable[..., Any]) -> None:
         if _view_is_async(scope):
@@ -66,17 +103,9 @@ class _SyncViewsInOneHop(ASGIHandler):
         except RequestAborted:
             return
         with closing(body_file):
-            gate = self.gate()
-            self.waiting += 1
-            try:
-                await gate.acquire()
-            finally:
-                self.waiting -= 1
-            try:
+            async with self.turn():
                 response = await sync_to_async(self._respond, thread_sensitive=False, executor=self._threads)(
                     scope, body_file)
-            finally:
-                gate.release()
             await self.send_response(response, send)
             if response.streaming:
                 await sync_to_async(response.close)()
@@ -113,43 +142,5 @@ def _view_is_async(scope: dict[str, Any]) -> bool:
         return False
 
 
-class BoundedASGIHandler(BoundedBodyASGIHandler, _SyncViewsInOneHop):
+class BoundedASGIHandler(BoundedBodyASGIHandler, _BoundedSyncWork):
     """Uploads bounded (project.upload_limits), and the process's synchronous work."""
-
-    def __init__(self, *, in_flight: int) -> None:
-        self.in_flight = max(1, in_flight)
-        self.waiting = 0  # requests waiting for their turn now
-        self._threads = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="request")
-        super().__init__()
-        self._sync = BaseHandler()
-        self._sync.load_middleware(is_async=False)
-
-    def load_middleware(self, is_async: bool = False) -> None:
-        super().load_middleware(is_async=is_async)
-        chain: Any = getattr(self, "_middleware_chain")  # noqa: B009 - untyped in the stubs
-        if isinstance(chain, SyncToAsync):  # a sync stack, run in the request's own thread
-            setattr(self, "_middleware_chain", self._queued(chain))  # noqa: B010
-
-    def gate(self) -> asyncio.Semaphore:
-        """The running loop's queue."""
-        loop = asyncio.get_running_loop()
-        gate = _gates.get(loop)
-        if gate is None:
-            gate = _gates[loop] = asyncio.Semaphore(self.in_flight)
-        return gate
-
-    def _queued(self, chain: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
-                ) -> Callable[[HttpRequest], Awaitable[HttpResponseBase]]:
-        async def queued(request: HttpRequest) -> HttpResponseBase:
-            gate = self.gate()
-            self.waiting += 1
-            try:
-                await gate.acquire()
-            finally:
-                self.waiting -= 1
-            try:
-                return await chain(request)
-            finally:
-                gate.release()
-
-        return queued

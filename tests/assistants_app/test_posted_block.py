@@ -5,17 +5,13 @@ block too long to carry, is rendered by the page from the database as before."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from django.test import AsyncClient
 
 from assistants_app import streams, views_stream
 from assistants_app.models import Run, feed_key
-from tests.assistants_app.test_streaming import _read_until, parse_sse
+from tests.assistants_app.test_streaming import page_reading, parse_sse, until_received
 from tests.conftest import client_for
 from tests.factories import add_member, make_assistant, make_thread, make_user
 
@@ -29,23 +25,26 @@ def _post_while_a_colleague_watches(team: Any, owner: Any, connection: Any, text
     thread = make_thread(team, make_assistant(team, connection))
     colleague = make_user("casey")
     add_member(team, colleague)
-    received: list[str] = []
-
-    async def read() -> str:
-        client = AsyncClient()
-        await client.aforce_login(colleague)
-        return await _read_until(client, f"/threads/{thread.pk}/events/", "run", into=received)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        reading = pool.submit(lambda: asyncio.run(read()))
-        deadline = time.monotonic() + 10
-        while "id: " not in "".join(received):
-            assert time.monotonic() < deadline, "the page's stream did not open"
-            time.sleep(0.01)
+    with page_reading(colleague, f"/threads/{thread.pk}/events/", "run") as (received, reading):
+        until_received(received, "id: ", "the page's stream did not open")
         answer = client_for(owner).post(f"/threads/{thread.pk}/messages/", {"text": text}, HTTP_HX_REQUEST="true")
         assert answer.status_code == 200 and b"post-error" in answer.content and b"run-error" not in answer.content
         events = parse_sse(reading.result(timeout=20))
     return answer.content.decode(), events[-1], Run.objects.get(thread=thread)
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list[int]:
+    """The runs a page rendered itself (views_stream.render_run), in order."""
+    rendered: list[int] = []
+    real_render = views_stream.render_run
+
+    def counted(thread_id: int, run_id: int, *args: Any, **kwargs: Any) -> str:
+        rendered.append(run_id)
+        return real_render(thread_id, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(views_stream, "render_run", counted)
+    return rendered
 
 
 def test_the_pages_open_on_the_thread_show_the_posted_block_without_rendering_it(team, owner, chat_connection,
@@ -66,33 +65,19 @@ def test_the_pages_open_on_the_thread_show_the_posted_block_without_rendering_it
     assert "csrfmiddlewaretoken" not in block
 
 
-def test_a_late_reader_of_the_announcement_renders_the_run_as_it_is_now(team, owner, chat_connection, monkeypatch) -> None:
-    rendered: list[int] = []
-    real_render = views_stream.render_run
-
-    def counted(thread_id: int, run_id: int, *args: Any, **kwargs: Any) -> str:
-        rendered.append(run_id)
-        return real_render(thread_id, run_id, *args, **kwargs)
-
-    monkeypatch.setattr(views_stream, "render_run", counted)
+def test_a_late_reader_of_the_announcement_renders_the_run_as_it_is_now(team, owner, chat_connection, renders,
+                                                                       monkeypatch) -> None:
     monkeypatch.setattr(views_stream, "ANNOUNCED_FOR_MS", 0)  # every announcement is old
     answer, event, run = _post_while_a_colleague_watches(team, owner, chat_connection, "Hello")
-    assert rendered == [run.pk]
+    assert renders == [run.pk]
     assert event["event"] == "run" and f'id="run-{run.pk}"' in event["data"] and f'id="m-{run.user_message_id}"' in answer
 
 
-def test_a_block_too_long_to_carry_is_announced_without_it(team, owner, chat_connection, monkeypatch) -> None:
+def test_a_block_too_long_to_carry_is_announced_without_it(team, owner, chat_connection, renders,
+                                                          monkeypatch) -> None:
     monkeypatch.setattr(streams, "ANNOUNCED_HTML_MAX", 500)
-    rendered: list[int] = []
-    real_render = views_stream.render_run
-
-    def counted(thread_id: int, run_id: int, *args: Any, **kwargs: Any) -> str:
-        rendered.append(run_id)
-        return real_render(thread_id, run_id, *args, **kwargs)
-
-    monkeypatch.setattr(views_stream, "render_run", counted)
     long_text = "A long question. " * 60
     _, event, run = _post_while_a_colleague_watches(team, owner, chat_connection, long_text)
     entries: Any = streams.redis_client().xrange(feed_key(run.thread_id))
     assert entries[-1][1] == {b"run": str(run.pk).encode()}
-    assert rendered == [run.pk] and long_text.strip() in event["data"]
+    assert renders == [run.pk] and long_text.strip() in event["data"]

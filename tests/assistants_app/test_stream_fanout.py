@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -17,7 +16,15 @@ from django.test import AsyncClient
 from assistants_app import streams
 from assistants_app.models import Run, RunStatus, stream_key
 from assistants_app.stream_hub import StreamHub, stream_hub
-from tests.assistants_app.test_streaming import _read_until, _running_run, _text_of, parse_sse, run_async
+from tests.assistants_app.test_streaming import (
+    _read_until,
+    _running_run,
+    _text_of,
+    page_reading,
+    parse_sse,
+    run_async,
+    until_received,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -241,25 +248,11 @@ def test_words_the_page_caught_itself_and_the_hub_reads_again_are_not_taken_for_
     # Its reply is saved already (a fast one), its text still on its way to the stream; the
     # page opens before it is announced.
     Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
-    received: list[str] = []
-
-    async def read() -> str:
-        client = AsyncClient()
-        await client.aforce_login(owner)
-        return await _read_until(client, f"/threads/{run.thread_id}/events/", f"done-{run.pk}", into=received)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        reading = pool.submit(lambda: asyncio.run(read()))
-        deadline = time.monotonic() + 10
-        while "id: " not in "".join(received):  # the page's stream is open, with no active run
-            assert time.monotonic() < deadline, "the page's stream did not open"
-            time.sleep(0.01)
+    with page_reading(owner, f"/threads/{run.thread_id}/events/", f"done-{run.pk}") as (received, reading):
+        until_received(received, "id: ", "the page's stream did not open")  # open, with no active run
         streams.publish(run.pk, "delta", "First words")
         streams.announce_run(run.thread_id, run.pk)
-        deadline = time.monotonic() + 10
-        while "First words" not in "".join(received):
-            assert time.monotonic() < deadline, "the page did not show the first words"
-            time.sleep(0.01)
+        until_received(received, "First words", "the page did not show the first words")
         time.sleep(0.3)
         streams.publish(run.pk, "delta", ", and the rest.")
         streams.publish_end(run.pk)

@@ -9,7 +9,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,30 @@ async def _read_until(client: AsyncClient, url: str, last_event: str, headers: d
     finally:
         await content.aclose()
     return "".join(received)
+
+
+@contextmanager
+def page_reading(user: Any, url: str, last_event: str) -> Iterator[tuple[list[str], Future[str]]]:
+    """A page holding its event stream open while the test acts, read in a thread of its
+    own up to `last_event` (_read_until): what has arrived so far, and the whole text."""
+    received: list[str] = []
+
+    async def read() -> str:
+        client = AsyncClient()
+        await client.aforce_login(user)
+        return await _read_until(client, url, last_event, into=received)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield received, pool.submit(lambda: asyncio.run(read()))
+
+
+def until_received(received: list[str], text: str, failure: str, *, timeout: float = 10,
+                   reading: Future[str] | None = None) -> None:
+    """Wait until the page has received `text`; `reading` must not have ended first."""
+    deadline = time.monotonic() + timeout
+    while text not in "".join(received):
+        assert time.monotonic() < deadline and not (reading is not None and reading.done()), failure
+        time.sleep(0.01)
 
 
 def run_async[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -201,25 +226,11 @@ def test_a_page_open_before_a_post_is_told_of_the_run_and_follows_it_to_the_end(
     url = unescape(re.search(r'sse-connect="([^"]+)"', html)[1])  # type: ignore[index]
     assert url.startswith(f"/threads/{thread.pk}/events/?feed=")
 
-    received: list[str] = []
-
-    async def read() -> str:
-        client = AsyncClient()
-        await client.aforce_login(colleague)
-        return await _read_until(client, url, "done-", into=received)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        reading = pool.submit(lambda: asyncio.run(read()))
-        deadline = time.monotonic() + 10
-        while "id: " not in "".join(received):  # the page's stream is open and has caught up
-            assert time.monotonic() < deadline, "the page's stream did not open"
-            time.sleep(0.01)
+    with page_reading(colleague, url, "done-") as (received, reading):
+        until_received(received, "id: ", "the page's stream did not open")  # it is open and has caught up
         # Someone else posts after the page was rendered; then the worker writes the reply.
         message, run = thread_post_message(thread=thread, actor=owner, text="Anyone <there>?")
-        deadline = time.monotonic() + 10
-        while "event: run\n" not in "".join(received):
-            assert time.monotonic() < deadline, "the page was not told of the run"
-            time.sleep(0.01)
+        until_received(received, "event: run\n", "the page was not told of the run")
         for piece in ("Yes, ", "here."):
             streams.publish(run.pk, "delta", piece)
         Message.objects.create(thread=thread, team=team, role="assistant", text="Yes, here.", run=run,
@@ -242,19 +253,9 @@ def test_a_quiet_page_keeps_its_stream_past_the_redis_clients_default_timeout(te
 
     monkeypatch.setattr(views_stream, "BLOCK_MS", 6_000)
     thread = make_thread(team, make_assistant(team, make_connection(team, kind=ProviderKind.SANDBOX)))
-    received: list[str] = []
-
-    async def read() -> str:
-        client = AsyncClient()
-        await client.aforce_login(owner)
-        return await _read_until(client, f"/threads/{thread.pk}/events/", "run", into=received)
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        reading = pool.submit(lambda: asyncio.run(read()))
-        deadline = time.monotonic() + 12
-        while ": still here" not in "".join(received):  # a whole quiet BLOCK went by
-            assert time.monotonic() < deadline and not reading.done(), "".join(received)
-            time.sleep(0.05)
+    with page_reading(owner, f"/threads/{thread.pk}/events/", "run") as (received, reading):
+        # A whole quiet BLOCK went by, the stream still open.
+        until_received(received, ": still here", "the stream ended or said nothing", timeout=12, reading=reading)
         _, run = thread_post_message(thread=thread, actor=owner, text="Still there?")
         events = parse_sse(reading.result(timeout=10))
     assert events[-1]["event"] == "run" and f'id="run-{run.pk}"' in events[-1]["data"]
